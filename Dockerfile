@@ -1,0 +1,15 @@
+# Tessera as a container: a release build on Debian, run as an unprivileged user.
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN cargo build --release --locked
+
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates libssl3 \
+    && rm -rf /var/lib/apt/lists/* && useradd --system --home /var/lib/tessera tessera \
+    && mkdir -p /var/lib/tessera && chown tessera /var/lib/tessera
+COPY --from=build /src/target/release/tessera /usr/local/bin/tessera
+USER tessera
+ENV TESSERA__METADATA_DIR=/metadata
+ENTRYPOINT ["/usr/local/bin/tessera"]
+CMD ["serve"]

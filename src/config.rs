@@ -1,0 +1,511 @@
+//! Typed settings: TOML file, then `TESSERA__*` environment, then `*_FILE` secrets; validated once.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::directory::ldap::LdapSettings;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {detail}")]
+    Parse { path: String, detail: String },
+    #[error("environment variable {var}: {detail}")]
+    Env { var: String, detail: String },
+    #[error("invalid setting `{key}`: {detail}")]
+    Invalid { key: String, detail: String },
+}
+
+fn invalid(key: &str, detail: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_owned(),
+        detail: detail.into(),
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub idp: IdpConfig,
+    pub directory: DirectoryConfig,
+    pub store: StoreConfig,
+    /// Folder of trusted SP metadata files (`*.xml`, each with an optional `*.toml` beside it).
+    pub metadata_dir: PathBuf,
+    #[serde(rename = "relying_party")]
+    pub relying_parties: Vec<crate::rp::RpConfig>,
+    pub log: LogConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            server: ServerConfig::default(),
+            idp: IdpConfig::default(),
+            directory: DirectoryConfig::default(),
+            store: StoreConfig::default(),
+            metadata_dir: PathBuf::from("metadata"),
+            relying_parties: Vec::new(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// The URL browsers and SPs use to reach Tessera (behind a proxy: the proxy's URL).
+    pub public_url: String,
+    pub data_dir: PathBuf,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: "http://localhost:8080".into(),
+            data_dir: PathBuf::from("tessera-data"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdpConfig {
+    /// Our SAML entityID; AD FS style `<public_url>/adfs/services/trust` when unset.
+    pub entity_id: Option<String>,
+    pub display_name: String,
+    /// Conditions NotBefore = now - skew (NetScaler's own tolerance defaults to 5 min).
+    pub clock_skew_secs: u32,
+    pub assertion_lifetime_secs: u32,
+    pub session_lifetime_secs: u32,
+    /// An AuthnRequest older than this (IssueInstant) is refused as stale.
+    pub request_max_age_secs: u32,
+    /// How long a sign-in page may stay open before the flow is forgotten.
+    pub flow_lifetime_secs: u32,
+    /// SAML bindings §3.4.3 says 80 bytes; real SPs send more, so the cap is configurable.
+    pub relay_state_max_bytes: usize,
+    pub signing: SigningConfig,
+}
+
+impl Default for IdpConfig {
+    fn default() -> Self {
+        Self {
+            entity_id: None,
+            display_name: "Tessera".into(),
+            clock_skew_secs: 60,
+            assertion_lifetime_secs: 300,
+            session_lifetime_secs: 8 * 3600,
+            request_max_age_secs: 300,
+            flow_lifetime_secs: 900,
+            relay_state_max_bytes: 1024,
+            signing: SigningConfig::default(),
+        }
+    }
+}
+
+/// Where the token-signing key comes from. Unset: generated once into the data dir.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SigningConfig {
+    pub key_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub pfx_file: Option<PathBuf>,
+    pub pfx_password: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DirectoryKind {
+    #[default]
+    File,
+    Ldap,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct DirectoryConfig {
+    pub kind: DirectoryKind,
+    /// Users file; `<data_dir>/users.toml` when unset.
+    pub users_file: Option<PathBuf>,
+    pub ldap: Option<LdapSettings>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    #[default]
+    Embedded,
+    Redis,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    pub backend: StoreKind,
+    /// `<data_dir>/store.redb` when unset.
+    pub path: Option<PathBuf>,
+    pub redis_url: Option<String>,
+    pub redis_prefix: String,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            backend: StoreKind::Embedded,
+            path: None,
+            redis_url: None,
+            redis_prefix: "tessera:".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub json: bool,
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            json: false,
+            level: "info".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Loads the file (if any), applies `TESSERA__SECTION__KEY` overrides and
+    /// `TESSERA__SECTION__KEY_FILE` secrets from `env`, then validates.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let (mut table, origin) = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                let table: toml::Table =
+                    text.parse()
+                        .map_err(|e: toml::de::Error| ConfigError::Parse {
+                            path: path.display().to_string(),
+                            detail: e.to_string(),
+                        })?;
+                (table, path.display().to_string())
+            }
+            None => (toml::Table::new(), "(defaults)".to_owned()),
+        };
+        let mut from_env = false;
+        for (var, value) in env {
+            let Some(rest) = var.strip_prefix("TESSERA__") else {
+                continue;
+            };
+            from_env = true;
+            apply_env(&mut table, &var, rest, &value)?;
+        }
+        let origin = if from_env {
+            format!("{origin} + environment")
+        } else {
+            origin
+        };
+        let config: Config =
+            toml::Value::Table(table)
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigError::Parse {
+                    path: origin,
+                    detail: e.to_string(),
+                })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Cross-field checks that serde cannot express; each error names its key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let url = url::Url::parse(&self.server.public_url)
+            .map_err(|e| invalid("server.public_url", e.to_string()))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(invalid(
+                "server.public_url",
+                "must be an http(s) URL with a host",
+            ));
+        }
+        if self.idp.entity_id.as_deref() == Some("") {
+            return Err(invalid("idp.entity_id", "must not be empty"));
+        }
+        check_range("idp.clock_skew_secs", self.idp.clock_skew_secs, 0, 600)?;
+        check_range(
+            "idp.assertion_lifetime_secs",
+            self.idp.assertion_lifetime_secs,
+            30,
+            3600,
+        )?;
+        check_range(
+            "idp.session_lifetime_secs",
+            self.idp.session_lifetime_secs,
+            60,
+            7 * 24 * 3600,
+        )?;
+        check_range(
+            "idp.request_max_age_secs",
+            self.idp.request_max_age_secs,
+            30,
+            3600,
+        )?;
+        check_range(
+            "idp.flow_lifetime_secs",
+            self.idp.flow_lifetime_secs,
+            60,
+            3600,
+        )?;
+        if !(80..=16 * 1024).contains(&self.idp.relay_state_max_bytes) {
+            return Err(invalid(
+                "idp.relay_state_max_bytes",
+                "must be between 80 and 16384",
+            ));
+        }
+        let s = &self.idp.signing;
+        if s.pfx_file.is_some() && (s.key_file.is_some() || s.cert_file.is_some()) {
+            return Err(invalid(
+                "idp.signing.pfx_file",
+                "give either pfx_file or key_file + cert_file, not both",
+            ));
+        }
+        if s.key_file.is_some() != s.cert_file.is_some() {
+            return Err(invalid(
+                "idp.signing.key_file",
+                "key_file and cert_file go together",
+            ));
+        }
+        for (key, path) in [
+            ("idp.signing.key_file", &s.key_file),
+            ("idp.signing.cert_file", &s.cert_file),
+            ("idp.signing.pfx_file", &s.pfx_file),
+        ] {
+            if let Some(p) = path
+                && !p.is_file()
+            {
+                return Err(invalid(
+                    key,
+                    format!("{} is not a readable file", p.display()),
+                ));
+            }
+        }
+        match (self.directory.kind, &self.directory.ldap) {
+            (DirectoryKind::Ldap, None) => {
+                return Err(invalid(
+                    "directory.ldap",
+                    "kind = \"ldap\" needs a [directory.ldap] section",
+                ));
+            }
+            (DirectoryKind::Ldap, Some(ldap)) => ldap
+                .validate()
+                .map_err(|detail| invalid("directory.ldap", detail))?,
+            _ => {}
+        }
+        if self.store.backend == StoreKind::Redis {
+            match &self.store.redis_url {
+                None => {
+                    return Err(invalid(
+                        "store.redis_url",
+                        "backend = \"redis\" needs redis_url",
+                    ));
+                }
+                Some(u) if !(u.starts_with("redis://") || u.starts_with("rediss://")) => {
+                    return Err(invalid(
+                        "store.redis_url",
+                        "must start with redis:// or rediss://",
+                    ));
+                }
+                _ => {}
+            }
+        }
+        for (i, rp) in self.relying_parties.iter().enumerate() {
+            rp.validate()
+                .map_err(|detail| invalid(&format!("relying_party[{i}]"), detail))?;
+        }
+        Ok(())
+    }
+
+    pub fn entity_id(&self) -> String {
+        self.idp
+            .entity_id
+            .clone()
+            .unwrap_or_else(|| format!("{}/adfs/services/trust", self.public_base()))
+    }
+
+    /// The public URL without a trailing slash, for building endpoint URLs.
+    pub fn public_base(&self) -> &str {
+        self.server.public_url.trim_end_matches('/')
+    }
+
+    pub fn users_file(&self) -> PathBuf {
+        self.directory
+            .users_file
+            .clone()
+            .unwrap_or_else(|| self.server.data_dir.join("users.toml"))
+    }
+
+    pub fn store_path(&self) -> PathBuf {
+        self.store
+            .path
+            .clone()
+            .unwrap_or_else(|| self.server.data_dir.join("store.redb"))
+    }
+
+    /// Cookies get `Secure` (and may use SameSite=None) only when served over https.
+    pub fn is_https(&self) -> bool {
+        self.server.public_url.starts_with("https://")
+    }
+}
+
+fn check_range(key: &str, value: u32, min: u32, max: u32) -> Result<(), ConfigError> {
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(invalid(key, format!("{value} is outside {min}..={max}")))
+    }
+}
+
+/// `TESSERA__DIRECTORY__LDAP__BIND_PASSWORD_FILE=/run/secrets/x` sets
+/// `directory.ldap.bind_password` to the file's contents (trailing newline removed).
+fn apply_env(
+    table: &mut toml::Table,
+    var: &str,
+    rest: &str,
+    value: &str,
+) -> Result<(), ConfigError> {
+    let env_err = |detail: String| ConfigError::Env {
+        var: var.to_owned(),
+        detail,
+    };
+    let mut path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
+    if path.iter().any(|p| p.is_empty()) {
+        return Err(env_err("empty key segment".into()));
+    }
+    let leaf = path.pop().unwrap_or_default();
+    let (leaf, value) = match leaf.strip_suffix("_file") {
+        Some(secret_key) => {
+            let contents = std::fs::read_to_string(value)
+                .map_err(|e| env_err(format!("cannot read secret file {value}: {e}")))?;
+            let trimmed = contents.trim_end_matches(['\r', '\n']).to_owned();
+            (secret_key.to_owned(), toml::Value::String(trimmed))
+        }
+        None => (leaf, env_value(value)),
+    };
+    let mut cursor = table;
+    for segment in &path {
+        let entry = cursor
+            .entry(segment.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        cursor = entry
+            .as_table_mut()
+            .ok_or_else(|| env_err(format!("`{segment}` is not a section")))?;
+    }
+    cursor.insert(leaf, value);
+    Ok(())
+}
+
+/// Environment values are strings; numbers and booleans are recognised so `..._SECS=30` works.
+fn env_value(raw: &str) -> toml::Value {
+    if let Ok(i) = raw.parse::<i64>() {
+        return toml::Value::Integer(i);
+    }
+    match raw {
+        "true" => toml::Value::Boolean(true),
+        "false" => toml::Value::Boolean(false),
+        _ => toml::Value::String(raw.to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = Config::load(None, Vec::new()).expect("defaults");
+        assert_eq!(c.entity_id(), "http://localhost:8080/adfs/services/trust");
+        assert_eq!(c.store.backend, StoreKind::Embedded);
+    }
+
+    #[test]
+    fn env_overrides_file_and_names_bad_keys() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("t.toml");
+        std::fs::write(&file, "[idp]\nassertion_lifetime_secs = 120\n").expect("write");
+        let c = Config::load(
+            Some(&file),
+            env(&[("TESSERA__IDP__ASSERTION_LIFETIME_SECS", "240")]),
+        )
+        .expect("load");
+        assert_eq!(c.idp.assertion_lifetime_secs, 240);
+
+        let err = Config::load(
+            Some(&file),
+            env(&[("TESSERA__IDP__ASSERTION_LIFETIME_SECS", "5")]),
+        )
+        .expect_err("out of range");
+        assert!(
+            err.to_string().contains("idp.assertion_lifetime_secs"),
+            "{err}"
+        );
+
+        std::fs::write(&file, "[idp]\nasertion_lifetime_secs = 120\n").expect("write");
+        let err = Config::load(Some(&file), Vec::new()).expect_err("typo");
+        assert!(err.to_string().contains("asertion_lifetime_secs"), "{err}");
+    }
+
+    #[test]
+    fn file_secrets_are_read_and_trimmed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let secret = dir.path().join("pw");
+        std::fs::write(&secret, "s3cret\n").expect("write");
+        let c = Config::load(
+            None,
+            env(&[
+                ("TESSERA__STORE__BACKEND", "redis"),
+                (
+                    "TESSERA__STORE__REDIS_URL_FILE",
+                    secret.to_str().expect("utf8"),
+                ),
+            ]),
+        )
+        .expect_err("not a redis url");
+        assert!(c.to_string().contains("store.redis_url"), "{c}");
+    }
+
+    #[test]
+    fn redis_backend_needs_url_and_ldap_needs_section() {
+        let err =
+            Config::load(None, env(&[("TESSERA__STORE__BACKEND", "redis")])).expect_err("no url");
+        assert!(err.to_string().contains("store.redis_url"));
+        let err =
+            Config::load(None, env(&[("TESSERA__DIRECTORY__KIND", "ldap")])).expect_err("no ldap");
+        assert!(err.to_string().contains("directory.ldap"));
+    }
+
+    #[test]
+    fn bad_public_url_is_named() {
+        let err = Config::load(None, env(&[("TESSERA__SERVER__PUBLIC_URL", "ftp://x")]))
+            .expect_err("scheme");
+        assert!(err.to_string().contains("server.public_url"));
+    }
+}

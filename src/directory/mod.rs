@@ -1,0 +1,110 @@
+//! The `Directory` edge: checks a user's password and looks users up (LDAP/AD or a users file).
+
+pub mod file;
+pub mod ldap;
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// What the rest of Tessera knows about a user after the directory answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct UserInfo {
+    /// The canonical short login name (sAMAccountName on AD; `uid` in a users file).
+    pub username: String,
+    /// Distinguished name, or `file:<username>` for the users file.
+    pub dn: String,
+    pub upn: Option<String>,
+    pub mail: Option<String>,
+    pub display_name: Option<String>,
+    pub mobile: Option<String>,
+    pub telephone: Option<String>,
+    /// Group names (the CN of each memberOf DN for LDAP).
+    pub groups: Vec<String>,
+    /// Every configured attribute as read, for claim rules (lower-cased attribute names).
+    pub attributes: BTreeMap<String, Vec<String>>,
+}
+
+/// Why a sign-in was refused. The user sees `user_message()`; the log gets the Debug form.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("invalid user name or password")]
+    InvalidCredentials,
+    #[error("empty password refused")]
+    EmptyPassword,
+    #[error("account locked")]
+    AccountLocked,
+    #[error("account disabled")]
+    AccountDisabled,
+    #[error("password expired")]
+    PasswordExpired,
+    #[error("account expired")]
+    AccountExpired,
+    #[error("password must be changed")]
+    MustChangePassword,
+    #[error("directory unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl AuthError {
+    /// Text safe to show on the login page. Wrong user and wrong password read the same, so
+    /// the page does not tell an attacker which user names exist.
+    pub fn user_message(&self) -> &'static str {
+        match self {
+            AuthError::InvalidCredentials | AuthError::EmptyPassword => {
+                "Incorrect user ID or password. Type the correct user ID and password, and try again."
+            }
+            AuthError::AccountLocked => {
+                "Your account is locked. Try again later or contact your help desk."
+            }
+            AuthError::AccountDisabled => "Your account is disabled. Contact your help desk.",
+            AuthError::PasswordExpired => {
+                "Your password has expired. Change it, then sign in again."
+            }
+            AuthError::AccountExpired => "Your account has expired. Contact your help desk.",
+            AuthError::MustChangePassword => {
+                "You must change your password before you can sign in."
+            }
+            AuthError::Unavailable(_) => {
+                "The sign-in service cannot reach the directory right now. Try again in a moment."
+            }
+        }
+    }
+}
+
+#[async_trait]
+pub trait Directory: Send + Sync + 'static {
+    /// Checks the password of `login` (`user`, `user@upn.suffix` or `DOMAIN\user`) and
+    /// returns the user's attributes on success.
+    async fn authenticate(&self, login: &str, password: &str) -> Result<UserInfo, AuthError>;
+    /// Finds a user without a password (SSO session refresh, admin search).
+    async fn lookup(&self, login: &str) -> Result<Option<UserInfo>, AuthError>;
+}
+
+/// Splits the three accepted login forms into (short name, upn suffix / domain hint).
+/// `DOMAIN\user` -> ("user", None) ; `user@corp.example` -> ("user", Some("corp.example")).
+pub fn split_login(login: &str) -> (&str, Option<&str>) {
+    if let Some((_, user)) = login.split_once('\\') {
+        (user, None)
+    } else if let Some((user, suffix)) = login.rsplit_once('@') {
+        (user, Some(suffix))
+    } else {
+        (login, None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn login_forms_split() {
+        assert_eq!(split_login("alice"), ("alice", None));
+        assert_eq!(split_login("CORP\\alice"), ("alice", None));
+        assert_eq!(
+            split_login("alice@corp.example"),
+            ("alice", Some("corp.example"))
+        );
+    }
+}

@@ -1,0 +1,17 @@
+//! Tessera: a self-hosted SAML identity provider with LDAP sign-in and an MFA adapter.
+
+pub mod audit;
+pub mod clock;
+pub mod config;
+pub mod directory;
+pub mod keys;
+pub mod login;
+pub mod rp;
+pub mod saml;
+pub mod startup;
+pub mod store;
+pub mod web;
+pub mod xml;
+pub mod xmldsig;
+
+pub use web::{AppState, app};

@@ -1,0 +1,382 @@
+//! The `tessera` command line: serve, check-config, metadata, rp, keys, users.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use tessera::clock::SystemClock;
+use tessera::config::Config;
+
+#[derive(Parser)]
+#[command(
+    name = "tessera",
+    version,
+    about = "SAML identity provider with LDAP sign-in and MFA"
+)]
+struct Cli {
+    /// Config file (TOML). Without one, `tessera.toml` is used if present, else defaults.
+    #[arg(long, short, global = true, env = "TESSERA_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the identity provider (first run: creates keys, store and a demo user).
+    Serve,
+    /// Load and validate the configuration, then print a summary.
+    CheckConfig,
+    /// Print our IdP metadata (or only the signing certificate in PEM).
+    Metadata {
+        #[arg(long)]
+        cert: bool,
+    },
+    /// Relying-party trusts.
+    Rp {
+        #[command(subcommand)]
+        command: RpCommand,
+    },
+    /// Token-signing key and certificate.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Users file (embedded directory).
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RpCommand {
+    /// Register an SP from its metadata file (copied into the metadata folder).
+    Add {
+        #[arg(long)]
+        metadata: PathBuf,
+        #[arg(long, value_parser = ["netscaler"])]
+        preset: Option<String>,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List the registered relying parties.
+    List,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Import an existing token-signing certificate and key (e.g. exported from AD FS).
+    Import {
+        #[arg(long, conflicts_with_all = ["key", "cert"])]
+        pfx: Option<PathBuf>,
+        /// File holding the PFX password (the password itself never goes on the command line).
+        #[arg(long, requires = "pfx")]
+        password_file: Option<PathBuf>,
+        #[arg(long, requires = "cert")]
+        key: Option<PathBuf>,
+        #[arg(long, requires = "key")]
+        cert: Option<PathBuf>,
+    },
+    /// Show the active certificate's thumbprints and validity.
+    Show,
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Add a user to the users file; the password is read from stdin.
+    Add {
+        username: String,
+        #[arg(long)]
+        upn: Option<String>,
+        #[arg(long)]
+        mail: Option<String>,
+        #[arg(long)]
+        display_name: Option<String>,
+        #[arg(long = "group")]
+        groups: Vec<String>,
+    },
+    /// Print an argon2id hash of the password read from stdin.
+    Hash,
+}
+
+fn load_config(path: Option<&Path>) -> Result<Config, String> {
+    let default = Path::new("tessera.toml");
+    let path = path.or_else(|| default.exists().then_some(default));
+    Config::load(path, std::env::vars()).map_err(|e| e.to_string())
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if config.log.json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    let config = load_config(cli.config.as_deref())?;
+    match cli.command {
+        Command::Serve => serve(config).await,
+        Command::CheckConfig => {
+            println!("configuration OK");
+            println!("  public URL   {}", config.server.public_url);
+            println!("  entity ID    {}", config.entity_id());
+            println!("  listen       {}", config.server.listen);
+            println!("  data dir     {}", config.server.data_dir.display());
+            println!("  directory    {:?}", config.directory.kind);
+            println!("  store        {:?}", config.store.backend);
+            let rps = tessera::rp::Registry::load(&config.metadata_dir, &config.relying_parties)
+                .map_err(|e| e.to_string())?;
+            println!("  relying parties: {}", rps.all().len());
+            Ok(())
+        }
+        Command::Metadata { cert } => {
+            let (keys, _) = tessera::keys::load_or_create(
+                &config.server.data_dir,
+                &config.idp.signing,
+                "Tessera Token Signing",
+            )
+            .map_err(|e| e.to_string())?;
+            if cert {
+                print!("{}", keys.cert_pem());
+            } else {
+                let xml = tessera::saml::metadata::idp_metadata(
+                    &tessera::startup::endpoints(&config),
+                    &keys,
+                    None,
+                )
+                .map_err(|e| e.to_string())?;
+                println!("{xml}");
+            }
+            Ok(())
+        }
+        Command::Rp { command } => rp_command(&config, command),
+        Command::Keys { command } => keys_command(&config, command),
+        Command::Users { command } => users_command(&config, command),
+    }
+}
+
+async fn serve(config: Config) -> Result<(), String> {
+    init_logging(&config);
+    let listen = config.server.listen;
+    let base = config.public_base().to_owned();
+    let (state, first) = tessera::startup::build(config, Arc::new(SystemClock))
+        .await
+        .map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    if first.key_created {
+        println!(
+            "Created a token-signing key and certificate (SHA-1 {}).",
+            state.keys.thumbprint_sha1
+        );
+    }
+    if let Some(pw) = &first.demo_password {
+        println!("Created the users file with user `demo`, password: {pw}");
+        println!("(shown this once; add users with `tessera users add NAME`)");
+    }
+    println!("Tessera is listening on {listen}");
+    println!("  home page      {base}/");
+    println!("  login page     {base}/adfs/ls/  (SPs send their AuthnRequests here)");
+    println!("  metadata       {base}/FederationMetadata/2007-06/FederationMetadata.xml");
+    println!("  admin docs     {base}/docs");
+    let app = tessera::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|e| e.to_string())
+}
+
+fn rp_command(config: &Config, command: RpCommand) -> Result<(), String> {
+    match command {
+        RpCommand::Add {
+            metadata,
+            preset,
+            name,
+        } => {
+            let text = std::fs::read_to_string(&metadata)
+                .map_err(|e| format!("{}: {e}", metadata.display()))?;
+            let md =
+                tessera::saml::metadata::parse_sp_metadata(&text).map_err(|e| e.to_string())?;
+            let existing =
+                tessera::rp::Registry::load(&config.metadata_dir, &config.relying_parties)
+                    .map_err(|e| e.to_string())?;
+            if existing.all().iter().any(|rp| rp.entity_id == md.entity_id) {
+                return Err(format!("{} is already registered", md.entity_id));
+            }
+            let slug = tessera::rp::slug(name.as_deref().unwrap_or(&md.entity_id));
+            std::fs::create_dir_all(&config.metadata_dir).map_err(|e| e.to_string())?;
+            let xml_path = config.metadata_dir.join(format!("{slug}.xml"));
+            if xml_path.exists() {
+                return Err(format!(
+                    "{} already exists; choose another --name",
+                    xml_path.display()
+                ));
+            }
+            let sidecar = tessera::rp::RpConfig {
+                name: name.clone(),
+                preset: preset.as_deref().map(|_| tessera::rp::Preset::Netscaler),
+                ..Default::default()
+            };
+            // Check the combination builds before writing anything.
+            tessera::rp::RelyingParty::from_config(
+                &sidecar,
+                Some(md.clone()),
+                "new",
+                &config.metadata_dir,
+            )?;
+            std::fs::write(&xml_path, text).map_err(|e| e.to_string())?;
+            let toml = toml::to_string(&sidecar).map_err(|e| e.to_string())?;
+            std::fs::write(xml_path.with_extension("toml"), toml).map_err(|e| e.to_string())?;
+            println!(
+                "registered {} as {} (restart Tessera to load it)",
+                md.entity_id,
+                xml_path.display()
+            );
+            Ok(())
+        }
+        RpCommand::List => {
+            let reg = tessera::rp::Registry::load(&config.metadata_dir, &config.relying_parties)
+                .map_err(|e| e.to_string())?;
+            for rp in reg.all() {
+                println!(
+                    "{}\t{}\tsign={:?}\tacs={}",
+                    rp.name,
+                    rp.entity_id,
+                    rp.sign,
+                    rp.acs.first().map(|a| a.url.as_str()).unwrap_or("-")
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+fn keys_command(config: &Config, command: KeysCommand) -> Result<(), String> {
+    let data = &config.server.data_dir;
+    let keys = match command {
+        KeysCommand::Import {
+            pfx,
+            password_file,
+            key,
+            cert,
+        } => {
+            let password = match &password_file {
+                Some(p) => std::fs::read_to_string(p)
+                    .map_err(|e| format!("{}: {e}", p.display()))?
+                    .trim_end_matches(['\r', '\n'])
+                    .to_owned(),
+                None => String::new(),
+            };
+            let pem = key.as_deref().zip(cert.as_deref());
+            let m =
+                tessera::keys::import(data, pfx.as_deref().map(|p| (p, password.as_str())), pem)
+                    .map_err(|e| e.to_string())?;
+            println!("imported into {}", data.display());
+            m
+        }
+        KeysCommand::Show => {
+            tessera::keys::load_or_create(data, &config.idp.signing, "Tessera Token Signing")
+                .map_err(|e| e.to_string())?
+                .0
+        }
+    };
+    println!("SHA-1   {}", keys.thumbprint_sha1);
+    println!("SHA-256 {}", keys.thumbprint_sha256);
+    println!("valid until {}", keys.not_after);
+    Ok(())
+}
+
+fn read_secret_line() -> Result<String, String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| e.to_string())?;
+    let pw = line.trim_end_matches(['\r', '\n']).to_owned();
+    if pw.is_empty() {
+        return Err("empty password on stdin".into());
+    }
+    Ok(pw)
+}
+
+fn users_command(config: &Config, command: UsersCommand) -> Result<(), String> {
+    use tessera::directory::file::{FileUser, UsersFile, hash_password};
+    match command {
+        UsersCommand::Hash => {
+            println!("{}", hash_password(&read_secret_line()?)?);
+            Ok(())
+        }
+        UsersCommand::Add {
+            username,
+            upn,
+            mail,
+            display_name,
+            groups,
+        } => {
+            let path = config.users_file();
+            let mut file: UsersFile = match std::fs::read_to_string(&path) {
+                Ok(t) => toml::from_str(&t).map_err(|e| format!("{}: {e}", path.display()))?,
+                Err(_) => UsersFile::default(),
+            };
+            if file
+                .users
+                .iter()
+                .any(|u| u.username.eq_ignore_ascii_case(&username))
+            {
+                return Err(format!(
+                    "user {username} already exists in {}",
+                    path.display()
+                ));
+            }
+            file.users.push(FileUser {
+                password_hash: hash_password(&read_secret_line()?)?,
+                username: username.clone(),
+                upn,
+                mail,
+                display_name,
+                groups,
+                ..Default::default()
+            });
+            // Validate the whole file as the server would before replacing it.
+            tessera::directory::file::FileDirectory::from_users(file.users.clone())?;
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+            }
+            std::fs::write(
+                &path,
+                toml::to_string_pretty(&file).map_err(|e| e.to_string())?,
+            )
+            .map_err(|e| e.to_string())?;
+            println!("added {username} to {}", path.display());
+            Ok(())
+        }
+    }
+}

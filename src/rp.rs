@@ -1,0 +1,563 @@
+//! The relying-party registry: which SPs we trust, where their assertions may go, and how.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use openssl::x509::X509;
+use serde::{Deserialize, Serialize};
+
+use crate::directory::UserInfo;
+use crate::saml::metadata::{SpMetadata, parse_sp_metadata};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RpError {
+    #[error("{source_name}: {detail}")]
+    Invalid { source_name: String, detail: String },
+    #[error("entity ID {entity_id} is registered twice ({first} and {second})")]
+    Duplicate {
+        entity_id: String,
+        first: String,
+        second: String,
+    },
+}
+
+/// Which parts of the Response carry a signature (NetScaler samlRejectUnsignedAssertion:
+/// ON = assertion, STRICT = both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SignChoice {
+    #[default]
+    Assertion,
+    Response,
+    Both,
+}
+
+impl SignChoice {
+    pub fn assertion(self) -> bool {
+        matches!(self, SignChoice::Assertion | SignChoice::Both)
+    }
+    pub fn response(self) -> bool {
+        matches!(self, SignChoice::Response | SignChoice::Both)
+    }
+}
+
+/// How RequestedAuthnContext is judged. NetScaler sends `exact` with classes we may satisfy
+/// by a stronger method; AD FS then fails with MSIS7012 — `lenient` answers instead with the
+/// requested class whenever what was done is at least as strong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthnContextMode {
+    #[default]
+    Strict,
+    Lenient,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Preset {
+    Netscaler,
+}
+
+/// Where a claim's values come from. Written in config as `upn`, `mail`, `username`,
+/// `display_name`, `groups`, `attribute:<ldap name>` or `constant:<value>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum ClaimSource {
+    Username,
+    Upn,
+    Mail,
+    DisplayName,
+    Groups,
+    Attribute(String),
+    Constant(String),
+}
+
+impl TryFrom<String> for ClaimSource {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Ok(match s.as_str() {
+            "username" => ClaimSource::Username,
+            "upn" => ClaimSource::Upn,
+            "mail" => ClaimSource::Mail,
+            "display_name" => ClaimSource::DisplayName,
+            "groups" => ClaimSource::Groups,
+            other => {
+                if let Some(a) = other.strip_prefix("attribute:").filter(|a| !a.is_empty()) {
+                    ClaimSource::Attribute(a.to_ascii_lowercase())
+                } else if let Some(v) = other.strip_prefix("constant:") {
+                    ClaimSource::Constant(v.to_owned())
+                } else {
+                    return Err(format!(
+                        "unknown claim source `{other}` (expected upn, mail, username, display_name, groups, attribute:NAME or constant:VALUE)"
+                    ));
+                }
+            }
+        })
+    }
+}
+
+impl From<ClaimSource> for String {
+    fn from(c: ClaimSource) -> String {
+        match c {
+            ClaimSource::Username => "username".into(),
+            ClaimSource::Upn => "upn".into(),
+            ClaimSource::Mail => "mail".into(),
+            ClaimSource::DisplayName => "display_name".into(),
+            ClaimSource::Groups => "groups".into(),
+            ClaimSource::Attribute(a) => format!("attribute:{a}"),
+            ClaimSource::Constant(v) => format!("constant:{v}"),
+        }
+    }
+}
+
+impl ClaimSource {
+    /// The values this source yields for a user; empty when the user lacks the attribute.
+    pub fn values(&self, user: &UserInfo) -> Vec<String> {
+        let one = |v: &Option<String>| v.iter().cloned().collect::<Vec<_>>();
+        match self {
+            ClaimSource::Username => vec![user.username.clone()],
+            ClaimSource::Upn => one(&user.upn),
+            ClaimSource::Mail => one(&user.mail),
+            ClaimSource::DisplayName => one(&user.display_name),
+            ClaimSource::Groups => user.groups.clone(),
+            ClaimSource::Attribute(a) => user.attributes.get(a).cloned().unwrap_or_default(),
+            ClaimSource::Constant(v) => vec![v.clone()],
+        }
+    }
+}
+
+/// One attribute released to the RP: SAML attribute `name` filled from `source`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimRule {
+    pub name: String,
+    pub source: ClaimSource,
+}
+
+pub const NAMEID_UNSPECIFIED: &str = "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified";
+pub const NAMEID_EMAIL: &str = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress";
+pub const NAMEID_PERSISTENT: &str = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent";
+pub const NAMEID_TRANSIENT: &str = "urn:oasis:names:tc:SAML:2.0:nameid-format:transient";
+
+const CLAIM_UPN: &str = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn";
+const CLAIM_MAIL: &str = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress";
+const CLAIM_NAME: &str = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name";
+const CLAIM_GROUP: &str = "http://schemas.xmlsoap.org/claims/Group";
+
+/// A relying party as configured: `[[relying_party]]` in the config file, or the `.toml`
+/// beside a metadata file in `metadata/`. Unset options come from the preset, then defaults.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RpConfig {
+    pub name: Option<String>,
+    pub metadata_file: Option<PathBuf>,
+    pub entity_id: Option<String>,
+    /// HTTP-POST assertion consumer service URLs; the first is the default.
+    pub acs: Vec<String>,
+    pub slo: Option<String>,
+    /// PEM files of the SP's request-signing certificates.
+    pub cert_files: Vec<PathBuf>,
+    pub preset: Option<Preset>,
+    pub sign: Option<SignChoice>,
+    pub name_id_source: Option<ClaimSource>,
+    pub name_id_format: Option<String>,
+    pub require_signed_requests: Option<bool>,
+    pub authn_context: Option<AuthnContextMode>,
+    pub attributes: Option<Vec<ClaimRule>>,
+    pub enabled: Option<bool>,
+}
+
+impl RpConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.metadata_file.is_none() && self.entity_id.is_none() {
+            return Err("needs metadata_file or entity_id".into());
+        }
+        if self.metadata_file.is_none() && self.acs.is_empty() {
+            return Err("needs at least one acs URL (or metadata_file)".into());
+        }
+        for url in self.acs.iter().chain(self.slo.iter()) {
+            check_endpoint_url(url)?;
+        }
+        Ok(())
+    }
+}
+
+/// Only http(s) URLs with a host may receive assertions: a `javascript:` or `data:` ACS from
+/// hostile metadata would otherwise end up in our auto-POST form.
+pub fn check_endpoint_url(url: &str) -> Result<(), String> {
+    let parsed = url::Url::parse(url).map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err(format!("`{url}` must be an http(s) URL with a host"));
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acs {
+    pub url: String,
+    pub index: Option<u16>,
+}
+
+/// A relying party ready for use.
+#[derive(Debug, Clone)]
+pub struct RelyingParty {
+    pub name: String,
+    pub entity_id: String,
+    /// POST-binding ACS endpoints, default first.
+    pub acs: Vec<Acs>,
+    pub slo: Option<String>,
+    pub certs: Vec<X509>,
+    pub sign: SignChoice,
+    pub name_id_source: ClaimSource,
+    pub name_id_format: String,
+    pub require_signed_requests: bool,
+    pub authn_context: AuthnContextMode,
+    pub attributes: Vec<ClaimRule>,
+    pub preset: Option<Preset>,
+    pub enabled: bool,
+    /// Where this trust came from (file path or config), for messages.
+    pub origin: String,
+}
+
+impl RelyingParty {
+    /// SAML core §3.4.1: the ACS is chosen by URL (must be registered), else by index, else
+    /// the default. `None` means the request named an endpoint we do not know.
+    pub fn pick_acs(&self, url: Option<&str>, index: Option<u16>) -> Option<&Acs> {
+        match (url, index) {
+            (Some(u), _) => self.acs.iter().find(|a| a.url == u),
+            (None, Some(i)) => self.acs.iter().find(|a| a.index == Some(i)),
+            (None, None) => self.acs.first(),
+        }
+    }
+
+    /// Build from config, filling unset options from the metadata, the preset and defaults.
+    pub fn from_config(
+        cfg: &RpConfig,
+        metadata: Option<SpMetadata>,
+        origin: &str,
+        base_dir: &Path,
+    ) -> Result<Self, String> {
+        let preset = cfg.preset;
+        let netscaler = preset == Some(Preset::Netscaler);
+        let (mut entity_id, mut acs, mut slo, mut certs, mut signed_requests) =
+            (None, Vec::new(), None, Vec::new(), false);
+        if let Some(md) = metadata {
+            entity_id = Some(md.entity_id);
+            acs = md.acs;
+            slo = md.slo;
+            certs = md.certs;
+            signed_requests = md.authn_requests_signed;
+        }
+        if let Some(e) = &cfg.entity_id {
+            entity_id = Some(e.clone());
+        }
+        if !cfg.acs.is_empty() {
+            acs = cfg
+                .acs
+                .iter()
+                .enumerate()
+                .map(|(i, url)| Acs {
+                    url: url.clone(),
+                    index: u16::try_from(i).ok(),
+                })
+                .collect();
+        }
+        if cfg.slo.is_some() {
+            slo = cfg.slo.clone();
+        }
+        for f in &cfg.cert_files {
+            let path = base_dir.join(f);
+            let pem = std::fs::read(&path)
+                .map_err(|e| format!("cannot read cert file {}: {e}", path.display()))?;
+            certs.push(
+                X509::from_pem(&pem)
+                    .map_err(|_| format!("{} is not a PEM certificate", path.display()))?,
+            );
+        }
+        let entity_id = entity_id.ok_or("no entity ID")?;
+        if acs.is_empty() {
+            return Err(format!(
+                "{entity_id}: no HTTP-POST AssertionConsumerService"
+            ));
+        }
+        for a in &acs {
+            check_endpoint_url(&a.url)?;
+        }
+        let require_signed_requests = cfg.require_signed_requests.unwrap_or(signed_requests);
+        if require_signed_requests && certs.is_empty() {
+            return Err(format!(
+                "{entity_id}: signed requests are required but no SP certificate is known"
+            ));
+        }
+        let attributes = cfg.attributes.clone().unwrap_or_else(|| {
+            if netscaler {
+                netscaler_claims()
+            } else {
+                default_claims()
+            }
+        });
+        Ok(Self {
+            name: cfg.name.clone().unwrap_or_else(|| entity_id.clone()),
+            sign: cfg.sign.unwrap_or(if netscaler {
+                SignChoice::Both
+            } else {
+                SignChoice::Assertion
+            }),
+            name_id_source: cfg.name_id_source.clone().unwrap_or(ClaimSource::Upn),
+            name_id_format: cfg
+                .name_id_format
+                .clone()
+                .unwrap_or_else(|| NAMEID_UNSPECIFIED.to_owned()),
+            require_signed_requests,
+            authn_context: cfg.authn_context.unwrap_or(if netscaler {
+                AuthnContextMode::Lenient
+            } else {
+                AuthnContextMode::Strict
+            }),
+            attributes,
+            preset,
+            enabled: cfg.enabled.unwrap_or(true),
+            origin: origin.to_owned(),
+            entity_id,
+            acs,
+            slo,
+            certs,
+        })
+    }
+}
+
+/// What AD FS releases by default, by claim URI.
+fn default_claims() -> Vec<ClaimRule> {
+    [
+        (CLAIM_UPN, ClaimSource::Upn),
+        (CLAIM_MAIL, ClaimSource::Mail),
+        (CLAIM_NAME, ClaimSource::DisplayName),
+        (CLAIM_GROUP, ClaimSource::Groups),
+    ]
+    .into_iter()
+    .map(|(n, s)| ClaimRule {
+        name: n.to_owned(),
+        source: s,
+    })
+    .collect()
+}
+
+/// NetScaler reads attributes by short name (samlUserField, groupNameField, Attribute1..16).
+fn netscaler_claims() -> Vec<ClaimRule> {
+    [
+        ("upn", ClaimSource::Upn),
+        ("mail", ClaimSource::Mail),
+        ("groups", ClaimSource::Groups),
+        ("displayName", ClaimSource::DisplayName),
+    ]
+    .into_iter()
+    .map(|(n, s)| ClaimRule {
+        name: n.to_owned(),
+        source: s,
+    })
+    .collect()
+}
+
+/// All trusted relying parties, by entity ID.
+#[derive(Debug, Default)]
+pub struct Registry {
+    by_entity: HashMap<String, Arc<RelyingParty>>,
+}
+
+impl Registry {
+    /// Loads `metadata_dir/*.xml` (each with an optional `.toml` beside it) and the
+    /// `[[relying_party]]` entries of the config. Any broken trust stops the start with a
+    /// message naming the file, rather than silently dropping an SP.
+    pub fn load(metadata_dir: &Path, configured: &[RpConfig]) -> Result<Self, RpError> {
+        let mut reg = Registry::default();
+        if metadata_dir.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(metadata_dir)
+                .map_err(|e| RpError::Invalid {
+                    source_name: metadata_dir.display().to_string(),
+                    detail: e.to_string(),
+                })?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "xml"))
+                .collect();
+            files.sort();
+            for xml in files {
+                let origin = xml.display().to_string();
+                let sidecar = xml.with_extension("toml");
+                let cfg = if sidecar.is_file() {
+                    let text = std::fs::read_to_string(&sidecar).map_err(|e| RpError::Invalid {
+                        source_name: sidecar.display().to_string(),
+                        detail: e.to_string(),
+                    })?;
+                    toml::from_str::<RpConfig>(&text).map_err(|e| RpError::Invalid {
+                        source_name: sidecar.display().to_string(),
+                        detail: e.to_string(),
+                    })?
+                } else {
+                    RpConfig::default()
+                };
+                let rp = load_one(&cfg, Some(&xml), &origin, metadata_dir)?;
+                reg.insert(rp)?;
+            }
+        }
+        for (i, cfg) in configured.iter().enumerate() {
+            let origin = format!("relying_party[{i}]");
+            let base = Path::new(".");
+            let rp = load_one(cfg, cfg.metadata_file.as_deref(), &origin, base)?;
+            reg.insert(rp)?;
+        }
+        Ok(reg)
+    }
+
+    pub fn insert(&mut self, rp: RelyingParty) -> Result<(), RpError> {
+        if let Some(existing) = self.by_entity.get(&rp.entity_id) {
+            return Err(RpError::Duplicate {
+                entity_id: rp.entity_id.clone(),
+                first: existing.origin.clone(),
+                second: rp.origin,
+            });
+        }
+        self.by_entity.insert(rp.entity_id.clone(), Arc::new(rp));
+        Ok(())
+    }
+
+    /// An enabled relying party by entity ID.
+    pub fn get(&self, entity_id: &str) -> Option<Arc<RelyingParty>> {
+        self.by_entity
+            .get(entity_id)
+            .filter(|rp| rp.enabled)
+            .cloned()
+    }
+
+    pub fn all(&self) -> Vec<Arc<RelyingParty>> {
+        let mut v: Vec<_> = self.by_entity.values().cloned().collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+}
+
+fn load_one(
+    cfg: &RpConfig,
+    metadata_file: Option<&Path>,
+    origin: &str,
+    base_dir: &Path,
+) -> Result<RelyingParty, RpError> {
+    let invalid = |detail: String| RpError::Invalid {
+        source_name: origin.to_owned(),
+        detail,
+    };
+    let metadata = match metadata_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| invalid(format!("cannot read {}: {e}", path.display())))?;
+            Some(parse_sp_metadata(&text).map_err(|e| invalid(e.to_string()))?)
+        }
+        None => None,
+    };
+    RelyingParty::from_config(cfg, metadata, origin, base_dir).map_err(invalid)
+}
+
+/// A file name for a new trust in `metadata/`, derived from its name or entity ID.
+pub fn slug(name: &str) -> String {
+    let s: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let s = s.trim_matches('-').to_owned();
+    let mut out = String::new();
+    for part in s.split('-').filter(|p| !p.is_empty()) {
+        if !out.is_empty() {
+            out.push('-');
+        }
+        out.push_str(part);
+    }
+    if out.is_empty() { "rp".into() } else { out }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rp(acs: &[&str]) -> RelyingParty {
+        let cfg = RpConfig {
+            entity_id: Some("https://gw.corp.example".into()),
+            acs: acs.iter().map(|s| s.to_string()).collect(),
+            preset: Some(Preset::Netscaler),
+            ..Default::default()
+        };
+        RelyingParty::from_config(&cfg, None, "test", Path::new(".")).expect("rp")
+    }
+
+    #[test]
+    fn netscaler_preset_signs_both_and_is_lenient() {
+        let r = rp(&["https://gw.corp.example/cgi/samlauth"]);
+        assert_eq!(r.sign, SignChoice::Both);
+        assert_eq!(r.authn_context, AuthnContextMode::Lenient);
+        assert_eq!(r.name_id_source, ClaimSource::Upn);
+        assert!(r.attributes.iter().any(|a| a.name == "groups"));
+    }
+
+    #[test]
+    fn acs_must_be_registered() {
+        let r = rp(&[
+            "https://gw.corp.example/cgi/samlauth",
+            "https://gw2.corp.example/cgi/samlauth",
+        ]);
+        assert_eq!(
+            r.pick_acs(None, None).map(|a| a.url.as_str()),
+            Some("https://gw.corp.example/cgi/samlauth")
+        );
+        assert!(
+            r.pick_acs(Some("https://evil.example/cgi/samlauth"), None)
+                .is_none()
+        );
+        assert_eq!(
+            r.pick_acs(None, Some(1)).map(|a| a.url.as_str()),
+            Some("https://gw2.corp.example/cgi/samlauth")
+        );
+        assert!(r.pick_acs(None, Some(9)).is_none());
+    }
+
+    #[test]
+    fn hostile_acs_schemes_are_refused() {
+        for bad in [
+            "javascript:alert(1)",
+            "data:text/html,x",
+            "file:///etc/passwd",
+            "/relative",
+        ] {
+            let cfg = RpConfig {
+                entity_id: Some("sp".into()),
+                acs: vec![bad.into()],
+                ..Default::default()
+            };
+            assert!(cfg.validate().is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn claim_sources_parse_and_refuse_unknown() {
+        assert_eq!(
+            ClaimSource::try_from("attribute:Department".to_string()),
+            Ok(ClaimSource::Attribute("department".into()))
+        );
+        assert!(ClaimSource::try_from("evil".to_string()).is_err());
+        assert!(ClaimSource::try_from("attribute:".to_string()).is_err());
+    }
+
+    #[test]
+    fn slugs_are_file_safe() {
+        assert_eq!(
+            slug("https://gw.corp.example/metadata/samlsp/ns"),
+            "https-gw-corp-example-metadata-samlsp-ns"
+        );
+        assert_eq!(slug("../../etc"), "etc");
+        assert_eq!(slug("///"), "rp");
+    }
+}

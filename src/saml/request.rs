@@ -1,0 +1,526 @@
+//! Inbound AuthnRequests: decode (Redirect or POST binding), verify signatures, validate.
+
+use std::io::Read;
+
+use base64::Engine;
+use openssl::hash::MessageDigest;
+use openssl::sign::Verifier;
+use time::OffsetDateTime;
+
+use crate::rp::{Acs, RelyingParty};
+use crate::xml::{self, Element, Limits};
+use crate::xmldsig::verify::verify_root;
+
+use super::{BINDING_POST, NS_SAML, NS_SAMLP, parse_saml_time};
+
+/// Encoded SAMLRequest larger than this is refused before decoding.
+const MAX_ENCODED: usize = 128 * 1024;
+/// SAML bindings §3.4.4.1: DEFLATE; capped so a deflate bomb cannot exhaust memory.
+const MAX_INFLATED: usize = 256 * 1024;
+
+const SIG_RSA_SHA256: &str = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256";
+const SIG_RSA_SHA1: &str = "http://www.w3.org/2000/09/xmldsig#rsa-sha1";
+
+/// Why a request was refused. `Display` is the log detail; `user_message` is for the page.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RequestError {
+    #[error("no SAMLRequest parameter")]
+    Missing,
+    #[error("SAMLRequest too large ({0} bytes)")]
+    TooLarge(usize),
+    #[error("SAMLRequest is not valid base64")]
+    BadBase64,
+    #[error("SAMLRequest does not inflate: {0}")]
+    BadDeflate(String),
+    #[error("SAMLRequest inflates beyond {MAX_INFLATED} bytes")]
+    InflateBomb,
+    #[error("SAMLRequest is not acceptable XML: {0}")]
+    Xml(String),
+    #[error("SAMLRequest is not a SAML 2.0 AuthnRequest: {0}")]
+    Malformed(String),
+    #[error("unknown service provider {0:?}")]
+    UnknownSp(String),
+    #[error("AssertionConsumerService {0:?} is not registered for this service provider")]
+    UnregisteredAcs(String),
+    #[error("the service provider asked for an unsupported response binding {0:?}")]
+    UnsupportedBinding(String),
+    #[error("request Destination {0:?} is not this IdP")]
+    WrongDestination(String),
+    #[error("request issued at {0} is outside the accepted window")]
+    Stale(String),
+    #[error("request ID {0:?} was already used")]
+    Replayed(String),
+    #[error("request must be signed but is not")]
+    SignatureRequired,
+    #[error("request signature invalid: {0}")]
+    BadSignature(String),
+    #[error("RelayState is {0} bytes, over the limit")]
+    RelayStateTooLong(usize),
+}
+
+impl RequestError {
+    pub fn user_message(&self) -> &'static str {
+        match self {
+            RequestError::UnknownSp(_) => {
+                "The application that sent you here is not registered with this sign-in service."
+            }
+            RequestError::UnregisteredAcs(_) | RequestError::WrongDestination(_) => {
+                "The application asked to send your sign-in to an address that is not registered."
+            }
+            RequestError::Stale(_) | RequestError::Replayed(_) => {
+                "This sign-in request has expired or was already used. Go back to the application and start again."
+            }
+            RequestError::SignatureRequired | RequestError::BadSignature(_) => {
+                "The sign-in request could not be verified as coming from the application."
+            }
+            RequestError::RelayStateTooLong(_) => {
+                "The application sent a sign-in request that is too long."
+            }
+            _ => "The sign-in request from the application is not valid.",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Comparison {
+    Exact,
+    Minimum,
+    Maximum,
+    Better,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RequestedContext {
+    pub comparison: Comparison,
+    pub classes: Vec<String>,
+}
+
+/// The fields of an AuthnRequest we act on (SAML core §3.4.1).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AuthnRequest {
+    pub id: String,
+    pub issuer: String,
+    pub issue_instant: String,
+    pub destination: Option<String>,
+    pub acs_url: Option<String>,
+    pub acs_index: Option<u16>,
+    pub protocol_binding: Option<String>,
+    pub force_authn: bool,
+    pub is_passive: bool,
+    pub name_id_format: Option<String>,
+    pub requested_context: Option<RequestedContext>,
+}
+
+/// The request as it arrived: raw parameters kept for signature checks.
+#[derive(Debug, Default)]
+pub struct Incoming {
+    pub saml_request: String,
+    pub relay_state: Option<String>,
+    /// Redirect binding only: the raw (still percent-encoded) query parameters.
+    pub raw_redirect: Option<RawRedirect>,
+}
+
+#[derive(Debug, Default)]
+pub struct RawRedirect {
+    pub saml_request: String,
+    pub relay_state: Option<String>,
+    pub sig_alg: Option<String>,
+    pub signature: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Binding {
+    Redirect,
+    Post,
+}
+
+/// Splits a raw query string without re-encoding anything: SAML bindings §3.4.4.1 says the
+/// signature covers the parameters exactly as they were URL-encoded by the sender.
+pub fn parse_redirect_query(raw: &str) -> Result<Incoming, RequestError> {
+    let mut r = RawRedirect::default();
+    for pair in raw.split('&') {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let slot = match k {
+            "SAMLRequest" => &mut r.saml_request,
+            "RelayState" => r.relay_state.get_or_insert_default(),
+            "SigAlg" => r.sig_alg.get_or_insert_default(),
+            "Signature" => r.signature.get_or_insert_default(),
+            _ => continue,
+        };
+        *slot = v.to_owned();
+    }
+    if r.saml_request.is_empty() {
+        return Err(RequestError::Missing);
+    }
+    if r.saml_request.len() > MAX_ENCODED {
+        return Err(RequestError::TooLarge(r.saml_request.len()));
+    }
+    Ok(Incoming {
+        saml_request: form_decode(&r.saml_request),
+        relay_state: r.relay_state.as_deref().map(form_decode),
+        raw_redirect: Some(r),
+    })
+}
+
+fn form_decode(v: &str) -> String {
+    let plus_as_space = v.replace('+', " ");
+    percent_encoding::percent_decode_str(&plus_as_space)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+fn b64(text: &str) -> Result<Vec<u8>, RequestError> {
+    if text.len() > MAX_ENCODED {
+        return Err(RequestError::TooLarge(text.len()));
+    }
+    // Some SPs wrap base64 at 64/76 columns.
+    let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(compact.as_bytes())
+        .map_err(|_| RequestError::BadBase64)
+}
+
+fn inflate(deflated: &[u8]) -> Result<String, RequestError> {
+    let mut out = Vec::new();
+    flate2::read::DeflateDecoder::new(deflated)
+        .take(MAX_INFLATED as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| RequestError::BadDeflate(e.to_string()))?;
+    if out.len() > MAX_INFLATED {
+        return Err(RequestError::InflateBomb);
+    }
+    String::from_utf8(out).map_err(|_| RequestError::Xml("not UTF-8".into()))
+}
+
+/// Decodes the message to its XML tree.
+pub fn decode(incoming: &Incoming, binding: Binding) -> Result<Element, RequestError> {
+    let bytes = b64(&incoming.saml_request)?;
+    let text = match binding {
+        Binding::Redirect => inflate(&bytes)?,
+        Binding::Post => {
+            String::from_utf8(bytes).map_err(|_| RequestError::Xml("not UTF-8".into()))?
+        }
+    };
+    xml::parse(&text, &Limits::default()).map_err(|e| RequestError::Xml(e.to_string()))
+}
+
+/// Reads the AuthnRequest fields from the (already decoded) root element.
+pub fn read_authn_request(root: &Element) -> Result<AuthnRequest, RequestError> {
+    let bad = |s: &str| RequestError::Malformed(s.to_owned());
+    if !root.is(NS_SAMLP, "AuthnRequest") {
+        return Err(bad("root element is not samlp:AuthnRequest"));
+    }
+    if root.attr("Version") != Some("2.0") {
+        return Err(bad("Version is not 2.0"));
+    }
+    let id = root
+        .attr("ID")
+        .filter(|id| valid_id(id))
+        .ok_or_else(|| bad("ID missing or not an xs:ID"))?
+        .to_owned();
+    let issuer = root
+        .child(NS_SAML, "Issuer")
+        .map(|i| i.text().trim().to_owned())
+        .filter(|i| !i.is_empty())
+        .ok_or_else(|| bad("Issuer missing"))?;
+    let issue_instant = root
+        .attr("IssueInstant")
+        .ok_or_else(|| bad("IssueInstant missing"))?
+        .to_owned();
+    let boolean = |name| matches!(root.attr(name).map(str::trim), Some("true") | Some("1"));
+    let acs_index = match root.attr("AssertionConsumerServiceIndex") {
+        Some(i) => Some(
+            i.trim()
+                .parse::<u16>()
+                .map_err(|_| bad("AssertionConsumerServiceIndex not a number"))?,
+        ),
+        None => None,
+    };
+    let requested_context = root
+        .child(NS_SAMLP, "RequestedAuthnContext")
+        .map(|rc| {
+            let comparison = match rc.attr("Comparison").unwrap_or("exact") {
+                "exact" => Comparison::Exact,
+                "minimum" => Comparison::Minimum,
+                "maximum" => Comparison::Maximum,
+                "better" => Comparison::Better,
+                _ => return Err(bad("unknown RequestedAuthnContext Comparison")),
+            };
+            let classes = rc
+                .children_named(NS_SAML, "AuthnContextClassRef")
+                .map(|c| c.text().trim().to_owned())
+                .collect();
+            Ok(RequestedContext {
+                comparison,
+                classes,
+            })
+        })
+        .transpose()?;
+    Ok(AuthnRequest {
+        id,
+        issuer,
+        issue_instant,
+        destination: root.attr("Destination").map(str::to_owned),
+        acs_url: root.attr("AssertionConsumerServiceURL").map(str::to_owned),
+        acs_index,
+        protocol_binding: root.attr("ProtocolBinding").map(str::to_owned),
+        force_authn: boolean("ForceAuthn"),
+        is_passive: boolean("IsPassive"),
+        name_id_format: root
+            .child(NS_SAMLP, "NameIDPolicy")
+            .and_then(|p| p.attr("Format"))
+            .map(str::to_owned),
+        requested_context,
+    })
+}
+
+fn valid_id(id: &str) -> bool {
+    let mut chars = id.chars();
+    matches!(chars.next(), Some(c) if c.is_alphabetic() || c == '_')
+        && id.len() <= 256
+        && chars.all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+/// Checks the signature the binding carries against the RP's registered certificates only.
+/// Returns whether the request was signed (and verified).
+pub fn check_signature(
+    incoming: &Incoming,
+    root: &Element,
+    binding: Binding,
+    rp: &RelyingParty,
+) -> Result<bool, RequestError> {
+    let signed = match binding {
+        Binding::Redirect => {
+            let raw = incoming
+                .raw_redirect
+                .as_ref()
+                .ok_or(RequestError::Missing)?;
+            match (&raw.sig_alg, &raw.signature) {
+                (Some(alg), Some(sig)) => {
+                    verify_redirect(raw, alg, sig, rp)?;
+                    true
+                }
+                (None, None) => false,
+                _ => {
+                    return Err(RequestError::BadSignature(
+                        "SigAlg without Signature or the reverse".into(),
+                    ));
+                }
+            }
+        }
+        Binding::Post => {
+            let has_signature = root.elements().any(|e| e.is(super::NS_DS, "Signature"));
+            if has_signature {
+                if rp.certs.is_empty() {
+                    return Err(RequestError::BadSignature(
+                        "signed, but no SP certificate is registered to check it".into(),
+                    ));
+                }
+                verify_root(root, &rp.certs)
+                    .map_err(|e| RequestError::BadSignature(e.to_string()))?;
+                true
+            } else {
+                false
+            }
+        }
+    };
+    if rp.require_signed_requests && !signed {
+        return Err(RequestError::SignatureRequired);
+    }
+    Ok(signed)
+}
+
+/// SAML bindings §3.4.4.1: the signed octets are `SAMLRequest=…&RelayState=…&SigAlg=…` with
+/// each value exactly as it appeared (URL-encoded) in the received query.
+fn verify_redirect(
+    raw: &RawRedirect,
+    alg: &str,
+    signature: &str,
+    rp: &RelyingParty,
+) -> Result<(), RequestError> {
+    let digest = match form_decode(alg).as_str() {
+        SIG_RSA_SHA256 => MessageDigest::sha256(),
+        SIG_RSA_SHA1 => MessageDigest::sha1(),
+        other => {
+            return Err(RequestError::BadSignature(format!(
+                "unsupported SigAlg {other}"
+            )));
+        }
+    };
+    let mut signed = format!("SAMLRequest={}", raw.saml_request);
+    if let Some(rs) = &raw.relay_state {
+        signed.push_str("&RelayState=");
+        signed.push_str(rs);
+    }
+    signed.push_str("&SigAlg=");
+    signed.push_str(alg);
+    let sig = b64(&form_decode(signature))
+        .map_err(|_| RequestError::BadSignature("Signature is not base64".into()))?;
+    if rp.certs.is_empty() {
+        return Err(RequestError::BadSignature(
+            "signed, but no SP certificate is registered to check it".into(),
+        ));
+    }
+    for cert in &rp.certs {
+        let Ok(key) = cert.public_key() else { continue };
+        let ok = Verifier::new(digest, &key)
+            .and_then(|mut v| {
+                v.update(signed.as_bytes())?;
+                v.verify(&sig)
+            })
+            .unwrap_or(false);
+        if ok {
+            return Ok(());
+        }
+    }
+    Err(RequestError::BadSignature(
+        "no registered certificate verifies the query signature".into(),
+    ))
+}
+
+/// What the rest of the checks need from configuration.
+pub struct Window {
+    pub now: OffsetDateTime,
+    pub max_age: time::Duration,
+    pub skew: time::Duration,
+    pub sso_urls: Vec<String>,
+    pub relay_state_max: usize,
+}
+
+/// Destination, freshness, ACS, binding and RelayState checks (SAML core §3.2.1, §3.4.1).
+/// Returns the ACS endpoint the response must go to.
+pub fn validate(
+    req: &AuthnRequest,
+    relay_state: Option<&str>,
+    rp: &RelyingParty,
+    w: &Window,
+) -> Result<Acs, RequestError> {
+    if let Some(rs) = relay_state
+        && rs.len() > w.relay_state_max
+    {
+        return Err(RequestError::RelayStateTooLong(rs.len()));
+    }
+    if let Some(d) = &req.destination
+        && !w.sso_urls.iter().any(|u| u == d)
+    {
+        return Err(RequestError::WrongDestination(d.clone()));
+    }
+    let issued = parse_saml_time(&req.issue_instant)
+        .ok_or_else(|| RequestError::Malformed("IssueInstant is not an xs:dateTime".into()))?;
+    if issued > w.now + w.skew || issued < w.now - w.max_age - w.skew {
+        return Err(RequestError::Stale(req.issue_instant.clone()));
+    }
+    if let Some(b) = &req.protocol_binding
+        && b != BINDING_POST
+    {
+        return Err(RequestError::UnsupportedBinding(b.clone()));
+    }
+    rp.pick_acs(req.acs_url.as_deref(), req.acs_index)
+        .cloned()
+        .ok_or_else(|| {
+            RequestError::UnregisteredAcs(
+                req.acs_url
+                    .clone()
+                    .unwrap_or_else(|| format!("index {}", req.acs_index.unwrap_or_default())),
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn deflate_b64(xml: &str) -> String {
+        let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(xml.as_bytes()).expect("write");
+        base64::engine::general_purpose::STANDARD.encode(e.finish().expect("finish"))
+    }
+
+    const REQ: &str = r#"<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_abc" Version="2.0" IssueInstant="2026-11-23T10:00:00Z" AssertionConsumerServiceURL="https://gw/cgi/samlauth" ForceAuthn="true"><saml:Issuer>https://gw</saml:Issuer><samlp:RequestedAuthnContext Comparison="exact"><saml:AuthnContextClassRef>urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport</saml:AuthnContextClassRef></samlp:RequestedAuthnContext></samlp:AuthnRequest>"#;
+
+    #[test]
+    fn redirect_request_decodes_and_reads() {
+        let q = format!(
+            "SAMLRequest={}&RelayState=a%2Bb+c",
+            percent_encoding::utf8_percent_encode(
+                &deflate_b64(REQ),
+                percent_encoding::NON_ALPHANUMERIC
+            )
+        );
+        let inc = parse_redirect_query(&q).expect("query");
+        assert_eq!(inc.relay_state.as_deref(), Some("a+b c"));
+        let root = decode(&inc, Binding::Redirect).expect("decode");
+        let r = read_authn_request(&root).expect("read");
+        assert_eq!(r.id, "_abc");
+        assert_eq!(r.issuer, "https://gw");
+        assert!(r.force_authn);
+        assert_eq!(
+            r.requested_context.expect("rac").comparison,
+            Comparison::Exact
+        );
+    }
+
+    #[test]
+    fn hostile_encodings_are_refused() {
+        assert_eq!(
+            parse_redirect_query("RelayState=x").err(),
+            Some(RequestError::Missing)
+        );
+        let inc = Incoming {
+            saml_request: "***not base64***".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            decode(&inc, Binding::Post).err(),
+            Some(RequestError::BadBase64)
+        );
+        let inc = Incoming {
+            saml_request: base64::engine::general_purpose::STANDARD.encode(b"not deflate at all"),
+            ..Default::default()
+        };
+        assert!(matches!(
+            decode(&inc, Binding::Redirect),
+            Err(RequestError::BadDeflate(_))
+        ));
+        // A deflate bomb: 50 MB of zeros compresses to ~50 KB.
+        let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+        e.write_all(&vec![b' '; 50 * 1024 * 1024]).expect("write");
+        let bomb = base64::engine::general_purpose::STANDARD.encode(e.finish().expect("finish"));
+        let inc = Incoming {
+            saml_request: bomb,
+            ..Default::default()
+        };
+        assert_eq!(
+            decode(&inc, Binding::Redirect).err(),
+            Some(RequestError::InflateBomb)
+        );
+        let huge = "A".repeat(MAX_ENCODED + 10);
+        assert!(matches!(
+            parse_redirect_query(&format!("SAMLRequest={huge}")),
+            Err(RequestError::TooLarge(_))
+        ));
+        let inc = Incoming {
+            saml_request: deflate_b64(
+                "<!DOCTYPE x [<!ENTITY e SYSTEM \"file:///etc/passwd\">]><x>&e;</x>",
+            ),
+            ..Default::default()
+        };
+        assert!(matches!(
+            decode(&inc, Binding::Redirect),
+            Err(RequestError::Xml(_))
+        ));
+    }
+
+    #[test]
+    fn request_shape_is_checked() {
+        let parse = |s: &str| read_authn_request(&xml::parse(s, &Limits::default()).expect("xml"));
+        assert!(parse(&REQ.replace("Version=\"2.0\"", "Version=\"1.1\"")).is_err());
+        assert!(parse(&REQ.replace("ID=\"_abc\"", "ID=\"1bad\"")).is_err());
+        assert!(parse(&REQ.replace("<saml:Issuer>https://gw</saml:Issuer>", "")).is_err());
+        assert!(
+            parse("<samlp:LogoutRequest xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\"/>")
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,126 @@
+//! Builds the one `AppContext` from a `Config`: first-run files, keys, store, directory, RPs.
+
+use std::sync::Arc;
+
+use crate::clock::Clock;
+use crate::config::{Config, DirectoryKind, StoreKind};
+use crate::directory::Directory;
+use crate::directory::file::{FileDirectory, create_demo};
+use crate::directory::ldap::LdapDirectory;
+use crate::keys;
+use crate::rp::Registry;
+use crate::saml::metadata::{IdpEndpoints, idp_metadata};
+use crate::store::Store;
+use crate::store::embedded::EmbeddedStore;
+use crate::store::redis::RedisStore;
+use crate::web::{AppContext, AppState};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("data directory {0}: {1}")]
+    DataDir(String, String),
+    #[error("token-signing key: {0}")]
+    Keys(#[from] keys::KeyError),
+    #[error("store: {0}")]
+    Store(String),
+    #[error("directory: {0}")]
+    Directory(String),
+    #[error("relying parties: {0}")]
+    RelyingParties(#[from] crate::rp::RpError),
+    #[error("metadata: {0}")]
+    Metadata(String),
+}
+
+/// What a first run created, so `serve` can tell the admin once.
+#[derive(Debug, Default)]
+pub struct FirstRun {
+    pub key_created: bool,
+    /// The demo user's password, generated now; printed once and never stored in clear.
+    pub demo_password: Option<String>,
+}
+
+pub async fn build(
+    config: Config,
+    clock: Arc<dyn Clock>,
+) -> Result<(AppState, FirstRun), StartError> {
+    let mut first = FirstRun::default();
+    let data_dir = &config.server.data_dir;
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| StartError::DataDir(data_dir.display().to_string(), e.to_string()))?;
+
+    let host = url::Url::parse(&config.server.public_url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_else(|| "localhost".into());
+    let (keys, created) = keys::load_or_create(
+        data_dir,
+        &config.idp.signing,
+        &format!("Tessera Token Signing - {host}"),
+    )?;
+    first.key_created = created;
+
+    let store: Arc<dyn Store> = match config.store.backend {
+        StoreKind::Embedded => Arc::new(
+            EmbeddedStore::open(&config.store_path(), clock.clone())
+                .map_err(|e| StartError::Store(e.to_string()))?,
+        ),
+        StoreKind::Redis => {
+            let url = config.store.redis_url.as_deref().unwrap_or_default();
+            Arc::new(
+                RedisStore::connect(url, &config.store.redis_prefix)
+                    .await
+                    .map_err(|e| StartError::Store(e.to_string()))?,
+            )
+        }
+    };
+
+    let directory: Arc<dyn Directory> = match config.directory.kind {
+        DirectoryKind::File => {
+            let path = config.users_file();
+            if !path.exists() {
+                let domain = if host.contains('.') {
+                    host.clone()
+                } else {
+                    "tessera.local".into()
+                };
+                first.demo_password =
+                    Some(create_demo(&path, &domain).map_err(StartError::Directory)?);
+            }
+            Arc::new(FileDirectory::load(&path).map_err(|e| StartError::Directory(e.to_string()))?)
+        }
+        DirectoryKind::Ldap => {
+            let settings = config
+                .directory
+                .ldap
+                .clone()
+                .ok_or_else(|| StartError::Directory("no [directory.ldap]".into()))?;
+            Arc::new(
+                LdapDirectory::new(settings).map_err(|e| StartError::Directory(e.to_string()))?,
+            )
+        }
+    };
+
+    let rps = Registry::load(&config.metadata_dir, &config.relying_parties)?;
+    let metadata_xml = idp_metadata(&endpoints(&config), &keys, None)
+        .map_err(|e| StartError::Metadata(e.to_string()))?;
+
+    let ctx = AppContext {
+        templates: crate::web::templates(),
+        metadata_xml,
+        config,
+        keys,
+        rps,
+        store,
+        directory,
+        clock,
+    };
+    Ok((Arc::new(ctx), first))
+}
+
+pub fn endpoints(config: &Config) -> IdpEndpoints {
+    IdpEndpoints {
+        entity_id: config.entity_id(),
+        sso: format!("{}/adfs/ls/", config.public_base()),
+        slo: None,
+    }
+}

@@ -1,0 +1,104 @@
+//! The `Store` edge: byte records with TTL, compare-and-set and counters, plus typed helpers.
+//!
+//! Two backends implement it: `embedded` (redb file, single node) and `redis` (a farm).
+//! Keys are namespaced strings such as `flow:<id>`; values are opaque bytes (JSON via the
+//! typed helpers below). A TTL of `None` means the record lives until deleted.
+
+pub mod embedded;
+pub mod redis;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Serialize, de::DeserializeOwned};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store backend unavailable: {0}")]
+    Backend(String),
+    #[error("stored record {key} is corrupt: {detail}")]
+    Corrupt { key: String, detail: String },
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// The record's bytes, or `None` when absent or expired.
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    /// Writes the record unconditionally, replacing any previous value and TTL.
+    async fn put(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<()>;
+    /// Writes only when no live record exists; `true` when written. Replay caches use this.
+    async fn put_if_absent(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<bool>;
+    /// Replaces the record only when its current bytes equal `expected` (`None` = absent or
+    /// expired); `true` when replaced. Two nodes racing on one flow: exactly one wins.
+    async fn compare_and_set(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<bool>;
+    /// Removes the record; `true` when a live record was removed.
+    async fn delete(&self, key: &str) -> Result<bool>;
+    /// Atomically adds `by` to an integer counter (absent = 0) and returns the new value.
+    /// `ttl` is applied only when the counter is created, so a window does not slide.
+    async fn incr(&self, key: &str, by: i64, ttl: Option<Duration>) -> Result<i64>;
+    /// Live keys starting with `prefix`, sorted. For admin listings, not hot paths.
+    async fn keys(&self, prefix: &str) -> Result<Vec<String>>;
+}
+
+/// Reads a JSON record.
+pub async fn get_json<T: DeserializeOwned>(store: &dyn Store, key: &str) -> Result<Option<T>> {
+    match store.get(key).await? {
+        None => Ok(None),
+        Some(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt {
+                key: key.to_owned(),
+                detail: e.to_string(),
+            }),
+    }
+}
+
+/// A TTL in whole milliseconds as both backends count it: rounded up (a record must never
+/// outlive its caller's deadline early), at least 1 ms (Redis rejects `PX 0`; a zero TTL means
+/// "already expired" in effect), and capped so that `now + ttl` cannot overflow an `i64`
+/// millisecond timestamp in either backend.
+pub(crate) fn ttl_millis(ttl: Duration) -> i64 {
+    // Far beyond any real deadline (~146 million years) and still safe to add to "now".
+    const CAP: i64 = i64::MAX / 2;
+    let mut ms = ttl.as_millis();
+    if !ttl.subsec_nanos().is_multiple_of(1_000_000) {
+        ms += 1;
+    }
+    i64::try_from(ms).unwrap_or(CAP).clamp(1, CAP)
+}
+
+/// Writes a JSON record.
+pub async fn put_json<T: Serialize>(
+    store: &dyn Store,
+    key: &str,
+    value: &T,
+    ttl: Option<Duration>,
+) -> Result<()> {
+    let bytes = serde_json::to_vec(value).map_err(|e| StoreError::Corrupt {
+        key: key.to_owned(),
+        detail: e.to_string(),
+    })?;
+    store.put(key, &bytes, ttl).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_millis_rounds_up_and_clamps() {
+        assert_eq!(ttl_millis(Duration::ZERO), 1);
+        assert_eq!(ttl_millis(Duration::from_nanos(1)), 1);
+        assert_eq!(ttl_millis(Duration::from_millis(300)), 300);
+        assert_eq!(ttl_millis(Duration::from_micros(300_001)), 301);
+        assert_eq!(ttl_millis(Duration::MAX), i64::MAX / 2);
+    }
+}

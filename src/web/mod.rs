@@ -1,0 +1,150 @@
+//! The HTTP surface: `app(state)` builds the axum router every binary and test uses.
+
+mod login;
+mod pages;
+mod saml;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::{HeaderValue, StatusCode, header, request::Parts};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use minijinja::Environment;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::directory::Directory;
+use crate::keys::KeyMaterial;
+use crate::rp::Registry;
+use crate::store::Store;
+
+/// Everything a request handler may use; built once in `startup`, shared by `Arc`.
+pub struct AppContext {
+    pub config: Config,
+    pub keys: KeyMaterial,
+    pub rps: Registry,
+    pub store: Arc<dyn Store>,
+    pub directory: Arc<dyn Directory>,
+    pub clock: Arc<dyn Clock>,
+    pub templates: Environment<'static>,
+    /// Our signed metadata, built once at start (signing per request would waste CPU).
+    pub metadata_xml: String,
+}
+
+pub type AppState = Arc<AppContext>;
+
+/// The SSO endpoint paths we answer on (AD FS's and a neutral one).
+pub const SSO_PATHS: [&str; 2] = ["/adfs/ls/", "/saml/sso"];
+pub const METADATA_PATHS: [&str; 2] = [
+    "/FederationMetadata/2007-06/FederationMetadata.xml",
+    "/saml/metadata",
+];
+
+pub fn app(state: AppState) -> Router {
+    let mut r = Router::new()
+        .route("/", get(pages::home))
+        .route("/docs", get(pages::docs))
+        .route("/healthz", get(pages::health))
+        .route("/static/tessera.css", get(pages::css))
+        .route("/static/autosubmit.js", get(pages::autosubmit_js))
+        .route("/adfs/ls/login", get(login::show).post(login::submit))
+        .route("/adfs/ls/idpinitiatedsignon", get(saml::idp_initiated))
+        .route("/saml/idp-init", get(saml::idp_initiated));
+    for p in SSO_PATHS {
+        r = r.route(p, get(saml::sso_redirect).post(saml::sso_post));
+    }
+    for p in METADATA_PATHS {
+        r = r.route(p, get(pages::metadata));
+    }
+    r.layer(axum::middleware::map_response(security_headers))
+        .with_state(state)
+}
+
+/// Pages must not be framed (clickjacking of the login form), scripts come only from us,
+/// and nothing sign-in related is cached.
+async fn security_headers(mut res: Response) -> Response {
+    let h = res.headers_mut();
+    let set = |h: &mut axum::http::HeaderMap, k: &'static str, v: &'static str| {
+        h.insert(k, HeaderValue::from_static(v));
+    };
+    set(h, "x-frame-options", "DENY");
+    set(h, "x-content-type-options", "nosniff");
+    set(h, "referrer-policy", "no-referrer");
+    set(
+        h,
+        "content-security-policy",
+        "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'",
+    );
+    if !h.contains_key(header::CACHE_CONTROL) {
+        set(h, "cache-control", "no-store");
+    }
+    res
+}
+
+/// The client's address as seen on the socket ("unknown" in in-process tests).
+pub struct ClientIp(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip().to_string())
+                .unwrap_or_else(|| "unknown".into()),
+        ))
+    }
+}
+
+impl AppContext {
+    pub fn render(&self, name: &str, ctx: minijinja::Value) -> Response {
+        match self
+            .templates
+            .get_template(name)
+            .and_then(|t| t.render(ctx))
+        {
+            Ok(body) => Html(body).into_response(),
+            Err(e) => {
+                tracing::error!(template = name, error = %e, "template failed to render");
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+            }
+        }
+    }
+
+    /// A page that tells the user what went wrong in plain words; the detail goes to the log.
+    pub fn error_page(&self, status: StatusCode, message: &str) -> Response {
+        let mut res = self.render(
+            "error.html",
+            minijinja::context! { title => "Sign-in problem", message => message },
+        );
+        *res.status_mut() = status;
+        res
+    }
+
+    pub fn sso_url(&self) -> String {
+        format!("{}/adfs/ls/", self.config.public_base())
+    }
+}
+
+/// All templates, embedded in the binary so a release build needs no files beside it.
+pub fn templates() -> Environment<'static> {
+    let mut env = Environment::new();
+    for (name, src) in [
+        ("base.html", include_str!("../../templates/base.html")),
+        ("login.html", include_str!("../../templates/login.html")),
+        ("post.html", include_str!("../../templates/post.html")),
+        ("error.html", include_str!("../../templates/error.html")),
+        ("home.html", include_str!("../../templates/home.html")),
+        ("docs.html", include_str!("../../templates/docs.html")),
+    ] {
+        // The templates are part of the source tree; a syntax error is a build defect
+        // caught by every test, not a runtime condition.
+        env.add_template(name, src)
+            .expect("embedded template parses");
+    }
+    env
+}

@@ -1,0 +1,70 @@
+//! Plain pages: home, admin docs, metadata, health, static assets.
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+
+pub async fn home(State(ctx): State<AppState>) -> Response {
+    ctx.render(
+        "home.html",
+        minijinja::context! {
+            title => ctx.config.idp.display_name.clone(),
+            entity_id => ctx.config.entity_id(),
+            sso_url => ctx.sso_url(),
+            rps => ctx.rps.all().iter().map(|rp| minijinja::context!{ name => rp.name.clone(), entity_id => rp.entity_id.clone() }).collect::<Vec<_>>(),
+        },
+    )
+}
+
+pub async fn docs(State(ctx): State<AppState>) -> Response {
+    ctx.render(
+        "docs.html",
+        minijinja::context! {
+            title => "Administrator guide",
+            base => ctx.config.public_base(),
+            entity_id => ctx.config.entity_id(),
+            sso_url => ctx.sso_url(),
+            thumbprint => ctx.keys.thumbprint_sha1.clone(),
+            not_after => ctx.keys.not_after.clone(),
+        },
+    )
+}
+
+pub async fn health() -> &'static str {
+    "ok"
+}
+
+pub async fn metadata(State(ctx): State<AppState>) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "application/samlmetadata+xml"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        ctx.metadata_xml.clone(),
+    )
+        .into_response()
+}
+
+pub async fn css() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        include_str!("../../static/tessera.css"),
+    )
+        .into_response()
+}
+
+pub async fn autosubmit_js() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "application/javascript"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        include_str!("../../static/autosubmit.js"),
+    )
+        .into_response()
+}

@@ -1,0 +1,396 @@
+//! SAML endpoints: AuthnRequests in (Redirect / POST / IdP-initiated), signed Responses out.
+
+use std::time::Duration;
+
+use axum::Form;
+use axum::extract::{Query, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::CookieJar;
+use axum_extra::extract::cookie::{Cookie, SameSite};
+use serde::Deserialize;
+
+use super::{AppContext, AppState, ClientIp};
+use crate::login::session::{self, SsoSession};
+use crate::login::{Flow, PendingRequest, authn_context};
+use crate::saml::request::{self, Binding, Incoming, RequestError, Window};
+use crate::saml::response::{self, Issue};
+use crate::saml::{STATUS_NO_AUTHN_CONTEXT, STATUS_NO_PASSIVE, STATUS_REQUESTER, STATUS_RESPONDER};
+use crate::store;
+
+pub async fn sso_redirect(
+    State(ctx): State<AppState>,
+    ClientIp(ip): ClientIp,
+    jar: CookieJar,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let raw = raw.unwrap_or_default();
+    if !raw.contains("SAMLRequest=") {
+        return ctx.error_page(
+            StatusCode::BAD_REQUEST,
+            "There is no sign-in request here. Open the application you want to use; it will send you to this page.",
+        );
+    }
+    match request::parse_redirect_query(&raw) {
+        Ok(incoming) => begin(&ctx, incoming, Binding::Redirect, &ip, jar).await,
+        Err(e) => refuse(&ctx, &e, &ip, None),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct PostForm {
+    #[serde(rename = "SAMLRequest")]
+    saml_request: Option<String>,
+    #[serde(rename = "RelayState")]
+    relay_state: Option<String>,
+}
+
+pub async fn sso_post(
+    State(ctx): State<AppState>,
+    ClientIp(ip): ClientIp,
+    jar: CookieJar,
+    Form(form): Form<PostForm>,
+) -> Response {
+    let Some(saml_request) = form.saml_request else {
+        return refuse(&ctx, &RequestError::Missing, &ip, None);
+    };
+    let incoming = Incoming {
+        saml_request,
+        relay_state: form.relay_state,
+        raw_redirect: None,
+    };
+    begin(&ctx, incoming, Binding::Post, &ip, jar).await
+}
+
+#[derive(Deserialize)]
+pub struct IdpInitiated {
+    #[serde(alias = "loginToRp")]
+    sp: Option<String>,
+    #[serde(rename = "RelayState")]
+    relay_state: Option<String>,
+}
+
+/// IdP-initiated sign-in (AD FS `idpinitiatedsignon?loginToRp=`): no AuthnRequest, so no
+/// InResponseTo; the response goes to the RP's default ACS.
+pub async fn idp_initiated(
+    State(ctx): State<AppState>,
+    ClientIp(ip): ClientIp,
+    jar: CookieJar,
+    Query(q): Query<IdpInitiated>,
+) -> Response {
+    let Some(rp) = q.sp.as_deref().and_then(|sp| ctx.rps.get(sp)) else {
+        let e = RequestError::UnknownSp(q.sp.unwrap_or_default());
+        return refuse(&ctx, &e, &ip, None);
+    };
+    if let Some(rs) = &q.relay_state
+        && rs.len() > ctx.config.idp.relay_state_max_bytes
+    {
+        return refuse(
+            &ctx,
+            &RequestError::RelayStateTooLong(rs.len()),
+            &ip,
+            Some(&rp.entity_id),
+        );
+    }
+    let Some(acs) = rp.acs.first() else {
+        return refuse(
+            &ctx,
+            &RequestError::UnregisteredAcs(String::new()),
+            &ip,
+            Some(&rp.entity_id),
+        );
+    };
+    let pending = PendingRequest {
+        rp_entity_id: rp.entity_id.clone(),
+        acs_url: acs.url.clone(),
+        request_id: None,
+        relay_state: q.relay_state,
+        force_authn: false,
+        requested_context: None,
+    };
+    continue_or_prompt(&ctx, pending, false, &ip, jar).await
+}
+
+/// Decode, verify and validate an AuthnRequest, then answer from the SSO session or start
+/// a login flow.
+async fn begin(
+    ctx: &AppContext,
+    incoming: Incoming,
+    binding: Binding,
+    ip: &str,
+    jar: CookieJar,
+) -> Response {
+    let root = match request::decode(&incoming, binding) {
+        Ok(r) => r,
+        Err(e) => return refuse(ctx, &e, ip, None),
+    };
+    let req = match request::read_authn_request(&root) {
+        Ok(r) => r,
+        Err(e) => return refuse(ctx, &e, ip, None),
+    };
+    let Some(rp) = ctx.rps.get(&req.issuer) else {
+        return refuse(ctx, &RequestError::UnknownSp(req.issuer.clone()), ip, None);
+    };
+    let signed = match request::check_signature(&incoming, &root, binding, &rp) {
+        Ok(s) => s,
+        Err(e) => return refuse(ctx, &e, ip, Some(&rp.entity_id)),
+    };
+    let idp = &ctx.config.idp;
+    let window = Window {
+        now: ctx.clock.now(),
+        max_age: time::Duration::seconds(idp.request_max_age_secs.into()),
+        skew: time::Duration::seconds(idp.clock_skew_secs.into()),
+        sso_urls: super::SSO_PATHS
+            .iter()
+            .map(|p| format!("{}{p}", ctx.config.public_base()))
+            .collect(),
+        relay_state_max: idp.relay_state_max_bytes,
+    };
+    let acs = match request::validate(&req, incoming.relay_state.as_deref(), &rp, &window) {
+        Ok(a) => a,
+        Err(e) => return refuse(ctx, &e, ip, Some(&rp.entity_id)),
+    };
+    // Replay cache: an AuthnRequest ID is accepted once within its validity window.
+    let ttl = Duration::from_secs(u64::from(
+        idp.request_max_age_secs + 2 * idp.clock_skew_secs,
+    ));
+    let replay_key = format!("authnreq:{}:{}", rp.entity_id, req.id);
+    match ctx.store.put_if_absent(&replay_key, b"1", Some(ttl)).await {
+        Ok(true) => {}
+        Ok(false) => {
+            return refuse(
+                ctx,
+                &RequestError::Replayed(req.id.clone()),
+                ip,
+                Some(&rp.entity_id),
+            );
+        }
+        Err(e) => return store_failure(ctx, &e),
+    }
+    tracing::info!(rp = %rp.entity_id, request_id = %req.id, signed, ?binding, client_ip = ip, "AuthnRequest accepted");
+    let pending = PendingRequest {
+        rp_entity_id: rp.entity_id.clone(),
+        acs_url: acs.url,
+        request_id: Some(req.id.clone()),
+        relay_state: incoming.relay_state,
+        force_authn: req.force_authn,
+        requested_context: req.requested_context.clone(),
+    };
+    continue_or_prompt(ctx, pending, req.is_passive, ip, jar).await
+}
+
+/// With a live SSO session (and no ForceAuthn) answer at once; IsPassive without one gets
+/// NoPassive (SAML core §3.4.1); otherwise the user signs in.
+async fn continue_or_prompt(
+    ctx: &AppContext,
+    pending: PendingRequest,
+    is_passive: bool,
+    ip: &str,
+    jar: CookieJar,
+) -> Response {
+    let now = ctx.clock.unix();
+    if !pending.force_authn
+        && let Some(cookie) = jar.get(session::COOKIE)
+    {
+        match session::load(ctx.store.as_ref(), cookie.value(), now).await {
+            Ok(Some(s)) => return issue(ctx, &pending, s, jar).await,
+            Ok(None) => {}
+            Err(e) => return store_failure(ctx, &e),
+        }
+    }
+    if is_passive {
+        return status_response(
+            ctx,
+            &pending,
+            STATUS_NO_PASSIVE,
+            "No session and IsPassive was requested",
+        );
+    }
+    let flow = Flow::new(pending, ip, now);
+    let ttl = Duration::from_secs(ctx.config.idp.flow_lifetime_secs.into());
+    if let Err(e) = store::put_json(
+        ctx.store.as_ref(),
+        &super::login::flow_key(&flow.id),
+        &flow,
+        Some(ttl),
+    )
+    .await
+    {
+        return store_failure(ctx, &e);
+    }
+    let cookie = Cookie::build((
+        super::login::flow_cookie_name(&flow.id),
+        flow.browser_secret.clone(),
+    ))
+    .path("/adfs/ls/")
+    .http_only(true)
+    .secure(ctx.config.is_https())
+    .same_site(SameSite::Lax)
+    .max_age(time::Duration::seconds(
+        ctx.config.idp.flow_lifetime_secs.into(),
+    ))
+    .build();
+    (
+        jar.add(cookie),
+        Redirect::to(&format!("/adfs/ls/login?flow={}", flow.id)),
+    )
+        .into_response()
+}
+
+/// Builds, signs and auto-POSTs the Response for an authenticated session; records the RP
+/// in the session and refreshes the session cookie.
+pub async fn issue(
+    ctx: &AppContext,
+    pending: &PendingRequest,
+    mut s: SsoSession,
+    jar: CookieJar,
+) -> Response {
+    let Some(rp) = ctx.rps.get(&pending.rp_entity_id) else {
+        return refuse(
+            ctx,
+            &RequestError::UnknownSp(pending.rp_entity_id.clone()),
+            "-",
+            None,
+        );
+    };
+    let now = ctx.clock.now();
+    // The session records the sign-in even when this RP's request cannot be met: the user
+    // did authenticate, and another RP may accept what was done.
+    if !s.rps.contains(&rp.entity_id) {
+        s.rps.push(rp.entity_id.clone());
+    }
+    if let Err(e) = session::save(ctx.store.as_ref(), &s, now.unix_timestamp()).await {
+        return store_failure(ctx, &e);
+    }
+    let cookie = Cookie::build((session::COOKIE, s.id.clone()))
+        .path("/")
+        .http_only(true)
+        .secure(ctx.config.is_https())
+        .same_site(if ctx.config.is_https() {
+            SameSite::None
+        } else {
+            SameSite::Lax
+        })
+        .build();
+    let jar = jar.add(cookie);
+    let Some(class) = authn_context::choose(
+        pending.requested_context.as_ref(),
+        rp.authn_context,
+        &s.methods,
+    ) else {
+        return (
+            jar,
+            status_response(
+                ctx,
+                pending,
+                STATUS_NO_AUTHN_CONTEXT,
+                "The requested authentication context cannot be satisfied",
+            ),
+        )
+            .into_response();
+    };
+    let idp = &ctx.config.idp;
+    let entity_id = ctx.config.entity_id();
+    let xml = response::build_success(
+        &Issue {
+            idp_entity_id: &entity_id,
+            rp: &rp,
+            acs_url: &pending.acs_url,
+            in_response_to: pending.request_id.as_deref(),
+            user: &s.user,
+            session_index: &s.session_index,
+            authn_instant: time::OffsetDateTime::from_unix_timestamp(s.authn_instant)
+                .unwrap_or(now),
+            authn_class: &class,
+            now,
+            skew: time::Duration::seconds(idp.clock_skew_secs.into()),
+            lifetime: time::Duration::seconds(idp.assertion_lifetime_secs.into()),
+            session_not_on_or_after: time::OffsetDateTime::from_unix_timestamp(s.expires).ok(),
+        },
+        &ctx.keys.signer,
+    );
+    match xml {
+        Ok(xml) => {
+            tracing::info!(user = %s.user.username, rp = %rp.entity_id, acs = %pending.acs_url, "assertion issued");
+            (
+                jar,
+                post_page(ctx, &pending.acs_url, &xml, pending.relay_state.as_deref()),
+            )
+                .into_response()
+        }
+        Err(e @ response::ResponseError::NoNameId { .. }) => {
+            tracing::warn!(error = %e, "cannot issue assertion");
+            ctx.error_page(
+                StatusCode::FORBIDDEN,
+                "Your account lacks the attribute this application identifies you by. Contact your help desk.",
+            )
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "signing failed");
+            ctx.error_page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The sign-in service could not sign your token. Try again later.",
+            )
+        }
+    }
+}
+
+fn post_page(ctx: &AppContext, acs: &str, xml: &str, relay_state: Option<&str>) -> Response {
+    ctx.render(
+        "post.html",
+        minijinja::context! {
+            title => "Signing you in",
+            acs => acs,
+            saml_response => response::encode_post(xml),
+            relay_state => relay_state,
+        },
+    )
+}
+
+/// An error status sent back to the SP (it decides what to show), signed like any Response.
+fn status_response(
+    ctx: &AppContext,
+    pending: &PendingRequest,
+    sub: &str,
+    message: &str,
+) -> Response {
+    let top = if sub == STATUS_NO_PASSIVE || sub == STATUS_NO_AUTHN_CONTEXT {
+        STATUS_RESPONDER
+    } else {
+        STATUS_REQUESTER
+    };
+    tracing::info!(rp = %pending.rp_entity_id, status = sub, "answering with an error status");
+    match response::build_status(
+        &ctx.config.entity_id(),
+        &pending.acs_url,
+        pending.request_id.as_deref(),
+        top,
+        Some(sub),
+        Some(message),
+        ctx.clock.now(),
+        &ctx.keys.signer,
+    ) {
+        Ok(xml) => post_page(ctx, &pending.acs_url, &xml, pending.relay_state.as_deref()),
+        Err(e) => {
+            tracing::error!(error = %e, "signing failed");
+            ctx.error_page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The sign-in service could not sign its answer.",
+            )
+        }
+    }
+}
+
+/// A refused request: never sent on to any ACS (it may be an attacker's), only explained.
+fn refuse(ctx: &AppContext, e: &RequestError, ip: &str, rp: Option<&str>) -> Response {
+    tracing::warn!(reason = %e, client_ip = ip, rp = rp.unwrap_or("-"), "SAML request refused");
+    ctx.error_page(StatusCode::BAD_REQUEST, e.user_message())
+}
+
+pub fn store_failure(ctx: &AppContext, e: &store::StoreError) -> Response {
+    tracing::error!(error = %e, "store failure");
+    ctx.error_page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "The sign-in service is temporarily unavailable. Try again in a moment.",
+    )
+}

@@ -1,0 +1,81 @@
+//! docker-compose.yml stays valid and in step with the code: it parses, names the peers the
+//! tests start, and its Tessera environment is a configuration Tessera accepts.
+
+use std::path::Path;
+
+use serde_yaml::Value;
+
+fn compose() -> Value {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docker-compose.yml"))
+            .expect("docker-compose.yml exists");
+    serde_yaml::from_str(&text).expect("docker-compose.yml is valid YAML")
+}
+
+#[test]
+fn compose_has_ldap_redis_with_aof_and_tessera() {
+    let c = compose();
+    let services = c["services"].as_mapping().expect("services");
+    for name in ["ldap", "redis", "tessera"] {
+        assert!(services.contains_key(name), "service {name} missing");
+    }
+    let redis_cmd: Vec<&str> = c["services"]["redis"]["command"]
+        .as_sequence()
+        .expect("redis command")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        redis_cmd.windows(2).any(|w| w == ["--appendonly", "yes"]),
+        "{redis_cmd:?}"
+    );
+    assert!(
+        redis_cmd
+            .windows(2)
+            .any(|w| w == ["--appendfsync", "always"]),
+        "{redis_cmd:?}"
+    );
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for vol in c["services"]["ldap"]["volumes"]
+        .as_sequence()
+        .expect("ldap volumes")
+    {
+        let host = vol
+            .as_str()
+            .expect("volume")
+            .split(':')
+            .next()
+            .expect("host path");
+        assert!(root.join(host).is_file(), "{host} is mounted but missing");
+    }
+    assert!(root.join("deploy/ldap/Dockerfile").is_file());
+    assert!(root.join("Dockerfile").is_file());
+}
+
+#[test]
+fn compose_environment_is_a_valid_tessera_config() {
+    let c = compose();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let secret_file = c["secrets"]["ldap_bind_password"]["file"]
+        .as_str()
+        .expect("secret file");
+    let env: Vec<(String, String)> = c["services"]["tessera"]["environment"]
+        .as_mapping()
+        .expect("environment")
+        .iter()
+        .map(|(k, v)| {
+            let k = k.as_str().expect("key").to_owned();
+            let mut v = v.as_str().expect("string value").to_owned();
+            if k.ends_with("_FILE") {
+                // Inside the container the secret is mounted; here read the same file.
+                v = root.join(secret_file).display().to_string();
+            }
+            (k, v)
+        })
+        .collect();
+    let config = tessera::config::Config::load(None, env).expect("compose env is a valid config");
+    assert_eq!(config.directory.kind, tessera::config::DirectoryKind::Ldap);
+    assert_eq!(config.store.backend, tessera::config::StoreKind::Redis);
+    let ldap = config.directory.ldap.expect("ldap");
+    assert_eq!(ldap.bind_password, "svc-tessera-Pass-1");
+}

@@ -1,0 +1,615 @@
+//! The one `Store` contract: every case below runs against the embedded (redb) backend and
+//! against the Redis backend on a private redis-server, plus a few backend-specific checks.
+
+mod support {
+    pub mod redis;
+}
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tempfile::TempDir;
+use tessera::clock::FixedClock;
+use tessera::store::embedded::EmbeddedStore;
+use tessera::store::redis::RedisStore;
+use tessera::store::{Store, StoreError, get_json, put_json};
+use time::macros::datetime;
+
+use support::redis::RedisServer;
+
+/// The TTL used by the cases: short, because Redis needs real time to pass.
+const TTL: Duration = Duration::from_millis(300);
+/// Comfortably past `TTL` (Redis expires with millisecond precision).
+const PAST_TTL: Duration = Duration::from_millis(450);
+
+/// How a case makes time pass for its backend.
+enum Time {
+    /// The embedded store reads an injected clock: move it.
+    Fixed(Arc<FixedClock>),
+    /// Redis keeps its own clock: really wait.
+    Real,
+}
+
+struct Fixture {
+    store: Arc<dyn Store>,
+    time: Time,
+    // Whichever backs the store, held so it lives as long as the case.
+    _dir: Option<TempDir>,
+    _redis: Option<RedisServer>,
+}
+
+impl Fixture {
+    fn embedded() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = Arc::new(FixedClock::new(datetime!(2030-01-01 0:00 UTC)));
+        let store = EmbeddedStore::open(&dir.path().join("tessera.redb"), clock.clone())
+            .expect("open embedded store");
+        Fixture {
+            store: Arc::new(store),
+            time: Time::Fixed(clock),
+            _dir: Some(dir),
+            _redis: None,
+        }
+    }
+
+    async fn redis() -> Self {
+        let server = RedisServer::start();
+        let store = RedisStore::connect(&server.url(), "tessera:test:")
+            .await
+            .expect("connect to the test redis-server");
+        Fixture {
+            store: Arc::new(store),
+            time: Time::Real,
+            _dir: None,
+            _redis: Some(server),
+        }
+    }
+
+    fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
+    async fn pass(&self, by: Duration) {
+        match &self.time {
+            Time::Fixed(clock) => clock.advance(time::Duration::try_from(by).expect("duration")),
+            Time::Real => tokio::time::sleep(by).await,
+        }
+    }
+}
+
+/// Instantiates every listed case once per backend.
+macro_rules! contract {
+    ($($case:ident),* $(,)?) => {
+        mod embedded_backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(&super::Fixture::embedded()).await;
+                }
+            )*
+        }
+        mod redis_backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(&super::Fixture::redis().await).await;
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    get_put_delete,
+    overwrite_resets_ttl,
+    ttl_expiry,
+    put_if_absent_once_until_expiry,
+    compare_and_set_cases,
+    compare_and_set_race_has_one_winner,
+    incr_creates_adds_and_subtracts,
+    incr_window_does_not_slide,
+    incr_on_non_integer_is_corrupt,
+    keys_by_prefix,
+    keys_prefix_glob_chars_are_literal,
+    json_round_trip_and_corrupt_record,
+);
+
+async fn get_put_delete(f: &Fixture) {
+    let s = f.store();
+    assert_eq!(s.get("gpd:a").await.unwrap(), None);
+    assert!(
+        !s.delete("gpd:a").await.unwrap(),
+        "deleting nothing reports false"
+    );
+
+    s.put("gpd:a", b"one", None).await.unwrap();
+    assert_eq!(s.get("gpd:a").await.unwrap().as_deref(), Some(&b"one"[..]));
+    s.put("gpd:a", b"two", None).await.unwrap();
+    assert_eq!(s.get("gpd:a").await.unwrap().as_deref(), Some(&b"two"[..]));
+
+    // Binary-safe, including the empty value.
+    let binary = [0u8, 255, 10, 13, 0];
+    s.put("gpd:bin", &binary, None).await.unwrap();
+    assert_eq!(
+        s.get("gpd:bin").await.unwrap().as_deref(),
+        Some(&binary[..])
+    );
+    s.put("gpd:empty", b"", None).await.unwrap();
+    assert_eq!(s.get("gpd:empty").await.unwrap().as_deref(), Some(&b""[..]));
+
+    assert!(s.delete("gpd:a").await.unwrap());
+    assert_eq!(s.get("gpd:a").await.unwrap(), None);
+    assert!(!s.delete("gpd:a").await.unwrap());
+
+    // An expired record is not live, so deleting it reports false.
+    s.put("gpd:short", b"x", Some(TTL)).await.unwrap();
+    f.pass(PAST_TTL).await;
+    assert!(!s.delete("gpd:short").await.unwrap());
+}
+
+async fn overwrite_resets_ttl(f: &Fixture) {
+    let s = f.store();
+    // A TTL record overwritten without TTL lives on.
+    s.put("ttl:keep", b"v1", Some(TTL)).await.unwrap();
+    s.put("ttl:keep", b"v2", None).await.unwrap();
+    // A permanent record overwritten with a TTL now expires.
+    s.put("ttl:drop", b"v1", None).await.unwrap();
+    s.put("ttl:drop", b"v2", Some(TTL)).await.unwrap();
+    f.pass(PAST_TTL).await;
+    assert_eq!(
+        s.get("ttl:keep").await.unwrap().as_deref(),
+        Some(&b"v2"[..])
+    );
+    assert_eq!(s.get("ttl:drop").await.unwrap(), None);
+}
+
+async fn ttl_expiry(f: &Fixture) {
+    let s = f.store();
+    s.put("exp:a", b"v", Some(TTL)).await.unwrap();
+    s.put("exp:forever", b"v", None).await.unwrap();
+    assert_eq!(s.get("exp:a").await.unwrap().as_deref(), Some(&b"v"[..]));
+    f.pass(PAST_TTL).await;
+    assert_eq!(s.get("exp:a").await.unwrap(), None);
+    assert_eq!(
+        s.get("exp:forever").await.unwrap().as_deref(),
+        Some(&b"v"[..])
+    );
+}
+
+async fn put_if_absent_once_until_expiry(f: &Fixture) {
+    let s = f.store();
+    assert!(
+        s.put_if_absent("otp:123456", b"first", Some(TTL))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.put_if_absent("otp:123456", b"second", Some(TTL))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.get("otp:123456").await.unwrap().as_deref(),
+        Some(&b"first"[..])
+    );
+
+    f.pass(PAST_TTL).await;
+    assert!(s.put_if_absent("otp:123456", b"third", None).await.unwrap());
+    assert_eq!(
+        s.get("otp:123456").await.unwrap().as_deref(),
+        Some(&b"third"[..])
+    );
+    assert!(
+        !s.put_if_absent("otp:123456", b"fourth", None)
+            .await
+            .unwrap()
+    );
+}
+
+async fn compare_and_set_cases(f: &Fixture) {
+    let s = f.store();
+    // Absent: only `None` matches.
+    assert!(
+        !s.compare_and_set("cas:a", Some(b"v0"), b"v1", None)
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.get("cas:a").await.unwrap(), None);
+    assert!(s.compare_and_set("cas:a", None, b"v1", None).await.unwrap());
+    assert_eq!(s.get("cas:a").await.unwrap().as_deref(), Some(&b"v1"[..]));
+
+    // Present: `None` and a different value both lose, the current value wins.
+    assert!(!s.compare_and_set("cas:a", None, b"v2", None).await.unwrap());
+    assert!(
+        !s.compare_and_set("cas:a", Some(b"other"), b"v2", None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.compare_and_set("cas:a", Some(b"v"), b"v2", None)
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.get("cas:a").await.unwrap().as_deref(), Some(&b"v1"[..]));
+    assert!(
+        s.compare_and_set("cas:a", Some(b"v1"), b"v2", None)
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.get("cas:a").await.unwrap().as_deref(), Some(&b"v2"[..]));
+
+    // An empty value is a value, not absence.
+    s.put("cas:empty", b"", None).await.unwrap();
+    assert!(
+        !s.compare_and_set("cas:empty", None, b"x", None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.compare_and_set("cas:empty", Some(b""), b"x", None)
+            .await
+            .unwrap()
+    );
+
+    // The TTL given with the new value applies; an expired record counts as absent.
+    assert!(
+        s.compare_and_set("cas:a", Some(b"v2"), b"v3", Some(TTL))
+            .await
+            .unwrap()
+    );
+    f.pass(PAST_TTL).await;
+    assert_eq!(s.get("cas:a").await.unwrap(), None);
+    assert!(
+        !s.compare_and_set("cas:a", Some(b"v3"), b"v4", None)
+            .await
+            .unwrap()
+    );
+    assert!(s.compare_and_set("cas:a", None, b"v4", None).await.unwrap());
+    assert_eq!(s.get("cas:a").await.unwrap().as_deref(), Some(&b"v4"[..]));
+}
+
+async fn compare_and_set_race_has_one_winner(f: &Fixture) {
+    const RACERS: usize = 16;
+    f.store().put("race:flow", b"v0", None).await.unwrap();
+    let start = Arc::new(tokio::sync::Barrier::new(RACERS));
+    let tasks: Vec<_> = (0..RACERS)
+        .map(|i| {
+            let store = Arc::clone(&f.store);
+            let start = Arc::clone(&start);
+            tokio::spawn(async move {
+                let mine = format!("v1-from-{i}");
+                start.wait().await;
+                let won = store
+                    .compare_and_set("race:flow", Some(b"v0"), mine.as_bytes(), None)
+                    .await
+                    .unwrap();
+                won.then_some(mine)
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for task in tasks {
+        if let Some(mine) = task.await.unwrap() {
+            winners.push(mine);
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one CAS must win: {winners:?}");
+    assert_eq!(
+        f.store().get("race:flow").await.unwrap().as_deref(),
+        Some(winners[0].as_bytes())
+    );
+}
+
+async fn incr_creates_adds_and_subtracts(f: &Fixture) {
+    let s = f.store();
+    assert_eq!(s.incr("ctr:a", 1, None).await.unwrap(), 1);
+    assert_eq!(s.incr("ctr:a", 5, None).await.unwrap(), 6);
+    assert_eq!(s.incr("ctr:a", -10, None).await.unwrap(), -4);
+    // Counters read back as decimal text from either backend.
+    assert_eq!(s.get("ctr:a").await.unwrap().as_deref(), Some(&b"-4"[..]));
+    assert_eq!(s.incr("ctr:neg", -3, None).await.unwrap(), -3);
+    assert_eq!(s.incr("ctr:zero", 0, None).await.unwrap(), 0);
+    // A counter written by `put` as text is a counter.
+    s.put("ctr:put", b"41", None).await.unwrap();
+    assert_eq!(s.incr("ctr:put", 1, None).await.unwrap(), 42);
+    // Full i64 range, no rounding through floating point.
+    s.put("ctr:big", b"9223372036854775806", None)
+        .await
+        .unwrap();
+    assert_eq!(s.incr("ctr:big", 1, None).await.unwrap(), i64::MAX);
+    // After expiry a counter starts again from zero.
+    assert_eq!(s.incr("ctr:win", 7, Some(TTL)).await.unwrap(), 7);
+    f.pass(PAST_TTL).await;
+    assert_eq!(s.incr("ctr:win", 1, Some(TTL)).await.unwrap(), 1);
+}
+
+async fn incr_window_does_not_slide(f: &Fixture) {
+    let s = f.store();
+    let step = Duration::from_millis(200);
+    assert_eq!(s.incr("lock:alice", 1, Some(TTL)).await.unwrap(), 1);
+    f.pass(step).await;
+    // Inside the window: counted, and the TTL given again must not extend it.
+    assert_eq!(s.incr("lock:alice", 1, Some(TTL)).await.unwrap(), 2);
+    f.pass(step).await;
+    // 400 ms after creation: the 300 ms window is over (a sliding one would last to 500 ms).
+    assert_eq!(s.get("lock:alice").await.unwrap(), None);
+
+    // A counter created without TTL stays permanent even when later calls pass one.
+    assert_eq!(s.incr("lock:bob", 1, None).await.unwrap(), 1);
+    assert_eq!(s.incr("lock:bob", 1, Some(TTL)).await.unwrap(), 2);
+    f.pass(PAST_TTL).await;
+    assert_eq!(s.get("lock:bob").await.unwrap().as_deref(), Some(&b"2"[..]));
+}
+
+async fn incr_on_non_integer_is_corrupt(f: &Fixture) {
+    let s = f.store();
+    for (key, value) in [("nan:a", &b"abc"[..]), ("nan:b", b"1.5"), ("nan:c", b"+1")] {
+        s.put(key, value, None).await.unwrap();
+        match s.incr(key, 1, None).await {
+            Err(StoreError::Corrupt { key: k, .. }) => assert_eq!(k, key),
+            other => panic!("incr on {value:?} should be Corrupt, got {other:?}"),
+        }
+        // The record is left as it was.
+        assert_eq!(s.get(key).await.unwrap().as_deref(), Some(value));
+    }
+    s.put("nan:max", b"9223372036854775807", None)
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.incr("nan:max", 1, None).await,
+        Err(StoreError::Corrupt { .. })
+    ));
+}
+
+async fn keys_by_prefix(f: &Fixture) {
+    let s = f.store();
+    for key in [
+        "flow:b",
+        "flow:a",
+        "flow:c",
+        "flowx",
+        "sess:1",
+        "audit:flow:1",
+    ] {
+        s.put(key, b"v", None).await.unwrap();
+    }
+    s.put("flow:gone", b"v", Some(TTL)).await.unwrap();
+    assert_eq!(
+        s.keys("flow:").await.unwrap(),
+        ["flow:a", "flow:b", "flow:c", "flow:gone"]
+    );
+    assert_eq!(s.keys("nomatch:").await.unwrap(), Vec::<String>::new());
+    f.pass(PAST_TTL).await;
+    assert_eq!(
+        s.keys("flow:").await.unwrap(),
+        ["flow:a", "flow:b", "flow:c"]
+    );
+    assert_eq!(
+        s.keys("flow").await.unwrap(),
+        ["flow:a", "flow:b", "flow:c", "flowx"]
+    );
+    let all = s.keys("").await.unwrap();
+    assert_eq!(
+        all,
+        [
+            "audit:flow:1",
+            "flow:a",
+            "flow:b",
+            "flow:c",
+            "flowx",
+            "sess:1"
+        ]
+    );
+
+    // Enough keys to need several SCAN steps in Redis; still sorted, without duplicates.
+    for i in 0..600 {
+        s.put(&format!("bulk:{i:05}"), b"v", None).await.unwrap();
+    }
+    let bulk = s.keys("bulk:").await.unwrap();
+    assert_eq!(bulk.len(), 600);
+    assert!(bulk.windows(2).all(|w| w[0] < w[1]), "sorted, unique");
+}
+
+async fn keys_prefix_glob_chars_are_literal(f: &Fixture) {
+    let s = f.store();
+    for key in [
+        "g*:1", "gX:1", "g*x", "q?:1", "qQ:1", "b[a]:1", "ba:1", "b[a]x", "s\\:1", "s:1", "c]:1",
+    ] {
+        s.put(key, b"v", None).await.unwrap();
+    }
+    assert_eq!(s.keys("g*").await.unwrap(), ["g*:1", "g*x"]);
+    assert_eq!(s.keys("g*:").await.unwrap(), ["g*:1"]);
+    assert_eq!(s.keys("q?").await.unwrap(), ["q?:1"]);
+    assert_eq!(s.keys("b[a]").await.unwrap(), ["b[a]:1", "b[a]x"]);
+    assert_eq!(s.keys("b[").await.unwrap(), ["b[a]:1", "b[a]x"]);
+    assert_eq!(s.keys("s\\").await.unwrap(), ["s\\:1"]);
+    assert_eq!(s.keys("c]").await.unwrap(), ["c]:1"]);
+}
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct PendingFlow {
+    id: String,
+    relay_state: String,
+    attempts: u32,
+    methods: Vec<String>,
+}
+
+async fn json_round_trip_and_corrupt_record(f: &Fixture) {
+    let s = f.store();
+    let flow = PendingFlow {
+        id: "f-1".to_owned(),
+        relay_state: "https://gw.example/?a=1&b=\u{e9}".to_owned(),
+        attempts: 2,
+        methods: vec!["push".to_owned(), "oath".to_owned()],
+    };
+    put_json(s, "flow:f-1", &flow, Some(TTL)).await.unwrap();
+    assert_eq!(
+        get_json::<PendingFlow>(s, "flow:f-1").await.unwrap(),
+        Some(flow)
+    );
+    assert_eq!(get_json::<PendingFlow>(s, "flow:none").await.unwrap(), None);
+
+    s.put("flow:bad", b"{not json", None).await.unwrap();
+    match get_json::<PendingFlow>(s, "flow:bad").await {
+        Err(StoreError::Corrupt { key, .. }) => assert_eq!(key, "flow:bad"),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    // Valid JSON of the wrong shape is corrupt too.
+    s.put("flow:shape", br#"{"id": 5}"#, None).await.unwrap();
+    assert!(matches!(
+        get_json::<PendingFlow>(s, "flow:shape").await,
+        Err(StoreError::Corrupt { .. })
+    ));
+
+    f.pass(PAST_TTL).await;
+    assert_eq!(get_json::<PendingFlow>(s, "flow:f-1").await.unwrap(), None);
+}
+
+// ---- embedded only -------------------------------------------------------------------
+
+#[tokio::test]
+async fn embedded_records_survive_close_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("durable.redb");
+    let clock = Arc::new(FixedClock::new(datetime!(2030-01-01 0:00 UTC)));
+    {
+        let store = EmbeddedStore::open(&path, clock.clone()).unwrap();
+        store.put("reg:alice", b"secret-blob", None).await.unwrap();
+        store.put("sess:1", b"s", Some(TTL)).await.unwrap();
+        store.incr("lock:alice", 3, None).await.unwrap();
+        store.put("gone", b"x", None).await.unwrap();
+        store.delete("gone").await.unwrap();
+    }
+    let store = EmbeddedStore::open(&path, clock.clone()).unwrap();
+    assert_eq!(
+        store.get("reg:alice").await.unwrap().as_deref(),
+        Some(&b"secret-blob"[..])
+    );
+    assert_eq!(
+        store.get("sess:1").await.unwrap().as_deref(),
+        Some(&b"s"[..])
+    );
+    assert_eq!(store.incr("lock:alice", 1, None).await.unwrap(), 4);
+    assert_eq!(store.get("gone").await.unwrap(), None);
+    // The stored expiry survived too.
+    clock.advance(time::Duration::milliseconds(450));
+    assert_eq!(store.get("sess:1").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn embedded_purge_expired_counts_removed_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(FixedClock::new(datetime!(2030-01-01 0:00 UTC)));
+    let store = EmbeddedStore::open(&dir.path().join("purge.redb"), clock.clone()).unwrap();
+    for key in ["t:1", "t:2", "t:3"] {
+        store.put(key, b"v", Some(TTL)).await.unwrap();
+    }
+    store
+        .put("t:long", b"v", Some(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    store.put("p:1", b"v", None).await.unwrap();
+    store.incr("p:ctr", 1, None).await.unwrap();
+
+    assert_eq!(store.purge_expired().unwrap(), 0, "nothing expired yet");
+    clock.advance(time::Duration::milliseconds(450));
+    assert_eq!(store.purge_expired().unwrap(), 3);
+    assert_eq!(store.purge_expired().unwrap(), 0);
+    assert_eq!(store.keys("").await.unwrap(), ["p:1", "p:ctr", "t:long"]);
+}
+
+#[tokio::test]
+async fn embedded_open_reports_a_file_that_is_not_redb() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("not-a-db.redb");
+    std::fs::write(&path, vec![0x42u8; 8192]).unwrap();
+    let clock = Arc::new(FixedClock::new(datetime!(2030-01-01 0:00 UTC)));
+    match EmbeddedStore::open(&path, clock) {
+        Err(StoreError::Backend(msg)) => assert!(msg.contains("not-a-db.redb"), "{msg}"),
+        other => panic!("expected a Backend error, got {other:?}"),
+    }
+}
+
+// ---- redis only ----------------------------------------------------------------------
+
+#[tokio::test]
+async fn redis_prefixes_keep_deployments_apart() {
+    let server = RedisServer::start();
+    let a = RedisStore::connect(&server.url(), "tessera:a:")
+        .await
+        .unwrap();
+    let b = RedisStore::connect(&server.url(), "tessera:b:")
+        .await
+        .unwrap();
+
+    a.put("flow:1", b"from-a", None).await.unwrap();
+    b.put("flow:1", b"from-b", None).await.unwrap();
+    b.put("flow:2", b"only-b", None).await.unwrap();
+
+    assert_eq!(
+        a.get("flow:1").await.unwrap().as_deref(),
+        Some(&b"from-a"[..])
+    );
+    assert_eq!(
+        b.get("flow:1").await.unwrap().as_deref(),
+        Some(&b"from-b"[..])
+    );
+    assert_eq!(a.get("flow:2").await.unwrap(), None);
+    assert_eq!(a.keys("").await.unwrap(), ["flow:1"]);
+    assert_eq!(b.keys("").await.unwrap(), ["flow:1", "flow:2"]);
+    assert!(
+        a.put_if_absent("flow:2", b"a-too", None).await.unwrap(),
+        "b's record is invisible to a"
+    );
+    assert_eq!(
+        b.get("flow:2").await.unwrap().as_deref(),
+        Some(&b"only-b"[..])
+    );
+    assert!(a.delete("flow:1").await.unwrap());
+    assert_eq!(
+        b.get("flow:1").await.unwrap().as_deref(),
+        Some(&b"from-b"[..])
+    );
+
+    // A prefix that is itself glob-like must not widen the scan to other deployments.
+    let star = RedisStore::connect(&server.url(), "tessera:*")
+        .await
+        .unwrap();
+    assert_eq!(star.keys("").await.unwrap(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn redis_connect_failure_hides_the_password() {
+    // A port that was free a moment ago: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("redis://:topsecret@127.0.0.1:{port}/0");
+    match RedisStore::connect(&url, "tessera:").await {
+        Err(StoreError::Backend(msg)) => {
+            assert!(!msg.contains("topsecret"), "password leaked: {msg}");
+            assert!(msg.contains(&format!("127.0.0.1:{port}")), "{msg}");
+        }
+        other => panic!("expected a Backend error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn redis_and_embedded_list_the_same_keys() {
+    // The same writes give the same listing from both backends.
+    let embedded = Fixture::embedded();
+    let redis = Fixture::redis().await;
+    let mut listings = BTreeSet::new();
+    for f in [&embedded, &redis] {
+        let s = f.store();
+        for key in ["x:b", "x:a", "x:[1]", "x:*", "y"] {
+            s.put(key, b"v", None).await.unwrap();
+        }
+        listings.insert(s.keys("x:").await.unwrap());
+    }
+    assert_eq!(listings.len(), 1, "{listings:?}");
+}

@@ -1,0 +1,140 @@
+//! A scripted, browser-less client: follows the SAML redirects and auto-POST forms by hand.
+
+#![allow(dead_code)]
+
+use base64::Engine;
+use reqwest::{Client, StatusCode, redirect::Policy};
+
+pub struct Browser {
+    pub http: Client,
+}
+
+/// An HTML form as the auto-POST page carries it.
+#[derive(Debug, Clone)]
+pub struct PostForm {
+    pub action: String,
+    pub saml_response: String,
+    pub relay_state: Option<String>,
+}
+
+impl PostForm {
+    pub fn xml(&self) -> String {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(&self.saml_response)
+            .expect("SAMLResponse is base64");
+        String::from_utf8(bytes).expect("utf8")
+    }
+}
+
+pub fn unescape(s: &str) -> String {
+    s.replace("&#x2f;", "/")
+        .replace("&#x27;", "'")
+        .replace("&#39;", "'")
+        .replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// The value of `<input ... name="NAME" value="...">` in an HTML page.
+pub fn input_value(html: &str, name: &str) -> Option<String> {
+    let at = html.find(&format!("name=\"{name}\""))?;
+    let rest = &html[at..];
+    let v = rest.find("value=\"")? + 7;
+    let end = rest[v..].find('"')?;
+    Some(unescape(&rest[v..v + end]))
+}
+
+pub fn form_action(html: &str) -> Option<String> {
+    let at = html.find("action=\"")? + 8;
+    let end = html[at..].find('"')?;
+    Some(unescape(&html[at..at + end]))
+}
+
+impl Browser {
+    pub fn new() -> Self {
+        Self {
+            http: Client::builder()
+                .cookie_store(true)
+                .redirect(Policy::none())
+                .build()
+                .expect("client"),
+        }
+    }
+
+    /// GET, following up to 10 redirects; returns (final URL, status, body).
+    pub async fn get(&self, url: &str) -> (String, StatusCode, String) {
+        let mut url = url.to_owned();
+        for _ in 0..10 {
+            let res = self.http.get(&url).send().await.expect("GET");
+            if res.status().is_redirection() {
+                let loc = res.headers()["location"]
+                    .to_str()
+                    .expect("location")
+                    .to_owned();
+                url = join(&url, &loc);
+                continue;
+            }
+            let status = res.status();
+            return (url, status, res.text().await.expect("body"));
+        }
+        panic!("too many redirects from {url}");
+    }
+
+    /// POST a form, following redirects afterwards with GET.
+    pub async fn post(&self, url: &str, form: &[(&str, &str)]) -> (String, StatusCode, String) {
+        let res = self.http.post(url).form(form).send().await.expect("POST");
+        if res.status().is_redirection() {
+            let loc = res.headers()["location"]
+                .to_str()
+                .expect("location")
+                .to_owned();
+            return self.get(&join(url, &loc)).await;
+        }
+        let status = res.status();
+        (url.to_owned(), status, res.text().await.expect("body"))
+    }
+
+    /// On a Tessera login page: type the user name and password and submit.
+    pub async fn sign_in(
+        &self,
+        login_url: &str,
+        page: &str,
+        user: &str,
+        password: &str,
+    ) -> (String, StatusCode, String) {
+        let flow = input_value(page, "flow").expect("login page has a flow field");
+        let action = join(login_url, &form_action(page).expect("login form action"));
+        self.post(
+            &action,
+            &[("flow", &flow), ("username", user), ("password", password)],
+        )
+        .await
+    }
+
+    /// On an auto-POST page: extract the form.
+    pub fn post_form(page: &str) -> PostForm {
+        PostForm {
+            action: form_action(page).expect("post page has a form"),
+            saml_response: input_value(page, "SAMLResponse").expect("SAMLResponse field"),
+            relay_state: input_value(page, "RelayState"),
+        }
+    }
+
+    /// Submit the auto-POST form to the SP, as the browser's script would.
+    pub async fn submit(&self, form: &PostForm) -> (String, StatusCode, String) {
+        let mut fields = vec![("SAMLResponse", form.saml_response.as_str())];
+        if let Some(rs) = &form.relay_state {
+            fields.push(("RelayState", rs.as_str()));
+        }
+        self.post(&form.action, &fields).await
+    }
+}
+
+pub fn join(base: &str, loc: &str) -> String {
+    url::Url::parse(base)
+        .expect("base url")
+        .join(loc)
+        .expect("join")
+        .to_string()
+}
