@@ -206,6 +206,20 @@ async fn serve(config: Config) -> Result<(), String> {
     println!("  login page     {base}/adfs/ls/  (SPs send their AuthnRequests here)");
     println!("  metadata       {base}/FederationMetadata/2007-06/FederationMetadata.xml");
     println!("  admin docs     {base}/docs");
+    let store = state.store.clone();
+    tokio::spawn(async move {
+        // Expired flows and replay-cache entries would otherwise stay in the redb file until
+        // touched again.
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(600));
+        loop {
+            every.tick().await;
+            match store.purge_expired().await {
+                Ok(n) if n > 0 => tracing::debug!(removed = n, "expired records purged"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "purging expired records failed"),
+            }
+        }
+    });
     let app = tessera::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(async {

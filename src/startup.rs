@@ -78,7 +78,9 @@ pub async fn build(
         DirectoryKind::File => {
             let path = config.users_file();
             if !path.exists() {
-                let domain = if host.contains('.') {
+                // A DNS name makes a plausible UPN suffix; an IP address or bare host does not.
+                let dns_name = host.contains('.') && host.parse::<std::net::IpAddr>().is_err();
+                let domain = if dns_name {
                     host.clone()
                 } else {
                     "tessera.local".into()
@@ -121,6 +123,7 @@ pub fn endpoints(config: &Config) -> IdpEndpoints {
     IdpEndpoints {
         entity_id: config.entity_id(),
         sso: format!("{}/adfs/ls/", config.public_base()),
-        slo: None,
+        // SLO shares the AD FS endpoint: the message type tells requests apart.
+        slo: Some(format!("{}/adfs/ls/", config.public_base())),
     }
 }

@@ -553,3 +553,74 @@ async fn metadata_is_published_at_both_paths_and_signed() {
     assert!(adfs.contains(&s.idp.state.keys.cert_b64));
     verify(&adfs, &s.cert, Part::Metadata).expect("metadata signature verifies");
 }
+
+#[tokio::test]
+async fn sp_initiated_logout_ends_the_session_and_answers_with_a_signed_logout_response() {
+    let s = setup().await;
+    let (a, b) = (&s.sps[0], &s.sps[2]);
+    let browser = Browser::new();
+    let form = login(
+        &browser,
+        &s.idp,
+        &a.redirect_query(&a.xml(&a.req()), None, None),
+        "alice",
+    )
+    .await;
+    let xml = form.xml();
+    let session_index = xml
+        .split("SessionIndex=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("SessionIndex");
+
+    // B requires signed requests: an unsigned LogoutRequest is refused and changes nothing.
+    let unsigned = b.redirect_query(
+        &b.logout_xml("alice@corp.example", session_index),
+        None,
+        None,
+    );
+    let (_, status, _) = browser
+        .get(&format!("{}/adfs/ls/?{unsigned}", s.idp.base))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (_, _, page) = browser
+        .get(&format!(
+            "{}/adfs/ls/?{}",
+            s.idp.base,
+            a.redirect_query(&a.xml(&a.req()), None, None)
+        ))
+        .await;
+    assert!(
+        page.contains("SAMLResponse"),
+        "session still alive after a refused logout"
+    );
+
+    let q = a.redirect_query(
+        &a.logout_xml("alice@corp.example", session_index),
+        Some("bye"),
+        None,
+    );
+    let (_, status, page) = browser.get(&format!("{}/adfs/ls/?{q}", s.idp.base)).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let form = Browser::post_form(&page);
+    assert_eq!(form.action, a.slo());
+    assert_eq!(form.relay_state.as_deref(), Some("bye"));
+    let xml = form.xml();
+    assert!(
+        xml.contains("<samlp:LogoutResponse") && xml.contains("status:Success"),
+        "{xml}"
+    );
+    verify(&xml, &s.cert, Part::LogoutResponse).expect("LogoutResponse signature verifies");
+
+    let (_, _, page) = browser
+        .get(&format!(
+            "{}/adfs/ls/?{}",
+            s.idp.base,
+            a.redirect_query(&a.xml(&a.req()), None, None)
+        ))
+        .await;
+    assert!(
+        page.contains("name=\"password\""),
+        "after logout the password is asked again"
+    );
+}

@@ -126,7 +126,17 @@ impl Flow {
             created: now,
             client_ip: client_ip.to_owned(),
         };
-        flow.audit(None, "start", Outcome::Started, None, None);
+        flow.audit(
+            now,
+            Note {
+                user: None,
+                from: "-",
+                to: "await_password",
+                outcome: Outcome::Started,
+                method: None,
+                reason: None,
+            },
+        );
         flow
     }
 
@@ -150,7 +160,14 @@ impl Flow {
                             methods: vec![AuthMethod::Password],
                             authn_instant: deps.clock.unix(),
                         };
-                        self.transition(from, next, Some(&login), Outcome::Success, None)
+                        self.transition(
+                            deps.clock.unix(),
+                            from,
+                            next,
+                            Some(&login),
+                            Outcome::Success,
+                            None,
+                        )
                     }
                     Err(e) => {
                         let failures = failures + 1;
@@ -166,6 +183,7 @@ impl Flow {
                             }
                         };
                         self.transition(
+                            deps.clock.unix(),
                             from,
                             next,
                             Some(&login),
@@ -177,7 +195,15 @@ impl Flow {
             }
             (_, event) => {
                 let reason = format!("event {} not valid in state {from}", event.name());
-                self.audit(None, from, Outcome::Ignored, None, Some(reason));
+                let note = Note {
+                    user: None,
+                    from,
+                    to: from,
+                    outcome: Outcome::Ignored,
+                    method: None,
+                    reason: Some(reason),
+                };
+                self.audit(deps.clock.unix(), note);
                 return self;
             }
         };
@@ -187,54 +213,57 @@ impl Flow {
 
     fn transition(
         &self,
-        from: &str,
+        now: i64,
+        from: &'static str,
         to: LoginState,
         login: Option<&str>,
         outcome: Outcome,
         reason: Option<String>,
     ) -> LoginState {
-        let method = (from == "await_password").then_some("password");
         let user = match &to {
             LoginState::Authenticated { user, .. } => Some(user.username.as_str()),
             _ => login,
         };
-        self.audit_to(user, from, to.name(), outcome, method, reason);
+        self.audit(
+            now,
+            Note {
+                user,
+                from,
+                to: to.name(),
+                outcome,
+                method: Some("password"),
+                reason,
+            },
+        );
         to
     }
 
-    fn audit(
-        &self,
-        user: Option<&str>,
-        to: &str,
-        outcome: Outcome,
-        method: Option<&str>,
-        reason: Option<String>,
-    ) {
-        self.audit_to(user, "-", to, outcome, method, reason);
-    }
-
-    fn audit_to(
-        &self,
-        user: Option<&str>,
-        from: &str,
-        to: &str,
-        outcome: Outcome,
-        method: Option<&str>,
-        reason: Option<String>,
-    ) {
+    fn audit(&self, now: i64, note: Note<'_>) {
+        let at = time::OffsetDateTime::from_unix_timestamp(now)
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
         audit::record(&AuditEvent {
-            at: crate::saml::saml_time(time::OffsetDateTime::now_utc()),
+            at: crate::saml::saml_time(at),
             flow: &self.id,
-            user,
+            user: note.user,
             rp: &self.request.rp_entity_id,
             client_ip: &self.client_ip,
-            from,
-            to,
-            method,
-            outcome,
-            reason,
+            from: note.from,
+            to: note.to,
+            method: note.method,
+            outcome: note.outcome,
+            reason: note.reason,
         });
     }
+}
+
+/// The parts of one audit event that differ per transition.
+struct Note<'a> {
+    user: Option<&'a str>,
+    from: &'a str,
+    to: &'a str,
+    outcome: Outcome,
+    method: Option<&'a str>,
+    reason: Option<String>,
 }
 
 #[cfg(test)]

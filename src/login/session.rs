@@ -43,6 +43,15 @@ pub async fn save(store: &dyn Store, s: &SsoSession, now: i64) -> Result<(), Sto
     store::put_json(store, &key(&s.id), s, Some(ttl)).await
 }
 
+/// Ends a session; returns it if it was live.
+pub async fn end(store: &dyn Store, id: &str) -> Result<Option<SsoSession>, StoreError> {
+    let s = load(store, id, i64::MIN).await?;
+    if s.is_some() {
+        store.delete(&key(id)).await?;
+    }
+    Ok(s)
+}
+
 pub fn start(
     user: UserInfo,
     methods: Vec<AuthMethod>,

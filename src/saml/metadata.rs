@@ -173,12 +173,8 @@ pub fn parse_sp_metadata(text: &str) -> Result<SpMetadata, MetadataError> {
     }
     let slo = sp
         .children_named(NS_MD, "SingleLogoutService")
-        .find(|s| {
-            matches!(
-                s.attr("Binding"),
-                Some(BINDING_POST) | Some(BINDING_REDIRECT)
-            )
-        })
+        // We answer logout with the POST binding only, so only a POST endpoint is usable.
+        .find(|s| s.attr("Binding") == Some(BINDING_POST))
         .and_then(|s| s.attr("Location"))
         .map(|u| check_endpoint_url(u).map(|_| u.to_owned()))
         .transpose()

@@ -1,5 +1,6 @@
 //! SAML 2.0 protocol pieces: inbound AuthnRequests, outbound Responses, metadata.
 
+pub mod logout;
 pub mod metadata;
 pub mod request;
 pub mod response;

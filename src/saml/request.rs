@@ -274,7 +274,7 @@ pub fn read_authn_request(root: &Element) -> Result<AuthnRequest, RequestError> 
     })
 }
 
-fn valid_id(id: &str) -> bool {
+pub(crate) fn valid_id(id: &str) -> bool {
     let mut chars = id.chars();
     matches!(chars.next(), Some(c) if c.is_alphabetic() || c == '_')
         && id.len() <= 256
@@ -387,6 +387,32 @@ pub struct Window {
     pub relay_state_max: usize,
 }
 
+/// RelayState size, Destination and IssueInstant freshness: the checks every inbound
+/// request shares (SAML core §3.2.1, bindings §3.4.3).
+pub fn check_envelope(
+    relay_state: Option<&str>,
+    destination: Option<&str>,
+    issue_instant: &str,
+    w: &Window,
+) -> Result<(), RequestError> {
+    if let Some(rs) = relay_state
+        && rs.len() > w.relay_state_max
+    {
+        return Err(RequestError::RelayStateTooLong(rs.len()));
+    }
+    if let Some(d) = destination
+        && !w.sso_urls.iter().any(|u| u == d)
+    {
+        return Err(RequestError::WrongDestination(d.to_owned()));
+    }
+    let issued = parse_saml_time(issue_instant)
+        .ok_or_else(|| RequestError::Malformed("IssueInstant is not an xs:dateTime".into()))?;
+    if issued > w.now + w.skew || issued < w.now - w.max_age - w.skew {
+        return Err(RequestError::Stale(issue_instant.to_owned()));
+    }
+    Ok(())
+}
+
 /// Destination, freshness, ACS, binding and RelayState checks (SAML core §3.2.1, §3.4.1).
 /// Returns the ACS endpoint the response must go to.
 pub fn validate(
@@ -395,21 +421,12 @@ pub fn validate(
     rp: &RelyingParty,
     w: &Window,
 ) -> Result<Acs, RequestError> {
-    if let Some(rs) = relay_state
-        && rs.len() > w.relay_state_max
-    {
-        return Err(RequestError::RelayStateTooLong(rs.len()));
-    }
-    if let Some(d) = &req.destination
-        && !w.sso_urls.iter().any(|u| u == d)
-    {
-        return Err(RequestError::WrongDestination(d.clone()));
-    }
-    let issued = parse_saml_time(&req.issue_instant)
-        .ok_or_else(|| RequestError::Malformed("IssueInstant is not an xs:dateTime".into()))?;
-    if issued > w.now + w.skew || issued < w.now - w.max_age - w.skew {
-        return Err(RequestError::Stale(req.issue_instant.clone()));
-    }
+    check_envelope(
+        relay_state,
+        req.destination.as_deref(),
+        &req.issue_instant,
+        w,
+    )?;
     if let Some(b) = &req.protocol_binding
         && b != BINDING_POST
     {

@@ -455,6 +455,10 @@ impl Store for EmbeddedStore {
         let prefix = prefix.to_owned();
         self.run("keys", move |db| db.keys(&prefix)).await
     }
+
+    async fn purge_expired(&self) -> Result<usize> {
+        self.run("purge_expired", |db| db.purge_expired()).await
+    }
 }
 
 #[cfg(test)]

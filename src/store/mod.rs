@@ -46,6 +46,11 @@ pub trait Store: Send + Sync + 'static {
     async fn incr(&self, key: &str, by: i64, ttl: Option<Duration>) -> Result<i64>;
     /// Live keys starting with `prefix`, sorted. For admin listings, not hot paths.
     async fn keys(&self, prefix: &str) -> Result<Vec<String>>;
+    /// Drops expired records a backend keeps until they are touched; returns how many went.
+    /// Redis expires keys itself, so its answer is always 0.
+    async fn purge_expired(&self) -> Result<usize> {
+        Ok(0)
+    }
 }
 
 /// Reads a JSON record.

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use super::{AppContext, AppState, ClientIp};
 use crate::login::session::{self, SsoSession};
 use crate::login::{Flow, PendingRequest, authn_context};
+use crate::saml::logout;
 use crate::saml::request::{self, Binding, Incoming, RequestError, Window};
 use crate::saml::response::{self, Issue};
 use crate::saml::{STATUS_NO_AUTHN_CONTEXT, STATUS_NO_PASSIVE, STATUS_REQUESTER, STATUS_RESPONDER};
@@ -124,6 +125,9 @@ async fn begin(
         Ok(r) => r,
         Err(e) => return refuse(ctx, &e, ip, None),
     };
+    if root.is(crate::saml::NS_SAMLP, "LogoutRequest") {
+        return logout(ctx, &incoming, &root, binding, ip, jar).await;
+    }
     let req = match request::read_authn_request(&root) {
         Ok(r) => r,
         Err(e) => return refuse(ctx, &e, ip, None),
@@ -135,37 +139,12 @@ async fn begin(
         Ok(s) => s,
         Err(e) => return refuse(ctx, &e, ip, Some(&rp.entity_id)),
     };
-    let idp = &ctx.config.idp;
-    let window = Window {
-        now: ctx.clock.now(),
-        max_age: time::Duration::seconds(idp.request_max_age_secs.into()),
-        skew: time::Duration::seconds(idp.clock_skew_secs.into()),
-        sso_urls: super::SSO_PATHS
-            .iter()
-            .map(|p| format!("{}{p}", ctx.config.public_base()))
-            .collect(),
-        relay_state_max: idp.relay_state_max_bytes,
-    };
-    let acs = match request::validate(&req, incoming.relay_state.as_deref(), &rp, &window) {
+    let acs = match request::validate(&req, incoming.relay_state.as_deref(), &rp, &window(ctx)) {
         Ok(a) => a,
         Err(e) => return refuse(ctx, &e, ip, Some(&rp.entity_id)),
     };
-    // Replay cache: an AuthnRequest ID is accepted once within its validity window.
-    let ttl = Duration::from_secs(u64::from(
-        idp.request_max_age_secs + 2 * idp.clock_skew_secs,
-    ));
-    let replay_key = format!("authnreq:{}:{}", rp.entity_id, req.id);
-    match ctx.store.put_if_absent(&replay_key, b"1", Some(ttl)).await {
-        Ok(true) => {}
-        Ok(false) => {
-            return refuse(
-                ctx,
-                &RequestError::Replayed(req.id.clone()),
-                ip,
-                Some(&rp.entity_id),
-            );
-        }
-        Err(e) => return store_failure(ctx, &e),
+    if let Err(r) = first_use(ctx, "authnreq", &rp.entity_id, &req.id, ip).await {
+        return r;
     }
     tracing::info!(rp = %rp.entity_id, request_id = %req.id, signed, ?binding, client_ip = ip, "AuthnRequest accepted");
     let pending = PendingRequest {
@@ -177,6 +156,123 @@ async fn begin(
         requested_context: req.requested_context.clone(),
     };
     continue_or_prompt(ctx, pending, req.is_passive, ip, jar).await
+}
+
+/// The acceptance window for inbound requests, from configuration.
+fn window(ctx: &AppContext) -> Window {
+    let idp = &ctx.config.idp;
+    Window {
+        now: ctx.clock.now(),
+        max_age: time::Duration::seconds(idp.request_max_age_secs.into()),
+        skew: time::Duration::seconds(idp.clock_skew_secs.into()),
+        sso_urls: super::SSO_PATHS
+            .iter()
+            .map(|p| format!("{}{p}", ctx.config.public_base()))
+            .collect(),
+        relay_state_max: idp.relay_state_max_bytes,
+    }
+}
+
+/// Replay cache: a request ID is accepted once within its validity window.
+async fn first_use(
+    ctx: &AppContext,
+    kind: &str,
+    rp: &str,
+    id: &str,
+    ip: &str,
+) -> Result<(), Response> {
+    let idp = &ctx.config.idp;
+    let ttl = Duration::from_secs(u64::from(
+        idp.request_max_age_secs + 2 * idp.clock_skew_secs,
+    ));
+    match ctx
+        .store
+        .put_if_absent(&format!("{kind}:{rp}:{id}"), b"1", Some(ttl))
+        .await
+    {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(refuse(
+            ctx,
+            &RequestError::Replayed(id.to_owned()),
+            ip,
+            Some(rp),
+        )),
+        Err(e) => Err(store_failure(ctx, &e)),
+    }
+}
+
+/// SP-initiated single logout: verify like any request, end this browser's SSO session and
+/// answer the SP with a signed LogoutResponse. Other RPs of the session are not called
+/// (front-channel propagation is not implemented).
+async fn logout(
+    ctx: &AppContext,
+    incoming: &Incoming,
+    root: &crate::xml::Element,
+    binding: Binding,
+    ip: &str,
+    jar: CookieJar,
+) -> Response {
+    let req = match logout::read_logout_request(root) {
+        Ok(r) => r,
+        Err(e) => return refuse(ctx, &e, ip, None),
+    };
+    let Some(rp) = ctx.rps.get(&req.issuer) else {
+        return refuse(ctx, &RequestError::UnknownSp(req.issuer.clone()), ip, None);
+    };
+    let checked = request::check_signature(incoming, root, binding, &rp).and_then(|_| {
+        request::check_envelope(
+            incoming.relay_state.as_deref(),
+            req.destination.as_deref(),
+            &req.issue_instant,
+            &window(ctx),
+        )
+    });
+    if let Err(e) = checked {
+        return refuse(ctx, &e, ip, Some(&rp.entity_id));
+    }
+    if let Err(r) = first_use(ctx, "logoutreq", &rp.entity_id, &req.id, ip).await {
+        return r;
+    }
+    if let Some(cookie) = jar.get(session::COOKIE) {
+        match session::end(ctx.store.as_ref(), cookie.value()).await {
+            Ok(Some(s)) => {
+                tracing::info!(user = %s.user.username, rp = %rp.entity_id, name_id = %req.name_id, "signed out")
+            }
+            Ok(None) => {
+                tracing::info!(rp = %rp.entity_id, "logout for a session that had already ended")
+            }
+            Err(e) => return store_failure(ctx, &e),
+        }
+    }
+    let jar = jar.remove(Cookie::build(session::COOKIE).path("/"));
+    let Some(slo) = rp.slo.as_deref() else {
+        let page = ctx.render(
+            "error.html",
+            minijinja::context! { title => "Signed out", message => "You have signed out." },
+        );
+        return (jar, page).into_response();
+    };
+    match logout::build_logout_response(
+        &ctx.config.entity_id(),
+        slo,
+        &req.id,
+        None,
+        ctx.clock.now(),
+        &ctx.keys.signer,
+    ) {
+        Ok(xml) => (
+            jar,
+            post_page(ctx, slo, &xml, incoming.relay_state.as_deref()),
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "signing failed");
+            ctx.error_page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The sign-in service could not sign its answer.",
+            )
+        }
+    }
 }
 
 /// With a live SSO session (and no ForceAuthn) answer at once; IsPassive without one gets

@@ -50,9 +50,32 @@ impl TestSp {
         let der =
             base64::engine::general_purpose::STANDARD.encode(self.cert.to_der().expect("der"));
         format!(
-            r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="{}"><md:SPSSODescriptor AuthnRequestsSigned="{}" WantAssertionsSigned="true" protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol"><md:KeyDescriptor use="signing"><ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:X509Data><ds:X509Certificate>{}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor><md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="{}" index="0" isDefault="true"/></md:SPSSODescriptor></md:EntityDescriptor>"#,
-            self.entity_id, signed_requests, der, self.acs
+            r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="{}"><md:SPSSODescriptor AuthnRequestsSigned="{}" WantAssertionsSigned="true" protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol"><md:KeyDescriptor use="signing"><ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:X509Data><ds:X509Certificate>{}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor><md:SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="{}"/><md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="{}" index="0" isDefault="true"/></md:SPSSODescriptor></md:EntityDescriptor>"#,
+            self.entity_id,
+            signed_requests,
+            der,
+            self.slo(),
+            self.acs
         )
+    }
+
+    pub fn slo(&self) -> String {
+        self.acs.replace("/acs", "/slo")
+    }
+
+    /// A LogoutRequest for `name_id` (SAML core §3.7.1).
+    pub fn logout_xml(&self, name_id: &str, session_index: &str) -> String {
+        let e = El::new("samlp", "LogoutRequest", NS_SAMLP)
+            .attr("ID", format!("_{}", tessera::saml::random_hex(16)))
+            .attr(
+                "IssueInstant",
+                tessera::saml::saml_time(time::OffsetDateTime::now_utc()),
+            )
+            .attr("Version", "2.0")
+            .child(El::new("saml", "Issuer", NS_SAML).text(self.entity_id.clone()))
+            .child(El::new("saml", "NameID", NS_SAML).text(name_id))
+            .child(El::new("samlp", "SessionIndex", NS_SAMLP).text(session_index));
+        c14n(&e)
     }
 
     pub fn req(&self) -> Req {

@@ -11,6 +11,7 @@ pub enum Part {
     Response,
     Assertion,
     Metadata,
+    LogoutResponse,
 }
 
 /// Runs `xmlsec1 --verify` on the signature that is a child of `part`, trusting only `cert`.
@@ -27,6 +28,10 @@ pub fn verify(xml: &str, cert: &Path, part: Part) -> Result<(), String> {
         Part::Assertion => (
             "ID:urn:oasis:names:tc:SAML:2.0:assertion:Assertion",
             "//*[local-name()='Assertion']/*[local-name()='Signature']",
+        ),
+        Part::LogoutResponse => (
+            "ID:urn:oasis:names:tc:SAML:2.0:protocol:LogoutResponse",
+            "/*[local-name()='LogoutResponse']/*[local-name()='Signature']",
         ),
         Part::Metadata => (
             "ID:urn:oasis:names:tc:SAML:2.0:metadata:EntityDescriptor",

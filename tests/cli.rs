@@ -1,0 +1,244 @@
+//! The `tessera` binary as an admin uses it: first run on embedded defaults, `rp add`,
+//! `keys import`, `check-config`, `metadata`.
+
+mod support {
+    pub mod browser;
+    pub mod sp;
+}
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+use support::browser::Browser;
+use support::sp::TestSp;
+
+fn tessera(dir: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    c.current_dir(dir).args(args).env_remove("TESSERA_CONFIG");
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("TESSERA__")) {
+        c.env_remove(k);
+    }
+    c
+}
+
+fn run(dir: &Path, args: &[&str]) -> Output {
+    tessera(dir, args).output().expect("tessera runs")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn first_run_creates_keys_store_and_a_demo_user_who_can_sign_in() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sp = TestSp::new("cli");
+    let md = dir.path().join("sp.xml");
+    std::fs::write(&md, sp.metadata(false)).expect("write");
+    let out = run(
+        dir.path(),
+        &[
+            "rp",
+            "add",
+            "--metadata",
+            "sp.xml",
+            "--preset",
+            "netscaler",
+            "--name",
+            "Gateway",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(dir.path().join("metadata/gateway.xml").is_file());
+    let again = run(dir.path(), &["rp", "add", "--metadata", "sp.xml"]);
+    assert!(!again.status.success(), "a duplicate entity ID is refused");
+    assert!(
+        text(&again.stderr).contains("already registered"),
+        "{}",
+        text(&again.stderr)
+    );
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut child = tessera(dir.path(), &["serve"])
+        .env("TESSERA__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("TESSERA__SERVER__PUBLIC_URL", &base)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let _server = Server(child);
+    let mut password = None;
+    let mut printed = String::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.expect("line");
+        printed.push_str(&line);
+        printed.push('\n');
+        if let Some(pw) = line.split("password: ").nth(1) {
+            password = Some(pw.trim().to_owned());
+        }
+        if line.contains("admin docs") {
+            break;
+        }
+    }
+    let password = password.unwrap_or_else(|| panic!("demo password printed once:\n{printed}"));
+    for needle in [
+        "/adfs/ls/",
+        "/FederationMetadata/2007-06/FederationMetadata.xml",
+        "/docs",
+    ] {
+        assert!(
+            printed.contains(&format!("{base}{needle}")),
+            "{needle} missing from:\n{printed}"
+        );
+    }
+    for f in ["signing.key", "signing.crt", "users.toml", "store.redb"] {
+        assert!(
+            dir.path().join("tessera-data").join(f).is_file(),
+            "{f} not created"
+        );
+    }
+    let users = std::fs::read_to_string(dir.path().join("tessera-data/users.toml")).expect("users");
+    assert!(
+        users.contains("$argon2id$") && !users.contains(&password),
+        "only the hash is stored"
+    );
+
+    let browser = Browser::new();
+    let (url, status, page) = browser
+        .get(&format!(
+            "{base}/adfs/ls/idpinitiatedsignon?loginToRp={}",
+            sp.entity_id
+        ))
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{page}");
+    let (_, status, page) = browser.sign_in(&url, &page, "demo", &password).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{page}");
+    let xml = Browser::post_form(&page).xml();
+    assert!(xml.contains(">demo@tessera.local</saml:NameID>"), "{xml}");
+    for path in ["/", "/docs", "/healthz"] {
+        let (_, status, _) = browser.get(&format!("{base}{path}")).await;
+        assert_eq!(status, reqwest::StatusCode::OK, "{path}");
+    }
+}
+
+#[test]
+fn check_config_names_the_bad_key_and_rp_add_refuses_hostile_metadata() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        "[idp]\nassertion_lifetime_secs = 5\n",
+    )
+    .expect("write");
+    let out = run(dir.path(), &["--config", "bad.toml", "check-config"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("idp.assertion_lifetime_secs"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = run(dir.path(), &["check-config"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("configuration OK"));
+
+    let hostile = "<!DOCTYPE x [<!ENTITY a SYSTEM \"file:///etc/passwd\">]><md:EntityDescriptor xmlns:md=\"urn:oasis:names:tc:SAML:2.0:metadata\" entityID=\"&a;\"/>";
+    std::fs::write(dir.path().join("evil.xml"), hostile).expect("write");
+    let out = run(dir.path(), &["rp", "add", "--metadata", "evil.xml"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("metadata"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        !dir.path().join("metadata").exists()
+            || std::fs::read_dir(dir.path().join("metadata"))
+                .expect("dir")
+                .next()
+                .is_none(),
+        "nothing stored"
+    );
+}
+
+#[test]
+fn keys_import_from_pfx_replaces_the_signing_certificate_and_metadata_publishes_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (key, cert) = tessera::keys::generate("ADFS Signing - adfs.corp.example", 30).expect("gen");
+    let pfx = openssl::pkcs12::Pkcs12::builder()
+        .pkey(&key)
+        .cert(&cert)
+        .build2("s3cret")
+        .expect("pfx");
+    std::fs::write(dir.path().join("adfs.pfx"), pfx.to_der().expect("der")).expect("write");
+    std::fs::write(dir.path().join("pw.txt"), "s3cret\n").expect("write");
+    let wrong = dir.path().join("wrong.txt");
+    std::fs::write(&wrong, "nope").expect("write");
+    let out = run(
+        dir.path(),
+        &[
+            "keys",
+            "import",
+            "--pfx",
+            "adfs.pfx",
+            "--password-file",
+            "wrong.txt",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("password"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = run(
+        dir.path(),
+        &[
+            "keys",
+            "import",
+            "--pfx",
+            "adfs.pfx",
+            "--password-file",
+            "pw.txt",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let sha1 = hex::encode(
+        cert.digest(openssl::hash::MessageDigest::sha1())
+            .expect("digest"),
+    )
+    .to_uppercase();
+    let shown = run(dir.path(), &["keys", "show"]);
+    assert!(
+        text(&shown.stdout).contains(&sha1),
+        "{}",
+        text(&shown.stdout)
+    );
+    let md = run(dir.path(), &["metadata"]);
+    let der = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        cert.to_der().expect("der"),
+    );
+    assert!(
+        text(&md.stdout).contains(&der),
+        "metadata publishes the imported certificate"
+    );
+    let pem = run(dir.path(), &["metadata", "--cert"]);
+    assert!(text(&pem.stdout).starts_with("-----BEGIN CERTIFICATE-----"));
+}
