@@ -41,6 +41,7 @@ pub struct Config {
     #[serde(rename = "relying_party")]
     pub relying_parties: Vec<crate::rp::RpConfig>,
     pub log: LogConfig,
+    pub mfa: crate::mfa::settings::MfaSettings,
 }
 
 impl Default for Config {
@@ -53,6 +54,7 @@ impl Default for Config {
             metadata_dir: PathBuf::from("metadata"),
             relying_parties: Vec::new(),
             log: LogConfig::default(),
+            mfa: crate::mfa::settings::MfaSettings::default(),
         }
     }
 }
@@ -219,13 +221,19 @@ impl Config {
         } else {
             origin
         };
-        let config: Config =
+        let mut config: Config =
             toml::Value::Table(table)
                 .try_into()
                 .map_err(|e: toml::de::Error| ConfigError::Parse {
                     path: origin,
                     detail: e.to_string(),
                 })?;
+        let base = config.public_base().to_owned();
+        config
+            .mfa
+            .gateway
+            .resolve(&base)
+            .map_err(|e| invalid("mfa.gateway", e))?;
         config.validate()?;
         Ok(config)
     }
@@ -330,6 +338,9 @@ impl Config {
                 _ => {}
             }
         }
+        self.mfa
+            .validate()
+            .map_err(|(key, detail)| invalid(&format!("mfa.{key}"), detail))?;
         for (i, rp) in self.relying_parties.iter().enumerate() {
             rp.validate()
                 .map_err(|detail| invalid(&format!("relying_party[{i}]"), detail))?;

@@ -166,6 +166,8 @@ pub struct RpConfig {
     pub authn_context: Option<AuthnContextMode>,
     pub attributes: Option<Vec<ClaimRule>>,
     pub enabled: Option<bool>,
+    /// Does signing in to this RP need a second factor (when MFA is on)? Default yes.
+    pub mfa_required: Option<bool>,
 }
 
 impl RpConfig {
@@ -216,6 +218,7 @@ pub struct RelyingParty {
     pub attributes: Vec<ClaimRule>,
     pub preset: Option<Preset>,
     pub enabled: bool,
+    pub mfa_required: bool,
     /// Where this trust came from (file path or config), for messages.
     pub origin: String,
 }
@@ -318,6 +321,7 @@ impl RelyingParty {
             attributes,
             preset,
             enabled: cfg.enabled.unwrap_or(true),
+            mfa_required: cfg.mfa_required.unwrap_or(true),
             origin: origin.to_owned(),
             entity_id,
             acs,

@@ -8,8 +8,13 @@ use crate::directory::Directory;
 use crate::directory::file::{FileDirectory, create_demo};
 use crate::directory::ldap::LdapDirectory;
 use crate::keys;
+use crate::login::timing::Timing;
+use crate::mfa::challenge::TokenSigner;
+use crate::mfa::gateway;
+use crate::mfa::secrets::SecretBox;
 use crate::rp::Registry;
 use crate::saml::metadata::{IdpEndpoints, idp_metadata};
+use crate::sim::{SimConfig, SimState};
 use crate::store::Store;
 use crate::store::embedded::EmbeddedStore;
 use crate::store::redis::RedisStore;
@@ -29,6 +34,8 @@ pub enum StartError {
     RelyingParties(#[from] crate::rp::RpError),
     #[error("metadata: {0}")]
     Metadata(String),
+    #[error("MFA: {0}")]
+    Mfa(String),
 }
 
 /// What a first run created, so `serve` can tell the admin once.
@@ -103,11 +110,33 @@ pub async fn build(
     };
 
     let rps = Registry::load(&config.metadata_dir, &config.relying_parties)?;
+
+    // MFA: secrets sealed with a key in the data dir (every node of a farm needs the same
+    // file), callback tokens signed with a sub-key of it.
+    let secrets = SecretBox::load_or_create(&data_dir.join("mfa.key"))
+        .map_err(|e| StartError::Mfa(e.to_string()))?;
+    let tokens = TokenSigner::new(&secrets.derive("callback-token"));
+    let gateway = gateway::build(&config.mfa.gateway, config.public_base())
+        .map_err(|e| StartError::Mfa(e.to_string()))?;
+    let simulator = match SimConfig::from_settings(
+        &config.mfa.gateway,
+        format!("{}/mfa/sms/inbound", config.public_base()),
+    ) {
+        Some(c) => Some(SimState::new(c).map_err(|e| StartError::Mfa(e.to_string()))?),
+        None => None,
+    };
+    let trusted = config.mfa.trusted();
     let metadata_xml = idp_metadata(&endpoints(&config), &keys, None)
         .map_err(|e| StartError::Metadata(e.to_string()))?;
 
     let ctx = AppContext {
         templates: crate::web::templates(),
+        gateway,
+        secrets,
+        tokens,
+        timing: Timing::default(),
+        trusted,
+        simulator,
         metadata_xml,
         config,
         keys,

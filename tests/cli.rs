@@ -127,10 +127,87 @@ async fn first_run_creates_keys_store_and_a_demo_user_who_can_sign_in() {
         ))
         .await;
     assert_eq!(status, reqwest::StatusCode::OK, "{page}");
+    // The demo user has no second factor yet: inline enrollment of an authenticator app.
     let (_, status, page) = browser.sign_in(&url, &page, "demo", &password).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{page}");
+    assert!(page.contains("Set up an authenticator app"), "{page}");
+    let flow = support::browser::input_value(&page, "flow").expect("flow");
+    let login_url = format!("{base}/adfs/ls/login");
+    let (_, _, page) = browser
+        .post(&login_url, &[("flow", &flow), ("action", "enroll_app")])
+        .await;
+    assert!(page.contains("<svg"), "QR code shown inline: {page}");
+    let secret = page
+        .split("id=\"secret\">")
+        .nth(1)
+        .and_then(|r| r.split('<').next())
+        .expect("secret text");
+    let secret = tessera::mfa::oath::from_base32(secret).expect("base32 secret");
+    let params = tessera::mfa::oath::OathParams::default();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let (_, _, page) = browser
+        .post(
+            &login_url,
+            &[
+                ("flow", &flow),
+                ("action", "enroll_confirm"),
+                ("code", "000000x"),
+            ],
+        )
+        .await;
+    assert!(
+        page.contains("not correct"),
+        "a wrong code is refused: {page}"
+    );
+    let code = tessera::mfa::oath::code_at(&secret, &params, now);
+    let (_, status, page) = browser
+        .post(
+            &login_url,
+            &[
+                ("flow", &flow),
+                ("action", "enroll_confirm"),
+                ("code", &code),
+            ],
+        )
+        .await;
     assert_eq!(status, reqwest::StatusCode::OK, "{page}");
     let xml = Browser::post_form(&page).xml();
     assert!(xml.contains(">demo@tessera.local</saml:NameID>"), "{xml}");
+
+    // A new browser: password, then a code computed from the enrolled secret.
+    let fresh = Browser::new();
+    let (url, _, page) = fresh
+        .get(&format!(
+            "{base}/adfs/ls/idpinitiatedsignon?loginToRp={}",
+            sp.entity_id
+        ))
+        .await;
+    let (_, _, page) = fresh.sign_in(&url, &page, "demo", &password).await;
+    assert!(page.contains("verification code"), "{page}");
+    let flow = support::browser::input_value(&page, "flow").expect("flow");
+    let (_, _, page) = fresh
+        .post(
+            &login_url,
+            &[("flow", &flow), ("action", "code"), ("code", &code)],
+        )
+        .await;
+    assert!(
+        page.contains("not correct"),
+        "the enrollment code is spent: {page}"
+    );
+    let next = tessera::mfa::oath::code_at(&secret, &params, now + 30);
+    let (_, status, page) = fresh
+        .post(
+            &login_url,
+            &[("flow", &flow), ("action", "code"), ("code", &next)],
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{page}");
+    assert!(
+        Browser::post_form(&page)
+            .xml()
+            .contains("demo@tessera.local")
+    );
     for path in ["/", "/docs", "/healthz"] {
         let (_, status, _) = browser.get(&format!("{base}{path}")).await;
         assert_eq!(status, reqwest::StatusCode::OK, "{path}");

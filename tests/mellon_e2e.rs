@@ -34,6 +34,8 @@ async fn peers(post_binding: bool, redis: bool) -> Peers {
     let mut b = TesseraBuilder::new();
     b.config.directory.kind = DirectoryKind::Ldap;
     b.config.directory.ldap = Some(slapd.settings());
+    // Password-only here; the MFA story against mellon is in tests/mfa_browser.rs.
+    b.config.mfa.enabled = false;
     let redis = redis.then(RedisServer::start);
     if let Some(r) = &redis {
         b.config.store.backend = StoreKind::Redis;

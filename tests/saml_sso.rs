@@ -28,7 +28,9 @@ struct Setup {
 /// Tessera with the users file and SPs `a` (assertion signed), `r` (response), `b` (both,
 /// signed requests required) and `n` (NetScaler preset, strict AuthnContext off).
 async fn setup() -> Setup {
-    let b = TesseraBuilder::new();
+    let mut b = TesseraBuilder::new();
+    // These tests are about the SAML protocol: password only (tests/mfa_flow.rs covers MFA).
+    b.config.mfa.enabled = false;
     let mut tricky = file_user("zoe", PASSWORD);
     tricky.display_name = Some(TRICKY_NAME.into());
     let mut disabled = file_user("dora", PASSWORD);

@@ -89,6 +89,17 @@ pub fn hash_password(password: &str) -> Result<String, String> {
     .map_err(|e| e.to_string())
 }
 
+/// Checks a password (or PIN) against a PHC hash; false for a malformed hash.
+pub fn verify_password(hash: &str, password: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
 pub struct FileDirectory {
     /// Lower-cased username and lower-cased UPN both map to the user.
     index: HashMap<String, Arc<FileUser>>,
@@ -157,17 +168,9 @@ impl Directory for FileDirectory {
             .unwrap_or_else(|| self.dummy_hash.clone());
         let password = password.to_owned();
         // argon2 is deliberately slow: keep it off the async worker threads.
-        let ok = tokio::task::spawn_blocking(move || {
-            PasswordHash::new(&hash)
-                .map(|h| {
-                    Argon2::default()
-                        .verify_password(password.as_bytes(), &h)
-                        .is_ok()
-                })
-                .unwrap_or(false)
-        })
-        .await
-        .map_err(|e| AuthError::Unavailable(e.to_string()))?;
+        let ok = tokio::task::spawn_blocking(move || verify_password(&hash, &password))
+            .await
+            .map_err(|e| AuthError::Unavailable(e.to_string()))?;
         match user {
             Some(u) if ok && u.disabled => Err(AuthError::AccountDisabled),
             Some(u) if ok => Ok(u.info()),

@@ -1,33 +1,75 @@
 //! The login state machine: one `Flow` per sign-in, advanced only by `Flow::step`.
 //!
-//! AwaitPassword ──password ok──▶ Authenticated
-//!      │ refused
-//!      ▼
-//! AwaitPassword (with a message) … or Denied when the flow cannot continue.
-//! The second factor (AwaitSecondFactor / ChooseMethod) slots in between password and
-//! Authenticated; see DESIGN.md "The login, as a state machine".
+//! ```text
+//! AwaitPassword ──password ok──▶ (MFA needed? trusted network / bypass / RP policy)
+//!      │                               │ no                      │ yes
+//!      │ refused (counted,             ▼                         ▼
+//!      │  soft lockout, equal delay) Authenticated ◀──ok── AwaitSecondFactor{method, challenge, deadline}
+//!      ▼                               ▲                         │ timeout / deny / fail / "different option"
+//!   Denied                             └──────ok──── ChooseMethod ◀┘
+//!                                      └──────ok──── Enroll (user without any method, if allowed)
+//! ```
+//! Each transition writes one audit event; each state renders one template (web/login.rs).
+//! See DESIGN.md "The login, as a state machine".
 
 pub mod authn_context;
+mod enroll;
+pub use enroll::app_aad as enroll_aad;
+pub use second_factor::{ChoiceOption, bypass_key, chooser, code_mac, sms_inbound_key};
+mod password;
+mod second_factor;
 pub mod session;
+pub mod timing;
 
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{self, AuditEvent, Outcome};
 use crate::clock::Clock;
-use crate::directory::{AuthError, Directory, UserInfo};
+use crate::directory::{Directory, UserInfo};
+use crate::mfa::Method;
+use crate::mfa::challenge::TokenSigner;
+use crate::mfa::gateway::Gateway;
+use crate::mfa::networks::NetRange;
+use crate::mfa::secrets::{Sealed, SecretBox};
+use crate::mfa::settings::MfaSettings;
 use crate::saml::request::RequestedContext;
+use crate::store::{Store, StoreError};
 
 /// How the user proved who they are; feeds AuthnContextClassRef and the `amr` attribute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AuthMethod {
     Password,
+    Push,
+    Call,
+    Sms,
+    Oath,
 }
 
 impl AuthMethod {
-    pub fn as_str(self) -> &'static str {
+    /// RFC 8176 authentication method reference values.
+    pub fn amr(self) -> &'static str {
         match self {
             AuthMethod::Password => "pwd",
+            AuthMethod::Push => "swk",
+            AuthMethod::Call => "tel",
+            AuthMethod::Sms => "sms",
+            AuthMethod::Oath => "otp",
+        }
+    }
+
+    pub fn is_second_factor(self) -> bool {
+        self != AuthMethod::Password
+    }
+}
+
+impl From<Method> for AuthMethod {
+    fn from(m: Method) -> Self {
+        match m {
+            Method::Push => AuthMethod::Push,
+            Method::Call => AuthMethod::Call,
+            Method::Sms => AuthMethod::Sms,
+            Method::Oath => AuthMethod::Oath,
         }
     }
 }
@@ -44,6 +86,18 @@ pub struct PendingRequest {
     pub requested_context: Option<RequestedContext>,
 }
 
+/// An enrollment started during sign-in, waiting for its confirmation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PendingEnrollment {
+    /// An authenticator app: the secret (sealed) shown as a QR code, confirmed by one code.
+    App { secret: Sealed },
+    /// A phone number, confirmed by the code texted to it.
+    Phone { number: String, challenge: String },
+    /// A push device (ntfy topic), confirmed by approving a first notification.
+    Push { topic: String, challenge: String },
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state")]
 pub enum LoginState {
@@ -53,6 +107,30 @@ pub enum LoginState {
         /// What the page says about the last attempt (user-safe text).
         message: Option<String>,
         failures: u32,
+    },
+    AwaitSecondFactor {
+        user: UserInfo,
+        method: Method,
+        /// The challenge in the Store (push, call, text); `None` for OATH codes.
+        challenge: Option<String>,
+        /// Push / call / two-way text: when the page stops waiting.
+        deadline: Option<i64>,
+        /// Masked number or device the challenge went to.
+        destination: Option<String>,
+        /// Number matching: what the page shows.
+        number: Option<u8>,
+        message: Option<String>,
+        code_failures: u32,
+    },
+    ChooseMethod {
+        user: UserInfo,
+        message: Option<String>,
+        code_failures: u32,
+    },
+    Enroll {
+        user: UserInfo,
+        pending: Option<PendingEnrollment>,
+        message: Option<String>,
     },
     Authenticated {
         user: UserInfo,
@@ -68,15 +146,49 @@ impl LoginState {
     pub fn name(&self) -> &'static str {
         match self {
             LoginState::AwaitPassword { .. } => "await_password",
+            LoginState::AwaitSecondFactor { .. } => "await_second_factor",
+            LoginState::ChooseMethod { .. } => "choose_method",
+            LoginState::Enroll { .. } => "enroll",
             LoginState::Authenticated { .. } => "authenticated",
             LoginState::Denied { .. } => "denied",
         }
     }
+
+    fn user(&self) -> Option<&UserInfo> {
+        match self {
+            LoginState::AwaitSecondFactor { user, .. }
+            | LoginState::ChooseMethod { user, .. }
+            | LoginState::Enroll { user, .. }
+            | LoginState::Authenticated { user, .. } => Some(user),
+            _ => None,
+        }
+    }
 }
 
-/// What the user (or the system) did.
+/// What the user (or the passing of time) did.
 pub enum Event {
-    Password { login: String, password: String },
+    Password {
+        login: String,
+        password: String,
+    },
+    /// The waiting page looked again (push / call / two-way text outcome, deadline).
+    Poll,
+    Code {
+        code: String,
+    },
+    /// "Use a different verification option".
+    UseDifferent,
+    Choose {
+        method: Method,
+    },
+    EnrollApp,
+    EnrollPhone {
+        number: String,
+    },
+    EnrollPush,
+    EnrollConfirm {
+        code: String,
+    },
 }
 
 impl Event {
@@ -84,6 +196,14 @@ impl Event {
     pub fn name(&self) -> &'static str {
         match self {
             Event::Password { .. } => "password",
+            Event::Poll => "poll",
+            Event::Code { .. } => "code",
+            Event::UseDifferent => "use_different",
+            Event::Choose { .. } => "choose",
+            Event::EnrollApp => "enroll_app",
+            Event::EnrollPhone { .. } => "enroll_phone",
+            Event::EnrollPush => "enroll_push",
+            Event::EnrollConfirm { .. } => "enroll_confirm",
         }
     }
 }
@@ -110,6 +230,43 @@ pub struct Flow {
 pub struct Deps<'a> {
     pub directory: &'a dyn Directory,
     pub clock: &'a dyn Clock,
+    pub store: &'a dyn Store,
+    pub gateway: &'a dyn Gateway,
+    pub secrets: &'a SecretBox,
+    pub tokens: &'a TokenSigner,
+    pub mfa: &'a MfaSettings,
+    pub trusted: &'a [NetRange],
+    pub timing: &'a timing::Timing,
+    /// Our public URL, for the callback links in pushes and calls.
+    pub public_base: &'a str,
+    /// Shown in authenticator apps next to the account.
+    pub issuer_name: &'a str,
+    /// The RP's policy: does this sign-in need a second factor at all?
+    pub mfa_required: bool,
+}
+
+/// A transition's outcome as the audit log records it.
+pub(crate) struct Note {
+    pub method: Option<&'static str>,
+    pub outcome: Outcome,
+    pub reason: Option<String>,
+}
+
+impl Note {
+    pub fn ok(method: Option<&'static str>, reason: impl Into<Option<String>>) -> Self {
+        Note {
+            method,
+            outcome: Outcome::Success,
+            reason: reason.into(),
+        }
+    }
+    pub fn fail(method: Option<&'static str>, reason: impl Into<String>) -> Self {
+        Note {
+            method,
+            outcome: Outcome::Failure,
+            reason: Some(reason.into()),
+        }
+    }
 }
 
 impl Flow {
@@ -128,12 +285,11 @@ impl Flow {
         };
         flow.audit(
             now,
-            Note {
-                user: None,
-                from: "-",
-                to: "await_password",
-                outcome: Outcome::Started,
+            "-",
+            None,
+            &Note {
                 method: None,
+                outcome: Outcome::Started,
                 reason: None,
             },
         );
@@ -141,244 +297,68 @@ impl Flow {
     }
 
     /// The only place a transition happens; each one writes one audit event.
-    pub async fn step(mut self, event: Event, deps: &Deps<'_>) -> Flow {
+    pub async fn step(mut self, event: Event, deps: &Deps<'_>) -> Result<Flow, StoreError> {
         let from = self.state.name();
-        let next = match (&self.state, event) {
-            (LoginState::AwaitPassword { failures, .. }, Event::Password { login, password }) => {
-                let failures = *failures;
-                let login = login.trim().to_owned();
-                let oversize = login.len() > MAX_LOGIN_LEN || password.len() > MAX_PASSWORD_LEN;
-                let result = if login.is_empty() || oversize {
-                    Err(AuthError::InvalidCredentials)
-                } else {
-                    deps.directory.authenticate(&login, &password).await
-                };
-                match result {
-                    Ok(user) => {
-                        let next = LoginState::Authenticated {
-                            user,
-                            methods: vec![AuthMethod::Password],
-                            authn_instant: deps.clock.unix(),
-                        };
-                        self.transition(
-                            deps.clock.unix(),
-                            from,
-                            next,
-                            Some(&login),
-                            Outcome::Success,
-                            None,
-                        )
-                    }
-                    Err(e) => {
-                        let failures = failures + 1;
-                        let next = if failures >= MAX_FAILURES_PER_FLOW {
-                            LoginState::Denied {
-                                message: "Too many failed attempts. Go back to the application and start again.".into(),
-                            }
-                        } else {
-                            LoginState::AwaitPassword {
-                                login: Some(login.clone()),
-                                message: Some(e.user_message().to_owned()),
-                                failures,
-                            }
-                        };
-                        self.transition(
-                            deps.clock.unix(),
-                            from,
-                            next,
-                            Some(&login),
-                            Outcome::Failure,
-                            Some(format!("{e:?}")),
-                        )
-                    }
-                }
-            }
-            (_, event) => {
-                let reason = format!("event {} not valid in state {from}", event.name());
-                let note = Note {
-                    user: None,
-                    from,
-                    to: from,
-                    outcome: Outcome::Ignored,
-                    method: None,
-                    reason: Some(reason),
-                };
-                self.audit(deps.clock.unix(), note);
-                return self;
-            }
+        let typed_login = match &event {
+            Event::Password { login, .. } => Some(login.trim().to_owned()),
+            _ => None,
         };
-        self.state = next;
-        self
-    }
-
-    fn transition(
-        &self,
-        now: i64,
-        from: &'static str,
-        to: LoginState,
-        login: Option<&str>,
-        outcome: Outcome,
-        reason: Option<String>,
-    ) -> LoginState {
-        let user = match &to {
-            LoginState::Authenticated { user, .. } => Some(user.username.as_str()),
-            _ => login,
-        };
-        self.audit(
-            now,
-            Note {
-                user,
-                from,
-                to: to.name(),
-                outcome,
-                method: Some("password"),
-                reason,
+        let state = std::mem::replace(
+            &mut self.state,
+            LoginState::Denied {
+                message: String::new(),
             },
         );
-        to
+        let result = match (state, event) {
+            (LoginState::AwaitPassword { failures, .. }, Event::Password { login, password }) => {
+                password::on_password(&self, failures, login, password, deps).await?
+            }
+            (s @ LoginState::AwaitSecondFactor { .. }, e) => {
+                second_factor::on_event(s, e, deps).await?
+            }
+            (s @ LoginState::ChooseMethod { .. }, e) => {
+                second_factor::on_choose(&self, s, e, deps).await?
+            }
+            (s @ LoginState::Enroll { .. }, e) => enroll::on_event(&self, s, e, deps).await?,
+            (s, e) => {
+                let note = Note {
+                    method: None,
+                    outcome: Outcome::Ignored,
+                    reason: Some(format!("event {} not valid in state {from}", e.name())),
+                };
+                self.audit(deps.clock.unix(), from, None, &note);
+                self.state = s;
+                return Ok(self);
+            }
+        };
+        let (next, note) = result;
+        if next.name() != from || note.outcome != Outcome::Ignored {
+            let user = next.user().map(|u| u.username.clone()).or(typed_login);
+            self.state = next;
+            self.audit(deps.clock.unix(), from, user.as_deref(), &note);
+        } else {
+            self.state = next;
+        }
+        Ok(self)
     }
 
-    fn audit(&self, now: i64, note: Note<'_>) {
+    fn audit(&self, now: i64, from: &str, user: Option<&str>, note: &Note) {
         let at = time::OffsetDateTime::from_unix_timestamp(now)
             .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        let user = user
+            .map(str::to_owned)
+            .or_else(|| self.state.user().map(|u| u.username.clone()));
         audit::record(&AuditEvent {
             at: crate::saml::saml_time(at),
             flow: &self.id,
-            user: note.user,
+            user: user.as_deref(),
             rp: &self.request.rp_entity_id,
             client_ip: &self.client_ip,
-            from: note.from,
-            to: note.to,
+            from,
+            to: self.state.name(),
             method: note.method,
             outcome: note.outcome,
-            reason: note.reason,
+            reason: note.reason.clone(),
         });
-    }
-}
-
-/// The parts of one audit event that differ per transition.
-struct Note<'a> {
-    user: Option<&'a str>,
-    from: &'a str,
-    to: &'a str,
-    outcome: Outcome,
-    method: Option<&'a str>,
-    reason: Option<String>,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::clock::FixedClock;
-    use crate::directory::file::{FileDirectory, FileUser, hash_password};
-
-    fn flow() -> Flow {
-        Flow::new(
-            PendingRequest {
-                rp_entity_id: "sp".into(),
-                acs_url: "https://sp/acs".into(),
-                request_id: Some("_r".into()),
-                relay_state: None,
-                force_authn: false,
-                requested_context: None,
-            },
-            "127.0.0.1",
-            0,
-        )
-    }
-
-    fn directory() -> FileDirectory {
-        FileDirectory::from_users(vec![FileUser {
-            username: "alice".into(),
-            password_hash: hash_password("pw").expect("hash"),
-            ..Default::default()
-        }])
-        .expect("dir")
-    }
-
-    #[tokio::test]
-    async fn password_ok_authenticates_and_bad_ones_end_in_denied() {
-        let dir = directory();
-        let clock = FixedClock::new(time::OffsetDateTime::UNIX_EPOCH);
-        let deps = Deps {
-            directory: &dir,
-            clock: &clock,
-        };
-        let ok = flow()
-            .step(
-                Event::Password {
-                    login: "alice".into(),
-                    password: "pw".into(),
-                },
-                &deps,
-            )
-            .await;
-        assert!(matches!(ok.state, LoginState::Authenticated { .. }));
-
-        let mut f = flow();
-        for i in 1..MAX_FAILURES_PER_FLOW {
-            f = f
-                .step(
-                    Event::Password {
-                        login: "alice".into(),
-                        password: "no".into(),
-                    },
-                    &deps,
-                )
-                .await;
-            match &f.state {
-                LoginState::AwaitPassword {
-                    failures, message, ..
-                } => {
-                    assert_eq!(*failures, i);
-                    assert!(message.as_deref().unwrap_or_default().contains("Incorrect"));
-                }
-                other => panic!("unexpected {other:?}"),
-            }
-        }
-        f = f
-            .step(
-                Event::Password {
-                    login: "alice".into(),
-                    password: "no".into(),
-                },
-                &deps,
-            )
-            .await;
-        assert!(matches!(f.state, LoginState::Denied { .. }));
-        // A correct password after denial changes nothing.
-        f = f
-            .step(
-                Event::Password {
-                    login: "alice".into(),
-                    password: "pw".into(),
-                },
-                &deps,
-            )
-            .await;
-        assert!(matches!(f.state, LoginState::Denied { .. }));
-    }
-
-    #[tokio::test]
-    async fn oversize_input_is_refused_without_directory_call() {
-        let dir = directory();
-        let clock = FixedClock::new(time::OffsetDateTime::UNIX_EPOCH);
-        let deps = Deps {
-            directory: &dir,
-            clock: &clock,
-        };
-        let f = flow()
-            .step(
-                Event::Password {
-                    login: "a".repeat(MAX_LOGIN_LEN + 1),
-                    password: "pw".into(),
-                },
-                &deps,
-            )
-            .await;
-        assert!(matches!(
-            f.state,
-            LoginState::AwaitPassword { failures: 1, .. }
-        ));
     }
 }

@@ -1,4 +1,4 @@
-//! The sign-in pages: show the flow's current state, feed form posts to `Flow::step`.
+//! The sign-in pages: load the flow, map the form to an `Event`, `Flow::step`, save, render.
 
 use axum::Form;
 use axum::extract::{Query, State};
@@ -10,8 +10,8 @@ use subtle::ConstantTimeEq;
 
 use super::{AppContext, AppState};
 use crate::login::session;
-use crate::login::{Deps, Event, Flow, LoginState};
-use crate::store;
+use crate::login::{Event, Flow, LoginState};
+use crate::store::StoreError;
 
 pub fn flow_key(id: &str) -> String {
     format!("flow:{id}")
@@ -27,13 +27,46 @@ pub struct FlowQuery {
     flow: String,
 }
 
+/// Every form of the sign-in pages posts here; `action` says which button was used.
 #[derive(Deserialize)]
-pub struct PasswordForm {
+pub struct LoginForm {
     flow: String,
+    #[serde(default)]
+    action: String,
     #[serde(default)]
     username: String,
     #[serde(default)]
     password: String,
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    method: String,
+    #[serde(default)]
+    number: String,
+}
+
+impl LoginForm {
+    fn event(self) -> Option<Event> {
+        Some(match self.action.as_str() {
+            "" | "password" => Event::Password {
+                login: self.username,
+                password: self.password,
+            },
+            "code" => Event::Code { code: self.code },
+            "different" => Event::UseDifferent,
+            "choose" => Event::Choose {
+                method: self.method.parse().ok()?,
+            },
+            "poll" => Event::Poll,
+            "enroll_app" => Event::EnrollApp,
+            "enroll_phone" => Event::EnrollPhone {
+                number: self.number,
+            },
+            "enroll_push" => Event::EnrollPush,
+            "enroll_confirm" => Event::EnrollConfirm { code: self.code },
+            _ => return None,
+        })
+    }
 }
 
 const EXPIRED: &str = "This sign-in page has expired. Go back to the application and start again.";
@@ -67,46 +100,70 @@ async fn load(ctx: &AppContext, id: &str, jar: &CookieJar) -> Result<(Flow, Vec<
     Ok((flow, bytes))
 }
 
+/// GET: shows the current state; a waiting page's refresh is a `Poll`.
 pub async fn show(
     State(ctx): State<AppState>,
     jar: CookieJar,
     Query(q): Query<FlowQuery>,
 ) -> Response {
-    match load(&ctx, &q.flow, &jar).await {
-        Ok((flow, _)) => render_state(&ctx, &flow),
-        Err(r) => r,
+    let (flow, old) = match load(&ctx, &q.flow, &jar).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if super::views::is_waiting(&flow.state) {
+        return advance(&ctx, flow, old, Event::Poll, jar).await;
     }
+    super::views::render(&ctx, &flow).await
 }
 
 pub async fn submit(
     State(ctx): State<AppState>,
     jar: CookieJar,
-    Form(form): Form<PasswordForm>,
+    Form(form): Form<LoginForm>,
 ) -> Response {
     let (flow, old) = match load(&ctx, &form.flow, &jar).await {
         Ok(x) => x,
         Err(r) => return r,
     };
-    let deps = Deps {
-        directory: ctx.directory.as_ref(),
-        clock: ctx.clock.as_ref(),
+    let Some(event) = form.event() else {
+        tracing::warn!(flow = %flow.id, "unknown sign-in form action");
+        return ctx.error_page(
+            StatusCode::BAD_REQUEST,
+            "The sign-in page sent something unexpected. Reload it and try again.",
+        );
     };
-    let event = Event::Password {
-        login: form.username,
-        password: form.password,
+    advance(&ctx, flow, old, event, jar).await
+}
+
+/// Steps the flow, saves it (compare-and-set: a double submit or another node racing on the
+/// same flow cannot both win) and renders the new state — or finishes the sign-in.
+async fn advance(
+    ctx: &AppContext,
+    flow: Flow,
+    old: Vec<u8>,
+    event: Event,
+    jar: CookieJar,
+) -> Response {
+    let mfa_required = ctx
+        .rps
+        .get(&flow.request.rp_entity_id)
+        .is_none_or(|rp| rp.mfa_required);
+    let flow = match flow.step(event, &ctx.deps(mfa_required)).await {
+        Ok(f) => f,
+        Err(e) => return super::saml::store_failure(ctx, &e),
     };
-    let flow = flow.step(event, &deps).await;
+    let key = flow_key(&flow.id);
     if let LoginState::Authenticated {
         user,
         methods,
         authn_instant,
     } = &flow.state
     {
-        // The flow is consumed: delete it only if nobody else advanced it meanwhile.
+        // The flow is consumed: it ends here, once.
         match ctx
             .store
             .compare_and_set(
-                &flow_key(&flow.id),
+                &key,
                 Some(&old),
                 b"{}",
                 Some(std::time::Duration::from_secs(1)),
@@ -117,7 +174,7 @@ pub async fn submit(
             Ok(false) => {
                 return Redirect::to(&format!("/adfs/ls/login?flow={}", flow.id)).into_response();
             }
-            Err(e) => return super::saml::store_failure(&ctx, &e),
+            Err(e) => return super::saml::store_failure(ctx, &e),
         }
         let now = ctx.clock.unix();
         let s = session::start(
@@ -127,57 +184,25 @@ pub async fn submit(
             now,
             ctx.config.idp.session_lifetime_secs.into(),
         );
-        return super::saml::issue(&ctx, &flow.request, s, jar).await;
+        return super::saml::issue(ctx, &flow.request, s, jar).await;
     }
-    let new = match serde_json::to_vec(&flow) {
-        Ok(b) => b,
-        Err(e) => {
-            return super::saml::store_failure(
-                &ctx,
-                &store::StoreError::Corrupt {
-                    key: flow.id.clone(),
-                    detail: e.to_string(),
-                },
-            );
+    let saved = match serde_json::to_vec(&flow) {
+        Ok(new) if new == old => Ok(true),
+        Ok(new) => {
+            let ttl = std::time::Duration::from_secs(ctx.config.idp.flow_lifetime_secs.into());
+            ctx.store
+                .compare_and_set(&key, Some(&old), &new, Some(ttl))
+                .await
         }
+        Err(e) => Err(StoreError::Corrupt {
+            key: key.clone(),
+            detail: e.to_string(),
+        }),
     };
-    let ttl = std::time::Duration::from_secs(ctx.config.idp.flow_lifetime_secs.into());
-    match ctx
-        .store
-        .compare_and_set(&flow_key(&flow.id), Some(&old), &new, Some(ttl))
-        .await
-    {
-        Ok(_) => render_state(&ctx, &flow),
-        Err(e) => super::saml::store_failure(&ctx, &e),
-    }
-}
-
-/// Each state renders exactly one template.
-fn render_state(ctx: &AppContext, flow: &Flow) -> Response {
-    let rp_name = ctx
-        .rps
-        .get(&flow.request.rp_entity_id)
-        .map(|rp| rp.name.clone())
-        .unwrap_or_default();
-    match &flow.state {
-        LoginState::AwaitPassword { login, message, .. } => {
-            let mut res = ctx.render(
-                "login.html",
-                minijinja::context! {
-                    title => "Sign in",
-                    flow => flow.id.clone(),
-                    login => login,
-                    message => message,
-                    rp_name => rp_name,
-                    idp_name => ctx.config.idp.display_name.clone(),
-                },
-            );
-            if message.is_some() {
-                *res.status_mut() = StatusCode::UNAUTHORIZED;
-            }
-            res
-        }
-        LoginState::Denied { message } => ctx.error_page(StatusCode::FORBIDDEN, message),
-        LoginState::Authenticated { .. } => ctx.error_page(StatusCode::CONFLICT, EXPIRED),
+    match saved {
+        Ok(true) => super::views::render(ctx, &flow).await,
+        // Someone else moved the flow on (another tab, another node): show what is current.
+        Ok(false) => Redirect::to(&format!("/adfs/ls/login?flow={}", flow.id)).into_response(),
+        Err(e) => super::saml::store_failure(ctx, &e),
     }
 }

@@ -1,8 +1,10 @@
 //! The HTTP surface: `app(state)` builds the axum router every binary and test uses.
 
 mod login;
+mod mfa;
 mod pages;
 mod saml;
+mod views;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,13 +13,19 @@ use axum::Router;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::{HeaderValue, StatusCode, header, request::Parts};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use minijinja::Environment;
 
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::directory::Directory;
 use crate::keys::KeyMaterial;
+use crate::login::Deps;
+use crate::login::timing::Timing;
+use crate::mfa::challenge::TokenSigner;
+use crate::mfa::gateway::Gateway;
+use crate::mfa::networks::NetRange;
+use crate::mfa::secrets::SecretBox;
 use crate::rp::Registry;
 use crate::store::Store;
 
@@ -32,6 +40,14 @@ pub struct AppContext {
     pub templates: Environment<'static>,
     /// Our signed metadata, built once at start (signing per request would waste CPU).
     pub metadata_xml: String,
+    pub gateway: Arc<dyn Gateway>,
+    /// Seals MFA secrets at rest; sub-keys for callback tokens and SMS code MACs.
+    pub secrets: SecretBox,
+    pub tokens: TokenSigner,
+    pub timing: Timing,
+    pub trusted: Vec<NetRange>,
+    /// The phone simulator's state, when a gateway is set to "simulator".
+    pub simulator: Option<crate::sim::SimState>,
 }
 
 pub type AppState = Arc<AppContext>;
@@ -52,12 +68,19 @@ pub fn app(state: AppState) -> Router {
         .route("/static/autosubmit.js", get(pages::autosubmit_js))
         .route("/adfs/ls/login", get(login::show).post(login::submit))
         .route("/adfs/ls/idpinitiatedsignon", get(saml::idp_initiated))
-        .route("/saml/idp-init", get(saml::idp_initiated));
+        .route("/saml/idp-init", get(saml::idp_initiated))
+        .route("/mfa/callback/{token}", post(mfa::push_action))
+        .route("/mfa/voice/{token}", post(mfa::voice))
+        .route("/mfa/voice/status/{token}", post(mfa::voice_status))
+        .route("/mfa/sms/inbound", post(mfa::sms_inbound));
     for p in SSO_PATHS {
         r = r.route(p, get(saml::sso_redirect).post(saml::sso_post));
     }
     for p in METADATA_PATHS {
         r = r.route(p, get(pages::metadata));
+    }
+    if let Some(sim) = &state.simulator {
+        r = r.merge(crate::sim::router(sim.clone()));
     }
     r.layer(axum::middleware::map_response(security_headers))
         .with_state(state)
@@ -125,6 +148,24 @@ impl AppContext {
         res
     }
 
+    /// The login state machine's view of this context; `mfa_required` is the RP's policy.
+    pub fn deps(&self, mfa_required: bool) -> Deps<'_> {
+        Deps {
+            directory: self.directory.as_ref(),
+            clock: self.clock.as_ref(),
+            store: self.store.as_ref(),
+            gateway: self.gateway.as_ref(),
+            secrets: &self.secrets,
+            tokens: &self.tokens,
+            mfa: &self.config.mfa,
+            trusted: &self.trusted,
+            timing: &self.timing,
+            public_base: self.config.public_base(),
+            issuer_name: &self.config.idp.display_name,
+            mfa_required,
+        }
+    }
+
     pub fn sso_url(&self) -> String {
         format!("{}/adfs/ls/", self.config.public_base())
     }
@@ -140,6 +181,19 @@ pub fn templates() -> Environment<'static> {
         ("error.html", include_str!("../../templates/error.html")),
         ("home.html", include_str!("../../templates/home.html")),
         ("docs.html", include_str!("../../templates/docs.html")),
+        (
+            "mfa_wait.html",
+            include_str!("../../templates/mfa_wait.html"),
+        ),
+        (
+            "mfa_code.html",
+            include_str!("../../templates/mfa_code.html"),
+        ),
+        (
+            "mfa_choose.html",
+            include_str!("../../templates/mfa_choose.html"),
+        ),
+        ("enroll.html", include_str!("../../templates/enroll.html")),
     ] {
         // The templates are part of the source tree; a syntax error is a build defect
         // caught by every test, not a runtime condition.

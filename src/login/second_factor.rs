@@ -1,0 +1,769 @@
+//! AwaitSecondFactor and ChooseMethod: which method runs, starting it, reading its outcome.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use super::{AuthMethod, Deps, Event, Flow, LoginState, Note};
+use crate::audit::Outcome;
+use crate::directory::UserInfo;
+use crate::mfa::challenge::{self, Action, hmac_hex, mac_eq};
+use crate::mfa::gateway::{CallRequest, PushAction, PushMessage, SmsMessage};
+use crate::mfa::registration::{self, Phone, Registration};
+use crate::mfa::settings::SmsMode;
+use crate::mfa::{Challenge, ChallengeStatus, Method, mask_phone, oath};
+use crate::store::StoreError;
+
+type Step = Result<(LoginState, Note), StoreError>;
+
+const NOT_CORRECT: &str = "That code is not correct. Try again.";
+
+/// After a correct password: decide whether and how the second factor runs.
+pub(super) async fn after_password(flow: &Flow, user: UserInfo, deps: &Deps<'_>) -> Step {
+    let password_only = |reason: &str| {
+        Ok((
+            LoginState::Authenticated {
+                user: user.clone(),
+                methods: vec![AuthMethod::Password],
+                authn_instant: deps.clock.unix(),
+            },
+            Note::ok(Some("password"), reason.to_owned()),
+        ))
+    };
+    if !deps.mfa.enabled || !deps.mfa_required {
+        return password_only("no second factor required for this application");
+    }
+    if let Ok(ip) = flow.client_ip.parse::<IpAddr>()
+        && deps.trusted.iter().any(|n| n.contains(ip))
+    {
+        return password_only("trusted network");
+    }
+    // A one-time bypass is consumed by the first sign-in that uses it.
+    if deps.store.delete(&bypass_key(&user.username)).await? {
+        return password_only("one-time bypass");
+    }
+    let reg = registration::load(deps.store, &user.username).await?;
+    let now = deps.clock.unix();
+    if reg.is_blocked(now) {
+        let message =
+            "Sign-in for your account is blocked after a fraud report. Contact your help desk.";
+        return Ok((
+            LoginState::Denied {
+                message: message.into(),
+            },
+            Note::fail(None, "blocked after fraud report"),
+        ));
+    }
+    if reg.mfa_denials >= deps.mfa.denial_lockout_threshold {
+        let message = "Your verification is locked after repeated denials. Contact your help desk.";
+        return Ok((
+            LoginState::Denied {
+                message: message.into(),
+            },
+            Note::fail(None, "MFA locked after denials"),
+        ));
+    }
+    let options = available(deps, &user, &reg);
+    let Some(first) = default_method(deps, &reg, &options) else {
+        if deps.mfa.allow_enrollment {
+            return Ok((
+                LoginState::Enroll {
+                    user,
+                    pending: None,
+                    message: None,
+                },
+                Note::ok(
+                    Some("password"),
+                    "no method enrolled: offering enrollment".to_owned(),
+                ),
+            ));
+        }
+        let message = "No verification method is set up for your account. Contact your help desk.";
+        return Ok((
+            LoginState::Denied {
+                message: message.into(),
+            },
+            Note::fail(Some("password"), "no method enrolled"),
+        ));
+    };
+    begin(flow, user, first, &reg, deps).await
+}
+
+pub fn bypass_key(username: &str) -> String {
+    format!("bypass:{}", username.to_lowercase())
+}
+
+/// The methods this user can use now: allowed by policy and with something enrolled.
+fn available(deps: &Deps<'_>, user: &UserInfo, reg: &Registration) -> Vec<Method> {
+    let dir = registration::directory_phones(
+        user,
+        &deps.mfa.phone_attributes,
+        &deps.mfa.default_country_code,
+    );
+    Method::ALL
+        .into_iter()
+        .filter(|m| deps.mfa.methods.contains(m) && reg.has_method_material_with(*m, &dir))
+        .collect()
+}
+
+fn phones(deps: &Deps<'_>, user: &UserInfo, reg: &Registration) -> Vec<Phone> {
+    let dir = registration::directory_phones(
+        user,
+        &deps.mfa.phone_attributes,
+        &deps.mfa.default_country_code,
+    );
+    reg.all_phones(&dir)
+}
+
+/// The user's own default, else the company default, else the first available method.
+fn default_method(deps: &Deps<'_>, reg: &Registration, options: &[Method]) -> Option<Method> {
+    reg.default_method
+        .filter(|m| options.contains(m))
+        .or(Some(deps.mfa.company_default).filter(|m| options.contains(m)))
+        .or_else(|| options.first().copied())
+}
+
+/// What "Use a different verification option" lists, with the words users know.
+pub struct ChoiceOption {
+    pub method: Method,
+    pub label: String,
+}
+
+/// The chooser's options: available methods; the OATH code only when fallback is on or it is
+/// the user's own method.
+pub async fn chooser(deps: &Deps<'_>, user: &UserInfo) -> Result<Vec<ChoiceOption>, StoreError> {
+    let reg = registration::load(deps.store, &user.username).await?;
+    let phone = phones(deps, user, &reg)
+        .first()
+        .map(|p| mask_phone(&p.number))
+        .unwrap_or_default();
+    let default = default_method(deps, &reg, &available(deps, user, &reg));
+    Ok(available(deps, user, &reg)
+        .into_iter()
+        .filter(|m| *m != Method::Oath || deps.mfa.oath_fallback || default == Some(Method::Oath))
+        .map(|method| ChoiceOption {
+            method,
+            label: match method {
+                Method::Push => "Send notification to my mobile app".to_owned(),
+                Method::Call => format!("Call me at {phone}"),
+                Method::Sms => format!("Text me at {phone}"),
+                Method::Oath => "Use verification code from my mobile app".to_owned(),
+            },
+        })
+        .collect())
+}
+
+fn waiting(
+    user: UserInfo,
+    method: Method,
+    c: Option<&Challenge>,
+    message: Option<String>,
+) -> LoginState {
+    LoginState::AwaitSecondFactor {
+        user,
+        method,
+        challenge: c.map(|c| c.id.clone()),
+        deadline: c
+            .filter(|c| c.method.is_out_of_band() || c.method == Method::Sms)
+            .map(|c| c.deadline),
+        destination: c.and_then(|c| c.destination.clone()),
+        number: c.and_then(|c| c.number),
+        message,
+        code_failures: 0,
+    }
+}
+
+fn choose(user: UserInfo, message: &str) -> LoginState {
+    LoginState::ChooseMethod {
+        user,
+        message: Some(message.to_owned()),
+        code_failures: 0,
+    }
+}
+
+/// BeginAuthentication: start `method` for the user.
+pub(super) async fn begin(
+    flow: &Flow,
+    user: UserInfo,
+    method: Method,
+    reg: &Registration,
+    deps: &Deps<'_>,
+) -> Step {
+    let started = Note {
+        method: Some(method.as_str()),
+        outcome: Outcome::Started,
+        reason: None,
+    };
+    let sent = match method {
+        Method::Oath => return Ok((waiting(user, method, None, None), started)),
+        Method::Push => match reg.push_devices.first() {
+            Some(d) => send_push(flow, &user.username, &d.topic, deps).await?,
+            None => Err("no push device".to_owned()),
+        },
+        Method::Call | Method::Sms => match phones(deps, &user, reg).into_iter().next() {
+            Some(p) if method == Method::Call => {
+                start_call(flow, &user.username, &p.number, deps).await?
+            }
+            Some(p) => send_code(flow, &user.username, &p.number, deps.mfa.sms_mode, deps).await?,
+            None => Err("no phone number".to_owned()),
+        },
+    };
+    match sent {
+        Ok(c) => Ok((waiting(user, method, Some(&c), None), started)),
+        Err(reason) => {
+            let message = "We could not reach your device. Choose another verification option.";
+            Ok((
+                choose(user, message),
+                Note::fail(Some(method.as_str()), reason),
+            ))
+        }
+    }
+}
+
+fn new_challenge(
+    flow: &Flow,
+    username: &str,
+    method: Method,
+    deadline: i64,
+    deps: &Deps<'_>,
+) -> Challenge {
+    Challenge {
+        id: crate::saml::random_hex(16),
+        flow_id: flow.id.clone(),
+        username: username.to_owned(),
+        method,
+        status: ChallengeStatus::Pending,
+        created: deps.clock.unix(),
+        deadline,
+        number: None,
+        code_hash: None,
+        destination: None,
+        phone: None,
+    }
+}
+
+fn challenge_ttl(c: &Challenge, now: i64) -> Duration {
+    Duration::from_secs(u64::try_from(c.deadline - now).unwrap_or(0) + 600)
+}
+
+/// A push with approve / deny / report-fraud buttons whose URLs carry signed tokens.
+/// `Ok(Err(reason))` when the gateway refused: the caller offers another method.
+pub(super) async fn send_push(
+    flow: &Flow,
+    username: &str,
+    topic: &str,
+    deps: &Deps<'_>,
+) -> Result<Result<Challenge, String>, StoreError> {
+    let now = deps.clock.unix();
+    let mut c = new_challenge(
+        flow,
+        username,
+        Method::Push,
+        now + i64::from(deps.mfa.timeout_secs),
+        deps,
+    );
+    c.destination = Some("your mobile app".into());
+    let url = |a: Action| {
+        format!(
+            "{}/mfa/callback/{}",
+            deps.public_base,
+            deps.tokens.token(&c.id, a)
+        )
+    };
+    let mut actions = Vec::new();
+    if deps.mfa.number_matching {
+        // The page shows one number; the phone offers it beside a decoy (MFA-fatigue defence).
+        // ntfy shows at most three buttons: two numbers and "Deny and report fraud".
+        let mut choices = distinct_numbers(2);
+        c.number = choices.first().copied();
+        choices.sort_unstable();
+        for n in choices {
+            actions.push(PushAction {
+                label: n.to_string(),
+                url: format!("{}?n={n}", url(Action::Approve)),
+            });
+        }
+    } else {
+        actions.push(PushAction {
+            label: "Approve".into(),
+            url: url(Action::Approve),
+        });
+        actions.push(PushAction {
+            label: "Deny".into(),
+            url: url(Action::Deny),
+        });
+    }
+    actions.push(PushAction {
+        label: "Deny and report fraud".into(),
+        url: url(Action::Fraud),
+    });
+    challenge::create(deps.store, &c, challenge_ttl(&c, now)).await?;
+    let body = match c.number {
+        Some(_) => {
+            format!("Sign-in request for {username}. Tap the number shown on the sign-in page.")
+        }
+        None => format!("Sign-in request for {username}. Approve if it was you."),
+    };
+    let msg = PushMessage {
+        topic: topic.to_owned(),
+        title: format!("{} sign-in", deps.issuer_name),
+        body,
+        actions,
+    };
+    Ok(deps
+        .gateway
+        .push(&msg)
+        .await
+        .map(|_| c)
+        .map_err(|e| e.to_string()))
+}
+
+fn distinct_numbers(n: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        let mut b = [0u8; 1];
+        // Only fails if the OS RNG is broken; then 0-padding just repeats and retries.
+        let _ = openssl::rand::rand_bytes(&mut b);
+        let v = 10 + b[0] % 90;
+        if !out.contains(&v) {
+            out.push(v);
+        }
+    }
+    out
+}
+
+pub(super) async fn start_call(
+    flow: &Flow,
+    username: &str,
+    phone: &str,
+    deps: &Deps<'_>,
+) -> Result<Result<Challenge, String>, StoreError> {
+    let now = deps.clock.unix();
+    let mut c = new_challenge(
+        flow,
+        username,
+        Method::Call,
+        now + i64::from(deps.mfa.timeout_secs),
+        deps,
+    );
+    c.destination = Some(mask_phone(phone));
+    c.phone = Some(phone.to_owned());
+    challenge::create(deps.store, &c, challenge_ttl(&c, now)).await?;
+    let req = CallRequest {
+        to: phone.to_owned(),
+        voice_url: format!(
+            "{}/mfa/voice/{}",
+            deps.public_base,
+            deps.tokens.token(&c.id, Action::Digits)
+        ),
+        status_url: format!(
+            "{}/mfa/voice/status/{}",
+            deps.public_base,
+            deps.tokens.token(&c.id, Action::Status)
+        ),
+    };
+    Ok(deps
+        .gateway
+        .call(&req)
+        .await
+        .map(|_| c)
+        .map_err(|e| e.to_string()))
+}
+
+/// The MAC stored instead of an SMS code: the Store never holds a usable code.
+pub fn code_mac(deps_secret: &[u8], challenge_id: &str, code: &str) -> String {
+    hmac_hex(deps_secret, &format!("{challenge_id}:{code}"))
+}
+
+pub fn sms_inbound_key(phone: &str) -> String {
+    format!("smsin:{phone}")
+}
+
+pub(super) async fn send_code(
+    flow: &Flow,
+    username: &str,
+    phone: &str,
+    mode: SmsMode,
+    deps: &Deps<'_>,
+) -> Result<Result<Challenge, String>, StoreError> {
+    let now = deps.clock.unix();
+    let wait = match mode {
+        SmsMode::OneWay => deps.mfa.sms_code_lifetime_secs,
+        SmsMode::TwoWay => deps.mfa.timeout_secs,
+    };
+    let mut c = new_challenge(flow, username, Method::Sms, now + i64::from(wait), deps);
+    let code = six_digits();
+    c.code_hash = Some(code_mac(&deps.secrets.derive("sms-code"), &c.id, &code));
+    c.destination = Some(mask_phone(phone));
+    c.phone = Some(phone.to_owned());
+    let ttl = challenge_ttl(&c, now);
+    challenge::create(deps.store, &c, ttl).await?;
+    let body = match mode {
+        SmsMode::OneWay => format!(
+            "Your {} verification code is {code}. It expires in {} minutes.",
+            deps.issuer_name,
+            deps.mfa.sms_code_lifetime_secs / 60
+        ),
+        SmsMode::TwoWay => {
+            deps.store
+                .put(&sms_inbound_key(phone), c.id.as_bytes(), Some(ttl))
+                .await?;
+            format!(
+                "{} sign-in: reply with {code} to approve.",
+                deps.issuer_name
+            )
+        }
+    };
+    Ok(deps
+        .gateway
+        .sms(&SmsMessage {
+            to: phone.to_owned(),
+            body,
+        })
+        .await
+        .map(|_| c)
+        .map_err(|e| e.to_string()))
+}
+
+fn six_digits() -> String {
+    let mut b = [0u8; 4];
+    // See distinct_numbers: a broken RNG is not recoverable, and zeros still verify safely.
+    let _ = openssl::rand::rand_bytes(&mut b);
+    format!("{:06}", u32::from_le_bytes(b) % 1_000_000)
+}
+
+/// Methods whose page waits for an answer given elsewhere (and so can time out).
+fn waits(method: Method, deps: &Deps<'_>) -> bool {
+    method.is_out_of_band() || (method == Method::Sms && deps.mfa.sms_mode == SmsMode::TwoWay)
+}
+
+/// Whether `code` is the SMS code of `c` and still within its lifetime.
+pub(super) fn sms_code_ok(c: &Challenge, code: &str, deps: &Deps<'_>) -> bool {
+    let code = code.trim();
+    let fresh = deps.clock.unix() <= c.created + i64::from(deps.mfa.sms_code_lifetime_secs);
+    let expected = c.code_hash.as_deref().unwrap_or_default();
+    fresh
+        && mac_eq(
+            expected,
+            &code_mac(&deps.secrets.derive("sms-code"), &c.id, code),
+        )
+}
+
+/// TryEndAuthentication for the running method.
+pub(super) async fn on_event(state: LoginState, event: Event, deps: &Deps<'_>) -> Step {
+    let LoginState::AwaitSecondFactor {
+        user,
+        method,
+        challenge: cid,
+        deadline,
+        destination,
+        number,
+        code_failures,
+        ..
+    } = state
+    else {
+        unreachable!("on_event is only called in AwaitSecondFactor");
+    };
+    let m = Some(method.as_str());
+    match event {
+        Event::Poll => {
+            let Some(id) = cid.as_deref() else {
+                let same = LoginState::AwaitSecondFactor {
+                    user,
+                    method,
+                    challenge: cid,
+                    deadline,
+                    destination,
+                    number,
+                    message: None,
+                    code_failures,
+                };
+                return Ok((
+                    same,
+                    Note {
+                        method: m,
+                        outcome: Outcome::Ignored,
+                        reason: None,
+                    },
+                ));
+            };
+            let status = challenge::load(deps.store, id).await?.map(|c| c.status);
+            let now = deps.clock.unix();
+            match status {
+                Some(ChallengeStatus::Approved) => Ok(authenticated(user, method, deps)),
+                Some(ChallengeStatus::Denied) => denied(user, method, deps).await,
+                Some(ChallengeStatus::Fraud) => fraud(user, method, deps).await,
+                Some(ChallengeStatus::Failed { reason }) => Ok((
+                    choose(
+                        user,
+                        "We could not reach you. Choose another verification option.",
+                    ),
+                    Note::fail(m, reason),
+                )),
+                Some(ChallengeStatus::Pending)
+                    if deadline.is_some_and(|d| now >= d) && waits(method, deps) =>
+                {
+                    challenge::resolve(
+                        deps.store,
+                        id,
+                        ChallengeStatus::Failed {
+                            reason: "timed out".into(),
+                        },
+                    )
+                    .await?;
+                    Ok((
+                        choose(
+                            user,
+                            "We didn't receive a response. Choose another verification option.",
+                        ),
+                        Note::fail(m, "timed out"),
+                    ))
+                }
+                Some(ChallengeStatus::Pending) => {
+                    let same = LoginState::AwaitSecondFactor {
+                        user,
+                        method,
+                        challenge: cid,
+                        deadline,
+                        destination,
+                        number,
+                        message: None,
+                        code_failures,
+                    };
+                    Ok((
+                        same,
+                        Note {
+                            method: m,
+                            outcome: Outcome::Ignored,
+                            reason: None,
+                        },
+                    ))
+                }
+                None => Ok((
+                    choose(
+                        user,
+                        "The verification request expired. Choose a verification option.",
+                    ),
+                    Note::fail(m, "challenge expired"),
+                )),
+            }
+        }
+        Event::Code { code } => {
+            let ok = match method {
+                Method::Oath => oath_ok(&user, &code, deps).await?,
+                Method::Sms => match cid.as_deref() {
+                    Some(id) => match challenge::load(deps.store, id).await? {
+                        Some(c) if sms_code_ok(&c, &code, deps) => {
+                            challenge::resolve(deps.store, id, ChallengeStatus::Approved)
+                                .await?
+                                .is_some()
+                        }
+                        _ => false,
+                    },
+                    None => false,
+                },
+                Method::Push | Method::Call => false,
+            };
+            if ok {
+                return Ok(authenticated(user, method, deps));
+            }
+            let code_failures = code_failures + 1;
+            if code_failures >= deps.mfa.max_code_attempts {
+                let message =
+                    "Too many incorrect codes. Go back to the application and start again.";
+                return Ok((
+                    LoginState::Denied {
+                        message: message.into(),
+                    },
+                    Note::fail(m, "too many wrong codes"),
+                ));
+            }
+            let same = LoginState::AwaitSecondFactor {
+                user,
+                method,
+                challenge: cid,
+                deadline,
+                destination,
+                number,
+                message: Some(NOT_CORRECT.into()),
+                code_failures,
+            };
+            Ok((same, Note::fail(m, "wrong code")))
+        }
+        Event::UseDifferent => {
+            if let Some(id) = cid.as_deref() {
+                // A late approval of the abandoned challenge must not count for anything.
+                challenge::resolve(
+                    deps.store,
+                    id,
+                    ChallengeStatus::Failed {
+                        reason: "abandoned".into(),
+                    },
+                )
+                .await?;
+            }
+            let next = LoginState::ChooseMethod {
+                user,
+                message: None,
+                code_failures,
+            };
+            Ok((
+                next,
+                Note {
+                    method: m,
+                    outcome: Outcome::Failure,
+                    reason: Some("user asked for a different option".into()),
+                },
+            ))
+        }
+        other => {
+            let same = LoginState::AwaitSecondFactor {
+                user,
+                method,
+                challenge: cid,
+                deadline,
+                destination,
+                number,
+                message: None,
+                code_failures,
+            };
+            Ok((
+                same,
+                Note {
+                    method: m,
+                    outcome: Outcome::Ignored,
+                    reason: Some(format!("event {} ignored", other.name())),
+                },
+            ))
+        }
+    }
+}
+
+pub(super) async fn on_choose(
+    flow: &Flow,
+    state: LoginState,
+    event: Event,
+    deps: &Deps<'_>,
+) -> Step {
+    let LoginState::ChooseMethod {
+        user,
+        message,
+        code_failures,
+    } = state
+    else {
+        unreachable!("on_choose is only called in ChooseMethod");
+    };
+    match event {
+        Event::Choose { method }
+            if chooser(deps, &user)
+                .await?
+                .iter()
+                .any(|o| o.method == method) =>
+        {
+            let reg = registration::load(deps.store, &user.username).await?;
+            begin(flow, user, method, &reg, deps).await
+        }
+        Event::Choose { method } => {
+            let next = LoginState::ChooseMethod {
+                user,
+                message: Some("That option is not available for your account.".into()),
+                code_failures,
+            };
+            Ok((
+                next,
+                Note::fail(Some(method.as_str()), "method not available"),
+            ))
+        }
+        other => {
+            let same = LoginState::ChooseMethod {
+                user,
+                message,
+                code_failures,
+            };
+            Ok((
+                same,
+                Note {
+                    method: None,
+                    outcome: Outcome::Ignored,
+                    reason: Some(format!("event {} ignored", other.name())),
+                },
+            ))
+        }
+    }
+}
+
+/// Checks the code against each of the user's OATH tokens, each accepted once (RFC 6238 §5.2).
+async fn oath_ok(user: &UserInfo, code: &str, deps: &Deps<'_>) -> Result<bool, StoreError> {
+    let reg = registration::load(deps.store, &user.username).await?;
+    for t in &reg.tokens {
+        let Ok(secret) = reg.oath_secret(deps.secrets, &t.id) else {
+            tracing::error!(user = %user.username, token = %t.id, "OATH secret cannot be opened (wrong mfa.key?)");
+            continue;
+        };
+        let replay = format!("{}/{}", user.username.to_lowercase(), t.id);
+        if oath::verify_once(
+            deps.store,
+            &replay,
+            &secret,
+            &t.params,
+            code.trim(),
+            deps.clock.unix(),
+        )
+        .await?
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+pub(super) fn authenticated(user: UserInfo, method: Method, deps: &Deps<'_>) -> (LoginState, Note) {
+    let state = LoginState::Authenticated {
+        user,
+        methods: vec![AuthMethod::Password, method.into()],
+        authn_instant: deps.clock.unix(),
+    };
+    (state, Note::ok(Some(method.as_str()), None))
+}
+
+/// A denial counts towards the MFA lockout (MFA Server "lockout counts MFA denials").
+async fn denied(user: UserInfo, method: Method, deps: &Deps<'_>) -> Step {
+    let (reg, ()) =
+        registration::update(deps.store, &user.username, |r| r.mfa_denials += 1).await?;
+    let m = Some(method.as_str());
+    if reg.mfa_denials >= deps.mfa.denial_lockout_threshold {
+        let message = "Your verification is locked after repeated denials. Contact your help desk.";
+        return Ok((
+            LoginState::Denied {
+                message: message.into(),
+            },
+            Note::fail(m, "denied; MFA now locked"),
+        ));
+    }
+    Ok((
+        choose(user, "The sign-in request was denied on your device."),
+        Note::fail(m, "denied by user"),
+    ))
+}
+
+/// "Deny and report fraud" / 0# on a call: block the account for the configured days.
+async fn fraud(user: UserInfo, method: Method, deps: &Deps<'_>) -> Step {
+    let until = deps.clock.unix() + i64::from(deps.mfa.fraud_block_days) * 86_400;
+    let reason = format!(
+        "fraud reported via {} at {}",
+        method.as_str(),
+        crate::saml::saml_time(deps.clock.now())
+    );
+    registration::update(deps.store, &user.username, |r| {
+        r.blocked_until = Some(until);
+        r.block_reason = Some(reason.clone());
+    })
+    .await?;
+    tracing::warn!(target: "audit", user = %user.username, method = method.as_str(), "fraud reported: account blocked");
+    let message = "You reported this sign-in as fraud. Your account is blocked; your help desk has been told.";
+    Ok((
+        LoginState::Denied {
+            message: message.into(),
+        },
+        Note::fail(Some(method.as_str()), "fraud reported"),
+    ))
+}

@@ -1,0 +1,192 @@
+//! The MFA adapter's settings (`[mfa]`), with defaults matching the old MFA Server's.
+
+use serde::Deserialize;
+
+use super::Method;
+use super::gateway::GatewaySettings;
+use super::networks::{NetRange, parse_all};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SmsMode {
+    /// The code is typed into the sign-in page.
+    #[default]
+    OneWay,
+    /// The user replies to the text with the code; the page waits like for a push.
+    TwoWay,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MfaSettings {
+    /// Off: password only, for every RP.
+    pub enabled: bool,
+    /// Methods offered at all (company policy).
+    pub methods: Vec<Method>,
+    /// Used when the user has no default of their own ("Method Defaults").
+    pub company_default: Method,
+    /// "Use verification code from my mobile app" offered when the default method fails.
+    pub oath_fallback: bool,
+    /// How long the page waits for a push or call before offering the chooser.
+    pub timeout_secs: u32,
+    pub sms_mode: SmsMode,
+    pub sms_code_lifetime_secs: u32,
+    /// Push shows a number on the page that the user must pick on the phone (MFA fatigue).
+    pub number_matching: bool,
+    /// Calls ask for the user's PIN followed by # instead of only #.
+    pub pin_mode: bool,
+    /// Users without a method may set one up during sign-in.
+    pub allow_enrollment: bool,
+    /// Addresses, ranges (a-b) and CIDRs whose users skip the second factor.
+    pub trusted_networks: Vec<String>,
+    /// Longest one-time bypass an admin may grant, and the default length.
+    pub bypass_default_secs: u32,
+    /// Denied pushes/calls before the user's MFA is locked (an admin unlocks).
+    pub denial_lockout_threshold: u32,
+    /// How long a fraud report blocks the user.
+    pub fraud_block_days: u32,
+    /// Directory attributes read as phone numbers, first = preferred.
+    pub phone_attributes: Vec<String>,
+    /// For numbers stored without +country code.
+    pub default_country_code: String,
+    /// Wrong codes in one sign-in before the flow ends.
+    pub max_code_attempts: u32,
+    /// Soft lockout: failed passwords per user (kept below the directory's own lockout so a
+    /// password-spraying attacker cannot lock real AD accounts) and per client address.
+    pub password_failures_per_user: u32,
+    pub password_failures_per_ip: u32,
+    pub password_failure_window_secs: u32,
+    pub gateway: GatewaySettings,
+}
+
+impl Default for MfaSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            methods: Method::ALL.to_vec(),
+            company_default: Method::Push,
+            oath_fallback: true,
+            timeout_secs: 55,
+            sms_mode: SmsMode::OneWay,
+            sms_code_lifetime_secs: 300,
+            number_matching: false,
+            pin_mode: false,
+            allow_enrollment: true,
+            trusted_networks: Vec::new(),
+            bypass_default_secs: 300,
+            denial_lockout_threshold: 3,
+            fraud_block_days: 90,
+            phone_attributes: vec!["mobile".into(), "telephonenumber".into()],
+            default_country_code: "1".into(),
+            max_code_attempts: 5,
+            password_failures_per_user: 4,
+            password_failures_per_ip: 20,
+            password_failure_window_secs: 900,
+            gateway: GatewaySettings::default(),
+        }
+    }
+}
+
+impl MfaSettings {
+    /// Each error names the key (relative to `[mfa]`).
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let range = |key: &str, v: u32, lo: u32, hi: u32| {
+            if (lo..=hi).contains(&v) {
+                Ok(())
+            } else {
+                Err((key.to_owned(), format!("{v} is outside {lo}..={hi}")))
+            }
+        };
+        range("timeout_secs", self.timeout_secs, 10, 300)?;
+        range(
+            "sms_code_lifetime_secs",
+            self.sms_code_lifetime_secs,
+            30,
+            900,
+        )?;
+        range("bypass_default_secs", self.bypass_default_secs, 30, 86_400)?;
+        range(
+            "denial_lockout_threshold",
+            self.denial_lockout_threshold,
+            1,
+            100,
+        )?;
+        range("fraud_block_days", self.fraud_block_days, 1, 3650)?;
+        range("max_code_attempts", self.max_code_attempts, 1, 20)?;
+        range(
+            "password_failures_per_user",
+            self.password_failures_per_user,
+            1,
+            1000,
+        )?;
+        range(
+            "password_failures_per_ip",
+            self.password_failures_per_ip,
+            1,
+            100_000,
+        )?;
+        range(
+            "password_failure_window_secs",
+            self.password_failure_window_secs,
+            60,
+            86_400,
+        )?;
+        if self.methods.is_empty() && self.enabled {
+            return Err((
+                "methods".into(),
+                "at least one method, or enabled = false".into(),
+            ));
+        }
+        if !self.methods.contains(&self.company_default) {
+            return Err((
+                "company_default".into(),
+                format!("`{}` is not in methods", self.company_default.as_str()),
+            ));
+        }
+        if !self
+            .default_country_code
+            .chars()
+            .all(|c| c.is_ascii_digit())
+            || !(1..=3).contains(&self.default_country_code.len())
+        {
+            return Err((
+                "default_country_code".into(),
+                "1 to 3 digits, without +".into(),
+            ));
+        }
+        parse_all(&self.trusted_networks).map_err(|e| ("trusted_networks".to_owned(), e))?;
+        self.gateway
+            .validate()
+            .map_err(|e| ("gateway".to_owned(), e))?;
+        Ok(())
+    }
+
+    pub fn trusted(&self) -> Vec<NetRange> {
+        parse_all(&self.trusted_networks).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate_and_bad_values_name_their_key() {
+        MfaSettings::default().validate().expect("defaults");
+        let s = MfaSettings {
+            timeout_secs: 5,
+            ..Default::default()
+        };
+        assert_eq!(s.validate().expect_err("range").0, "timeout_secs");
+        let s = MfaSettings {
+            trusted_networks: vec!["10.0.0.0/33".into()],
+            ..Default::default()
+        };
+        assert_eq!(s.validate().expect_err("cidr").0, "trusted_networks");
+        let s = MfaSettings {
+            methods: vec![Method::Oath],
+            ..Default::default()
+        };
+        assert_eq!(s.validate().expect_err("default").0, "company_default");
+    }
+}

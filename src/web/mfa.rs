@@ -1,0 +1,266 @@
+//! Gateway callbacks: push buttons, call keypresses and status, inbound texts.
+//!
+//! Every URL handed to a gateway carries a signed one-time token (mfa::challenge); Twilio-
+//! style requests also carry X-Twilio-Signature, checked when a Twilio auth token is set.
+
+use axum::Form;
+use axum::extract::{OriginalUri, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+use super::{AppContext, AppState};
+use crate::mfa::challenge::{self, Action};
+use crate::mfa::gateway::{twiml_gather, twiml_gather_one_key, twiml_say, verify_twilio_signature};
+use crate::mfa::{Challenge, ChallengeStatus};
+
+#[derive(Deserialize)]
+pub struct NumberQuery {
+    n: Option<u8>,
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        text,
+    )
+        .into_response()
+}
+
+fn twiml(body: String) -> Response {
+    ([(header::CONTENT_TYPE, "application/xml")], body).into_response()
+}
+
+/// Loads the pending challenge a token grants `allowed` actions on.
+async fn granted(
+    ctx: &AppContext,
+    token: &str,
+    allowed: &[Action],
+) -> Result<(Challenge, Action), Response> {
+    let Some((id, action)) = ctx
+        .tokens
+        .verify(token)
+        .filter(|(_, a)| allowed.contains(a))
+    else {
+        tracing::warn!("callback with an invalid token");
+        return Err(plain(StatusCode::NOT_FOUND, "unknown request"));
+    };
+    match challenge::load(ctx.store.as_ref(), &id).await {
+        Ok(Some(c)) => Ok((c, action)),
+        Ok(None) => Err(plain(StatusCode::GONE, "this request has expired")),
+        Err(e) => {
+            tracing::error!(error = %e, "store failure in callback");
+            Err(plain(StatusCode::SERVICE_UNAVAILABLE, "try again"))
+        }
+    }
+}
+
+async fn settle(ctx: &AppContext, c: &Challenge, status: ChallengeStatus) -> Response {
+    let label = format!("{status:?}");
+    match challenge::resolve(ctx.store.as_ref(), &c.id, status).await {
+        Ok(Some(_)) => {
+            tracing::info!(user = %c.username, method = c.method.as_str(), outcome = %label, "challenge answered");
+            plain(
+                StatusCode::OK,
+                "Thank you. You can close this notification.",
+            )
+        }
+        Ok(None) => plain(
+            StatusCode::GONE,
+            "This request was already answered or has expired.",
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "store failure in callback");
+            plain(StatusCode::SERVICE_UNAVAILABLE, "try again")
+        }
+    }
+}
+
+/// Push action buttons (ntfy `http` actions / webhook consumers POST here).
+pub async fn push_action(
+    State(ctx): State<AppState>,
+    Path(token): Path<String>,
+    Query(q): Query<NumberQuery>,
+) -> Response {
+    let (c, action) = match granted(
+        &ctx,
+        &token,
+        &[Action::Approve, Action::Deny, Action::Fraud],
+    )
+    .await
+    {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let status = match action {
+        // Number matching: approving with the wrong number is a denial (MFA fatigue defence).
+        Action::Approve if c.number.is_some() && q.n != c.number => ChallengeStatus::Denied,
+        Action::Approve => ChallengeStatus::Approved,
+        Action::Fraud => ChallengeStatus::Fraud,
+        _ => ChallengeStatus::Denied,
+    };
+    settle(&ctx, &c, status).await
+}
+
+/// Twilio signs the full URL it requested plus the POST parameters.
+fn twilio_ok(
+    ctx: &AppContext,
+    headers: &HeaderMap,
+    uri: &OriginalUri,
+    form: &BTreeMap<String, String>,
+) -> bool {
+    let Some(token) = ctx.config.mfa.gateway.twilio_auth_token() else {
+        return true; // webhook gateways authenticate by the signed one-time token alone
+    };
+    let url = format!("{}{}", ctx.config.public_base(), uri.0);
+    let params: Vec<(String, String)> = form.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let sig = headers
+        .get("x-twilio-signature")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    verify_twilio_signature(token, &url, &params, sig)
+}
+
+/// The call's script: first request → "press # to approve" (PIN mode: PIN then #); the
+/// Gather action posts the digits back here.
+pub async fn voice(
+    State(ctx): State<AppState>,
+    Path(token): Path<String>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    Form(form): Form<BTreeMap<String, String>>,
+) -> Response {
+    if !twilio_ok(&ctx, &headers, &uri, &form) {
+        tracing::warn!("voice callback with a bad X-Twilio-Signature");
+        return plain(StatusCode::FORBIDDEN, "bad signature");
+    }
+    let (c, _) = match granted(&ctx, &token, &[Action::Digits]).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let name = ctx.config.idp.display_name.clone();
+    let Some(digits) = form.get("Digits") else {
+        let prompt = if ctx.config.mfa.pin_mode {
+            format!(
+                "This is {name}. Someone is signing in as you. Enter your PIN followed by the pound key to approve. To report fraud, press zero then pound."
+            )
+        } else {
+            format!(
+                "This is {name}. Someone is signing in as you. Press the pound key to approve. To report fraud, press zero then pound."
+            )
+        };
+        let action = format!("{}{}", ctx.config.public_base(), uri.0);
+        // Twilio sends nothing when the finish key is the first key pressed, so "press #"
+        // collects one key with no finish key (Digits=#); PIN mode ends the PIN with #.
+        return twiml(if ctx.config.mfa.pin_mode {
+            twiml_gather(&prompt, &action, '#', 20)
+        } else {
+            twiml_gather_one_key(&prompt, &action, 20)
+        });
+    };
+    let status = if digits == "0" || digits == "0#" {
+        ChallengeStatus::Fraud
+    } else if ctx.config.mfa.pin_mode {
+        pin_status(&ctx, &c, digits.trim_end_matches('#')).await
+    } else if digits == "#" {
+        ChallengeStatus::Approved
+    } else {
+        ChallengeStatus::Denied
+    };
+    let words = match status {
+        ChallengeStatus::Approved => "Thank you. You are signed in. Goodbye.",
+        ChallengeStatus::Fraud => "Fraud has been reported and your account is blocked. Goodbye.",
+        _ => "Sign-in was not approved. Goodbye.",
+    };
+    let _ = settle(&ctx, &c, status).await;
+    twiml(twiml_say(words))
+}
+
+async fn pin_status(ctx: &AppContext, c: &Challenge, digits: &str) -> ChallengeStatus {
+    match crate::mfa::registration::load(ctx.store.as_ref(), &c.username).await {
+        Ok(reg) => match reg.pin_hash {
+            Some(h) if crate::directory::file::verify_password(&h, digits) => {
+                ChallengeStatus::Approved
+            }
+            Some(_) => ChallengeStatus::Denied,
+            None => ChallengeStatus::Failed {
+                reason: "PIN mode but no PIN set".into(),
+            },
+        },
+        Err(e) => ChallengeStatus::Failed {
+            reason: e.to_string(),
+        },
+    }
+}
+
+/// The call ended: unanswered, busy or failed calls end the wait at once.
+pub async fn voice_status(
+    State(ctx): State<AppState>,
+    Path(token): Path<String>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    Form(form): Form<BTreeMap<String, String>>,
+) -> Response {
+    if !twilio_ok(&ctx, &headers, &uri, &form) {
+        return plain(StatusCode::FORBIDDEN, "bad signature");
+    }
+    let (c, _) = match granted(&ctx, &token, &[Action::Status]).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let call_status = form
+        .get("CallStatus")
+        .map(String::as_str)
+        .unwrap_or("unknown");
+    if c.status != ChallengeStatus::Pending {
+        return plain(StatusCode::OK, "ok");
+    }
+    settle(
+        &ctx,
+        &c,
+        ChallengeStatus::Failed {
+            reason: format!("call {call_status}"),
+        },
+    )
+    .await
+}
+
+/// Two-way SMS: the user's reply, matched to the pending challenge of the number it came from.
+pub async fn sms_inbound(
+    State(ctx): State<AppState>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    Form(form): Form<BTreeMap<String, String>>,
+) -> Response {
+    if !twilio_ok(&ctx, &headers, &uri, &form) {
+        tracing::warn!("inbound SMS with a bad X-Twilio-Signature");
+        return plain(StatusCode::FORBIDDEN, "bad signature");
+    }
+    let from = form.get("From").cloned().unwrap_or_default();
+    let body = form
+        .get("Body")
+        .map(|b| b.trim().to_owned())
+        .unwrap_or_default();
+    let id = match ctx.store.get(&crate::login::sms_inbound_key(&from)).await {
+        Ok(Some(id)) => String::from_utf8_lossy(&id).into_owned(),
+        Ok(None) => return twiml("<Response></Response>".into()),
+        Err(e) => {
+            tracing::error!(error = %e, "store failure in inbound SMS");
+            return plain(StatusCode::SERVICE_UNAVAILABLE, "try again");
+        }
+    };
+    let Ok(Some(c)) = challenge::load(ctx.store.as_ref(), &id).await else {
+        return twiml("<Response></Response>".into());
+    };
+    let expected = c.code_hash.clone().unwrap_or_default();
+    let presented = crate::login::code_mac(&ctx.secrets.derive("sms-code"), &c.id, &body);
+    let status = if crate::mfa::challenge::mac_eq(&expected, &presented) {
+        ChallengeStatus::Approved
+    } else {
+        ChallengeStatus::Denied
+    };
+    let _ = settle(&ctx, &c, status).await;
+    twiml("<Response></Response>".into())
+}

@@ -1,0 +1,143 @@
+//! One template per login state: turns a `Flow` into its page.
+
+use axum::http::StatusCode;
+use axum::response::Response;
+use minijinja::Value;
+
+use super::AppContext;
+use crate::login::enroll_aad;
+use crate::login::{Flow, LoginState, PendingEnrollment};
+use crate::mfa::{Method, oath};
+
+/// States whose page refreshes itself to learn an answer given elsewhere.
+pub fn is_waiting(state: &LoginState) -> bool {
+    match state {
+        LoginState::AwaitSecondFactor {
+            deadline,
+            challenge,
+            ..
+        } => challenge.is_some() && deadline.is_some(),
+        LoginState::Enroll {
+            pending: Some(PendingEnrollment::Push { .. }),
+            ..
+        } => true,
+        _ => false,
+    }
+}
+
+pub async fn render(ctx: &AppContext, flow: &Flow) -> Response {
+    let rp_name = ctx
+        .rps
+        .get(&flow.request.rp_entity_id)
+        .map(|rp| rp.name.clone())
+        .unwrap_or_default();
+    let idp_name = ctx.config.idp.display_name.clone();
+    let now = ctx.clock.unix();
+    match &flow.state {
+        LoginState::AwaitPassword { login, message, .. } => {
+            let mut res = ctx.render(
+                "login.html",
+                minijinja::context! {
+                    title => "Sign in", flow => flow.id.clone(), login => login, message => message,
+                    rp_name => rp_name, idp_name => idp_name,
+                },
+            );
+            if message.is_some() {
+                *res.status_mut() = StatusCode::UNAUTHORIZED;
+            }
+            res
+        }
+        LoginState::AwaitSecondFactor {
+            user,
+            method,
+            deadline,
+            destination,
+            number,
+            message,
+            challenge,
+            ..
+        } => {
+            let waiting = challenge.is_some()
+                && deadline.is_some()
+                && *method != Method::Oath
+                && !(*method == Method::Sms
+                    && ctx.config.mfa.sms_mode == crate::mfa::settings::SmsMode::OneWay);
+            let template = if waiting {
+                "mfa_wait.html"
+            } else {
+                "mfa_code.html"
+            };
+            let mut res = ctx.render(template, minijinja::context! {
+                title => "Verify your identity", flow => flow.id.clone(), user => user.upn.clone().unwrap_or(user.username.clone()),
+                method => method.as_str(), destination => destination, number => number, message => message,
+                remaining => deadline.map(|d| (d - now).max(0)), rp_name => rp_name, idp_name => idp_name,
+            });
+            if message.is_some() {
+                *res.status_mut() = StatusCode::UNAUTHORIZED;
+            }
+            res
+        }
+        LoginState::ChooseMethod { user, message, .. } => {
+            let deps = ctx.deps(true);
+            let options = match crate::login::chooser(&deps, user).await {
+                Ok(o) => o,
+                Err(e) => return super::saml::store_failure(ctx, &e),
+            };
+            let options: Vec<Value> = options
+                .into_iter()
+                .map(|o| minijinja::context! { method => o.method.as_str(), label => o.label })
+                .collect();
+            ctx.render("mfa_choose.html", minijinja::context! {
+                title => "Verify your identity", flow => flow.id.clone(), message => message, options => options,
+                rp_name => rp_name, idp_name => idp_name,
+            })
+        }
+        LoginState::Enroll {
+            user,
+            pending,
+            message,
+        } => {
+            let account = user.upn.clone().unwrap_or(user.username.clone());
+            let (step, qr, secret_text) = match pending {
+                None => ("offer", None, None),
+                Some(PendingEnrollment::App { secret }) => {
+                    match ctx.secrets.open(secret, enroll_aad(&flow.id).as_bytes()) {
+                        Ok(plain) => {
+                            let uri = oath::otpauth_uri(
+                                &idp_name,
+                                &account,
+                                &plain,
+                                &oath::OathParams::default(),
+                            );
+                            (
+                                "app",
+                                Some(Value::from_safe_string(oath::qr_svg(&uri))),
+                                Some(oath::base32(&plain)),
+                            )
+                        }
+                        Err(_) => ("offer", None, None),
+                    }
+                }
+                Some(PendingEnrollment::Phone { .. }) => ("phone", None, None),
+                Some(PendingEnrollment::Push { .. }) => ("push", None, None),
+            };
+            let topic = match pending {
+                Some(PendingEnrollment::Push { topic, .. }) => Some(topic.clone()),
+                _ => None,
+            };
+            let enabled = |m: Method| ctx.config.mfa.methods.contains(&m);
+            ctx.render("enroll.html", minijinja::context! {
+                title => "Set up verification", flow => flow.id.clone(), step => step, qr => qr, secret => secret_text,
+                account => account, message => message, topic => topic,
+                push_server => ctx.config.mfa.gateway.push_server_url(ctx.config.public_base()),
+                offer_app => enabled(Method::Oath), offer_phone => enabled(Method::Sms), offer_push => enabled(Method::Push),
+                rp_name => rp_name, idp_name => idp_name,
+            })
+        }
+        LoginState::Denied { message } => ctx.error_page(StatusCode::FORBIDDEN, message),
+        LoginState::Authenticated { .. } => ctx.error_page(
+            StatusCode::CONFLICT,
+            "This sign-in is already complete. Go back to the application.",
+        ),
+    }
+}
