@@ -1,6 +1,10 @@
 //! One audit event per login transition, written as a JSON line through `tracing`.
 
+use std::time::Duration;
+
 use serde::Serialize;
+
+use crate::store::{Store, StoreError};
 
 /// What happened in one step of a sign-in. Never carries a password or a code.
 #[derive(Debug, Clone, Serialize)]
@@ -26,10 +30,37 @@ pub enum Outcome {
     Ignored,
 }
 
-/// Emits the event on the `audit` target; operators route that target to their SIEM.
-pub fn record(event: &AuditEvent<'_>) {
+/// Emits the event on the `audit` target (operators route that target to their SIEM) and
+/// returns its JSON line for `persist`.
+pub fn record(event: &AuditEvent<'_>) -> Option<String> {
     match serde_json::to_string(event) {
-        Ok(json) => tracing::info!(target: "audit", "{json}"),
-        Err(e) => tracing::error!(target: "audit", "audit event not serialisable: {e}"),
+        Ok(json) => {
+            tracing::info!(target: "audit", "{json}");
+            Some(json)
+        }
+        Err(e) => {
+            tracing::error!(target: "audit", "audit event not serialisable: {e}");
+            None
+        }
     }
+}
+
+/// How long stored audit events are kept (a bit over a year, for yearly reviews).
+pub const RETENTION: Duration = Duration::from_secs(400 * 86_400);
+
+/// Stores events as `audit:<unix time, 12 digits>:<flow>:<n>`, so a prefix scan lists them
+/// in time order and any node can show them.
+pub async fn persist(
+    store: &dyn Store,
+    flow: &str,
+    events: &[(i64, String)],
+) -> Result<(), StoreError> {
+    for (n, (at, json)) in events.iter().enumerate() {
+        let key = format!(
+            "audit:{at:012}:{flow}:{n:02}-{}",
+            crate::saml::random_hex(2)
+        );
+        store.put(&key, json.as_bytes(), Some(RETENTION)).await?;
+    }
+    Ok(())
 }

@@ -47,9 +47,12 @@ pub struct FirstRun {
 }
 
 pub async fn build(
-    config: Config,
+    mut config: Config,
     clock: Arc<dyn Clock>,
 ) -> Result<(AppState, FirstRun), StartError> {
+    // Config::load resolves this already; configs built in code (tests, tools) may not have.
+    let base = config.public_base().to_owned();
+    config.mfa.gateway.resolve(&base).map_err(StartError::Mfa)?;
     let mut first = FirstRun::default();
     let data_dir = &config.server.data_dir;
     std::fs::create_dir_all(data_dir)

@@ -23,11 +23,23 @@ fn level(class: &str) -> Option<u8> {
     }
 }
 
-/// The class that describes what was done.
+/// The class that describes what was done: a second factor makes it AD FS's
+/// `multipleauthn`; a password alone is PasswordProtectedTransport (Tessera runs behind TLS).
 fn achieved(methods: &[AuthMethod]) -> (&'static str, u8) {
-    // Passwords travel over TLS in any supported deployment (Tessera behind https).
-    let _ = methods;
-    (AC_PASSWORD_PROTECTED, 1)
+    if methods.iter().any(|m| m.is_second_factor()) {
+        (MFA_CLASSES[0], 2)
+    } else {
+        (AC_PASSWORD_PROTECTED, 1)
+    }
+}
+
+/// The `amr` values (RFC 8176) for what was done, plus `mfa` when there were two factors.
+pub fn amr(methods: &[AuthMethod]) -> Vec<String> {
+    let mut out: Vec<String> = methods.iter().map(|m| m.amr().to_owned()).collect();
+    if methods.iter().any(|m| m.is_second_factor()) {
+        out.push("mfa".to_owned());
+    }
+    out
 }
 
 /// The AuthnContextClassRef to put in the assertion, or `None` when the request cannot be
@@ -88,6 +100,24 @@ mod tests {
             choose(Some(&r), AuthnContextMode::Strict, &pw).as_deref(),
             Some(AC_PASSWORD_PROTECTED)
         );
+    }
+
+    #[test]
+    fn a_second_factor_meets_mfa_requests_and_shows_in_amr() {
+        let both = [AuthMethod::Password, AuthMethod::Oath];
+        let r = req(Comparison::Exact, &[MFA_CLASSES[0]]);
+        assert_eq!(
+            choose(Some(&r), AuthnContextMode::Strict, &both).as_deref(),
+            Some(MFA_CLASSES[0])
+        );
+        let r = req(Comparison::Exact, &[AC_PASSWORD_PROTECTED]);
+        assert_eq!(choose(Some(&r), AuthnContextMode::Strict, &both), None);
+        assert_eq!(
+            choose(Some(&r), AuthnContextMode::Lenient, &both).as_deref(),
+            Some(AC_PASSWORD_PROTECTED)
+        );
+        assert_eq!(amr(&both), vec!["pwd", "otp", "mfa"]);
+        assert_eq!(amr(&[AuthMethod::Password]), vec!["pwd"]);
     }
 
     #[test]

@@ -224,6 +224,9 @@ pub struct Flow {
     pub state: LoginState,
     pub created: i64,
     pub client_ip: String,
+    /// Audit events written by the last steps, for the caller to persist (not stored).
+    #[serde(skip)]
+    pub audit_events: Vec<(i64, String)>,
 }
 
 /// What `step` needs from the outside world.
@@ -282,7 +285,9 @@ impl Flow {
             },
             created: now,
             client_ip: client_ip.to_owned(),
+            audit_events: Vec::new(),
         };
+        let mut flow = flow;
         flow.audit(
             now,
             "-",
@@ -342,13 +347,13 @@ impl Flow {
         Ok(self)
     }
 
-    fn audit(&self, now: i64, from: &str, user: Option<&str>, note: &Note) {
+    fn audit(&mut self, now: i64, from: &str, user: Option<&str>, note: &Note) {
         let at = time::OffsetDateTime::from_unix_timestamp(now)
             .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
         let user = user
             .map(str::to_owned)
             .or_else(|| self.state.user().map(|u| u.username.clone()));
-        audit::record(&AuditEvent {
+        let line = audit::record(&AuditEvent {
             at: crate::saml::saml_time(at),
             flow: &self.id,
             user: user.as_deref(),
@@ -360,5 +365,6 @@ impl Flow {
             outcome: note.outcome,
             reason: note.reason.clone(),
         });
+        self.audit_events.extend(line.map(|l| (now, l)));
     }
 }

@@ -37,6 +37,8 @@ pub struct Issue<'a> {
     pub skew: Duration,
     pub lifetime: Duration,
     pub session_not_on_or_after: Option<OffsetDateTime>,
+    /// RFC 8176 method references of what was actually done, sent as the `amr` attribute.
+    pub amr: &'a [String],
 }
 
 fn saml(local: &str) -> El {
@@ -113,7 +115,7 @@ fn assertion(i: &Issue) -> Result<El, ResponseError> {
         .child(subject)
         .child(conditions)
         .child(authn);
-    let attributes: Vec<El> =
+    let mut attributes: Vec<El> =
         i.rp.attributes
             .iter()
             .filter_map(|rule| {
@@ -135,6 +137,17 @@ fn assertion(i: &Issue) -> Result<El, ResponseError> {
                 )
             })
             .collect();
+    if !i.amr.is_empty() {
+        attributes.push(
+            saml("Attribute")
+                .attr("Name", "amr")
+                .attr(
+                    "NameFormat",
+                    "urn:oasis:names:tc:SAML:2.0:attrname-format:basic",
+                )
+                .children(i.amr.iter().map(|v| saml("AttributeValue").text(v.clone()))),
+        );
+    }
     if !attributes.is_empty() {
         a.push(saml("AttributeStatement").children(attributes));
     }

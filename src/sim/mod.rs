@@ -18,7 +18,7 @@
 
 mod api;
 mod carrier;
-mod inbox;
+pub mod inbox;
 mod ntfy;
 mod phone;
 mod twilio;

@@ -148,10 +148,14 @@ async fn advance(
         .rps
         .get(&flow.request.rp_entity_id)
         .is_none_or(|rp| rp.mfa_required);
-    let flow = match flow.step(event, &ctx.deps(mfa_required)).await {
+    let mut flow = match flow.step(event, &ctx.deps(mfa_required)).await {
         Ok(f) => f,
         Err(e) => return super::saml::store_failure(ctx, &e),
     };
+    let events = std::mem::take(&mut flow.audit_events);
+    if let Err(e) = crate::audit::persist(ctx.store.as_ref(), &flow.id, &events).await {
+        return super::saml::store_failure(ctx, &e);
+    }
     let key = flow_key(&flow.id);
     if let LoginState::Authenticated {
         user,

@@ -302,7 +302,11 @@ async fn continue_or_prompt(
             "No session and IsPassive was requested",
         );
     }
-    let flow = Flow::new(pending, ip, now);
+    let mut flow = Flow::new(pending, ip, now);
+    let events = std::mem::take(&mut flow.audit_events);
+    if let Err(e) = crate::audit::persist(ctx.store.as_ref(), &flow.id, &events).await {
+        return store_failure(ctx, &e);
+    }
     let ttl = Duration::from_secs(ctx.config.idp.flow_lifetime_secs.into());
     if let Err(e) = store::put_json(
         ctx.store.as_ref(),
@@ -402,6 +406,7 @@ pub async fn issue(
             skew: time::Duration::seconds(idp.clock_skew_secs.into()),
             lifetime: time::Duration::seconds(idp.assertion_lifetime_secs.into()),
             session_not_on_or_after: time::OffsetDateTime::from_unix_timestamp(s.expires).ok(),
+            amr: &authn_context::amr(&s.methods),
         },
         &ctx.keys.signer,
     );

@@ -1,0 +1,701 @@
+//! The MFA adapter over HTTP, every transition, against a real Tessera and its simulated
+//! phone (which speaks the ntfy and Twilio protocols). Deadlines move by the injected clock.
+
+mod support {
+    pub mod browser;
+    pub mod mfa;
+    pub mod sp;
+    pub mod tessera;
+}
+
+use std::sync::Arc;
+
+use reqwest::StatusCode;
+use support::browser::{Browser, input_value};
+use support::mfa::{code, enrol_all, inbox, wait_for};
+use support::sp::TestSp;
+use support::tessera::{Tessera, TesseraBuilder, file_user};
+use tessera::clock::{Clock, FixedClock};
+use tessera::mfa::Method;
+use tessera::mfa::registration;
+use tessera::mfa::settings::{MfaSettings, SmsMode};
+
+const PW: &str = "Corr3ct horse!";
+const PHONE: &str = "+15550100230";
+
+struct Env {
+    idp: Tessera,
+    clock: Arc<FixedClock>,
+    sp: TestSp,
+    /// The browser of the current sign-in; each `password()` starts a fresh one, as a new
+    /// user would (an SSO session would otherwise skip the sign-in).
+    current: std::sync::Mutex<Arc<Browser>>,
+}
+
+async fn env(tweak: impl FnOnce(&mut MfaSettings)) -> Env {
+    let mut b = TesseraBuilder::new();
+    let clock = Arc::new(FixedClock::new(time::OffsetDateTime::now_utc()));
+    b.clock = clock.clone();
+    tweak(&mut b.config.mfa);
+    b.add_user(&[
+        file_user("alice", PW),
+        file_user("bob", PW),
+        file_user("carol", PW),
+    ]);
+    let sp = TestSp::new("mfa");
+    b.add_rp("mfa", &sp.metadata(false), "");
+    let open = TestSp::new("open");
+    b.add_rp("open", &open.metadata(false), "mfa_required = false\n");
+    Env {
+        idp: b.start().await,
+        clock,
+        sp,
+        current: std::sync::Mutex::new(Arc::new(Browser::new())),
+    }
+}
+
+impl Env {
+    fn browser(&self) -> Arc<Browser> {
+        self.current.lock().expect("lock").clone()
+    }
+
+    fn now(&self) -> i64 {
+        self.clock.unix()
+    }
+
+    /// IdP-initiated sign-in up to the page after the password. Returns (flow id, page).
+    async fn password(&self, user: &str) -> (String, StatusCode, String) {
+        self.password_for(user, &self.sp.entity_id).await
+    }
+
+    async fn password_for(&self, user: &str, entity: &str) -> (String, StatusCode, String) {
+        let browser = Arc::new(Browser::new());
+        *self.current.lock().expect("lock") = browser.clone();
+        let url = format!(
+            "{}/adfs/ls/idpinitiatedsignon?loginToRp={entity}",
+            self.idp.base
+        );
+        let (url, status, page) = browser.get(&url).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let flow = input_value(&page, "flow").expect("flow");
+        let (_, status, page) = browser.sign_in(&url, &page, user, PW).await;
+        (flow, status, page)
+    }
+
+    /// The waiting page's refresh.
+    async fn poll(&self, flow: &str) -> String {
+        self.browser()
+            .get(&format!("{}/adfs/ls/login?flow={flow}", self.idp.base))
+            .await
+            .2
+    }
+
+    async fn act(&self, flow: &str, fields: &[(&str, &str)]) -> (StatusCode, String) {
+        let mut form = vec![("flow", flow)];
+        form.extend_from_slice(fields);
+        let (_, status, page) = self
+            .browser()
+            .post(&format!("{}/adfs/ls/login", self.idp.base), &form)
+            .await;
+        (status, page)
+    }
+
+    async fn sim(&self, path: &str, form: &[(&str, &str)]) -> StatusCode {
+        let res = self
+            .browser()
+            .http
+            .post(format!("{}/sim/api/{path}", self.idp.base))
+            .form(form)
+            .send()
+            .await
+            .expect("sim");
+        res.status()
+    }
+
+    /// The newest push to `topic`.
+    async fn push_id(&self, topic: &str) -> String {
+        wait_for("a push", || {
+            inbox(&self.idp)
+                .pushes
+                .iter()
+                .rev()
+                .find(|p| p.topic == topic)
+                .map(|p| p.id.clone())
+        })
+        .await
+    }
+
+    async fn press(&self, topic: &str, label: &str) -> StatusCode {
+        let push = wait_for("a push", || {
+            inbox(&self.idp)
+                .pushes
+                .iter()
+                .rev()
+                .find(|p| p.topic == topic)
+                .cloned()
+        })
+        .await;
+        let index = push
+            .actions
+            .iter()
+            .position(|a| a.label == label)
+            .unwrap_or_else(|| panic!("no {label} in {:?}", push.actions));
+        self.sim(&format!("push/{}/action/{index}", push.id), &[])
+            .await
+    }
+
+    /// The newest call to PHONE once the carrier has fetched its script.
+    async fn call_id(&self) -> String {
+        wait_for("a call with its script", || {
+            inbox(&self.idp)
+                .calls
+                .iter()
+                .rev()
+                .find(|c| c.to == PHONE && c.gather.is_some())
+                .map(|c| c.id.clone())
+        })
+        .await
+    }
+
+    async fn texted_code(&self, nth: usize) -> String {
+        let body = wait_for("a text", || {
+            inbox(&self.idp)
+                .texts
+                .iter()
+                .filter(|t| t.to == PHONE)
+                .nth(nth)
+                .map(|t| t.body.clone())
+        })
+        .await;
+        body.split(|c: char| !c.is_ascii_digit())
+            .find(|w| w.len() == 6)
+            .expect("6-digit code in text")
+            .to_owned()
+    }
+}
+
+/// POSTs a push button's callback URL directly, as a replaying attacker would.
+async fn replay(e: &Env, topic: &str, label: &str) -> StatusCode {
+    let push = wait_for("a push", || {
+        inbox(&e.idp)
+            .pushes
+            .iter()
+            .rev()
+            .find(|p| p.topic == topic)
+            .cloned()
+    })
+    .await;
+    let url = push
+        .actions
+        .iter()
+        .find(|a| a.label == label)
+        .expect("action")
+        .url
+        .clone();
+    e.browser()
+        .http
+        .post(url)
+        .send()
+        .await
+        .expect("callback")
+        .status()
+}
+
+fn signed_in(page: &str) -> String {
+    assert!(
+        page.contains("SAMLResponse"),
+        "expected the auto-POST page, got {page}"
+    );
+    Browser::post_form(page).xml()
+}
+
+#[tokio::test]
+async fn push_approved_signs_in_with_mfa_context_and_amr() {
+    let e = env(|_| {}).await;
+    let topic = enrol_all(&e.idp, "alice", Method::Push, PHONE).await;
+    let (flow, status, page) = e.password("alice").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("We've sent a notification"), "{page}");
+    assert!(page.contains("Use a different verification option"));
+    assert_eq!(e.press(&topic, "Approve").await, StatusCode::OK);
+    let xml = signed_in(&e.poll(&flow).await);
+    assert!(
+        xml.contains("http://schemas.microsoft.com/claims/multipleauthn"),
+        "{xml}"
+    );
+    for v in ["pwd", "swk", "mfa"] {
+        assert!(
+            xml.contains(&format!("<saml:AttributeValue>{v}</saml:AttributeValue>")),
+            "amr {v}: {xml}"
+        );
+    }
+    // A replayed callback changes nothing and says so.
+    assert_eq!(replay(&e, &topic, "Approve").await, StatusCode::GONE);
+}
+
+#[tokio::test]
+async fn push_denied_then_oath_code_from_the_chooser_and_replayed_codes_refused() {
+    let e = env(|_| {}).await;
+    let topic = enrol_all(&e.idp, "alice", Method::Push, PHONE).await;
+    let (flow, _, _) = e.password("alice").await;
+    e.press(&topic, "Deny").await;
+    let page = e.poll(&flow).await;
+    assert!(page.contains("denied"), "{page}");
+    for label in [
+        "Send notification to my mobile app",
+        "Call me at +X XXXXXXXX30",
+        "Text me at +X XXXXXXXX30",
+        "Use verification code from my mobile app",
+    ] {
+        assert!(page.contains(label), "chooser lacks {label}: {page}");
+    }
+    let (_, page) = e
+        .act(&flow, &[("action", "choose"), ("method", "oath")])
+        .await;
+    assert!(page.contains("verification code"), "{page}");
+    let (status, page) = e
+        .act(&flow, &[("action", "code"), ("code", "123456")])
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(page.contains("not correct"), "{page}");
+    let now = e.now();
+    let (_, page) = e
+        .act(&flow, &[("action", "code"), ("code", &code(now))])
+        .await;
+    assert!(signed_in(&page).contains("<saml:AttributeValue>otp</saml:AttributeValue>"));
+
+    // The same code in a new sign-in is refused (RFC 6238 §5.2); the next one works.
+    let e2 = Browser::new();
+    let url = format!(
+        "{}/adfs/ls/idpinitiatedsignon?loginToRp={}",
+        e.idp.base, e.sp.entity_id
+    );
+    let (url, _, page) = e2.get(&url).await;
+    let flow2 = input_value(&page, "flow").expect("flow");
+    e2.sign_in(&url, &page, "alice", PW).await;
+    let login = format!("{}/adfs/ls/login", e.idp.base);
+    e2.post(&login, &[("flow", &flow2), ("action", "different")])
+        .await;
+    e2.post(
+        &login,
+        &[("flow", &flow2), ("action", "choose"), ("method", "oath")],
+    )
+    .await;
+    let (_, _, page) = e2
+        .post(
+            &login,
+            &[("flow", &flow2), ("action", "code"), ("code", &code(now))],
+        )
+        .await;
+    assert!(
+        page.contains("not correct"),
+        "replayed code accepted: {page}"
+    );
+    let (_, _, page) = e2
+        .post(
+            &login,
+            &[
+                ("flow", &flow2),
+                ("action", "code"),
+                ("code", &code(now + 30)),
+            ],
+        )
+        .await;
+    signed_in(&page);
+}
+
+#[tokio::test]
+async fn unanswered_push_times_out_by_the_clock_into_the_chooser() {
+    let e = env(|_| {}).await;
+    let topic = enrol_all(&e.idp, "alice", Method::Push, PHONE).await;
+    let (flow, _, page) = e.password("alice").await;
+    assert!(page.contains("55"), "the page shows the time left: {page}");
+    e.clock.advance(time::Duration::seconds(30));
+    assert!(
+        e.poll(&flow).await.contains("We've sent a notification"),
+        "still waiting at 30 s"
+    );
+    e.clock.advance(time::Duration::seconds(26));
+    let page = e.poll(&flow).await;
+    assert!(
+        page.contains("receive a response")
+            && page.contains("Use verification code from my mobile app"),
+        "{page}"
+    );
+    // Approving the abandoned push now does nothing.
+    assert_eq!(replay(&e, &topic, "Approve").await, StatusCode::GONE);
+    assert!(!e.poll(&flow).await.contains("SAMLResponse"));
+}
+
+#[tokio::test]
+async fn number_matching_needs_the_number_shown_on_the_page() {
+    let e = env(|m| m.number_matching = true).await;
+    let topic = enrol_all(&e.idp, "alice", Method::Push, PHONE).await;
+    let (flow, _, page) = e.password("alice").await;
+    let shown = page
+        .split("id=\"number\">")
+        .nth(1)
+        .and_then(|r| r.split('<').next())
+        .expect("number on page")
+        .to_owned();
+    let push = wait_for("push", || {
+        inbox(&e.idp)
+            .pushes
+            .iter()
+            .rev()
+            .find(|p| p.topic == topic)
+            .cloned()
+    })
+    .await;
+    let wrong = push
+        .actions
+        .iter()
+        .find(|a| a.label != shown && a.label.parse::<u8>().is_ok())
+        .expect("decoy")
+        .label
+        .clone();
+    e.press(&topic, &wrong).await;
+    assert!(
+        e.poll(&flow).await.contains("denied"),
+        "wrong number must deny"
+    );
+    let (flow, _, _) = e.password("alice").await;
+    let page = e.poll(&flow).await;
+    let shown = page
+        .split("id=\"number\">")
+        .nth(1)
+        .and_then(|r| r.split('<').next())
+        .expect("number")
+        .to_owned();
+    e.push_id(&topic).await;
+    e.press(&topic, &shown).await;
+    signed_in(&e.poll(&flow).await);
+}
+
+#[tokio::test]
+async fn call_answered_with_pound_approves() {
+    let e = env(|_| {}).await;
+    enrol_all(&e.idp, "alice", Method::Call, PHONE).await;
+    let (flow, _, page) = e.password("alice").await;
+    assert!(
+        page.contains("We're calling your phone at +X XXXXXXXX30"),
+        "{page}"
+    );
+    let call = e.call_id().await;
+    assert_eq!(
+        e.sim(&format!("call/{call}/digits"), &[("digits", "#")])
+            .await,
+        StatusCode::OK
+    );
+    let xml = signed_in(&e.poll(&flow).await);
+    assert!(
+        xml.contains("<saml:AttributeValue>tel</saml:AttributeValue>"),
+        "{xml}"
+    );
+}
+
+#[tokio::test]
+async fn call_in_pin_mode_needs_the_right_pin() {
+    let e = env(|m| m.pin_mode = true).await;
+    enrol_all(&e.idp, "alice", Method::Call, PHONE).await;
+    let hash = tessera::directory::file::hash_password("4321").expect("hash");
+    registration::update(e.idp.state.store.as_ref(), "alice", |r| {
+        r.pin_hash = Some(hash.clone())
+    })
+    .await
+    .expect("pin");
+    let (flow, _, _) = e.password("alice").await;
+    let call = e.call_id().await;
+    e.sim(&format!("call/{call}/digits"), &[("digits", "9999#")])
+        .await;
+    assert!(e.poll(&flow).await.contains("denied"), "a wrong PIN denies");
+    let (flow, _, _) = e.password("alice").await;
+    let first = call;
+    let call = wait_for("second call", || {
+        inbox(&e.idp)
+            .calls
+            .iter()
+            .find(|c| c.id != first && c.gather.is_some())
+            .map(|c| c.id.clone())
+    })
+    .await;
+    e.sim(&format!("call/{call}/digits"), &[("digits", "4321#")])
+        .await;
+    signed_in(&e.poll(&flow).await);
+}
+
+#[tokio::test]
+async fn fraud_code_on_a_call_blocks_the_account() {
+    let e = env(|_| {}).await;
+    enrol_all(&e.idp, "alice", Method::Call, PHONE).await;
+    let (flow, _, _) = e.password("alice").await;
+    let call = e.call_id().await;
+    e.sim(&format!("call/{call}/digits"), &[("digits", "0")])
+        .await;
+    let page = e.poll(&flow).await;
+    assert!(page.contains("reported this sign-in as fraud"), "{page}");
+    let reg = registration::load(e.idp.state.store.as_ref(), "alice")
+        .await
+        .expect("reg");
+    assert!(
+        reg.blocked_until
+            .is_some_and(|t| t >= e.now() + 89 * 86_400),
+        "blocked ~90 days"
+    );
+    let (_, status, page) = e.password("alice").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(page.contains("blocked"), "{page}");
+}
+
+#[tokio::test]
+async fn unanswered_call_offers_the_chooser_at_once() {
+    let e = env(|_| {}).await;
+    enrol_all(&e.idp, "alice", Method::Call, PHONE).await;
+    let (flow, _, _) = e.password("alice").await;
+    let call = e.call_id().await;
+    e.sim(&format!("call/{call}/no-answer"), &[]).await;
+    let page = e.poll(&flow).await;
+    assert!(
+        page.contains("could not reach you") && page.contains("Use verification code"),
+        "{page}"
+    );
+}
+
+#[tokio::test]
+async fn one_way_text_code_is_typed_and_expires() {
+    let e = env(|_| {}).await;
+    enrol_all(&e.idp, "alice", Method::Sms, PHONE).await;
+    let (flow, _, page) = e.password("alice").await;
+    assert!(
+        page.contains("Enter the code we texted to +X XXXXXXXX30"),
+        "{page}"
+    );
+    let first = e.texted_code(0).await;
+    let (status, _) = e
+        .act(&flow, &[("action", "code"), ("code", "000000")])
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (_, page) = e.act(&flow, &[("action", "code"), ("code", &first)]).await;
+    assert!(signed_in(&page).contains("<saml:AttributeValue>sms</saml:AttributeValue>"));
+
+    let (flow, _, _) = e.password("alice").await;
+    let second = e.texted_code(1).await;
+    e.clock.advance(time::Duration::seconds(301));
+    let (_, page) = e.act(&flow, &[("action", "code"), ("code", &second)]).await;
+    assert!(
+        page.contains("not correct"),
+        "an expired code is refused: {page}"
+    );
+}
+
+#[tokio::test]
+async fn two_way_text_is_approved_by_replying_with_the_code() {
+    let e = env(|m| m.sms_mode = SmsMode::TwoWay).await;
+    enrol_all(&e.idp, "alice", Method::Sms, PHONE).await;
+    let (flow, _, page) = e.password("alice").await;
+    assert!(page.contains("Reply to it with the code"), "{page}");
+    let code = e.texted_code(0).await;
+    assert_eq!(
+        e.sim("sms/reply", &[("from", PHONE), ("body", "999999")])
+            .await,
+        StatusCode::OK
+    );
+    assert!(
+        e.poll(&flow).await.contains("denied"),
+        "a wrong reply denies"
+    );
+    let (flow, _, _) = e.password("alice").await;
+    let code2 = e.texted_code(1).await;
+    assert_ne!(code, code2);
+    e.sim("sms/reply", &[("from", PHONE), ("body", &code2)])
+        .await;
+    signed_in(&e.poll(&flow).await);
+}
+
+#[tokio::test]
+async fn wrong_codes_are_counted_and_end_the_sign_in() {
+    let e = env(|m| m.max_code_attempts = 3).await;
+    enrol_all(&e.idp, "alice", Method::Oath, PHONE).await;
+    let (flow, _, _) = e.password("alice").await;
+    for _ in 0..2 {
+        let (status, page) = e
+            .act(&flow, &[("action", "code"), ("code", "000000")])
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{page}");
+    }
+    let (status, page) = e
+        .act(&flow, &[("action", "code"), ("code", "000000")])
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(page.contains("Too many incorrect codes"), "{page}");
+    let (_, page) = e
+        .act(&flow, &[("action", "code"), ("code", &code(e.now()))])
+        .await;
+    assert!(!page.contains("SAMLResponse"), "a denied flow stays denied");
+}
+
+#[tokio::test]
+async fn repeated_denials_lock_mfa() {
+    let e = env(|m| m.denial_lockout_threshold = 2).await;
+    let topic = enrol_all(&e.idp, "alice", Method::Push, PHONE).await;
+    let (flow, _, _) = e.password("alice").await;
+    e.press(&topic, "Deny").await;
+    assert!(e.poll(&flow).await.contains("denied"));
+    let (flow, _, _) = e.password("alice").await;
+    wait_for("second push", || {
+        (inbox(&e.idp).pushes.len() >= 2).then_some(())
+    })
+    .await;
+    e.press(&topic, "Deny").await;
+    assert!(e.poll(&flow).await.contains("locked"));
+    let (_, status, page) = e.password("alice").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(page.contains("locked after repeated denials"), "{page}");
+}
+
+#[tokio::test]
+async fn bypass_trusted_network_and_rp_policy_skip_the_second_factor() {
+    let e = env(|_| {}).await;
+    enrol_all(&e.idp, "alice", Method::Push, PHONE).await;
+    let key = tessera::login::bypass_key("alice");
+    e.idp
+        .state
+        .store
+        .put(
+            &key,
+            b"helpdesk ticket 42",
+            Some(std::time::Duration::from_secs(300)),
+        )
+        .await
+        .expect("bypass");
+    let (_, _, page) = e.password("alice").await;
+    assert!(signed_in(&page).contains("<saml:AttributeValue>pwd</saml:AttributeValue>"));
+    let (_, _, page) = e.password("alice").await;
+    assert!(
+        page.contains("We've sent a notification"),
+        "the bypass is used up: {page}"
+    );
+
+    let open = "https://open.sp.test";
+    let (_, _, page) = e.password_for("alice", open).await;
+    signed_in(&page);
+
+    let t = env(|m| m.trusted_networks = vec!["10.0.0.0/8".into(), "127.0.0.1".into()]).await;
+    enrol_all(&t.idp, "alice", Method::Push, PHONE).await;
+    let (_, _, page) = t.password("alice").await;
+    signed_in(&page);
+}
+
+#[tokio::test]
+async fn users_without_a_method_enrol_a_phone_or_a_push_device_or_are_refused() {
+    let e = env(|_| {}).await;
+    let (flow, _, page) = e.password("bob").await;
+    assert!(page.contains("Set up verification"), "{page}");
+    let (_, page) = e
+        .act(
+            &flow,
+            &[("action", "enroll_phone"), ("number", "not a number")],
+        )
+        .await;
+    assert!(page.contains("does not look like a phone number"), "{page}");
+    let (_, page) = e
+        .act(
+            &flow,
+            &[("action", "enroll_phone"), ("number", "+1 (555) 010-0230")],
+        )
+        .await;
+    assert!(page.contains("Enter the code we just texted you"), "{page}");
+    let code = e.texted_code(0).await;
+    let (_, page) = e
+        .act(&flow, &[("action", "enroll_confirm"), ("code", &code)])
+        .await;
+    signed_in(&page);
+    let reg = registration::load(e.idp.state.store.as_ref(), "bob")
+        .await
+        .expect("reg");
+    assert_eq!(reg.phones.first().map(|p| p.number.as_str()), Some(PHONE));
+    assert_eq!(reg.default_method, Some(Method::Sms));
+
+    let (flow, _, _) = e.password("carol").await;
+    let (_, page) = e.act(&flow, &[("action", "enroll_push")]).await;
+    let topic = page
+        .split("id=\"topic\">")
+        .nth(1)
+        .and_then(|r| r.split('<').next())
+        .expect("topic shown")
+        .to_owned();
+    e.press(&topic, "Approve").await;
+    signed_in(&e.poll(&flow).await);
+    let reg = registration::load(e.idp.state.store.as_ref(), "carol")
+        .await
+        .expect("reg");
+    assert_eq!(
+        reg.push_devices.first().map(|d| d.topic.as_str()),
+        Some(topic.as_str())
+    );
+
+    let closed = env(|m| m.allow_enrollment = false).await;
+    let (_, status, page) = closed.password("bob").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(page.contains("No verification method is set up"), "{page}");
+}
+
+#[tokio::test]
+async fn soft_lockout_stops_password_guessing_before_the_directory_is_asked() {
+    let e = env(|m| m.password_failures_per_user = 3).await;
+    let url = format!(
+        "{}/adfs/ls/idpinitiatedsignon?loginToRp={}",
+        e.idp.base, e.sp.entity_id
+    );
+    let browser = e.browser();
+    let (url, _, mut page) = browser.get(&url).await;
+    for _ in 0..3 {
+        let (_, status, next) = browser.sign_in(&url, &page, "CORP\\alice", "wrong").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        page = next;
+    }
+    let (_, _, next) = browser.sign_in(&url, &page, "alice", PW).await;
+    assert!(next.contains("Too many failed sign-in attempts"), "{next}");
+    e.clock.advance(time::Duration::seconds(901));
+    let (_, _, page) = e.password("alice").await;
+    assert!(
+        page.contains("Set up verification"),
+        "after the window the right password works: {page}"
+    );
+}
+
+#[tokio::test]
+async fn every_transition_is_audited_in_the_store() {
+    let e = env(|_| {}).await;
+    enrol_all(&e.idp, "alice", Method::Oath, PHONE).await;
+    let (flow, _, _) = e.password("alice").await;
+    e.act(&flow, &[("action", "code"), ("code", "000000")])
+        .await;
+    e.act(&flow, &[("action", "code"), ("code", &code(e.now()))])
+        .await;
+    let store = e.idp.state.store.as_ref();
+    let mut lines = Vec::new();
+    for k in store.keys("audit:").await.expect("keys") {
+        if k.contains(&flow) {
+            lines.push(
+                String::from_utf8(store.get(&k).await.expect("get").expect("event")).expect("utf8"),
+            );
+        }
+    }
+    let joined = lines.join("\n");
+    assert_eq!(
+        lines.len(),
+        4,
+        "start, password, wrong code, right code: {joined}"
+    );
+    assert!(
+        joined.contains("\"to\":\"await_second_factor\"")
+            && joined.contains("\"to\":\"authenticated\""),
+        "{joined}"
+    );
+    assert!(
+        joined.contains("wrong code") && joined.contains("\"method\":\"oath\""),
+        "{joined}"
+    );
+    assert!(!joined.contains(PW), "no secrets in the audit log");
+}
