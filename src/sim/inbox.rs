@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Each queue keeps only its newest `CAP` items, so a long-running dev server (or a
 /// flood of requests) cannot grow memory without bound.
@@ -12,7 +12,7 @@ pub const CAP: usize = 500;
 const MAX_EVENTS: usize = 20;
 
 /// A notification as the ntfy app would show it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SimPush {
     pub id: String,
     pub topic: String,
@@ -26,7 +26,7 @@ pub struct SimPush {
 }
 
 /// One ntfy action button.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SimAction {
     /// `http` (the app sends a request), `view` or `broadcast` (not simulated).
     pub action: String,
@@ -37,7 +37,7 @@ pub struct SimAction {
 }
 
 /// Where a simulated call stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum CallState {
     /// Accepted; the voice URL has not been fetched yet.
@@ -56,7 +56,7 @@ impl CallState {
 }
 
 /// A `<Gather>` waiting for keys.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Gather {
     /// Absolute URL the digits are POSTed to.
     pub action: String,
@@ -119,7 +119,7 @@ impl Gather {
 }
 
 /// A call as the simulated handset shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SimCall {
     /// The Call SID (`CA…`).
     pub id: String,
@@ -149,7 +149,7 @@ impl SimCall {
 }
 
 /// Which way a text went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Direction {
     ToPhone,
@@ -157,7 +157,7 @@ pub enum Direction {
 }
 
 /// A text message, to or from a simulated phone.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SimText {
     /// The Message SID (`SM…`).
     pub id: String,
@@ -171,7 +171,7 @@ pub struct SimText {
 }
 
 /// Everything received, oldest first.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Inbox {
     pub pushes: VecDeque<SimPush>,
     pub calls: VecDeque<SimCall>,

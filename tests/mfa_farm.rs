@@ -1,0 +1,275 @@
+//! Two Tessera processes sharing one real Redis: a sign-in begun on node A is finished on
+//! node B (code checked there, push answered there), as behind a load balancer without
+//! affinity. The nodes share what a farm deployment provisions: key files, users file, RP
+//! metadata, entity ID and the Redis store.
+
+mod support {
+    pub mod browser;
+    pub mod process;
+    pub mod redis;
+    pub mod sp;
+    pub mod tessera;
+}
+
+use std::path::Path;
+
+use reqwest::StatusCode;
+use support::browser::{Browser, input_value};
+use support::process::Node;
+use support::redis::RedisServer;
+use support::sp::TestSp;
+use support::tessera::file_user;
+use tessera::mfa::Method;
+use tessera::mfa::oath::{OathParams, code_at};
+use tessera::mfa::registration::{self, Phone, PhoneKind, PhoneSource, TokenKind};
+use tessera::mfa::secrets::SecretBox;
+use tessera::sim::inbox::Inbox;
+use tessera::store::redis::RedisStore;
+
+const PW: &str = "Corr3ct horse!";
+const PHONE: &str = "+15550100230";
+const SECRET: &[u8] = b"12345678901234567890";
+
+struct Farm {
+    a: Node,
+    b: Node,
+    sp: TestSp,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+}
+
+/// One shared provisioning (keys, mfa.key, users, RP), copied to two node directories.
+fn provision(dir: &Path, sp: &TestSp) {
+    let data = dir.join("tessera-data");
+    tessera::keys::load_or_create(&data, &Default::default(), "Tessera farm").expect("keys");
+    SecretBox::load_or_create(&data.join("mfa.key")).expect("mfa key");
+    let users = tessera::directory::file::UsersFile {
+        users: vec![file_user("alice", PW)],
+    };
+    std::fs::write(
+        data.join("users.toml"),
+        toml::to_string(&users).expect("toml"),
+    )
+    .expect("users");
+    std::fs::create_dir_all(dir.join("metadata")).expect("metadata dir");
+    std::fs::write(dir.join("metadata/sp.xml"), sp.metadata(false)).expect("sp metadata");
+}
+
+fn copy_provisioning(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to.join("tessera-data")).expect("data");
+    std::fs::create_dir_all(to.join("metadata")).expect("metadata");
+    for f in [
+        "tessera-data/signing.key",
+        "tessera-data/signing.crt",
+        "tessera-data/mfa.key",
+        "tessera-data/users.toml",
+        "metadata/sp.xml",
+    ] {
+        std::fs::copy(from.join(f), to.join(f)).unwrap_or_else(|e| panic!("copy {f}: {e}"));
+    }
+}
+
+async fn farm(redis: &RedisServer, name: &str, default: Method) -> Farm {
+    let sp = TestSp::new(name);
+    let (da, db) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    provision(da.path(), &sp);
+    copy_provisioning(da.path(), db.path());
+    // Seed alice's registration through the shared store, sealed with the shared key.
+    let store = RedisStore::connect(&redis.url(), "tessera:")
+        .await
+        .expect("redis");
+    let secrets = SecretBox::load_or_create(&da.path().join("tessera-data/mfa.key")).expect("key");
+    registration::update(&store, "alice", |r| {
+        r.default_method = Some(default);
+        r.phones = vec![Phone {
+            number: PHONE.into(),
+            kind: PhoneKind::Mobile,
+            source: PhoneSource::Enrolled,
+        }];
+        r.tokens.clear();
+        r.add_oath(
+            &secrets,
+            "app",
+            TokenKind::App,
+            SECRET,
+            OathParams::default(),
+            0,
+        );
+        r.push_devices.clear();
+        r.add_push_device("phone", 0);
+    })
+    .await
+    .expect("seed");
+    let env = [
+        ("TESSERA__STORE__BACKEND", "redis".to_owned()),
+        ("TESSERA__STORE__REDIS_URL", redis.url()),
+        (
+            "TESSERA__IDP__ENTITY_ID",
+            "https://idp.corp.example/adfs/services/trust".to_owned(),
+        ),
+    ];
+    let a = Node::start(da.path(), &env).await;
+    let b = Node::start(db.path(), &env).await;
+    Farm {
+        a,
+        b,
+        sp,
+        _dirs: (da, db),
+    }
+}
+
+async fn inbox(node: &Node) -> Inbox {
+    reqwest::get(format!("{}/sim/api/inbox", node.base))
+        .await
+        .expect("inbox")
+        .json()
+        .await
+        .expect("inbox json")
+}
+
+async fn wait_inbox<T>(node: &Node, what: &str, f: impl Fn(&Inbox) -> Option<T>) -> T {
+    for _ in 0..200 {
+        if let Some(v) = f(&inbox(node).await) {
+            return v;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+async fn start_on(node: &Node, sp: &TestSp, browser: &Browser) -> (String, String) {
+    let url = format!(
+        "{}/adfs/ls/idpinitiatedsignon?loginToRp={}",
+        node.base, sp.entity_id
+    );
+    let (url, status, page) = browser.get(&url).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let flow = input_value(&page, "flow").expect("flow");
+    let (_, _, page) = browser.sign_in(&url, &page, "alice", PW).await;
+    (flow, page)
+}
+
+#[tokio::test]
+async fn a_push_sent_by_node_a_is_answered_and_completed_on_node_b() {
+    let redis = RedisServer::start();
+    let f = farm(&redis, "farm", Method::Push).await;
+    let browser = Browser::new();
+    let (flow, page) = start_on(&f.a, &f.sp, &browser).await;
+    assert!(page.contains("We've sent a notification"), "{page}");
+
+    // The phone's "Approve" reaches node B (the callback URL's host is the load balancer).
+    let push = wait_inbox(&f.a, "push", |i| i.pushes.front().cloned()).await;
+    let approve = push
+        .actions
+        .iter()
+        .find(|x| x.label == "Approve")
+        .expect("approve")
+        .url
+        .replace(&f.a.base, &f.b.base);
+    assert_eq!(
+        browser
+            .http
+            .post(&approve)
+            .send()
+            .await
+            .expect("callback")
+            .status(),
+        StatusCode::OK
+    );
+
+    // The browser's next refresh lands on node B, which finishes the sign-in.
+    let (_, status, page) = browser
+        .get(&format!("{}/adfs/ls/login?flow={flow}", f.b.base))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let xml = Browser::post_form(&page).xml();
+    assert!(
+        xml.contains("alice@corp.example")
+            && xml.contains("<saml:AttributeValue>swk</saml:AttributeValue>"),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("https://idp.corp.example/adfs/services/trust"),
+        "both nodes are one IdP"
+    );
+
+    // The SSO session made on B serves the next request on A.
+    let (_, _, again) = browser
+        .get(&format!(
+            "{}/adfs/ls/idpinitiatedsignon?loginToRp={}",
+            f.a.base, f.sp.entity_id
+        ))
+        .await;
+    assert!(
+        again.contains("SAMLResponse"),
+        "A sees B's session: {again}"
+    );
+}
+
+#[tokio::test]
+async fn codes_sent_on_node_a_are_checked_on_node_b_once() {
+    let redis = RedisServer::start();
+    let f = farm(&redis, "farm2", Method::Sms).await;
+
+    // One-way text sent by node A, typed into node B (MFA Server could not do this).
+    let browser = Browser::new();
+    let (flow, page) = start_on(&f.a, &f.sp, &browser).await;
+    assert!(page.contains("Enter the code we texted"), "{page}");
+    let body = wait_inbox(&f.a, "text", |i| {
+        i.texts
+            .iter()
+            .find(|t| t.to == PHONE)
+            .map(|t| t.body.clone())
+    })
+    .await;
+    let sms = body
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|w| w.len() == 6)
+        .expect("code")
+        .to_owned();
+    let (_, _, page) = browser
+        .post(
+            &format!("{}/adfs/ls/login", f.b.base),
+            &[("flow", &flow), ("action", "code"), ("code", &sms)],
+        )
+        .await;
+    assert!(page.contains("SAMLResponse"), "{page}");
+
+    // A TOTP code accepted on B is spent on A too (the replay cache is shared).
+    let mut flows = Vec::new();
+    for node in [&f.a, &f.b] {
+        let fresh = Browser::new();
+        let (flow, _) = start_on(node, &f.sp, &fresh).await;
+        let login = format!("{}/adfs/ls/login", node.base);
+        fresh
+            .post(&login, &[("flow", &flow), ("action", "different")])
+            .await;
+        fresh
+            .post(
+                &login,
+                &[("flow", &flow), ("action", "choose"), ("method", "oath")],
+            )
+            .await;
+        flows.push((fresh, login, flow));
+    }
+    let totp = code_at(
+        SECRET,
+        &OathParams::default(),
+        time::OffsetDateTime::now_utc().unix_timestamp(),
+    );
+    let (fb, lb, flb) = &flows[1];
+    let (_, _, page) = fb
+        .post(lb, &[("flow", flb), ("action", "code"), ("code", &totp)])
+        .await;
+    assert!(page.contains("SAMLResponse"), "B accepts the code: {page}");
+    let (fa, la, fla) = &flows[0];
+    let (_, _, page) = fa
+        .post(la, &[("flow", fla), ("action", "code"), ("code", &totp)])
+        .await;
+    assert!(
+        page.contains("not correct"),
+        "A refuses the code B already accepted: {page}"
+    );
+}

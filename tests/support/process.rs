@@ -1,0 +1,54 @@
+//! Runs `tessera serve` as a separate OS process (a farm node), configured by environment.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub struct Node {
+    pub base: String,
+    child: Child,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Node {
+    /// Starts the real binary in `dir` (its data dir, users file and metadata live there)
+    /// with `env` on top of a listen address and public URL of its own.
+    pub async fn start(dir: &Path, env: &[(&str, String)]) -> Node {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let base = format!("http://127.0.0.1:{port}");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
+        cmd.current_dir(dir)
+            .arg("serve")
+            .env("TESSERA__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+            .env("TESSERA__SERVER__PUBLIC_URL", &base)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("tessera serve starts");
+        let node = Node { base, child };
+        let client = reqwest::Client::new();
+        for _ in 0..200 {
+            if let Ok(r) = client.get(format!("{}/healthz", node.base)).send().await
+                && r.status().is_success()
+            {
+                return node;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("tessera node at {} did not become healthy", node.base);
+    }
+}
