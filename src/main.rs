@@ -99,6 +99,16 @@ enum UsersCommand {
     },
     /// Print an argon2id hash of the password read from stdin.
     Hash,
+    /// Let NAME sign in once without the second factor (help-desk bypass).
+    Bypass {
+        username: String,
+        /// How long the bypass stays usable; default mfa.bypass_default_secs.
+        #[arg(long)]
+        secs: Option<u32>,
+        /// Why (ticket number); kept with the bypass and in the log.
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 fn load_config(path: Option<&Path>) -> Result<Config, String> {
@@ -177,7 +187,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Rp { command } => rp_command(&config, command),
         Command::Keys { command } => keys_command(&config, command),
-        Command::Users { command } => users_command(&config, command),
+        Command::Users { command } => users_command(&config, command).await,
     }
 }
 
@@ -329,6 +339,34 @@ fn keys_command(config: &Config, command: KeysCommand) -> Result<(), String> {
     Ok(())
 }
 
+async fn bypass(
+    config: &Config,
+    username: &str,
+    secs: Option<u32>,
+    reason: &str,
+) -> Result<(), String> {
+    let secs = secs.unwrap_or(config.mfa.bypass_default_secs);
+    if !(30..=86_400).contains(&secs) {
+        return Err("--secs must be between 30 and 86400".into());
+    }
+    let store = tessera::startup::open_store(config, Arc::new(SystemClock))
+        .await
+        .map_err(|e| {
+            format!("{e} (is Tessera running? the embedded store allows one process at a time)")
+        })?;
+    let key = tessera::login::bypass_key(username);
+    store
+        .put(
+            &key,
+            reason.as_bytes(),
+            Some(std::time::Duration::from_secs(secs.into())),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    println!("{username} may sign in once without the second factor within {secs} s");
+    Ok(())
+}
+
 fn read_secret_line() -> Result<String, String> {
     let mut line = String::new();
     std::io::stdin()
@@ -341,13 +379,18 @@ fn read_secret_line() -> Result<String, String> {
     Ok(pw)
 }
 
-fn users_command(config: &Config, command: UsersCommand) -> Result<(), String> {
+async fn users_command(config: &Config, command: UsersCommand) -> Result<(), String> {
     use tessera::directory::file::{FileUser, UsersFile, hash_password};
     match command {
         UsersCommand::Hash => {
             println!("{}", hash_password(&read_secret_line()?)?);
             Ok(())
         }
+        UsersCommand::Bypass {
+            username,
+            secs,
+            reason,
+        } => bypass(config, &username, secs, &reason).await,
         UsersCommand::Add {
             username,
             upn,

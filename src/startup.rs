@@ -69,20 +69,7 @@ pub async fn build(
     )?;
     first.key_created = created;
 
-    let store: Arc<dyn Store> = match config.store.backend {
-        StoreKind::Embedded => Arc::new(
-            EmbeddedStore::open(&config.store_path(), clock.clone())
-                .map_err(|e| StartError::Store(e.to_string()))?,
-        ),
-        StoreKind::Redis => {
-            let url = config.store.redis_url.as_deref().unwrap_or_default();
-            Arc::new(
-                RedisStore::connect(url, &config.store.redis_prefix)
-                    .await
-                    .map_err(|e| StartError::Store(e.to_string()))?,
-            )
-        }
-    };
+    let store = open_store(&config, clock.clone()).await?;
 
     let directory: Arc<dyn Directory> = match config.directory.kind {
         DirectoryKind::File => {
@@ -149,6 +136,31 @@ pub async fn build(
         clock,
     };
     Ok((Arc::new(ctx), first))
+}
+
+/// The configured store. The embedded one is a file only one process may hold open.
+pub async fn open_store(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+) -> Result<Arc<dyn Store>, StartError> {
+    Ok(match config.store.backend {
+        StoreKind::Embedded => Arc::new({
+            let path = config.store_path();
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| StartError::DataDir(dir.display().to_string(), e.to_string()))?;
+            }
+            EmbeddedStore::open(&path, clock).map_err(|e| StartError::Store(e.to_string()))?
+        }),
+        StoreKind::Redis => {
+            let url = config.store.redis_url.as_deref().unwrap_or_default();
+            Arc::new(
+                RedisStore::connect(url, &config.store.redis_prefix)
+                    .await
+                    .map_err(|e| StartError::Store(e.to_string()))?,
+            )
+        }
+    })
 }
 
 pub fn endpoints(config: &Config) -> IdpEndpoints {

@@ -319,3 +319,43 @@ fn keys_import_from_pfx_replaces_the_signing_certificate_and_metadata_publishes_
     let pem = run(dir.path(), &["metadata", "--cert"]);
     assert!(text(&pem.stdout).starts_with("-----BEGIN CERTIFICATE-----"));
 }
+
+#[tokio::test]
+async fn users_bypass_lets_a_user_skip_the_second_factor_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = run(
+        dir.path(),
+        &[
+            "users", "bypass", "alice", "--secs", "5", "--reason", "ticket 1",
+        ],
+    );
+    assert!(!out.status.success(), "out-of-range duration refused");
+    assert!(
+        text(&out.stderr).contains("--secs"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(
+        dir.path(),
+        &["users", "bypass", "alice", "--reason", "ticket 42"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("300 s"),
+        "default length: {}",
+        text(&out.stdout)
+    );
+    // The bypass is in the store the server will read.
+    let config = tessera::config::Config::load(None, std::iter::empty()).expect("config");
+    let mut config = config;
+    config.server.data_dir = dir.path().join("tessera-data");
+    let store =
+        tessera::startup::open_store(&config, std::sync::Arc::new(tessera::clock::SystemClock))
+            .await
+            .expect("store");
+    let v = store
+        .get(&tessera::login::bypass_key("ALICE"))
+        .await
+        .expect("get");
+    assert_eq!(v.as_deref(), Some(&b"ticket 42"[..]));
+}
