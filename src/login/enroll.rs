@@ -34,18 +34,12 @@ fn stay(
 
 pub(super) async fn on_event(
     flow: &Flow,
-    state: LoginState,
+    user: UserInfo,
+    pending: Option<PendingEnrollment>,
+    message: Option<String>,
     event: Event,
     deps: &Deps<'_>,
 ) -> Step {
-    let LoginState::Enroll {
-        user,
-        pending,
-        message,
-    } = state
-    else {
-        unreachable!("enroll::on_event is only called in Enroll");
-    };
     let enabled = |m: Method| deps.mfa.methods.contains(&m);
     match (pending, event) {
         (_, Event::EnrollApp) if enabled(Method::Oath) => {

@@ -98,6 +98,23 @@ pub enum PendingEnrollment {
     Push { topic: String, challenge: String },
 }
 
+/// A second factor in progress (the AwaitSecondFactor state's data).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecondFactor {
+    pub user: UserInfo,
+    pub method: Method,
+    /// The challenge in the Store (push, call, text); `None` for OATH codes.
+    pub challenge: Option<String>,
+    /// Push / call / text: when the page stops waiting or the code expires.
+    pub deadline: Option<i64>,
+    /// Masked number or device the challenge went to.
+    pub destination: Option<String>,
+    /// Number matching: what the page shows.
+    pub number: Option<u8>,
+    pub message: Option<String>,
+    pub code_failures: u32,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state")]
 pub enum LoginState {
@@ -108,20 +125,7 @@ pub enum LoginState {
         message: Option<String>,
         failures: u32,
     },
-    AwaitSecondFactor {
-        user: UserInfo,
-        method: Method,
-        /// The challenge in the Store (push, call, text); `None` for OATH codes.
-        challenge: Option<String>,
-        /// Push / call / two-way text: when the page stops waiting.
-        deadline: Option<i64>,
-        /// Masked number or device the challenge went to.
-        destination: Option<String>,
-        /// Number matching: what the page shows.
-        number: Option<u8>,
-        message: Option<String>,
-        code_failures: u32,
-    },
+    AwaitSecondFactor(SecondFactor),
     ChooseMethod {
         user: UserInfo,
         message: Option<String>,
@@ -146,7 +150,7 @@ impl LoginState {
     pub fn name(&self) -> &'static str {
         match self {
             LoginState::AwaitPassword { .. } => "await_password",
-            LoginState::AwaitSecondFactor { .. } => "await_second_factor",
+            LoginState::AwaitSecondFactor(_) => "await_second_factor",
             LoginState::ChooseMethod { .. } => "choose_method",
             LoginState::Enroll { .. } => "enroll",
             LoginState::Authenticated { .. } => "authenticated",
@@ -156,7 +160,7 @@ impl LoginState {
 
     fn user(&self) -> Option<&UserInfo> {
         match self {
-            LoginState::AwaitSecondFactor { user, .. }
+            LoginState::AwaitSecondFactor(SecondFactor { user, .. })
             | LoginState::ChooseMethod { user, .. }
             | LoginState::Enroll { user, .. }
             | LoginState::Authenticated { user, .. } => Some(user),
@@ -318,13 +322,23 @@ impl Flow {
             (LoginState::AwaitPassword { failures, .. }, Event::Password { login, password }) => {
                 password::on_password(&self, failures, login, password, deps).await?
             }
-            (s @ LoginState::AwaitSecondFactor { .. }, e) => {
-                second_factor::on_event(s, e, deps).await?
-            }
-            (s @ LoginState::ChooseMethod { .. }, e) => {
-                second_factor::on_choose(&self, s, e, deps).await?
-            }
-            (s @ LoginState::Enroll { .. }, e) => enroll::on_event(&self, s, e, deps).await?,
+            (LoginState::AwaitSecondFactor(w), e) => second_factor::on_event(w, e, deps).await?,
+            (
+                LoginState::ChooseMethod {
+                    user,
+                    message,
+                    code_failures,
+                },
+                e,
+            ) => second_factor::on_choose(&self, user, message, code_failures, e, deps).await?,
+            (
+                LoginState::Enroll {
+                    user,
+                    pending,
+                    message,
+                },
+                e,
+            ) => enroll::on_event(&self, user, pending, message, e, deps).await?,
             (s, e) => {
                 let note = Note {
                     method: None,

@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use super::{AuthMethod, Deps, Event, Flow, LoginState, Note};
+use super::{AuthMethod, Deps, Event, Flow, LoginState, Note, SecondFactor};
 use crate::audit::Outcome;
 use crate::directory::UserInfo;
 use crate::mfa::challenge::{self, Action, hmac_hex, mac_eq};
@@ -152,24 +152,17 @@ pub async fn chooser(deps: &Deps<'_>, user: &UserInfo) -> Result<Vec<ChoiceOptio
         .collect())
 }
 
-fn waiting(
-    user: UserInfo,
-    method: Method,
-    c: Option<&Challenge>,
-    message: Option<String>,
-) -> LoginState {
-    LoginState::AwaitSecondFactor {
+fn waiting(user: UserInfo, method: Method, c: Option<&Challenge>) -> LoginState {
+    LoginState::AwaitSecondFactor(SecondFactor {
         user,
         method,
         challenge: c.map(|c| c.id.clone()),
-        deadline: c
-            .filter(|c| c.method.is_out_of_band() || c.method == Method::Sms)
-            .map(|c| c.deadline),
+        deadline: c.map(|c| c.deadline),
         destination: c.and_then(|c| c.destination.clone()),
         number: c.and_then(|c| c.number),
-        message,
+        message: None,
         code_failures: 0,
-    }
+    })
 }
 
 fn choose(user: UserInfo, message: &str) -> LoginState {
@@ -194,7 +187,7 @@ pub(super) async fn begin(
         reason: None,
     };
     let sent = match method {
-        Method::Oath => return Ok((waiting(user, method, None, None), started)),
+        Method::Oath => return Ok((waiting(user, method, None), started)),
         Method::Push => match reg.push_devices.first() {
             Some(d) => send_push(flow, &user.username, &d.topic, deps).await?,
             None => Err("no push device".to_owned()),
@@ -208,7 +201,7 @@ pub(super) async fn begin(
         },
     };
     match sent {
-        Ok(c) => Ok((waiting(user, method, Some(&c), None), started)),
+        Ok(c) => Ok((waiting(user, method, Some(&c)), started)),
         Err(reason) => {
             let message = "We could not reach your device. Choose another verification option.";
             Ok((
@@ -448,99 +441,61 @@ pub(super) fn sms_code_ok(c: &Challenge, code: &str, deps: &Deps<'_>) -> bool {
         )
 }
 
+/// Nothing changes; the page simply shows the state again.
+fn unchanged(w: SecondFactor, reason: Option<String>) -> (LoginState, Note) {
+    let method = Some(w.method.as_str());
+    (
+        LoginState::AwaitSecondFactor(w),
+        Note {
+            method,
+            outcome: Outcome::Ignored,
+            reason,
+        },
+    )
+}
+
 /// TryEndAuthentication for the running method.
-pub(super) async fn on_event(state: LoginState, event: Event, deps: &Deps<'_>) -> Step {
-    let LoginState::AwaitSecondFactor {
-        user,
-        method,
-        challenge: cid,
-        deadline,
-        destination,
-        number,
-        code_failures,
-        ..
-    } = state
-    else {
-        unreachable!("on_event is only called in AwaitSecondFactor");
-    };
-    let m = Some(method.as_str());
+pub(super) async fn on_event(mut w: SecondFactor, event: Event, deps: &Deps<'_>) -> Step {
+    let m = Some(w.method.as_str());
+    w.message = None;
     match event {
         Event::Poll => {
-            let Some(id) = cid.as_deref() else {
-                let same = LoginState::AwaitSecondFactor {
-                    user,
-                    method,
-                    challenge: cid,
-                    deadline,
-                    destination,
-                    number,
-                    message: None,
-                    code_failures,
-                };
-                return Ok((
-                    same,
-                    Note {
-                        method: m,
-                        outcome: Outcome::Ignored,
-                        reason: None,
-                    },
-                ));
+            let Some(id) = w.challenge.clone() else {
+                return Ok(unchanged(w, None));
             };
-            let status = challenge::load(deps.store, id).await?.map(|c| c.status);
-            let now = deps.clock.unix();
+            let status = challenge::load(deps.store, &id).await?.map(|c| c.status);
+            let expired =
+                w.deadline.is_some_and(|d| deps.clock.unix() >= d) && waits(w.method, deps);
             match status {
-                Some(ChallengeStatus::Approved) => Ok(authenticated(user, method, deps)),
-                Some(ChallengeStatus::Denied) => denied(user, method, deps).await,
-                Some(ChallengeStatus::Fraud) => fraud(user, method, deps).await,
+                Some(ChallengeStatus::Approved) => Ok(authenticated(w.user, w.method, deps)),
+                Some(ChallengeStatus::Denied) => denied(w.user, w.method, deps).await,
+                Some(ChallengeStatus::Fraud) => fraud(w.user, w.method, deps).await,
                 Some(ChallengeStatus::Failed { reason }) => Ok((
                     choose(
-                        user,
+                        w.user,
                         "We could not reach you. Choose another verification option.",
                     ),
                     Note::fail(m, reason),
                 )),
-                Some(ChallengeStatus::Pending)
-                    if deadline.is_some_and(|d| now >= d) && waits(method, deps) =>
-                {
+                Some(ChallengeStatus::Pending) if expired => {
                     challenge::resolve(
                         deps.store,
-                        id,
+                        &id,
                         ChallengeStatus::Failed {
                             reason: "timed out".into(),
                         },
                     )
                     .await?;
-                    Ok((
-                        choose(
-                            user,
-                            "We didn't receive a response. Choose another verification option.",
-                        ),
-                        Note::fail(m, "timed out"),
-                    ))
+                    let next = choose(
+                        w.user,
+                        "We didn't receive a response. Choose another verification option.",
+                    );
+                    Ok((next, Note::fail(m, "timed out")))
                 }
-                Some(ChallengeStatus::Pending) => {
-                    let same = LoginState::AwaitSecondFactor {
-                        user,
-                        method,
-                        challenge: cid,
-                        deadline,
-                        destination,
-                        number,
-                        message: None,
-                        code_failures,
-                    };
-                    Ok((
-                        same,
-                        Note {
-                            method: m,
-                            outcome: Outcome::Ignored,
-                            reason: None,
-                        },
-                    ))
-                }
+                Some(ChallengeStatus::Pending) => Ok(unchanged(w, None)),
                 None => Ok((
                     choose(
-                        user,
+                        w.user,
                         "The verification request expired. Choose a verification option.",
                     ),
                     Note::fail(m, "challenge expired"),
@@ -548,26 +503,23 @@ pub(super) async fn on_event(state: LoginState, event: Event, deps: &Deps<'_>) -
             }
         }
         Event::Code { code } => {
-            let ok = match method {
-                Method::Oath => oath_ok(&user, &code, deps).await?,
-                Method::Sms => match cid.as_deref() {
-                    Some(id) => match challenge::load(deps.store, id).await? {
-                        Some(c) if sms_code_ok(&c, &code, deps) => {
-                            challenge::resolve(deps.store, id, ChallengeStatus::Approved)
-                                .await?
-                                .is_some()
-                        }
-                        _ => false,
-                    },
-                    None => false,
+            let ok = match (w.method, w.challenge.as_deref()) {
+                (Method::Oath, _) => oath_ok(&w.user, &code, deps).await?,
+                (Method::Sms, Some(id)) => match challenge::load(deps.store, id).await? {
+                    Some(c) if sms_code_ok(&c, &code, deps) => {
+                        challenge::resolve(deps.store, id, ChallengeStatus::Approved)
+                            .await?
+                            .is_some()
+                    }
+                    _ => false,
                 },
-                Method::Push | Method::Call => false,
+                _ => false,
             };
             if ok {
-                return Ok(authenticated(user, method, deps));
+                return Ok(authenticated(w.user, w.method, deps));
             }
-            let code_failures = code_failures + 1;
-            if code_failures >= deps.mfa.max_code_attempts {
+            w.code_failures += 1;
+            if w.code_failures >= deps.mfa.max_code_attempts {
                 let message =
                     "Too many incorrect codes. Go back to the application and start again.";
                 return Ok((
@@ -577,20 +529,14 @@ pub(super) async fn on_event(state: LoginState, event: Event, deps: &Deps<'_>) -
                     Note::fail(m, "too many wrong codes"),
                 ));
             }
-            let same = LoginState::AwaitSecondFactor {
-                user,
-                method,
-                challenge: cid,
-                deadline,
-                destination,
-                number,
-                message: Some(NOT_CORRECT.into()),
-                code_failures,
-            };
-            Ok((same, Note::fail(m, "wrong code")))
+            w.message = Some(NOT_CORRECT.into());
+            Ok((
+                LoginState::AwaitSecondFactor(w),
+                Note::fail(m, "wrong code"),
+            ))
         }
         Event::UseDifferent => {
-            if let Some(id) = cid.as_deref() {
+            if let Some(id) = w.challenge.as_deref() {
                 // A late approval of the abandoned challenge must not count for anything.
                 challenge::resolve(
                     deps.store,
@@ -602,56 +548,32 @@ pub(super) async fn on_event(state: LoginState, event: Event, deps: &Deps<'_>) -
                 .await?;
             }
             let next = LoginState::ChooseMethod {
-                user,
+                user: w.user,
                 message: None,
-                code_failures,
+                code_failures: w.code_failures,
             };
-            Ok((
-                next,
-                Note {
-                    method: m,
-                    outcome: Outcome::Failure,
-                    reason: Some("user asked for a different option".into()),
-                },
-            ))
+            let note = Note {
+                method: m,
+                outcome: Outcome::Failure,
+                reason: Some("user asked for a different option".into()),
+            };
+            Ok((next, note))
         }
         other => {
-            let same = LoginState::AwaitSecondFactor {
-                user,
-                method,
-                challenge: cid,
-                deadline,
-                destination,
-                number,
-                message: None,
-                code_failures,
-            };
-            Ok((
-                same,
-                Note {
-                    method: m,
-                    outcome: Outcome::Ignored,
-                    reason: Some(format!("event {} ignored", other.name())),
-                },
-            ))
+            let reason = format!("event {} ignored", other.name());
+            Ok(unchanged(w, Some(reason)))
         }
     }
 }
 
 pub(super) async fn on_choose(
     flow: &Flow,
-    state: LoginState,
+    user: UserInfo,
+    message: Option<String>,
+    code_failures: u32,
     event: Event,
     deps: &Deps<'_>,
 ) -> Step {
-    let LoginState::ChooseMethod {
-        user,
-        message,
-        code_failures,
-    } = state
-    else {
-        unreachable!("on_choose is only called in ChooseMethod");
-    };
     match event {
         Event::Choose { method }
             if chooser(deps, &user)
@@ -663,9 +585,10 @@ pub(super) async fn on_choose(
             begin(flow, user, method, &reg, deps).await
         }
         Event::Choose { method } => {
+            let message = Some("That option is not available for your account.".into());
             let next = LoginState::ChooseMethod {
                 user,
-                message: Some("That option is not available for your account.".into()),
+                message,
                 code_failures,
             };
             Ok((
@@ -679,12 +602,13 @@ pub(super) async fn on_choose(
                 message,
                 code_failures,
             };
+            let reason = Some(format!("event {} ignored", other.name()));
             Ok((
                 same,
                 Note {
                     method: None,
                     outcome: Outcome::Ignored,
-                    reason: Some(format!("event {} ignored", other.name())),
+                    reason,
                 },
             ))
         }

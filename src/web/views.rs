@@ -6,17 +6,13 @@ use minijinja::Value;
 
 use super::AppContext;
 use crate::login::enroll_aad;
-use crate::login::{Flow, LoginState, PendingEnrollment};
+use crate::login::{Flow, LoginState, PendingEnrollment, SecondFactor};
 use crate::mfa::{Method, oath};
 
 /// States whose page refreshes itself to learn an answer given elsewhere.
 pub fn is_waiting(state: &LoginState) -> bool {
     match state {
-        LoginState::AwaitSecondFactor {
-            deadline,
-            challenge,
-            ..
-        } => challenge.is_some() && deadline.is_some(),
+        LoginState::AwaitSecondFactor(w) => w.challenge.is_some() && w.deadline.is_some(),
         LoginState::Enroll {
             pending: Some(PendingEnrollment::Push { .. }),
             ..
@@ -47,7 +43,7 @@ pub async fn render(ctx: &AppContext, flow: &Flow) -> Response {
             }
             res
         }
-        LoginState::AwaitSecondFactor {
+        LoginState::AwaitSecondFactor(SecondFactor {
             user,
             method,
             deadline,
@@ -56,7 +52,7 @@ pub async fn render(ctx: &AppContext, flow: &Flow) -> Response {
             message,
             challenge,
             ..
-        } => {
+        }) => {
             let waiting = challenge.is_some()
                 && deadline.is_some()
                 && *method != Method::Oath
