@@ -6,7 +6,7 @@ use crate::xml::Element;
 use crate::xmldsig::emit::{El, c14n};
 use crate::xmldsig::sign::{SignError, SigningKey, sign_enveloped};
 
-use super::request::{RequestError, valid_id};
+use super::request::{Header, RequestError, read_header};
 use super::{NS_SAML, NS_SAMLP, STATUS_SUCCESS, new_id, saml_time};
 
 /// The fields of a LogoutRequest we act on. NameID Format and SessionIndex are kept (some
@@ -24,32 +24,18 @@ pub struct LogoutRequest {
 
 pub fn read_logout_request(root: &Element) -> Result<LogoutRequest, RequestError> {
     let bad = |s: &str| RequestError::Malformed(s.to_owned());
-    if !root.is(NS_SAMLP, "LogoutRequest") {
-        return Err(bad("root element is not samlp:LogoutRequest"));
-    }
-    if root.attr("Version") != Some("2.0") {
-        return Err(bad("Version is not 2.0"));
-    }
-    let id = root
-        .attr("ID")
-        .filter(|id| valid_id(id))
-        .ok_or_else(|| bad("ID missing or not an xs:ID"))?
-        .to_owned();
-    let issuer = root
-        .child(NS_SAML, "Issuer")
-        .map(|i| i.text().trim().to_owned())
-        .filter(|i| !i.is_empty())
-        .ok_or_else(|| bad("Issuer missing"))?;
+    let Header {
+        id,
+        issuer,
+        issue_instant,
+    } = read_header(root, "LogoutRequest")?;
     let name_id_el = root
         .child(NS_SAML, "NameID")
         .ok_or_else(|| bad("NameID missing (encrypted NameIDs are not supported)"))?;
     Ok(LogoutRequest {
         id,
         issuer,
-        issue_instant: root
-            .attr("IssueInstant")
-            .ok_or_else(|| bad("IssueInstant missing"))?
-            .to_owned(),
+        issue_instant,
         destination: root.attr("Destination").map(str::to_owned),
         name_id: name_id_el.text().trim().to_owned(),
         name_id_format: name_id_el.attr("Format").map(str::to_owned),

@@ -204,11 +204,18 @@ pub fn decode(incoming: &Incoming, binding: Binding) -> Result<Element, RequestE
     xml::parse(&text, &Limits::default()).map_err(|e| RequestError::Xml(e.to_string()))
 }
 
-/// Reads the AuthnRequest fields from the (already decoded) root element.
-pub fn read_authn_request(root: &Element) -> Result<AuthnRequest, RequestError> {
+/// The header every SAML request carries (SAML core §3.2.1): ID, IssueInstant, Issuer.
+pub(crate) struct Header {
+    pub id: String,
+    pub issuer: String,
+    pub issue_instant: String,
+}
+
+/// Checks the root is `samlp:<local>` version 2.0 and reads its header.
+pub(crate) fn read_header(root: &Element, local: &str) -> Result<Header, RequestError> {
     let bad = |s: &str| RequestError::Malformed(s.to_owned());
-    if !root.is(NS_SAMLP, "AuthnRequest") {
-        return Err(bad("root element is not samlp:AuthnRequest"));
+    if !root.is(NS_SAMLP, local) {
+        return Err(bad(&format!("root element is not samlp:{local}")));
     }
     if root.attr("Version") != Some("2.0") {
         return Err(bad("Version is not 2.0"));
@@ -227,6 +234,21 @@ pub fn read_authn_request(root: &Element) -> Result<AuthnRequest, RequestError> 
         .attr("IssueInstant")
         .ok_or_else(|| bad("IssueInstant missing"))?
         .to_owned();
+    Ok(Header {
+        id,
+        issuer,
+        issue_instant,
+    })
+}
+
+/// Reads the AuthnRequest fields from the (already decoded) root element.
+pub fn read_authn_request(root: &Element) -> Result<AuthnRequest, RequestError> {
+    let bad = |s: &str| RequestError::Malformed(s.to_owned());
+    let Header {
+        id,
+        issuer,
+        issue_instant,
+    } = read_header(root, "AuthnRequest")?;
     let boolean = |name| matches!(root.attr(name).map(str::trim), Some("true") | Some("1"));
     let acs_index = match root.attr("AssertionConsumerServiceIndex") {
         Some(i) => Some(
