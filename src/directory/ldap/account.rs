@@ -58,6 +58,22 @@ pub(super) fn bind_failure(result: &LdapResult) -> AuthError {
     }
 }
 
+/// A failed user bind, with what the search read about the account: ppolicy answers a
+/// locked account with plain invalidCredentials (49) unless the password policy control is
+/// used, so its lock attribute tells the two apart. AD says itself (sub-code 775 vs 52e) and
+/// keeps lockoutTime set after a lockout expired, so its sub-code wins over the attribute.
+pub(super) fn bind_refusal(result: &LdapResult, locked_attribute: bool) -> AuthError {
+    let err = bind_failure(result);
+    if err == AuthError::InvalidCredentials
+        && locked_attribute
+        && ad_bind_subcode(&result.text).is_none()
+    {
+        AuthError::AccountLocked
+    } else {
+        err
+    }
+}
+
 /// Extracts AD's Win32 error from a bind diagnostic such as
 /// `80090308: LdapErr: DSID-0C09044E, comment: AcceptSecurityContext error, data 52e, v4563`
 /// (hexadecimal, [MS-ERREF] §2.2; documented for LDAP binds in Microsoft's "LDAP error
@@ -96,6 +112,37 @@ pub fn ad_subcode_error(code: u32) -> AuthError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn refused(text: &str) -> LdapResult {
+        LdapResult {
+            rc: 49,
+            matched: String::new(),
+            text: text.into(),
+            refs: vec![],
+            ctrls: vec![],
+        }
+    }
+
+    #[test]
+    fn ad_sub_code_beats_a_stale_lockout_time() {
+        let bad_pw = refused(
+            "80090308: LdapErr: DSID-0C09044E, comment: AcceptSecurityContext error, data 52e, v4563",
+        );
+        assert_eq!(bind_refusal(&bad_pw, true), AuthError::InvalidCredentials);
+        let locked = refused(
+            "80090308: LdapErr: DSID-0C09044E, comment: AcceptSecurityContext error, data 775, v4563",
+        );
+        assert_eq!(bind_refusal(&locked, false), AuthError::AccountLocked);
+        assert_eq!(
+            bind_refusal(&refused(""), true),
+            AuthError::AccountLocked,
+            "ppolicy: the attribute decides"
+        );
+        assert_eq!(
+            bind_refusal(&refused(""), false),
+            AuthError::InvalidCredentials
+        );
+    }
 
     #[test]
     fn ad_subcodes_parse_and_map() {

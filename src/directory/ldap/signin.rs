@@ -121,12 +121,7 @@ impl LdapDirectory {
         let (result, conn) = self.user_bind(&entry.dn, password).await?;
         self.finish_bind_conn(conn, &result);
         if result.rc != 0 {
-            let mut err = bind_failure(&result);
-            // ppolicy answers a locked account with plain invalidCredentials (49) unless the
-            // password policy control is used; the attribute read above tells the two apart.
-            if err == AuthError::InvalidCredentials && state.locked {
-                err = AuthError::AccountLocked;
-            }
+            let err = super::account::bind_refusal(&result, state.locked);
             tracing::info!(dn = %entry.dn, rc = result.rc, text = %result.text, outcome = ?err, "LDAP sign-in refused");
             return Err(err);
         }
