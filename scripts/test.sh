@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one test command (README, .ci/run): installs the real peers the tests start
 # (slapd, Apache + mod_auth_mellon, xmlsec1, redis-server), then checks formatting and lints
-# and runs every test. Tests start their own peers on free loopback ports.
+# and runs every test, then a tiny smoke run of the benchmark. Tests start their own peers
+# on free loopback ports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -11,3 +12,8 @@ done
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --all-targets --locked
+# Smoke check of the benchmark (BENCHMARKS.md): the whole pipeline at a tiny size with the
+# debug binaries cargo test just built — every peer starts, every login is checked, the
+# table prints. It measures nothing worth reading and asserts no timing.
+BENCH_N=20 BENCH_RUNS=1 BENCH_USERS=200 BENCH_PUSH_N=50 BENCH_SIGN_ITERS=20 BENCH_PROFILE=debug \
+  bash scripts/bench.sh

@@ -8,6 +8,11 @@ use clap::{Parser, Subcommand};
 use tessera::clock::SystemClock;
 use tessera::config::Config;
 
+// mimalloc instead of glibc malloc: the login hot path allocates many small short-lived
+// buffers across two worker threads; measured in BENCHMARKS.md.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "tessera",
@@ -60,6 +65,9 @@ enum RpCommand {
         preset: Option<String>,
         #[arg(long)]
         name: Option<String>,
+        /// What to sign: assertion (default), response, or both (NetScaler STRICT).
+        #[arg(long, value_enum)]
+        sign: Option<tessera::rp::SignChoice>,
     },
     /// List the registered relying parties.
     List,
@@ -245,6 +253,7 @@ fn rp_command(config: &Config, command: RpCommand) -> Result<(), String> {
             metadata,
             preset,
             name,
+            sign,
         } => {
             let text = std::fs::read_to_string(&metadata)
                 .map_err(|e| format!("{}: {e}", metadata.display()))?;
@@ -268,6 +277,7 @@ fn rp_command(config: &Config, command: RpCommand) -> Result<(), String> {
             let sidecar = tessera::rp::RpConfig {
                 name: name.clone(),
                 preset: preset.as_deref().map(|_| tessera::rp::Preset::Netscaler),
+                sign,
                 ..Default::default()
             };
             // Check the combination builds before writing anything.

@@ -24,7 +24,7 @@ pub enum RpError {
 
 /// Which parts of the Response carry a signature (NetScaler samlRejectUnsignedAssertion:
 /// ON = assertion, STRICT = both).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum SignChoice {
     #[default]

@@ -67,6 +67,33 @@ async fn first_run_creates_keys_store_and_a_demo_user_who_can_sign_in() {
         "{}",
         text(&again.stderr)
     );
+    // A second SP that wants Response and Assertion signed (NetScaler STRICT).
+    let strict = TestSp::new("cli-strict");
+    std::fs::write(dir.path().join("strict.xml"), strict.metadata(false)).expect("write");
+    let bogus = run(
+        dir.path(),
+        &["rp", "add", "--metadata", "strict.xml", "--sign", "all"],
+    );
+    assert!(
+        !bogus.status.success(),
+        "an unknown --sign value is refused"
+    );
+    let out = run(
+        dir.path(),
+        &[
+            "rp",
+            "add",
+            "--metadata",
+            "strict.xml",
+            "--name",
+            "Strict",
+            "--sign",
+            "both",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let sidecar = std::fs::read_to_string(dir.path().join("metadata/strict.toml")).expect("toml");
+    assert!(sidecar.contains("sign = \"both\""), "{sidecar}");
 
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")

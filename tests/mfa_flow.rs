@@ -665,6 +665,30 @@ async fn soft_lockout_stops_password_guessing_before_the_directory_is_asked() {
 }
 
 #[tokio::test]
+async fn a_successful_sign_in_clears_the_failure_count() {
+    let e = env(|m| m.password_failures_per_user = 3).await;
+    let url = format!(
+        "{}/adfs/ls/idpinitiatedsignon?loginToRp={}",
+        e.idp.base, e.sp.entity_id
+    );
+    // Two misses, a success, two more misses: never three in a row, so never locked out.
+    for round in 0..2 {
+        let browser = e.browser();
+        let (url, _, mut page) = browser.get(&url).await;
+        for _ in 0..2 {
+            let (_, status, next) = browser.sign_in(&url, &page, "alice", "wrong").await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED);
+            page = next;
+        }
+        let (_, _, next) = browser.sign_in(&url, &page, "alice", PW).await;
+        assert!(
+            next.contains("Set up verification"),
+            "round {round}: the right password still works: {next}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn every_transition_is_audited_in_the_store() {
     let e = env(|_| {}).await;
     enrol_all(&e.idp, "alice", Method::Oath, PHONE).await;

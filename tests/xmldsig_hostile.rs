@@ -8,7 +8,7 @@ use std::net::TcpListener;
 use tessera::xml::{Limits, XmlError, parse};
 use tessera::xmldsig::emit::c14n;
 use tessera::xmldsig::sign::sign_enveloped;
-use tessera::xmldsig::verify::{Verified, VerifyError, verify_root};
+use tessera::xmldsig::verify::{Nested, Verified, VerifyError, verify_root, verify_root_with};
 use xmldsig_util::*;
 
 #[derive(Debug, PartialEq)]
@@ -140,6 +140,66 @@ fn signature_placement() {
         &format!("\"true\">{sig}</samlp:NameIDPolicy>"),
     );
     assert_eq!(check(&moved, &k), sig_err(VerifyError::SignatureNotOnRoot));
+}
+
+/// A signed Assertion inside a signed Response (the NetScaler "both" shape): the outer
+/// signature verifies only when inner signatures are explicitly allowed, still covers the
+/// inner Assertion, and no other placement of a second signature slips through.
+#[test]
+fn inner_signatures() {
+    let k = TestKey::new("idp");
+    let mut inner = assertion("_a1");
+    sign_enveloped(&mut inner, &k.signer(), 1).unwrap();
+    let mut outer = response("_r1", inner);
+    sign_enveloped(&mut outer, &k.signer(), 1).unwrap();
+    let doc = c14n(&outer);
+    let certs = std::slice::from_ref(&k.cert);
+    let with = |doc: &str, nested| {
+        let root = parse(doc, &Limits::default()).unwrap_or_else(|e| panic!("{e:?}: {doc}"));
+        verify_root_with(&root, certs, nested)
+    };
+    assert!(with(&doc, Nested::AllowInner).is_ok());
+    assert_eq!(
+        with(&doc, Nested::Refuse),
+        Err(VerifyError::MultipleSignatures)
+    );
+    // The inner Assertion verifies on its own as the root of its own check.
+    let root = parse(&doc, &Limits::default()).unwrap();
+    let a = root.child(NS_SAML, "Assertion").unwrap();
+    assert!(verify_root(a, certs).is_ok());
+
+    // Altering the inner Assertion breaks the outer digest too.
+    let altered = doc.replacen(">alice<", ">mallory<", 1);
+    assert_ne!(altered, doc);
+    assert_eq!(
+        with(&altered, Nested::AllowInner),
+        Err(VerifyError::DigestMismatch)
+    );
+    // Two signatures on the root are still refused.
+    let first = signature_of(&doc);
+    // The Response's own signature comes first in document order (after Issuer).
+    assert!(doc.find(first).unwrap() < doc.find("<saml:Assertion").unwrap());
+    let doubled = doc.replacen(first, &format!("{first}{first}"), 1);
+    assert_eq!(
+        with(&doubled, Nested::AllowInner),
+        Err(VerifyError::MultipleSignatures)
+    );
+    // A signature tucked inside another signature (its KeyInfo) is refused.
+    let tucked = doc.replacen("</ds:KeyInfo>", &format!("{first}</ds:KeyInfo>"), 1);
+    assert_eq!(
+        with(&tucked, Nested::AllowInner),
+        Err(VerifyError::MultipleSignatures)
+    );
+    // Only inner signatures, none on the root: nothing verifies the root.
+    let unsigned_outer = c14n(&response("_r2", {
+        let mut a = assertion("_a2");
+        sign_enveloped(&mut a, &k.signer(), 1).unwrap();
+        a
+    }));
+    assert_eq!(
+        with(&unsigned_outer, Nested::AllowInner),
+        Err(VerifyError::NoSignature)
+    );
 }
 
 #[test]

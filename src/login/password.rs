@@ -33,8 +33,7 @@ pub(super) async fn on_password(
 
     // Soft lockout before the directory is asked: a spraying attacker must not be able to
     // trip the directory's own lockout (AD, ppolicy) for real users.
-    let user_fails = current(deps, &ukey).await?;
-    let ip_fails = current(deps, &ikey).await?;
+    let (user_fails, ip_fails) = tokio::try_join!(current(deps, &ukey), current(deps, &ikey))?;
     let result = if user_fails >= i64::from(mfa.password_failures_per_user)
         || ip_fails >= i64::from(mfa.password_failures_per_ip)
     {
@@ -60,7 +59,11 @@ pub(super) async fn on_password(
     match result {
         Ok(user) => {
             deps.timing.record_success(started.elapsed());
-            deps.store.delete(&ukey).await?;
+            // A success clears the user's failure count; with none recorded (the common
+            // case) there is nothing to clear and no store round trip to pay.
+            if user_fails > 0 {
+                deps.store.delete(&ukey).await?;
+            }
             super::second_factor::after_password(flow, user, deps).await
         }
         Err((err, reason, message)) => {

@@ -86,9 +86,32 @@ struct Plan<'a> {
     signature_value: Vec<u8>,
 }
 
-/// Verify the enveloped signature on `root` against `trusted` certificates.
+/// Whether signatures other than the root's own may appear deeper in the document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Nested {
+    /// Exactly one ds:Signature in the whole document (every inbound request we accept).
+    Refuse,
+    /// The root's own signature plus signatures that are direct children of descendant
+    /// elements — the shape of a signed Response enclosing a signed Assertion (SAML core
+    /// §5.2). The inner ones are not verified here: they are signed content of the outer
+    /// signature, which covers the root and so everything a caller reads.
+    AllowInner,
+}
+
+/// Verify the enveloped signature on `root` against `trusted` certificates; the document
+/// must hold no other signature.
 pub fn verify_root(root: &Element, trusted: &[X509]) -> Result<Verified, VerifyError> {
-    let plan = precheck(root)?;
+    verify_root_with(root, trusted, Nested::Refuse)
+}
+
+/// Verify the enveloped signature on `root`, with `nested` deciding whether descendants may
+/// carry signatures of their own.
+pub fn verify_root_with(
+    root: &Element,
+    trusted: &[X509],
+    nested: Nested,
+) -> Result<Verified, VerifyError> {
+    let plan = precheck(root, nested)?;
 
     // Reference: enveloped-signature removes our Signature element (XMLDSig §6.6.4), then
     // exc-c14n (xml-exc-c14n §3). A "#id" reference drops comments (XMLDSig §4.4.3.3); ours
@@ -140,16 +163,22 @@ fn malformed(why: &str) -> VerifyError {
 }
 
 /// Phase 1: the structural pre-check. Pure inspection of the tree; computes nothing.
-fn precheck(root: &Element) -> Result<Plan<'_>, VerifyError> {
+fn precheck(root: &Element, nested: Nested) -> Result<Plan<'_>, VerifyError> {
     let all = root.descendants();
-    let mut signatures = all.iter().filter(|e| e.is(DSIG_NS, "Signature"));
-    let signature = *signatures.next().ok_or(VerifyError::NoSignature)?;
-    if signatures.next().is_some() {
-        return Err(VerifyError::MultipleSignatures);
-    }
-    if !root.elements().any(|c| std::ptr::eq(c, signature)) {
-        return Err(VerifyError::SignatureNotOnRoot);
-    }
+    let signature = match nested {
+        Nested::Refuse => {
+            let mut signatures = all.iter().filter(|e| e.is(DSIG_NS, "Signature"));
+            let signature = *signatures.next().ok_or(VerifyError::NoSignature)?;
+            if signatures.next().is_some() {
+                return Err(VerifyError::MultipleSignatures);
+            }
+            if !root.elements().any(|c| std::ptr::eq(c, signature)) {
+                return Err(VerifyError::SignatureNotOnRoot);
+            }
+            signature
+        }
+        Nested::AllowInner => root_signature_among_inner(root, &all)?,
+    };
 
     // XMLDSig §4.1: SignedInfo, SignatureValue, KeyInfo?, Object*. We also refuse Object:
     // nothing of ours references it, and unreferenced signed-looking content invites confusion.
@@ -237,6 +266,33 @@ fn precheck(root: &Element) -> Result<Plan<'_>, VerifyError> {
         digest_value: base64_value(digest_value)?,
         signature_value: base64_value(signature_value)?,
     })
+}
+
+/// The one ds:Signature that is a direct child of `root`; every other ds:Signature must be a
+/// direct child of some other element (never nested in a Signature, never the root itself).
+fn root_signature_among_inner<'a>(
+    root: &'a Element,
+    all: &[&'a Element],
+) -> Result<&'a Element, VerifyError> {
+    if root.is(DSIG_NS, "Signature") {
+        return Err(VerifyError::SignatureNotOnRoot);
+    }
+    let mut own = root.elements().filter(|c| c.is(DSIG_NS, "Signature"));
+    let signature = own.next().ok_or(VerifyError::NoSignature)?;
+    if own.next().is_some() {
+        return Err(VerifyError::MultipleSignatures);
+    }
+    // An inner signature placed inside another signature (in KeyInfo or Object, say) is
+    // not a shape SAML produces; refuse it rather than reason about it.
+    let inside_signature = all
+        .iter()
+        .filter(|e| e.is(DSIG_NS, "Signature"))
+        .flat_map(|s| s.descendants().into_iter().skip(1))
+        .any(|d| d.is(DSIG_NS, "Signature"));
+    if inside_signature {
+        return Err(VerifyError::MultipleSignatures);
+    }
+    Ok(signature)
 }
 
 /// Match the element children of `el` against an ordered list of ds: names, each optional
