@@ -150,12 +150,31 @@ fn check_assertion(a: &Element, e: &Expect) -> Result<(), String> {
         .and_then(|r| r.child(NS_SAML, "Audience"))
         .map(Element::text);
     expect_eq("Audience", audience.as_deref(), SP_ENTITY_ID)?;
-    let confirmation = a
+    let subject_confirmation = a
         .child(NS_SAML, "Subject")
         .and_then(|s| s.child(NS_SAML, "SubjectConfirmation"))
-        .and_then(|c| c.child(NS_SAML, "SubjectConfirmationData"))
+        .ok_or("no SubjectConfirmation")?;
+    expect_eq(
+        "SubjectConfirmation Method",
+        subject_confirmation.attr("Method"),
+        "urn:oasis:names:tc:SAML:2.0:cm:bearer",
+    )?;
+    let confirmation = subject_confirmation
+        .child(NS_SAML, "SubjectConfirmationData")
         .ok_or("no SubjectConfirmationData")?;
     expect_eq("Recipient", confirmation.attr("Recipient"), SP_ACS)?;
+    // SAML profiles §4.1.4.2: a bearer assertion past its NotOnOrAfter must be refused.
+    let not_on_or_after = confirmation
+        .attr("NotOnOrAfter")
+        .ok_or("no SubjectConfirmationData NotOnOrAfter")?;
+    let expires = time::OffsetDateTime::parse(
+        not_on_or_after,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .map_err(|err| format!("NotOnOrAfter {not_on_or_after:?}: {err}"))?;
+    if expires <= time::OffsetDateTime::now_utc() {
+        return Err(format!("assertion expired at {not_on_or_after}"));
+    }
     expect_eq(
         "SubjectConfirmationData InResponseTo",
         confirmation.attr("InResponseTo"),
