@@ -42,6 +42,7 @@ pub struct Config {
     pub relying_parties: Vec<crate::rp::RpConfig>,
     pub log: LogConfig,
     pub mfa: crate::mfa::settings::MfaSettings,
+    pub admin: AdminConfig,
 }
 
 impl Default for Config {
@@ -55,6 +56,30 @@ impl Default for Config {
             relying_parties: Vec::new(),
             log: LogConfig::default(),
             mfa: crate::mfa::settings::MfaSettings::default(),
+            admin: AdminConfig::default(),
+        }
+    }
+}
+
+/// `[admin]`: who may use the admin console and for how long a session lasts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Directory group whose members are admins (its name, i.e. the CN of a memberOf DN).
+    /// Empty: nobody can sign in to the console.
+    pub group: String,
+    /// A session unused this long ends.
+    pub idle_timeout_secs: u32,
+    /// A session ends this long after sign-in, used or not.
+    pub max_session_secs: u32,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            group: "Tessera Admins".into(),
+            idle_timeout_secs: 900,
+            max_session_secs: 8 * 3600,
         }
     }
 }
@@ -252,6 +277,18 @@ impl Config {
             return Err(invalid("idp.entity_id", "must not be empty"));
         }
         check_range("idp.clock_skew_secs", self.idp.clock_skew_secs, 0, 600)?;
+        check_range(
+            "admin.idle_timeout_secs",
+            self.admin.idle_timeout_secs,
+            60,
+            4 * 3600,
+        )?;
+        check_range(
+            "admin.max_session_secs",
+            self.admin.max_session_secs,
+            300,
+            24 * 3600,
+        )?;
         check_range(
             "idp.assertion_lifetime_secs",
             self.idp.assertion_lifetime_secs,

@@ -1,5 +1,6 @@
 //! Tessera: a self-hosted SAML identity provider with LDAP sign-in and an MFA adapter.
 
+pub mod admin;
 pub mod audit;
 pub mod clock;
 pub mod config;

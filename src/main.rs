@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use tessera::clock::SystemClock;
+use tessera::clock::{Clock, SystemClock};
 use tessera::config::Config;
 
 // mimalloc instead of glibc malloc: the login hot path allocates many small short-lived
@@ -52,6 +52,23 @@ enum Command {
     Users {
         #[command(subcommand)]
         command: UsersCommand,
+    },
+    /// The MFA adapter's settings in force on every node (config file + admin changes).
+    Settings {
+        #[command(subcommand)]
+        command: SettingsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SettingsCommand {
+    /// Print every setting (or one), with where its value comes from.
+    Get { key: Option<String> },
+    /// Change a setting; lists take several values (`methods push oath`), switches on/off.
+    Set {
+        key: String,
+        #[arg(num_args = 0..)]
+        values: Vec<String>,
     },
 }
 
@@ -196,6 +213,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Rp { command } => rp_command(&config, command),
         Command::Keys { command } => keys_command(&config, command),
         Command::Users { command } => users_command(&config, command).await,
+        Command::Settings { command } => settings_command(&config, command).await,
     }
 }
 
@@ -203,6 +221,7 @@ async fn serve(config: Config) -> Result<(), String> {
     init_logging(&config);
     let listen = config.server.listen;
     let base = config.public_base().to_owned();
+    let admin_group = config.admin.group.clone();
     let (state, first) = tessera::startup::build(config, Arc::new(SystemClock))
         .await
         .map_err(|e| e.to_string())?;
@@ -216,7 +235,7 @@ async fn serve(config: Config) -> Result<(), String> {
         );
     }
     if let Some(pw) = &first.demo_password {
-        println!("Created the users file with user `demo`, password: {pw}");
+        println!("Created the users file with user `demo` (an admin), password: {pw}");
         println!("(shown this once; add users with `tessera users add NAME`)");
     }
     println!("Tessera is listening on {listen}");
@@ -224,6 +243,7 @@ async fn serve(config: Config) -> Result<(), String> {
     println!("  login page     {base}/adfs/ls/  (SPs send their AuthnRequests here)");
     println!("  metadata       {base}/FederationMetadata/2007-06/FederationMetadata.xml");
     println!("  admin docs     {base}/docs");
+    println!("  admin console  {base}/admin  (members of `{admin_group}`, with a second factor)");
     let store = state.store.clone();
     tokio::spawn(async move {
         // Expired flows and replay-cache entries would otherwise stay in the redb file until
@@ -349,21 +369,93 @@ fn keys_command(config: &Config, command: KeysCommand) -> Result<(), String> {
     Ok(())
 }
 
+async fn open_store(config: &Config) -> Result<Arc<dyn tessera::store::Store>, String> {
+    tessera::startup::open_store(config, Arc::new(SystemClock))
+        .await
+        .map_err(|e| {
+            format!("{e} (is Tessera running? the embedded store allows one process at a time)")
+        })
+}
+
+async fn settings_command(config: &Config, command: SettingsCommand) -> Result<(), String> {
+    use tessera::admin::settings as admin_settings;
+    use tessera::mfa::table;
+    let store = open_store(config).await?;
+    match command {
+        SettingsCommand::Get { key } => {
+            let (current, overrides) = admin_settings::current(store.as_ref(), &config.mfa)
+                .await
+                .map_err(|e| e.to_string())?;
+            let rows: Vec<_> = match &key {
+                Some(k) => vec![table::find(k).ok_or_else(|| format!("no setting {k}"))?],
+                None => table::SETTINGS.iter().collect(),
+            };
+            for s in rows {
+                let from = if overrides.contains_key(s.key) {
+                    "admin"
+                } else {
+                    "config"
+                };
+                println!(
+                    "{:<32} {:<40} ({from})",
+                    s.key,
+                    table::display(s, &table::get(&current, s.key))
+                );
+            }
+            Ok(())
+        }
+        SettingsCommand::Set { key, values } => {
+            let setting = table::find(&key).ok_or_else(|| format!("no setting {key}"))?;
+            let value = table::parse(setting, &values)
+                .map_err(|e| format!("{key}: {e}"))?
+                .ok_or_else(|| format!("{key}: a secret needs a value"))?;
+            let actor = tessera::admin::Actor {
+                name: format!(
+                    "cli:{}",
+                    std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+                ),
+                client_ip: "local".into(),
+            };
+            let now = SystemClock.unix();
+            let changed = admin_settings::apply(
+                store.as_ref(),
+                &config.mfa,
+                &actor,
+                now,
+                &[(setting, value)],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            match changed.first() {
+                Some(c) => println!(
+                    "{key}: {} -> {} (in force on every node within a second)",
+                    c.before.as_deref().unwrap_or(""),
+                    c.after.as_deref().unwrap_or("")
+                ),
+                None => println!("{key}: unchanged"),
+            }
+            Ok(())
+        }
+    }
+}
+
 async fn bypass(
     config: &Config,
     username: &str,
     secs: Option<u32>,
     reason: &str,
 ) -> Result<(), String> {
-    let secs = secs.unwrap_or(config.mfa.bypass_default_secs);
+    let store = open_store(config).await?;
+    let (mfa, _) = tessera::admin::settings::current(store.as_ref(), &config.mfa)
+        .await
+        .map_err(|e| e.to_string())?;
+    if !mfa.allow_bypass {
+        return Err("one-time bypass is switched off (setting allow_bypass)".into());
+    }
+    let secs = secs.unwrap_or(mfa.bypass_default_secs);
     if !(30..=86_400).contains(&secs) {
         return Err("--secs must be between 30 and 86400".into());
     }
-    let store = tessera::startup::open_store(config, Arc::new(SystemClock))
-        .await
-        .map_err(|e| {
-            format!("{e} (is Tessera running? the embedded store allows one process at a time)")
-        })?;
     let key = tessera::login::bypass_key(username);
     store
         .put(

@@ -11,6 +11,7 @@ use crate::keys;
 use crate::login::timing::Timing;
 use crate::mfa::challenge::TokenSigner;
 use crate::mfa::gateway;
+use crate::mfa::live::LiveSettings;
 use crate::mfa::secrets::SecretBox;
 use crate::rp::Registry;
 use crate::saml::metadata::{IdpEndpoints, idp_metadata};
@@ -115,17 +116,15 @@ pub async fn build(
         Some(c) => Some(SimState::new(c).map_err(|e| StartError::Mfa(e.to_string()))?),
         None => None,
     };
-    let trusted = config.mfa.trusted();
     let metadata_xml = idp_metadata(&endpoints(&config), &keys, None)
         .map_err(|e| StartError::Metadata(e.to_string()))?;
 
     let ctx = AppContext {
         templates: crate::web::templates(),
-        gateway,
+        settings: LiveSettings::new(config.mfa.clone(), gateway, config.public_base()),
         secrets,
         tokens,
         timing: Timing::default(),
-        trusted,
         simulator,
         metadata_xml,
         config,

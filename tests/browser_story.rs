@@ -329,3 +329,73 @@ async fn dev_phone_shows_the_pending_push_and_approving_it_signs_in() {
     s.expect_text(step, "REMOTE_USER=alice@corp.example").await;
     s.browser.quit().await;
 }
+
+fn must<T>(r: Result<T, String>, step: &str) -> T {
+    r.unwrap_or_else(|e| panic!("step `{step}` failed: {e}"))
+}
+
+/// The admin console in a real browser: sign-in with the authenticator code (the console
+/// always asks for it), the overview, the adapter settings page, one setting changed through
+/// the form and the change in the log.
+#[tokio::test]
+async fn admin_changes_a_setting_in_chromium() {
+    let clock = Arc::new(FixedClock::new(OffsetDateTime::now_utc()));
+    let mut b = TesseraBuilder::new();
+    b.clock = clock.clone();
+    let mut admin = file_user("alice", PASSWORD);
+    admin.groups.push("Tessera Admins".into());
+    admin.display_name = Some("Alice Admin".into());
+    b.add_user(&[admin]);
+    let idp = b.start().await;
+    enrol_all(&idp, "alice", Method::Oath, PHONE).await;
+    let driver = ChromeDriver::start();
+    let browser = driver.session().await;
+
+    let step = "the console sends the browser to sign in";
+    browser.goto(&format!("{}/admin", idp.base)).await;
+    let text = must(browser.wait_for_text("Tessera admin console").await, step);
+    assert!(text.contains("User name"), "{text}");
+    must(browser.fill("#username", "alice").await, step);
+    must(browser.fill("#password", PASSWORD).await, step);
+    must(browser.click_when_ready("#submit").await, step);
+
+    let step = "the second factor is asked for, then the overview shows";
+    must(browser.fill("#code", &code(clock.unix())).await, step);
+    must(browser.click_when_ready("#verify").await, step);
+    let text = must(browser.wait_for_text("Recent admin activity").await, step);
+    assert!(text.contains("Alice Admin"), "{text}");
+    assert!(text.contains("console.sign_in"), "{text}");
+    s_shot(&browser, "10-admin-overview.png").await;
+
+    let step = "the adapter settings page";
+    must(
+        browser.click_when_ready("a[href='/admin/settings']").await,
+        step,
+    );
+    let text = must(browser.wait_for_text("Push and call timeout").await, step);
+    for needle in [
+        "Methods offered",
+        "Company default method",
+        "Trusted networks",
+        "Delivery gateways",
+    ] {
+        assert!(text.contains(needle), "{needle} missing:\n{text}");
+    }
+    s_shot(&browser, "11-admin-settings.png").await;
+
+    let step = "changing the push timeout through the form";
+    must(browser.fill("#f-timeout_secs", "30").await, step);
+    must(browser.click_when_ready("#save").await, step);
+    let text = must(browser.wait_for_text("Saved 1 change").await, step);
+    assert!(text.contains("Changed here"), "{text}");
+    assert_eq!(idp.state.policy().await.mfa.timeout_secs, 30);
+    browser.goto(&format!("{}/admin", idp.base)).await;
+    let text = must(browser.wait_for_text("settings.update").await, step);
+    assert!(text.contains("timeout_secs"), "{text}");
+    s_shot(&browser, "12-admin-change-log.png").await;
+    browser.quit().await;
+}
+
+async fn s_shot(browser: &Session, name: &str) {
+    browser.screenshot(&screenshot_path(name)).await;
+}

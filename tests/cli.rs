@@ -386,3 +386,71 @@ async fn users_bypass_lets_a_user_skip_the_second_factor_once() {
         .expect("get");
     assert_eq!(v.as_deref(), Some(&b"ticket 42"[..]));
 }
+
+#[test]
+fn settings_set_validates_stores_and_get_says_where_a_value_comes_from() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = run(dir.path(), &["settings", "get", "timeout_secs"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("55"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("(config)"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    for (args, expect) in [
+        (vec!["timeout_secs", "5"], "outside 10..=300"),
+        (vec!["trusted_networks", "10.0.0.0/33"], "trusted_networks"),
+        (vec!["methods", "oath"], "company_default"),
+        (vec!["no_such_setting", "1"], "no setting no_such_setting"),
+        (vec!["enabled", "perhaps"], "not on/off"),
+    ] {
+        let mut full = vec!["settings", "set"];
+        full.extend(args.iter().copied());
+        let out = run(dir.path(), &full);
+        assert!(!out.status.success(), "{args:?} must be refused");
+        assert!(
+            text(&out.stderr).contains(expect),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    let out = run(dir.path(), &["settings", "get", "timeout_secs"]);
+    assert!(text(&out.stdout).contains("(config)"), "nothing was stored");
+
+    let out = run(dir.path(), &["settings", "set", "methods", "oath", "sms"]);
+    assert!(!out.status.success(), "push is still the company default");
+    let out = run(dir.path(), &["settings", "set", "company_default", "oath"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("push -> oath"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = run(dir.path(), &["settings", "set", "methods", "oath", "sms"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = run(dir.path(), &["settings", "get"]);
+    let all = text(&out.stdout);
+    assert!(all.contains("oath, sms"), "{all}");
+    assert!(all.contains("gateway.webhook_secret"), "{all}");
+    assert!(
+        all.lines()
+            .any(|l| l.starts_with("methods") && l.ends_with("(admin)")),
+        "{all}"
+    );
+
+    // Switching bypasses off makes the help-desk command refuse.
+    let out = run(dir.path(), &["settings", "set", "allow_bypass", "off"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = run(
+        dir.path(),
+        &["users", "bypass", "demo", "--reason", "ticket 7"],
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("switched off"),
+        "{}",
+        text(&out.stderr)
+    );
+}

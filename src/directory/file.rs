@@ -192,7 +192,7 @@ pub fn create_demo(path: &Path, domain: &str) -> Result<String, String> {
         upn: Some(format!("demo@{domain}")),
         mail: Some(format!("demo@{domain}")),
         display_name: Some("Demo User".into()),
-        groups: vec!["Gateway Users".into()],
+        groups: vec!["Gateway Users".into(), "Tessera Admins".into()],
         ..Default::default()
     };
     let text =

@@ -86,6 +86,37 @@ pub struct PendingRequest {
     pub requested_context: Option<RequestedContext>,
 }
 
+/// What a sign-in is for: closed set, each with its own ending in `web::login::advance`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "for", rename_all = "snake_case")]
+pub enum Pending {
+    /// A relying party's SAML request (SP- or IdP-initiated): ends in an assertion.
+    Saml(PendingRequest),
+    /// The admin console: always with a second factor, ends in an admin session.
+    AdminConsole,
+}
+
+impl Pending {
+    /// The relying party's entity ID, or what the audit log calls the console.
+    pub fn audit_name(&self) -> &str {
+        match self {
+            Pending::Saml(p) => &p.rp_entity_id,
+            Pending::AdminConsole => "admin console",
+        }
+    }
+}
+
+/// Whether a sign-in needs the second factor once the password is right.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecondFactorRule {
+    /// The RP's policy says password only.
+    NotRequired,
+    /// Needed when MFA is on, unless a trusted network or a one-time bypass applies.
+    Required,
+    /// Needed, whatever the MFA switch, trusted networks or bypasses say (admin console).
+    Always,
+}
+
 /// An enrollment started during sign-in, waiting for its confirmation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -224,7 +255,7 @@ pub struct Flow {
     pub id: String,
     /// Random secret also held in a cookie: a flow only advances in the browser that began it.
     pub browser_secret: String,
-    pub request: PendingRequest,
+    pub request: Pending,
     pub state: LoginState,
     pub created: i64,
     pub client_ip: String,
@@ -248,8 +279,8 @@ pub struct Deps<'a> {
     pub public_base: &'a str,
     /// Shown in authenticator apps next to the account.
     pub issuer_name: &'a str,
-    /// The RP's policy: does this sign-in need a second factor at all?
-    pub mfa_required: bool,
+    /// Does this sign-in need a second factor at all?
+    pub rule: SecondFactorRule,
 }
 
 /// A transition's outcome as the audit log records it.
@@ -277,7 +308,7 @@ impl Note {
 }
 
 impl Flow {
-    pub fn new(request: PendingRequest, client_ip: &str, now: i64) -> Self {
+    pub fn new(request: Pending, client_ip: &str, now: i64) -> Self {
         let flow = Flow {
             id: crate::saml::random_hex(16),
             browser_secret: crate::saml::random_hex(16),
@@ -371,7 +402,7 @@ impl Flow {
             at: crate::saml::saml_time(at),
             flow: &self.id,
             user: user.as_deref(),
-            rp: &self.request.rp_entity_id,
+            rp: self.request.audit_name(),
             client_ip: &self.client_ip,
             from,
             to: self.state.name(),

@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use super::{AuthMethod, Deps, Event, Flow, LoginState, Note, SecondFactor};
+use super::{AuthMethod, Deps, Event, Flow, LoginState, Note, SecondFactor, SecondFactorRule};
 use crate::audit::Outcome;
 use crate::directory::UserInfo;
 use crate::mfa::challenge::{self, Action, hmac_hex, mac_eq};
@@ -29,17 +29,25 @@ pub(super) async fn after_password(flow: &Flow, user: UserInfo, deps: &Deps<'_>)
             Note::ok(Some("password"), reason.to_owned()),
         ))
     };
-    if !deps.mfa.enabled || !deps.mfa_required {
-        return password_only("no second factor required for this application");
-    }
-    if let Ok(ip) = flow.client_ip.parse::<IpAddr>()
-        && deps.trusted.iter().any(|n| n.contains(ip))
-    {
-        return password_only("trusted network");
-    }
-    // A one-time bypass is consumed by the first sign-in that uses it.
-    if deps.store.delete(&bypass_key(&user.username)).await? {
-        return password_only("one-time bypass");
+    match deps.rule {
+        SecondFactorRule::NotRequired => {
+            return password_only("no second factor required for this application");
+        }
+        SecondFactorRule::Required if !deps.mfa.enabled => {
+            return password_only("second factor switched off");
+        }
+        SecondFactorRule::Required => {
+            if let Ok(ip) = flow.client_ip.parse::<IpAddr>()
+                && deps.trusted.iter().any(|n| n.contains(ip))
+            {
+                return password_only("trusted network");
+            }
+            // A one-time bypass is consumed by the first sign-in that uses it.
+            if deps.mfa.allow_bypass && deps.store.delete(&bypass_key(&user.username)).await? {
+                return password_only("one-time bypass");
+            }
+        }
+        SecondFactorRule::Always => {}
     }
     let reg = registration::load(deps.store, &user.username).await?;
     let now = deps.clock.unix();

@@ -6,11 +6,13 @@
 
 pub mod challenge;
 pub mod gateway;
+pub mod live;
 pub mod networks;
 pub mod oath;
 pub mod registration;
 pub mod secrets;
 pub mod settings;
+pub mod table;
 
 use serde::{Deserialize, Serialize};
 

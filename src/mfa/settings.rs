@@ -1,12 +1,12 @@
 //! The MFA adapter's settings (`[mfa]`), with defaults matching the old MFA Server's.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::Method;
 use super::gateway::GatewaySettings;
 use super::networks::{NetRange, parse_all};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum SmsMode {
     /// The code is typed into the sign-in page.
@@ -16,7 +16,7 @@ pub enum SmsMode {
     TwoWay,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MfaSettings {
     /// Off: password only, for every RP.
@@ -37,6 +37,8 @@ pub struct MfaSettings {
     pub pin_mode: bool,
     /// Users without a method may set one up during sign-in.
     pub allow_enrollment: bool,
+    /// The help desk may issue one-time bypasses (and pending ones are honoured).
+    pub allow_bypass: bool,
     /// Addresses, ranges (a-b) and CIDRs whose users skip the second factor.
     pub trusted_networks: Vec<String>,
     /// Longest one-time bypass an admin may grant, and the default length.
@@ -72,6 +74,7 @@ impl Default for MfaSettings {
             number_matching: false,
             pin_mode: false,
             allow_enrollment: true,
+            allow_bypass: true,
             trusted_networks: Vec::new(),
             bypass_default_secs: 300,
             denial_lockout_threshold: 3,
@@ -88,49 +91,10 @@ impl Default for MfaSettings {
 }
 
 impl MfaSettings {
-    /// Each error names the key (relative to `[mfa]`).
+    /// Each error names the key (relative to `[mfa]`; `gateway` for `[mfa.gateway]`).
     pub fn validate(&self) -> Result<(), (String, String)> {
-        let range = |key: &str, v: u32, lo: u32, hi: u32| {
-            if (lo..=hi).contains(&v) {
-                Ok(())
-            } else {
-                Err((key.to_owned(), format!("{v} is outside {lo}..={hi}")))
-            }
-        };
-        range("timeout_secs", self.timeout_secs, 10, 300)?;
-        range(
-            "sms_code_lifetime_secs",
-            self.sms_code_lifetime_secs,
-            30,
-            900,
-        )?;
-        range("bypass_default_secs", self.bypass_default_secs, 30, 86_400)?;
-        range(
-            "denial_lockout_threshold",
-            self.denial_lockout_threshold,
-            1,
-            100,
-        )?;
-        range("fraud_block_days", self.fraud_block_days, 1, 3650)?;
-        range("max_code_attempts", self.max_code_attempts, 1, 20)?;
-        range(
-            "password_failures_per_user",
-            self.password_failures_per_user,
-            1,
-            1000,
-        )?;
-        range(
-            "password_failures_per_ip",
-            self.password_failures_per_ip,
-            1,
-            100_000,
-        )?;
-        range(
-            "password_failure_window_secs",
-            self.password_failure_window_secs,
-            60,
-            86_400,
-        )?;
+        // Every number's bounds come from the settings table (the admin page uses the same).
+        super::table::check_ranges(self)?;
         if self.methods.is_empty() && self.enabled {
             return Err((
                 "methods".into(),

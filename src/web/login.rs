@@ -5,12 +5,13 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::CookieJar;
+use axum_extra::extract::cookie::{Cookie, SameSite};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use super::{AppContext, AppState};
 use crate::login::session;
-use crate::login::{Event, Flow, LoginState};
+use crate::login::{Event, Flow, LoginState, Pending, SecondFactorRule};
 use crate::store::StoreError;
 
 pub fn flow_key(id: &str) -> String {
@@ -67,6 +68,35 @@ impl LoginForm {
             _ => return None,
         })
     }
+}
+
+/// Saves a new flow and sends the browser to its first page, with the cookie that binds the
+/// flow to this browser.
+pub async fn begin(ctx: &AppContext, mut flow: Flow, jar: CookieJar) -> Response {
+    let events = std::mem::take(&mut flow.audit_events);
+    if let Err(e) = crate::audit::persist(ctx.store.as_ref(), &flow.id, &events).await {
+        return super::saml::store_failure(ctx, &e);
+    }
+    let ttl = std::time::Duration::from_secs(ctx.config.idp.flow_lifetime_secs.into());
+    if let Err(e) =
+        crate::store::put_json(ctx.store.as_ref(), &flow_key(&flow.id), &flow, Some(ttl)).await
+    {
+        return super::saml::store_failure(ctx, &e);
+    }
+    let cookie = Cookie::build((flow_cookie_name(&flow.id), flow.browser_secret.clone()))
+        .path("/adfs/ls/")
+        .http_only(true)
+        .secure(ctx.config.is_https())
+        .same_site(SameSite::Lax)
+        .max_age(time::Duration::seconds(
+            ctx.config.idp.flow_lifetime_secs.into(),
+        ))
+        .build();
+    (
+        jar.add(cookie),
+        Redirect::to(&format!("/adfs/ls/login?flow={}", flow.id)),
+    )
+        .into_response()
 }
 
 const EXPIRED: &str = "This sign-in page has expired. Go back to the application and start again.";
@@ -144,11 +174,15 @@ async fn advance(
     event: Event,
     jar: CookieJar,
 ) -> Response {
-    let mfa_required = ctx
-        .rps
-        .get(&flow.request.rp_entity_id)
-        .is_none_or(|rp| rp.mfa_required);
-    let mut flow = match flow.step(event, &ctx.deps(mfa_required)).await {
+    let rule = match &flow.request {
+        Pending::Saml(p) => match ctx.rps.get(&p.rp_entity_id) {
+            Some(rp) if !rp.mfa_required => SecondFactorRule::NotRequired,
+            _ => SecondFactorRule::Required,
+        },
+        Pending::AdminConsole => SecondFactorRule::Always,
+    };
+    let policy = ctx.policy().await;
+    let mut flow = match flow.step(event, &ctx.deps(&policy, rule)).await {
         Ok(f) => f,
         Err(e) => return super::saml::store_failure(ctx, &e),
     };
@@ -180,15 +214,21 @@ async fn advance(
             }
             Err(e) => return super::saml::store_failure(ctx, &e),
         }
-        let now = ctx.clock.unix();
-        let s = session::start(
-            user.clone(),
-            methods.clone(),
-            *authn_instant,
-            now,
-            ctx.config.idp.session_lifetime_secs.into(),
-        );
-        return super::saml::issue(ctx, &flow.request, s, jar).await;
+        return match &flow.request {
+            Pending::Saml(pending) => {
+                let s = session::start(
+                    user.clone(),
+                    methods.clone(),
+                    *authn_instant,
+                    ctx.clock.unix(),
+                    ctx.config.idp.session_lifetime_secs.into(),
+                );
+                super::saml::issue(ctx, pending, s, jar).await
+            }
+            Pending::AdminConsole => {
+                super::admin::signed_in(ctx, user, methods, &flow.client_ip, jar).await
+            }
+        };
     }
     let saved = match serde_json::to_vec(&flow) {
         Ok(new) if new == old => Ok(true),

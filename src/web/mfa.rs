@@ -105,13 +105,14 @@ pub async fn push_action(
 }
 
 /// Twilio signs the full URL it requested plus the POST parameters.
-fn twilio_ok(
+async fn twilio_ok(
     ctx: &AppContext,
     headers: &HeaderMap,
     uri: &OriginalUri,
     form: &BTreeMap<String, String>,
 ) -> bool {
-    let Some(token) = ctx.config.mfa.gateway.twilio_auth_token() else {
+    let policy = ctx.policy().await;
+    let Some(token) = policy.mfa.gateway.twilio_auth_token() else {
         return true; // webhook gateways authenticate by the signed one-time token alone
     };
     let url = format!("{}{}", ctx.config.public_base(), uri.0);
@@ -132,7 +133,7 @@ pub async fn voice(
     headers: HeaderMap,
     Form(form): Form<BTreeMap<String, String>>,
 ) -> Response {
-    if !twilio_ok(&ctx, &headers, &uri, &form) {
+    if !twilio_ok(&ctx, &headers, &uri, &form).await {
         tracing::warn!("voice callback with a bad X-Twilio-Signature");
         return plain(StatusCode::FORBIDDEN, "bad signature");
     }
@@ -141,8 +142,9 @@ pub async fn voice(
         Err(r) => return r,
     };
     let name = ctx.config.idp.display_name.clone();
+    let pin_mode = ctx.policy().await.mfa.pin_mode;
     let Some(digits) = form.get("Digits") else {
-        let prompt = if ctx.config.mfa.pin_mode {
+        let prompt = if pin_mode {
             format!(
                 "This is {name}. Someone is signing in as you. Enter your PIN followed by the pound key to approve. To report fraud, press zero then pound."
             )
@@ -154,7 +156,7 @@ pub async fn voice(
         let action = format!("{}{}", ctx.config.public_base(), uri.0);
         // Twilio sends nothing when the finish key is the first key pressed, so "press #"
         // collects one key with no finish key (Digits=#); PIN mode ends the PIN with #.
-        return twiml(if ctx.config.mfa.pin_mode {
+        return twiml(if pin_mode {
             twiml_gather(&prompt, &action, '#', 20)
         } else {
             twiml_gather_one_key(&prompt, &action, 20)
@@ -162,7 +164,7 @@ pub async fn voice(
     };
     let status = if digits == "0" || digits == "0#" {
         ChallengeStatus::Fraud
-    } else if ctx.config.mfa.pin_mode {
+    } else if pin_mode {
         pin_status(&ctx, &c, digits.trim_end_matches('#')).await
     } else if digits == "#" {
         ChallengeStatus::Approved
@@ -203,7 +205,7 @@ pub async fn voice_status(
     headers: HeaderMap,
     Form(form): Form<BTreeMap<String, String>>,
 ) -> Response {
-    if !twilio_ok(&ctx, &headers, &uri, &form) {
+    if !twilio_ok(&ctx, &headers, &uri, &form).await {
         return plain(StatusCode::FORBIDDEN, "bad signature");
     }
     let (c, _) = match granted(&ctx, &token, &[Action::Status]).await {
@@ -234,7 +236,7 @@ pub async fn sms_inbound(
     headers: HeaderMap,
     Form(form): Form<BTreeMap<String, String>>,
 ) -> Response {
-    if !twilio_ok(&ctx, &headers, &uri, &form) {
+    if !twilio_ok(&ctx, &headers, &uri, &form).await {
         tracing::warn!("inbound SMS with a bad X-Twilio-Signature");
         return plain(StatusCode::FORBIDDEN, "bad signature");
     }

@@ -1,5 +1,6 @@
 //! The HTTP surface: `app(state)` builds the axum router every binary and test uses.
 
+mod admin;
 mod login;
 mod mfa;
 mod pages;
@@ -20,11 +21,10 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::directory::Directory;
 use crate::keys::KeyMaterial;
-use crate::login::Deps;
 use crate::login::timing::Timing;
+use crate::login::{Deps, SecondFactorRule};
 use crate::mfa::challenge::TokenSigner;
-use crate::mfa::gateway::Gateway;
-use crate::mfa::networks::NetRange;
+use crate::mfa::live::{LiveSettings, Policy};
 use crate::mfa::secrets::SecretBox;
 use crate::rp::Registry;
 use crate::store::Store;
@@ -40,12 +40,13 @@ pub struct AppContext {
     pub templates: Environment<'static>,
     /// Our signed metadata, built once at start (signing per request would waste CPU).
     pub metadata_xml: String,
-    pub gateway: Arc<dyn Gateway>,
+    /// The MFA settings in force (config file + the admin's overrides in the store), with the
+    /// delivery gateway and trusted networks derived from them.
+    pub settings: LiveSettings,
     /// Seals MFA secrets at rest; sub-keys for callback tokens and SMS code MACs.
     pub secrets: SecretBox,
     pub tokens: TokenSigner,
     pub timing: Timing,
-    pub trusted: Vec<NetRange>,
     /// The phone simulator's state, when a gateway is set to "simulator".
     pub simulator: Option<crate::sim::SimState>,
 }
@@ -79,6 +80,7 @@ pub fn app(state: AppState) -> Router {
     for p in METADATA_PATHS {
         r = r.route(p, get(pages::metadata));
     }
+    r = r.merge(admin::routes());
     if let Some(sim) = &state.simulator {
         r = r.merge(crate::sim::router(sim.clone()));
     }
@@ -148,21 +150,26 @@ impl AppContext {
         res
     }
 
-    /// The login state machine's view of this context; `mfa_required` is the RP's policy.
-    pub fn deps(&self, mfa_required: bool) -> Deps<'_> {
+    /// The login state machine's view of this context under `policy`, for a sign-in under `rule`.
+    /// The MFA policy in force on this node now (see `mfa::live`).
+    pub async fn policy(&self) -> Arc<Policy> {
+        self.settings.policy(self.store.as_ref()).await
+    }
+
+    pub fn deps<'a>(&'a self, policy: &'a Policy, rule: SecondFactorRule) -> Deps<'a> {
         Deps {
             directory: self.directory.as_ref(),
             clock: self.clock.as_ref(),
             store: self.store.as_ref(),
-            gateway: self.gateway.as_ref(),
+            gateway: policy.gateway.as_ref(),
             secrets: &self.secrets,
             tokens: &self.tokens,
-            mfa: &self.config.mfa,
-            trusted: &self.trusted,
+            mfa: &policy.mfa,
+            trusted: &policy.trusted,
             timing: &self.timing,
             public_base: self.config.public_base(),
             issuer_name: &self.config.idp.display_name,
-            mfa_required,
+            rule,
         }
     }
 
@@ -194,6 +201,18 @@ pub fn templates() -> Environment<'static> {
             include_str!("../../templates/mfa_choose.html"),
         ),
         ("enroll.html", include_str!("../../templates/enroll.html")),
+        (
+            "admin_base.html",
+            include_str!("../../templates/admin_base.html"),
+        ),
+        (
+            "admin_home.html",
+            include_str!("../../templates/admin_home.html"),
+        ),
+        (
+            "admin_settings.html",
+            include_str!("../../templates/admin_settings.html"),
+        ),
     ] {
         // The templates are part of the source tree; a syntax error is a build defect
         // caught by every test, not a runtime condition.

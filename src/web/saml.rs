@@ -5,14 +5,14 @@ use std::time::Duration;
 use axum::Form;
 use axum::extract::{Query, RawQuery, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
 use axum_extra::extract::cookie::{Cookie, SameSite};
 use serde::Deserialize;
 
 use super::{AppContext, AppState, ClientIp};
 use crate::login::session::{self, SsoSession};
-use crate::login::{Flow, PendingRequest, authn_context};
+use crate::login::{Flow, Pending, PendingRequest, authn_context};
 use crate::saml::logout;
 use crate::saml::request::{self, Binding, Incoming, RequestError, Window};
 use crate::saml::response::{self, Issue};
@@ -302,39 +302,7 @@ async fn continue_or_prompt(
             "No session and IsPassive was requested",
         );
     }
-    let mut flow = Flow::new(pending, ip, now);
-    let events = std::mem::take(&mut flow.audit_events);
-    if let Err(e) = crate::audit::persist(ctx.store.as_ref(), &flow.id, &events).await {
-        return store_failure(ctx, &e);
-    }
-    let ttl = Duration::from_secs(ctx.config.idp.flow_lifetime_secs.into());
-    if let Err(e) = store::put_json(
-        ctx.store.as_ref(),
-        &super::login::flow_key(&flow.id),
-        &flow,
-        Some(ttl),
-    )
-    .await
-    {
-        return store_failure(ctx, &e);
-    }
-    let cookie = Cookie::build((
-        super::login::flow_cookie_name(&flow.id),
-        flow.browser_secret.clone(),
-    ))
-    .path("/adfs/ls/")
-    .http_only(true)
-    .secure(ctx.config.is_https())
-    .same_site(SameSite::Lax)
-    .max_age(time::Duration::seconds(
-        ctx.config.idp.flow_lifetime_secs.into(),
-    ))
-    .build();
-    (
-        jar.add(cookie),
-        Redirect::to(&format!("/adfs/ls/login?flow={}", flow.id)),
-    )
-        .into_response()
+    super::login::begin(ctx, Flow::new(Pending::Saml(pending), ip, now), jar).await
 }
 
 /// Builds, signs and auto-POSTs the Response for an authenticated session; records the RP

@@ -6,7 +6,7 @@ use minijinja::Value;
 
 use super::AppContext;
 use crate::login::enroll_aad;
-use crate::login::{Flow, LoginState, PendingEnrollment, SecondFactor};
+use crate::login::{Flow, LoginState, Pending, PendingEnrollment, SecondFactor, SecondFactorRule};
 use crate::mfa::{Method, oath};
 
 /// States whose page refreshes itself to learn an answer given elsewhere.
@@ -22,13 +22,17 @@ pub fn is_waiting(state: &LoginState) -> bool {
 }
 
 pub async fn render(ctx: &AppContext, flow: &Flow) -> Response {
-    let rp_name = ctx
-        .rps
-        .get(&flow.request.rp_entity_id)
-        .map(|rp| rp.name.clone())
-        .unwrap_or_default();
+    let rp_name = match &flow.request {
+        Pending::Saml(p) => ctx
+            .rps
+            .get(&p.rp_entity_id)
+            .map(|rp| rp.name.clone())
+            .unwrap_or_default(),
+        Pending::AdminConsole => "Tessera admin console".to_owned(),
+    };
     let idp_name = ctx.config.idp.display_name.clone();
     let now = ctx.clock.unix();
+    let policy = ctx.policy().await;
     match &flow.state {
         LoginState::AwaitPassword { login, message, .. } => {
             let mut res = ctx.render(
@@ -57,7 +61,7 @@ pub async fn render(ctx: &AppContext, flow: &Flow) -> Response {
                 && deadline.is_some()
                 && *method != Method::Oath
                 && !(*method == Method::Sms
-                    && ctx.config.mfa.sms_mode == crate::mfa::settings::SmsMode::OneWay);
+                    && policy.mfa.sms_mode == crate::mfa::settings::SmsMode::OneWay);
             let template = if waiting {
                 "mfa_wait.html"
             } else {
@@ -74,7 +78,7 @@ pub async fn render(ctx: &AppContext, flow: &Flow) -> Response {
             res
         }
         LoginState::ChooseMethod { user, message, .. } => {
-            let deps = ctx.deps(true);
+            let deps = ctx.deps(&policy, SecondFactorRule::Required);
             let options = match crate::login::chooser(&deps, user).await {
                 Ok(o) => o,
                 Err(e) => return super::saml::store_failure(ctx, &e),
@@ -121,11 +125,11 @@ pub async fn render(ctx: &AppContext, flow: &Flow) -> Response {
                 Some(PendingEnrollment::Push { topic, .. }) => Some(topic.clone()),
                 _ => None,
             };
-            let enabled = |m: Method| ctx.config.mfa.methods.contains(&m);
+            let enabled = |m: Method| policy.mfa.methods.contains(&m);
             ctx.render("enroll.html", minijinja::context! {
                 title => "Set up verification", flow => flow.id.clone(), step => step, qr => qr, secret => secret_text,
                 account => account, message => message, topic => topic,
-                push_server => ctx.config.mfa.gateway.push_server_url(ctx.config.public_base()),
+                push_server => policy.mfa.gateway.push_server_url(ctx.config.public_base()),
                 offer_app => enabled(Method::Oath), offer_phone => enabled(Method::Sms), offer_push => enabled(Method::Push),
                 rp_name => rp_name, idp_name => idp_name,
             })

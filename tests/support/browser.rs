@@ -138,3 +138,73 @@ pub fn join(base: &str, loc: &str) -> String {
         .expect("join")
         .to_string()
 }
+
+/// What a browser would submit from the first `<form>` whose action is `action`: text,
+/// number, hidden and password inputs, checked checkboxes, each select's selected option
+/// and textareas, in document order. Enough for our own server-rendered forms.
+pub fn form_fields(html: &str, action: &str) -> Vec<(String, String)> {
+    let start = html
+        .find(&format!("action=\"{action}\""))
+        .unwrap_or_else(|| panic!("no form posting to {action}"));
+    let end = html[start..]
+        .find("</form>")
+        .map_or(html.len(), |e| start + e);
+    let form = &html[start..end];
+    let attr = |tag: &str, name: &str| -> Option<String> {
+        let key = format!(" {name}=\"");
+        let at = tag.find(&key)? + key.len();
+        let stop = tag[at..].find('"')?;
+        Some(unescape(&tag[at..at + stop]))
+    };
+    let mut out = Vec::new();
+    let mut rest = form;
+    while let Some(open) = rest.find('<') {
+        rest = &rest[open..];
+        let close = rest.find('>').expect("tag closes");
+        let tag = &rest[..=close];
+        if tag.starts_with("<input") {
+            let kind = attr(tag, "type").unwrap_or_else(|| "text".into());
+            if let Some(name) = attr(tag, "name") {
+                let value = attr(tag, "value").unwrap_or_default();
+                match kind.as_str() {
+                    "checkbox" | "radio" if tag.contains(" checked") => out.push((name, value)),
+                    "checkbox" | "radio" | "submit" => {}
+                    _ => out.push((name, value)),
+                }
+            }
+        } else if tag.starts_with("<select") {
+            let name = attr(tag, "name").expect("select name");
+            let end = rest.find("</select>").expect("select closes");
+            let body = &rest[..end];
+            let selected = body
+                .split("<option")
+                .skip(1)
+                .find(|o| o.contains(" selected"))
+                .or_else(|| body.split("<option").nth(1));
+            if let Some(o) = selected {
+                out.push((
+                    name,
+                    attr(&format!("<option{o}"), "value").unwrap_or_default(),
+                ));
+            }
+            rest = &rest[end..];
+        } else if tag.starts_with("<textarea") {
+            let name = attr(tag, "name").expect("textarea name");
+            let end = rest.find("</textarea>").expect("textarea closes");
+            out.push((name, unescape(&rest[close + 1..end])));
+            rest = &rest[end..];
+        }
+        rest = &rest[1..];
+    }
+    out
+}
+
+/// Replaces every value of `name` in `fields` with `values` (several for a multi-choice).
+pub fn set_field(fields: &mut Vec<(String, String)>, name: &str, values: &[&str]) {
+    let at = fields.iter().position(|(k, _)| k == name);
+    fields.retain(|(k, _)| k != name);
+    let at = at.unwrap_or(fields.len()).min(fields.len());
+    for (i, v) in values.iter().enumerate() {
+        fields.insert(at + i, (name.to_owned(), (*v).to_owned()));
+    }
+}

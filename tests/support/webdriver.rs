@@ -338,6 +338,17 @@ impl Session {
         .map(drop)
     }
 
+    /// Empties an input (W3C "Element Clear").
+    pub async fn clear(&self, el: &Element) -> Result<(), WdError> {
+        self.cmd(
+            reqwest::Method::POST,
+            &format!("/element/{}/clear", el.0),
+            Some(json!({})),
+        )
+        .await
+        .map(drop)
+    }
+
     /// Clicks an element; when that submits a form, the driver waits for the next page.
     pub async fn click(&self, el: &Element) -> Result<(), WdError> {
         self.cmd(
@@ -399,9 +410,12 @@ impl Session {
         }
     }
 
-    /// Waits for an input and types into it.
+    /// Waits for an input and replaces its value with `text`.
     pub async fn fill(&self, css: &str, text: &str) -> Result<(), String> {
         let el = self.wait_for(css).await?;
+        self.clear(&el)
+            .await
+            .map_err(|e| format!("clearing `{css}` failed: {}: {}", e.error, e.message))?;
         self.type_into(&el, text)
             .await
             .map_err(|e| format!("typing into `{css}` failed: {}: {}", e.error, e.message))

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Composite, Gateway, GatewayError, Ntfy, Twilio, Unconfigured, Webhook};
 
@@ -19,7 +19,7 @@ pub const SIMULATOR_FROM: &str = "+15005550006";
 const DEFAULT_TWILIO_BASE_URL: &str = "https://api.twilio.com";
 
 /// Where pushes go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum PushKind {
     /// Unset: the simulator when Tessera serves only this machine (public URL on loopback,
@@ -35,7 +35,7 @@ pub enum PushKind {
 }
 
 /// Where calls and texts go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum VoiceSmsKind {
     /// See `PushKind::Auto`.
@@ -51,7 +51,7 @@ pub enum VoiceSmsKind {
 
 /// `[mfa.gateway]`. Secrets (`ntfy_token`, `twilio_auth_token`, `webhook_secret`) are
 /// redacted from `Debug`, so the settings can be logged.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GatewaySettings {
     pub push: PushKind,

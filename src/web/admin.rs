@@ -1,0 +1,432 @@
+//! The admin console's pages: sign-in through the login flow (always with a second factor), the overview, the adapter settings page, sign-out.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum_extra::extract::CookieJar;
+use axum_extra::extract::cookie::{Cookie, SameSite};
+use minijinja::Value;
+use serde::Deserialize;
+
+use super::{AppContext, AppState, ClientIp};
+use crate::admin::changes::{self, Change};
+use crate::admin::session::{self, AdminSession, COOKIE};
+use crate::admin::settings::{self as admin_settings, ApplyError};
+use crate::admin::{Actor, is_admin};
+use crate::directory::UserInfo;
+use crate::login::{AuthMethod, Flow, Pending};
+use crate::mfa::settings::MfaSettings;
+use crate::mfa::table::{self, Group, Kind, SETTINGS, Setting};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/admin", get(home))
+        .route("/admin/settings", get(settings_page).post(settings_save))
+        .route("/admin/signout", post(signout))
+}
+
+/// A signed-in admin, for one request.
+struct Admin {
+    session: AdminSession,
+    token: String,
+}
+
+impl Admin {
+    fn actor(&self, ip: &str) -> Actor {
+        Actor {
+            name: self.session.user.clone(),
+            client_ip: ip.to_owned(),
+        }
+    }
+}
+
+/// The admin behind the cookie, or the response to send instead: a new sign-in (GET) or a
+/// refusal (a form posted without a live session).
+async fn require(ctx: &AppContext, jar: &CookieJar) -> Result<Admin, Response> {
+    let Some(token) = jar.get(COOKIE).map(|c| c.value().to_owned()) else {
+        return Err(Redirect::to("/admin").into_response());
+    };
+    match session::load(
+        ctx.store.as_ref(),
+        &ctx.config.admin,
+        &token,
+        ctx.clock.unix(),
+    )
+    .await
+    {
+        Ok(Some(session)) => Ok(Admin { session, token }),
+        Ok(None) => Err(Redirect::to("/admin").into_response()),
+        Err(e) => Err(super::saml::store_failure(ctx, &e)),
+    }
+}
+
+/// Every form carries the session's CSRF token; a form without it is refused before it is
+/// read. `Some` is the refusal page.
+fn csrf_refusal(ctx: &AppContext, admin: &Admin, form: &[(String, String)]) -> Option<Response> {
+    let presented = form
+        .iter()
+        .find(|(k, _)| k == "csrf")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("");
+    if admin.session.csrf_ok(presented) {
+        return None;
+    }
+    tracing::warn!(admin = %admin.session.user, "admin form without a valid CSRF token refused");
+    Some(ctx.error_page(
+        StatusCode::FORBIDDEN,
+        "This form has expired or did not come from the admin console. Reload the page and try again.",
+    ))
+}
+
+fn parse_form(body: &Bytes) -> Vec<(String, String)> {
+    form_urlencoded::parse(body).into_owned().collect()
+}
+
+/// GET /admin: the overview, or — without a session — a sign-in that always asks for the
+/// second factor.
+async fn home(State(ctx): State<AppState>, ClientIp(ip): ClientIp, jar: CookieJar) -> Response {
+    // An expired or unknown session falls through to a new sign-in.
+    if jar.get(COOKIE).is_some()
+        && let Ok(admin) = require(&ctx, &jar).await
+    {
+        return overview(&ctx, &admin).await;
+    }
+    let flow = Flow::new(Pending::AdminConsole, &ip, ctx.clock.unix());
+    super::login::begin(&ctx, flow, jar.remove(Cookie::build(COOKIE).path("/admin"))).await
+}
+
+async fn overview(ctx: &AppContext, admin: &Admin) -> Response {
+    let recent = match changes::recent(ctx.store.as_ref(), 20).await {
+        Ok(r) => r,
+        Err(e) => return super::saml::store_failure(ctx, &e),
+    };
+    ctx.render(
+        "admin_home.html",
+        minijinja::context! {
+            title => "Admin console", page => "home", admin => admin.session.display.clone(),
+            csrf => admin.session.csrf.clone(), changes => change_rows(&recent),
+        },
+    )
+}
+
+fn change_rows(changes: &[Change]) -> Vec<Value> {
+    changes
+        .iter()
+        .map(|c| {
+            minijinja::context! {
+                at => c.at.clone(), admin => c.admin.clone(), action => c.action.clone(),
+                target => c.target.clone(), before => c.before.clone(), after => c.after.clone(),
+            }
+        })
+        .collect()
+}
+
+/// Ends a sign-in flow made for the console: only members of the admin group who used a
+/// second factor get a session.
+pub async fn signed_in(
+    ctx: &AppContext,
+    user: &UserInfo,
+    methods: &[AuthMethod],
+    client_ip: &str,
+    jar: CookieJar,
+) -> Response {
+    let now = ctx.clock.unix();
+    let actor = Actor {
+        name: user.username.clone(),
+        client_ip: client_ip.to_owned(),
+    };
+    let refuse = |reason: &str, message: &str| {
+        let change = Change::new(
+            &actor,
+            now,
+            "console.refused",
+            &user.username,
+            None,
+            Some(reason.to_owned()),
+        );
+        (change, ctx.error_page(StatusCode::FORBIDDEN, message))
+    };
+    let refused = if !methods.iter().any(|m| m.is_second_factor()) {
+        Some(refuse(
+            "no second factor",
+            "The admin console needs a second factor. Go back to /admin and sign in again.",
+        ))
+    } else if !is_admin(&ctx.config.admin, user) {
+        Some(refuse(
+            "not in the admin group",
+            "Your account is not allowed to use the admin console.",
+        ))
+    } else {
+        None
+    };
+    if let Some((change, page)) = refused {
+        tracing::warn!(user = %user.username, reason = change.after.as_deref().unwrap_or(""), "admin console refused");
+        if let Err(e) = changes::record(ctx.store.as_ref(), now, &[change]).await {
+            return super::saml::store_failure(ctx, &e);
+        }
+        return page;
+    }
+    let s = AdminSession {
+        user: user.username.clone(),
+        display: user
+            .display_name
+            .clone()
+            .or_else(|| user.upn.clone())
+            .unwrap_or_else(|| user.username.clone()),
+        csrf: crate::saml::random_hex(32),
+        started: now,
+        methods: methods.to_vec(),
+        client_ip: client_ip.to_owned(),
+    };
+    let token = match session::start(ctx.store.as_ref(), &ctx.config.admin, &s).await {
+        Ok(t) => t,
+        Err(e) => return super::saml::store_failure(ctx, &e),
+    };
+    let change = Change::new(&actor, now, "console.sign_in", &user.username, None, None);
+    if let Err(e) = changes::record(ctx.store.as_ref(), now, &[change]).await {
+        return super::saml::store_failure(ctx, &e);
+    }
+    let cookie = Cookie::build((COOKIE, token))
+        .path("/admin")
+        .http_only(true)
+        .secure(ctx.config.is_https())
+        .same_site(SameSite::Strict)
+        .build();
+    (jar.add(cookie), Redirect::to("/admin")).into_response()
+}
+
+async fn signout(State(ctx): State<AppState>, jar: CookieJar, body: Bytes) -> Response {
+    let admin = match require(&ctx, &jar).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    if let Some(r) = csrf_refusal(&ctx, &admin, &parse_form(&body)) {
+        return r;
+    }
+    if let Err(e) = session::end(ctx.store.as_ref(), &admin.token).await {
+        return super::saml::store_failure(&ctx, &e);
+    }
+    let jar = jar.remove(Cookie::build(COOKIE).path("/admin"));
+    (
+        jar,
+        ctx.render(
+            "error.html",
+            minijinja::context! { title => "Signed out", message => "You are signed out of the admin console." },
+        ),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+struct SavedQuery {
+    saved: Option<usize>,
+}
+
+async fn settings_page(
+    State(ctx): State<AppState>,
+    jar: CookieJar,
+    Query(q): Query<SavedQuery>,
+) -> Response {
+    let admin = match require(&ctx, &jar).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let (current, overrides) =
+        match admin_settings::current(ctx.store.as_ref(), ctx.settings.base()).await {
+            Ok(x) => x,
+            Err(e) => return super::saml::store_failure(&ctx, &e),
+        };
+    let notice = q.saved.map(|n| match n {
+        0 => "Nothing changed.".to_owned(),
+        1 => "Saved 1 change. It is in force on every node within a second.".to_owned(),
+        n => format!("Saved {n} changes. They are in force on every node within a second."),
+    });
+    let form = Submitted::Current(&current, &overrides);
+    render_settings(&ctx, &admin, &form, notice, None, StatusCode::OK)
+}
+
+/// What the settings form shows: the settings in force, or what was just typed (with errors).
+enum Submitted<'a> {
+    Current(&'a MfaSettings, &'a crate::mfa::live::Overrides),
+    Typed(&'a [(String, String)]),
+}
+
+impl Submitted<'_> {
+    /// The field's values as text (several for a multi-choice or lines).
+    fn values(&self, s: &Setting) -> Vec<String> {
+        match self {
+            Submitted::Current(current, _) => {
+                let v = table::get(current, s.key);
+                match (&s.kind, v) {
+                    (Kind::Secret, _) => Vec::new(),
+                    (_, serde_json::Value::Array(items)) => items
+                        .iter()
+                        .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned))
+                        .collect(),
+                    (_, serde_json::Value::Bool(b)) => {
+                        vec![if b { "on" } else { "" }.to_owned()]
+                    }
+                    (_, serde_json::Value::Null) => Vec::new(),
+                    (_, serde_json::Value::String(t)) => vec![t],
+                    (_, other) => vec![other.to_string()],
+                }
+            }
+            Submitted::Typed(form) => form
+                .iter()
+                .filter(|(k, _)| k == s.key)
+                .map(|(_, v)| v.clone())
+                .collect(),
+        }
+    }
+}
+
+fn render_settings(
+    ctx: &AppContext,
+    admin: &Admin,
+    form: &Submitted<'_>,
+    notice: Option<String>,
+    errors: Option<&[(String, String)]>,
+    status: StatusCode,
+) -> Response {
+    let base = ctx.settings.base();
+    let groups: Vec<Value> = Group::ALL
+        .iter()
+        .map(|g| {
+            let rows: Vec<Value> = SETTINGS
+                .iter()
+                .filter(|s| s.group == *g)
+                .map(|s| setting_row(s, form, base, errors))
+                .collect();
+            minijinja::context! { title => g.title(), settings => rows }
+        })
+        .collect();
+    let error_list: Vec<Value> = errors
+        .unwrap_or_default()
+        .iter()
+        .map(|(key, msg)| {
+            let label = table::find(key).map_or(key.as_str(), |s| s.label);
+            minijinja::context! { key => key.clone(), label => label, message => msg.clone() }
+        })
+        .collect();
+    let mut res = ctx.render(
+        "admin_settings.html",
+        minijinja::context! {
+            title => "Adapter settings", page => "settings", admin => admin.session.display.clone(),
+            csrf => admin.session.csrf.clone(), groups => groups, notice => notice, errors => error_list,
+        },
+    );
+    *res.status_mut() = status;
+    res
+}
+
+fn setting_row(
+    s: &Setting,
+    form: &Submitted<'_>,
+    base: &MfaSettings,
+    errors: Option<&[(String, String)]>,
+) -> Value {
+    let values = form.values(s);
+    let (control, min, max, options) = match s.kind {
+        Kind::Bool => ("bool", None, None, Vec::new()),
+        Kind::Number { min, max } => ("number", Some(min), Some(max), Vec::new()),
+        Kind::Choice(o) => ("choice", None, None, o.to_vec()),
+        Kind::Choices(o) => ("choices", None, None, o.to_vec()),
+        Kind::Text { .. } => ("text", None, None, Vec::new()),
+        Kind::Lines => ("lines", None, None, Vec::new()),
+        Kind::Secret => ("secret", None, None, Vec::new()),
+    };
+    let options: Vec<Value> = options
+        .iter()
+        .map(|(v, label)| {
+            minijinja::context! { value => *v, label => *label, selected => values.iter().any(|x| x == v) }
+        })
+        .collect();
+    let (overridden, secret_set) = match form {
+        Submitted::Current(current, overrides) => (
+            overrides.contains_key(s.key),
+            !table::get(current, s.key).is_null(),
+        ),
+        Submitted::Typed(_) => (false, false),
+    };
+    let error = errors
+        .unwrap_or_default()
+        .iter()
+        .find(|(k, _)| k == s.key)
+        .map(|(_, m)| m.clone());
+    minijinja::context! {
+        key => s.key, label => s.label, help => s.help, control => control, min => min, max => max,
+        options => options, value => values.first().cloned().unwrap_or_default(), lines => values.join("\n"),
+        checked => values.first().is_some_and(|v| !v.is_empty()), overridden => overridden,
+        default => table::display(s, &table::get(base, s.key)), secret_set => secret_set, error => error,
+    }
+}
+
+/// POST /admin/settings: every setting of the page at once. Nothing is stored unless all
+/// of them read and the result validates as a whole.
+async fn settings_save(
+    State(ctx): State<AppState>,
+    ClientIp(ip): ClientIp,
+    jar: CookieJar,
+    body: Bytes,
+) -> Response {
+    let admin = match require(&ctx, &jar).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let form = parse_form(&body);
+    if let Some(r) = csrf_refusal(&ctx, &admin, &form) {
+        return r;
+    }
+    let mut edits = Vec::new();
+    let mut errors = Vec::new();
+    for s in SETTINGS {
+        let typed: Vec<String> = form
+            .iter()
+            .filter(|(k, _)| k == s.key)
+            .map(|(_, v)| v.clone())
+            .collect();
+        match table::parse(s, &typed) {
+            Ok(Some(v)) => edits.push((s, v)),
+            Ok(None) => {}
+            Err(e) => errors.push((s.key.to_owned(), e)),
+        }
+    }
+    let typed = Submitted::Typed(&form);
+    if !errors.is_empty() {
+        tracing::info!(admin = %admin.session.user, errors = ?errors, "settings form refused");
+        return render_settings(
+            &ctx,
+            &admin,
+            &typed,
+            None,
+            Some(&errors),
+            StatusCode::BAD_REQUEST,
+        );
+    }
+    let now = ctx.clock.unix();
+    match admin_settings::apply(ctx.store.as_ref(), ctx.settings.base(), &admin.actor(&ip), now, &edits)
+        .await
+    {
+        Ok(changed) => {
+            ctx.settings.invalidate();
+            Redirect::to(&format!("/admin/settings?saved={}", changed.len())).into_response()
+        }
+        Err(ApplyError::Invalid(invalid)) => {
+            tracing::info!(admin = %admin.session.user, error = %invalid, "settings refused by validation");
+            let errors = [(invalid.key.clone(), invalid.detail.clone())];
+            render_settings(&ctx, &admin, &typed, None, Some(&errors), StatusCode::BAD_REQUEST)
+        }
+        Err(ApplyError::Busy) => render_settings(
+            &ctx,
+            &admin,
+            &typed,
+            Some("Someone else saved the settings at the same moment. Check the values and save again.".into()),
+            None,
+            StatusCode::CONFLICT,
+        ),
+        Err(ApplyError::Store(e)) => super::saml::store_failure(&ctx, &e),
+    }
+}

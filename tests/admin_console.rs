@@ -1,0 +1,431 @@
+//! The admin console over HTTP: who gets in (the admin group, always with a second factor),
+//! CSRF and session limits, the adapter settings page (bad input refused with a clear error
+//! and nothing stored, changes logged with before / after) and a change made on one node
+//! in force on another that shares its Redis.
+
+mod support {
+    pub mod browser;
+    pub mod mfa;
+    pub mod redis;
+    pub mod sp;
+    pub mod tessera;
+}
+
+use std::sync::Arc;
+
+use reqwest::StatusCode;
+use support::browser::{Browser, form_fields, input_value, set_field, unescape};
+use support::mfa::{code, enrol_all};
+use support::redis::RedisServer;
+use support::sp::TestSp;
+use support::tessera::{Tessera, TesseraBuilder, file_user};
+use tessera::clock::{Clock, FixedClock, SystemClock};
+use tessera::config::StoreKind;
+use tessera::mfa::Method;
+use tessera::mfa::live::OVERRIDES_KEY;
+
+const PW: &str = "Corr3ct horse!";
+const PHONE: &str = "+15550100230";
+
+struct Env {
+    idp: Tessera,
+    clock: Arc<dyn Clock>,
+    fixed: Option<Arc<FixedClock>>,
+    sp: TestSp,
+}
+
+fn admin_user(name: &str) -> tessera::directory::file::FileUser {
+    let mut u = file_user(name, PW);
+    u.groups.push("Tessera Admins".into());
+    u
+}
+
+async fn builder(tweak: impl FnOnce(&mut tessera::config::Config)) -> (TesseraBuilder, TestSp) {
+    let mut b = TesseraBuilder::new();
+    tweak(&mut b.config);
+    b.add_user(&[
+        admin_user("alice"),
+        file_user("bob", PW),
+        admin_user("carol"),
+    ]);
+    let sp = TestSp::new("admin");
+    b.add_rp("admin", &sp.metadata(false), "");
+    (b, sp)
+}
+
+async fn env(tweak: impl FnOnce(&mut tessera::config::Config)) -> Env {
+    let (mut b, sp) = builder(tweak).await;
+    let fixed = Arc::new(FixedClock::new(time::OffsetDateTime::now_utc()));
+    b.clock = fixed.clone();
+    let idp = b.start().await;
+    for u in ["alice", "bob", "carol"] {
+        enrol_all(&idp, u, Method::Oath, PHONE).await;
+    }
+    Env {
+        idp,
+        clock: fixed.clone(),
+        fixed: Some(fixed),
+        sp,
+    }
+}
+
+impl Env {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.idp.base)
+    }
+
+    /// /admin → password → (the page after it). Returns the browser, the flow and the page.
+    async fn password(&self, user: &str) -> (Browser, String, StatusCode, String) {
+        let browser = Browser::new();
+        let (url, status, page) = browser.get(&self.url("/admin")).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert!(page.contains("Tessera admin console"), "{page}");
+        let flow = input_value(&page, "flow").expect("a sign-in flow");
+        let (_, status, page) = browser.sign_in(&url, &page, user, PW).await;
+        (browser, flow, status, page)
+    }
+
+    /// The whole admin sign-in with the authenticator code; returns the browser and page.
+    async fn sign_in(&self, user: &str) -> (Browser, StatusCode, String) {
+        let (browser, flow, status, page) = self.password(user).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert!(page.contains("name=\"code\""), "asks for the code: {page}");
+        let now = self.clock.unix();
+        let (_, status, page) = browser
+            .post(
+                &self.url("/adfs/ls/login"),
+                &[("flow", &flow), ("action", "code"), ("code", &code(now))],
+            )
+            .await;
+        (browser, status, page)
+    }
+
+    async fn stored_overrides(&self) -> Option<Vec<u8>> {
+        self.idp
+            .state
+            .store
+            .get(OVERRIDES_KEY)
+            .await
+            .expect("store")
+    }
+}
+
+async fn post_fields(
+    browser: &Browser,
+    url: &str,
+    fields: &[(String, String)],
+) -> (String, StatusCode, String) {
+    let f: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    browser.post(url, &f).await
+}
+
+/// The settings page and the fields a browser would submit from it unchanged.
+async fn settings_form(env: &Env, browser: &Browser) -> Vec<(String, String)> {
+    let (_, status, page) = browser.get(&env.url("/admin/settings")).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    form_fields(&page, "/admin/settings")
+}
+
+#[tokio::test]
+async fn only_admins_with_a_second_factor_get_in() {
+    // MFA switched off, the client's network trusted, a bypass waiting: the console still
+    // asks for the second factor.
+    let e = env(|c| {
+        c.mfa.enabled = false;
+        c.mfa.trusted_networks = vec!["127.0.0.1".into()];
+    })
+    .await;
+    e.idp
+        .state
+        .store
+        .put(&tessera::login::bypass_key("alice"), b"ticket 1", None)
+        .await
+        .expect("bypass");
+
+    let (browser, status, page) = e.sign_in("bob").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
+    assert!(
+        page.contains("not allowed to use the admin console"),
+        "{page}"
+    );
+    let (url, _, page) = browser.get(&e.url("/admin/settings")).await;
+    assert!(
+        url.contains("/adfs/ls/login"),
+        "a non-admin is sent to sign in: {url}"
+    );
+    assert!(!page.contains("Adapter settings"), "{page}");
+
+    let (browser, status, page) = e.sign_in("alice").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("Overview"), "{page}");
+    assert!(
+        page.contains("console.refused"),
+        "bob's refusal is logged: {page}"
+    );
+    let (_, status, page) = browser.get(&e.url("/admin/settings")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("Push and call timeout"), "{page}");
+}
+
+#[tokio::test]
+async fn an_admin_without_any_second_factor_cannot_get_in() {
+    let e = env(|c| c.mfa.allow_enrollment = false).await;
+    // carol's registration is wiped: nothing to verify with, enrollment off.
+    tessera::mfa::registration::update(e.idp.state.store.as_ref(), "carol", |r| {
+        r.tokens.clear();
+        r.phones.clear();
+        r.push_devices.clear();
+        r.default_method = None;
+    })
+    .await
+    .expect("wipe");
+    let (browser, _, status, page) = e.password("carol").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
+    assert!(page.contains("No verification method"), "{page}");
+    let (url, _, _) = browser.get(&e.url("/admin/settings")).await;
+    assert!(url.contains("/adfs/ls/login"), "{url}");
+}
+
+#[tokio::test]
+async fn changes_need_the_csrf_token_and_a_live_session() {
+    let e = env(|_| {}).await;
+    let (browser, _, _) = e.sign_in("alice").await;
+    let mut fields = settings_form(&e, &browser).await;
+    set_field(&mut fields, "timeout_secs", &["30"]);
+    let without: Vec<_> = fields
+        .iter()
+        .filter(|(k, _)| k != "csrf")
+        .cloned()
+        .collect();
+    let (_, status, page) = post_fields(&browser, &e.url("/admin/settings"), &without).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
+    let mut wrong = fields.clone();
+    set_field(&mut wrong, "csrf", &["0".repeat(64).as_str()]);
+    let (_, status, _) = post_fields(&browser, &e.url("/admin/settings"), &wrong).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // The right token from another browser (no session cookie): sent to sign in.
+    let (url, _, _) = post_fields(&Browser::new(), &e.url("/admin/settings"), &fields).await;
+    assert!(url.contains("/adfs/ls/login"), "{url}");
+    assert_eq!(e.stored_overrides().await, None, "nothing was stored");
+
+    // Signing out ends the session: the old cookie no longer works.
+    let csrf = input_value(&settings_form_page(&e, &browser).await, "csrf").expect("csrf");
+    let (_, status, page) = browser
+        .post(&e.url("/admin/signout"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let (url, _, _) = post_fields(&browser, &e.url("/admin/settings"), &fields).await;
+    assert!(url.contains("/adfs/ls/login"), "sent to sign in: {url}");
+    assert_eq!(e.stored_overrides().await, None);
+}
+
+async fn settings_form_page(e: &Env, browser: &Browser) -> String {
+    browser.get(&e.url("/admin/settings")).await.2
+}
+
+#[tokio::test]
+async fn bad_settings_are_refused_with_a_clear_error_and_nothing_stored() {
+    let e = env(|_| {}).await;
+    let (browser, _, _) = e.sign_in("alice").await;
+    let fields = settings_form(&e, &browser).await;
+    let cases: &[(&str, &[&str], &str)] = &[
+        (
+            "trusted_networks",
+            &["10.0.0.0/8\n10.1.0.0/33"],
+            "Trusted networks",
+        ),
+        ("timeout_secs", &["5"], "5 is outside 10..=300"),
+        ("timeout_secs", &["55; DROP TABLE"], "not a whole number"),
+        ("methods", &["oath"], "Company default method"),
+        ("gateway.push", &["ntfy"], "ntfy server URL"),
+        (
+            "gateway.push",
+            &["carrier-pigeon"],
+            "not one of the choices",
+        ),
+        (
+            "default_country_code",
+            &["<script>alert(1)</script>"],
+            "1 to 3 digits",
+        ),
+        ("methods", &["push", "telepathy"], "not one of the choices"),
+    ];
+    for (key, values, expect) in cases {
+        let mut bad = fields.clone();
+        set_field(&mut bad, key, values);
+        let (_, status, page) = post_fields(&browser, &e.url("/admin/settings"), &bad).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{key}: {page}");
+        assert!(page.contains("Nothing was saved"), "{key}: {page}");
+        assert!(
+            page.contains(expect),
+            "{key}: expected {expect:?} in {page}"
+        );
+        assert!(
+            !page.contains("<script>alert"),
+            "typed text is escaped: {page}"
+        );
+        assert_eq!(e.stored_overrides().await, None, "{key}: nothing stored");
+    }
+    // The same form unchanged saves nothing and says so.
+    let (_, status, page) = post_fields(&browser, &e.url("/admin/settings"), &fields).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("Nothing changed"), "{page}");
+    assert_eq!(e.stored_overrides().await, None);
+}
+
+#[tokio::test]
+async fn a_change_is_in_force_at_once_and_logged_without_secrets() {
+    let e = env(|_| {}).await;
+    let (browser, _, _) = e.sign_in("alice").await;
+    let mut fields = settings_form(&e, &browser).await;
+    set_field(
+        &mut fields,
+        "trusted_networks",
+        &["127.0.0.1\n10.20.0.0/16"],
+    );
+    set_field(&mut fields, "timeout_secs", &["30"]);
+    set_field(
+        &mut fields,
+        "gateway.webhook_secret",
+        &["s3cr3t-webhook-key"],
+    );
+    let (url, status, page) = post_fields(&browser, &e.url("/admin/settings"), &fields).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(url.contains("saved=3"), "{url}");
+    assert!(page.contains("Saved 3 changes"), "{page}");
+    assert!(page.contains("Changed here"), "{page}");
+    assert!(
+        !page.contains("s3cr3t-webhook-key"),
+        "a secret is never shown back"
+    );
+
+    let overview = unescape(&browser.get(&e.url("/admin")).await.2);
+    for expect in [
+        "settings.update",
+        "timeout_secs",
+        "55",
+        "30",
+        "127.0.0.1, 10.20.0.0/16",
+        "(set)",
+    ] {
+        assert!(overview.contains(expect), "{expect} in {overview}");
+    }
+    assert!(!overview.contains("s3cr3t-webhook-key"), "{overview}");
+    let raw = e.stored_overrides().await.expect("stored");
+    assert!(String::from_utf8_lossy(&raw).contains("\"timeout_secs\":30"));
+
+    // In force for the next sign-in: bob, on a trusted address, skips the second factor.
+    let sso = format!(
+        "{}/adfs/ls/idpinitiatedsignon?loginToRp={}",
+        e.idp.base, e.sp.entity_id
+    );
+    let bob = Browser::new();
+    let (url, _, page) = bob.get(&sso).await;
+    let (_, status, page) = bob.sign_in(&url, &page, "bob", PW).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(
+        page.contains("SAMLResponse"),
+        "trusted network: no second factor: {page}"
+    );
+
+    // Setting a value back to the config file's removes the override.
+    let mut fields = settings_form(&e, &browser).await;
+    set_field(&mut fields, "timeout_secs", &["55"]);
+    let (_, status, page) = post_fields(&browser, &e.url("/admin/settings"), &fields).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let raw = String::from_utf8(e.stored_overrides().await.expect("stored")).expect("utf8");
+    assert!(!raw.contains("timeout_secs"), "{raw}");
+    assert!(raw.contains("trusted_networks"), "{raw}");
+}
+
+#[tokio::test]
+async fn an_idle_session_ends() {
+    let e = env(|c| c.admin.idle_timeout_secs = 300).await;
+    let (browser, _, _) = e.sign_in("alice").await;
+    let fixed = e.fixed.clone().expect("fixed clock");
+    fixed.advance(time::Duration::seconds(200));
+    let (url, _, _) = browser.get(&e.url("/admin/settings")).await;
+    assert!(
+        url.ends_with("/admin/settings"),
+        "still signed in after 200 s: {url}"
+    );
+    fixed.advance(time::Duration::seconds(200));
+    let (url, _, _) = browser.get(&e.url("/admin/settings")).await;
+    assert!(
+        url.ends_with("/admin/settings"),
+        "200 s after the last use: {url}"
+    );
+    fixed.advance(time::Duration::seconds(301));
+    let (url, _, page) = browser.get(&e.url("/admin/settings")).await;
+    assert!(
+        url.contains("/adfs/ls/login"),
+        "idle for 301 s: signed out: {url} {page}"
+    );
+}
+
+#[tokio::test]
+async fn a_change_on_node_a_is_in_force_on_node_b() {
+    let redis = RedisServer::start();
+    let shared = |c: &mut tessera::config::Config| {
+        c.store.backend = StoreKind::Redis;
+        c.store.redis_url = Some(redis.url());
+    };
+    let (mut ba, _) = builder(shared).await;
+    ba.clock = Arc::new(SystemClock);
+    let a = ba.start().await;
+    // A farm shares mfa.key (registrations are sealed with it) and the store.
+    let (mut bb, _) = builder(shared).await;
+    bb.clock = Arc::new(SystemClock);
+    std::fs::create_dir_all(&bb.config.server.data_dir).expect("data dir");
+    std::fs::copy(
+        a.dir.path().join("data/mfa.key"),
+        bb.config.server.data_dir.join("mfa.key"),
+    )
+    .expect("share mfa.key");
+    let b = bb.start().await;
+    enrol_all(&a, "alice", Method::Oath, PHONE).await;
+    enrol_all(&a, "carol", Method::Oath, PHONE).await;
+    let on = |idp: Tessera| Env {
+        idp,
+        clock: Arc::new(SystemClock),
+        fixed: None,
+        sp: TestSp::new("unused"),
+    };
+    let (a, b) = (on(a), on(b));
+
+    let (browser, status, page) = a.sign_in("alice").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let mut fields = settings_form(&a, &browser).await;
+    set_field(&mut fields, "timeout_secs", &["42"]);
+    set_field(&mut fields, "number_matching", &["on"]);
+    let (_, status, page) = post_fields(&browser, &a.url("/admin/settings"), &fields).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+
+    // On node B (never restarted) an admin sees the new values, and B's sign-ins use them.
+    let (browser_b, status, page) = b.sign_in("carol").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let fields_b = settings_form(&b, &browser_b).await;
+    let value = |k: &str| {
+        fields_b
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(value("timeout_secs").as_deref(), Some("42"));
+    assert_eq!(value("number_matching").as_deref(), Some("on"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let p = b.idp.state.policy().await;
+        if p.mfa.timeout_secs == 42 && p.mfa.number_matching {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node B's sign-ins never used the change"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
