@@ -48,19 +48,16 @@ pub fn record(event: &AuditEvent<'_>) -> Option<String> {
 /// How long stored audit events are kept (a bit over a year, for yearly reviews).
 pub const RETENTION: Duration = Duration::from_secs(400 * 86_400);
 
-/// Stores events as `audit:<unix time, 12 digits>:<flow>:<n>`, so a prefix scan lists them
-/// in time order and any node can show them.
-pub async fn persist(
-    store: &dyn Store,
-    flow: &str,
-    events: &[(i64, String)],
-) -> Result<(), StoreError> {
-    for (n, (at, json)) in events.iter().enumerate() {
-        let key = format!(
-            "audit:{at:012}:{flow}:{n:02}-{}",
-            crate::saml::random_hex(2)
-        );
-        store.put(&key, json.as_bytes(), Some(RETENTION)).await?;
+/// The store log sign-in events are appended to (`Store::append`), read by the admin
+/// console's sign-in log on any node.
+pub const SIGNIN_LOG: &str = "signin";
+
+/// Appends a flow's events (stamped with their Unix second) to `SIGNIN_LOG`.
+pub async fn persist(store: &dyn Store, events: &[(i64, String)]) -> Result<(), StoreError> {
+    for (at, json) in events {
+        store
+            .append(SIGNIN_LOG, at.saturating_mul(1000), json.as_bytes(), RETENTION)
+            .await?;
     }
     Ok(())
 }

@@ -14,7 +14,7 @@ use tempfile::TempDir;
 use tessera::clock::FixedClock;
 use tessera::store::embedded::EmbeddedStore;
 use tessera::store::redis::RedisStore;
-use tessera::store::{Store, StoreError, get_json, put_json};
+use tessera::store::{LogEntry, Store, StoreError, get_json, put_json};
 use time::macros::datetime;
 
 use support::redis::RedisServer;
@@ -114,6 +114,8 @@ contract!(
     keys_by_prefix,
     keys_prefix_glob_chars_are_literal,
     json_round_trip_and_corrupt_record,
+    log_reads_a_window_newest_first,
+    log_retention_drops_old_entries,
 );
 
 async fn get_put_delete(f: &Fixture) {
@@ -612,4 +614,89 @@ async fn redis_and_embedded_list_the_same_keys() {
         listings.insert(s.keys("x:").await.unwrap());
     }
     assert_eq!(listings.len(), 1, "{listings:?}");
+}
+
+/// Stamps in the cases below: an arbitrary instant, plus seconds.
+const T0: i64 = 1_900_000_000_000;
+
+fn stamps(entries: &[LogEntry]) -> Vec<(i64, String)> {
+    entries
+        .iter()
+        .map(|e| (e.at_ms - T0, String::from_utf8_lossy(&e.value).into_owned()))
+        .collect()
+}
+
+async fn log_reads_a_window_newest_first(f: &Fixture) {
+    let s = f.store.as_ref();
+    let year = Duration::from_secs(400 * 86_400);
+    for (at, v) in [
+        (1000, "a"),
+        (2000, "b"),
+        (2000, "c"),
+        (3000, "d"),
+        (5000, "e"),
+    ] {
+        s.append("audit", T0 + at, v.as_bytes(), year)
+            .await
+            .expect("append");
+    }
+    s.append("other", T0 + 2000, b"x", year)
+        .await
+        .expect("append other");
+    let got = s
+        .read_log("audit", T0 + 2000, T0 + 3000, 10)
+        .await
+        .expect("read");
+    assert_eq!(
+        stamps(&got),
+        vec![(3000, "d".into()), (2000, "c".into()), (2000, "b".into())],
+        "newest first, same stamp in reverse arrival"
+    );
+    let got = s.read_log("audit", T0, T0 + 10_000, 2).await.expect("read");
+    assert_eq!(stamps(&got), vec![(5000, "e".into()), (3000, "d".into())]);
+    assert!(
+        s.read_log("audit", T0 + 3000, T0 + 2000, 10)
+            .await
+            .expect("read")
+            .is_empty()
+    );
+    assert!(
+        s.read_log("nothing", T0, T0 + 10_000, 10)
+            .await
+            .expect("read")
+            .is_empty()
+    );
+    let other = s
+        .read_log("other", T0, T0 + 10_000, 10)
+        .await
+        .expect("read");
+    assert_eq!(stamps(&other), vec![(2000, "x".into())]);
+    // Binary values survive.
+    s.append("bin", T0, &[0, 255, 10, 13], year)
+        .await
+        .expect("append");
+    let bin = s.read_log("bin", T0, T0, 1).await.expect("read");
+    assert_eq!(bin[0].value, vec![0, 255, 10, 13]);
+}
+
+async fn log_retention_drops_old_entries(f: &Fixture) {
+    let s = f.store.as_ref();
+    let ten = Duration::from_secs(10);
+    for at in [0, 5_000, 9_000] {
+        s.append("audit", T0 + at, b"old", ten)
+            .await
+            .expect("append");
+    }
+    s.append("audit", T0 + 16_000, b"new", ten)
+        .await
+        .expect("append");
+    let got = s
+        .read_log("audit", T0, T0 + 20_000, 10)
+        .await
+        .expect("read");
+    assert_eq!(
+        stamps(&got),
+        vec![(16_000, "new".into()), (9_000, "old".into())],
+        "entries stamped more than 10 s before the newest are gone"
+    );
 }

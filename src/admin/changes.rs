@@ -3,10 +3,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::Actor;
-use crate::store::{self, Store, StoreError};
+use crate::store::{Store, StoreError};
 
-/// One change, as stored under `adminlog:<unix time>:<sequence>` (12 digits each) and written on
-/// the `audit` log target.
+/// One change, as appended to the store log `ADMIN_LOG` and written on the `audit` log target.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {
     pub at: String,
@@ -49,22 +48,32 @@ pub async fn record(store: &dyn Store, now: i64, changes: &[Change]) -> Result<(
         if let Ok(json) = serde_json::to_string(c) {
             tracing::info!(target: "audit", "{json}");
         }
-        // A store-wide sequence orders changes made within one second (and across nodes).
-        let seq = store.incr("adminseq", 1, None).await?;
-        let key = format!("adminlog:{now:012}:{seq:012}");
-        store::put_json(store, &key, c, Some(crate::audit::RETENTION)).await?;
+        let json = serde_json::to_vec(c).map_err(|e| StoreError::Corrupt {
+            key: ADMIN_LOG.into(),
+            detail: e.to_string(),
+        })?;
+        store
+            .append(ADMIN_LOG, now.saturating_mul(1000), &json, crate::audit::RETENTION)
+            .await?;
     }
     Ok(())
 }
 
-/// The newest `limit` changes, newest first.
+/// The store log admin changes are appended to.
+pub const ADMIN_LOG: &str = "admin";
+
+/// The newest `limit` changes, newest first. An entry that does not parse is skipped (and
+/// logged): one bad record must not hide the rest of the trail.
 pub async fn recent(store: &dyn Store, limit: usize) -> Result<Vec<Change>, StoreError> {
-    let keys = store.keys("adminlog:").await?;
-    let mut out = Vec::new();
-    for k in keys.iter().rev().take(limit) {
-        if let Some(c) = store::get_json::<Change>(store, k).await? {
-            out.push(c);
-        }
-    }
-    Ok(out)
+    let entries = store.read_log(ADMIN_LOG, 0, i64::MAX, limit).await?;
+    Ok(entries
+        .iter()
+        .filter_map(|e| match serde_json::from_slice(&e.value) {
+            Ok(c) => Some(c),
+            Err(err) => {
+                tracing::error!(at_ms = e.at_ms, error = %err, "admin log entry does not parse");
+                None
+            }
+        })
+        .collect())
 }

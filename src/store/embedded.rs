@@ -18,11 +18,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
-use super::{Result, Store, StoreError, ttl_millis};
+use super::{LogEntry, Result, Store, StoreError, ttl_millis};
 use crate::clock::Clock;
 
 /// All records live in one table: key -> envelope (expiry + value bytes).
 const RECORDS: TableDefinition<&str, &[u8]> = TableDefinition::new("tessera_records");
+
+/// Append-only logs: (log name, stamp in Unix ms, sequence within the stamp) -> value.
+const LOGS: TableDefinition<(&str, i64, u64), &[u8]> = TableDefinition::new("tessera_logs");
 
 /// Envelope tag: the record lives until deleted.
 const TAG_PERMANENT: u8 = 0;
@@ -218,6 +221,7 @@ impl Inner {
     fn create_table(&self) -> OpResult<()> {
         let txn = self.db.begin_write()?;
         txn.open_table(RECORDS)?;
+        txn.open_table(LOGS)?;
         txn.commit()?;
         Ok(())
     }
@@ -381,6 +385,55 @@ impl Inner {
         Ok(out)
     }
 
+    fn append(&self, log: &str, at_ms: i64, value: &[u8], retention: Duration) -> OpResult<()> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut table = txn.open_table(LOGS)?;
+            let seq = match table
+                .range((log, at_ms, 0)..=(log, at_ms, u64::MAX))?
+                .next_back()
+            {
+                Some(last) => last?.0.value().2 + 1,
+                None => 0,
+            };
+            table.insert((log, at_ms, seq), value)?;
+            // Retention: everything stamped before the window goes (usually nothing).
+            let oldest = at_ms.saturating_sub(ttl_millis(retention));
+            table.retain_in((log, i64::MIN, 0)..(log, oldest, 0), |_, _| false)?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    fn read_log(
+        &self,
+        log: &str,
+        from_ms: i64,
+        to_ms: i64,
+        limit: usize,
+    ) -> OpResult<Vec<LogEntry>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(LOGS)?;
+        let mut out = Vec::new();
+        if from_ms > to_ms {
+            return Ok(out);
+        }
+        for entry in table
+            .range((log, from_ms, 0)..=(log, to_ms, u64::MAX))?
+            .rev()
+        {
+            if out.len() >= limit {
+                break;
+            }
+            let (key, value) = entry?;
+            out.push(LogEntry {
+                at_ms: key.value().1,
+                value: value.value().to_vec(),
+            });
+        }
+        Ok(out)
+    }
+
     fn purge_expired(&self) -> OpResult<usize> {
         let now = self.now_ms();
         let txn = self.db.begin_write()?;
@@ -454,6 +507,28 @@ impl Store for EmbeddedStore {
     async fn keys(&self, prefix: &str) -> Result<Vec<String>> {
         let prefix = prefix.to_owned();
         self.run("keys", move |db| db.keys(&prefix)).await
+    }
+
+    async fn append(&self, log: &str, at_ms: i64, value: &[u8], retention: Duration) -> Result<()> {
+        let (log, value) = (log.to_owned(), value.to_vec());
+        self.run("append", move |db| {
+            db.append(&log, at_ms, &value, retention)
+        })
+        .await
+    }
+
+    async fn read_log(
+        &self,
+        log: &str,
+        from_ms: i64,
+        to_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<LogEntry>> {
+        let log = log.to_owned();
+        self.run("read_log", move |db| {
+            db.read_log(&log, from_ms, to_ms, limit)
+        })
+        .await
     }
 
     async fn purge_expired(&self) -> Result<usize> {

@@ -22,6 +22,13 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// One entry of an append-only log (`Store::append`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    pub at_ms: i64,
+    pub value: Vec<u8>,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// The record's bytes, or `None` when absent or expired.
@@ -46,6 +53,19 @@ pub trait Store: Send + Sync + 'static {
     async fn incr(&self, key: &str, by: i64, ttl: Option<Duration>) -> Result<i64>;
     /// Live keys starting with `prefix`, sorted. For admin listings, not hot paths.
     async fn keys(&self, prefix: &str) -> Result<Vec<String>>;
+    /// Appends `value` to the append-only log `log`, stamped `at_ms` (Unix ms); entries stamped
+    /// more than `retention` before it are dropped along the way. Audit trails live in logs:
+    /// reading a time window stays cheap however many entries a year holds.
+    async fn append(&self, log: &str, at_ms: i64, value: &[u8], retention: Duration) -> Result<()>;
+    /// Entries of `log` stamped within `from_ms..=to_ms`, newest first, at most `limit`.
+    /// Entries with the same stamp keep their order of arrival.
+    async fn read_log(
+        &self,
+        log: &str,
+        from_ms: i64,
+        to_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<LogEntry>>;
     /// Drops expired records a backend keeps until they are touched; returns how many went.
     /// Redis expires keys itself, so its answer is always 0.
     async fn purge_expired(&self) -> Result<usize> {

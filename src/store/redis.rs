@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Client, RedisError, Script, SetExpiry, SetOptions};
 
-use super::{Result, Store, StoreError, ttl_millis};
+use super::{LogEntry, Result, Store, StoreError, ttl_millis};
 
 /// Replaces the record when its current bytes equal the expected ones.
 /// KEYS[1] key; ARGV[1] "1" when a value is expected, "0" when absence is; ARGV[2] expected
@@ -278,6 +278,86 @@ impl Store for RedisStore {
             cursor = next;
         }
         Ok(found.into_iter().collect())
+    }
+
+    /// A Redis stream per log: entry IDs are `<at_ms>-<seq>`, so XREVRANGE reads a time
+    /// window directly, and `MINID` trims by retention as entries arrive.
+    async fn append(&self, log: &str, at_ms: i64, value: &[u8], retention: Duration) -> Result<()> {
+        let key = self.full_key(&format!("log:{log}"));
+        let oldest = at_ms.saturating_sub(ttl_millis(retention)).max(0);
+        let xadd = |id: String| {
+            let mut c = redis::cmd("XADD");
+            // Exact trimming (no `~`): retention is a promise, and an audit trail evicts
+            // few entries per append.
+            c.arg(&key)
+                .arg("MINID")
+                .arg(oldest)
+                .arg(id)
+                .arg("v")
+                .arg(value);
+            c
+        };
+        let mut conn = self.conn();
+        let first: std::result::Result<String, RedisError> = xadd(format!("{}-*", at_ms.max(0)))
+            .query_async(&mut conn)
+            .await;
+        match first {
+            Ok(_) => Ok(()),
+            // Another node's clock ran ahead and its entry is newer than our stamp: a
+            // stream's IDs only grow, so take the next free one (the stamp is off by the skew).
+            Err(e) if e.to_string().contains("equal or smaller") => xadd("*".into())
+                .query_async::<String>(&mut conn)
+                .await
+                .map(drop)
+                .map_err(|e| self.backend("XADD", e)),
+            Err(e) => Err(self.backend("XADD", e)),
+        }
+    }
+
+    async fn read_log(
+        &self,
+        log: &str,
+        from_ms: i64,
+        to_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<LogEntry>> {
+        if from_ms > to_ms || limit == 0 || to_ms < 0 {
+            return Ok(Vec::new());
+        }
+        let key = self.full_key(&format!("log:{log}"));
+        let mut conn = self.conn();
+        // An incomplete end ID means "any sequence within that millisecond".
+        let entries: Vec<(String, Vec<Vec<u8>>)> = redis::cmd("XREVRANGE")
+            .arg(&key)
+            .arg(to_ms)
+            .arg(from_ms.max(0))
+            .arg("COUNT")
+            .arg(limit)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.backend("XREVRANGE", e))?;
+        entries
+            .into_iter()
+            .map(|(id, mut fields)| {
+                let at_ms = id
+                    .split_once('-')
+                    .and_then(|(ms, _)| ms.parse().ok())
+                    .ok_or_else(|| StoreError::Corrupt {
+                        key: key.clone(),
+                        detail: format!("stream entry id {id:?}"),
+                    })?;
+                // Fields alternate name, value; ours has one: v.
+                let value = if fields.len() == 2 {
+                    fields.swap_remove(1)
+                } else {
+                    return Err(StoreError::Corrupt {
+                        key: key.clone(),
+                        detail: format!("stream entry {id} has {} fields", fields.len() / 2),
+                    });
+                };
+                Ok(LogEntry { at_ms, value })
+            })
+            .collect()
     }
 }
 

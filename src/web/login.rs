@@ -74,7 +74,7 @@ impl LoginForm {
 /// flow to this browser.
 pub async fn begin(ctx: &AppContext, mut flow: Flow, jar: CookieJar) -> Response {
     let events = std::mem::take(&mut flow.audit_events);
-    if let Err(e) = crate::audit::persist(ctx.store.as_ref(), &flow.id, &events).await {
+    if let Err(e) = crate::audit::persist(ctx.store.as_ref(), &events).await {
         return super::saml::store_failure(ctx, &e);
     }
     let ttl = std::time::Duration::from_secs(ctx.config.idp.flow_lifetime_secs.into());
@@ -187,7 +187,7 @@ async fn advance(
         Err(e) => return super::saml::store_failure(ctx, &e),
     };
     let events = std::mem::take(&mut flow.audit_events);
-    if let Err(e) = crate::audit::persist(ctx.store.as_ref(), &flow.id, &events).await {
+    if let Err(e) = crate::audit::persist(ctx.store.as_ref(), &events).await {
         return super::saml::store_failure(ctx, &e);
     }
     let key = flow_key(&flow.id);
