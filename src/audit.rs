@@ -56,7 +56,12 @@ pub const SIGNIN_LOG: &str = "signin";
 pub async fn persist(store: &dyn Store, events: &[(i64, String)]) -> Result<(), StoreError> {
     for (at, json) in events {
         store
-            .append(SIGNIN_LOG, at.saturating_mul(1000), json.as_bytes(), RETENTION)
+            .append(
+                SIGNIN_LOG,
+                at.saturating_mul(1000),
+                json.as_bytes(),
+                RETENTION,
+            )
             .await?;
     }
     Ok(())

@@ -429,3 +429,105 @@ async fn a_change_on_node_a_is_in_force_on_node_b() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn the_sign_in_log_groups_filters_and_exports_attempts() {
+    let e = env(|_| {}).await;
+    let sso = format!(
+        "{}/adfs/ls/idpinitiatedsignon?loginToRp={}",
+        e.idp.base, e.sp.entity_id
+    );
+    // bob signs in to the SP with his app's code.
+    let bob = Browser::new();
+    let (url, _, page) = bob.get(&sso).await;
+    let flow = input_value(&page, "flow").expect("flow");
+    bob.sign_in(&url, &page, "bob", PW).await;
+    let (_, status, page) = bob
+        .post(
+            &e.url("/adfs/ls/login"),
+            &[
+                ("flow", &flow),
+                ("action", "code"),
+                ("code", &code(e.clock.unix())),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("SAMLResponse"), "{page}");
+    // Somebody types a spreadsheet formula as the user name.
+    let evil = "=HYPERLINK(\"http://evil.example\",\"x\")";
+    let mallory = Browser::new();
+    let (url, _, page) = mallory.get(&sso).await;
+    let (_, status, _) = mallory.sign_in(&url, &page, evil, "guess").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let (admin, _, _) = e.sign_in("alice").await;
+    let (_, status, page) = admin.get(&e.url("/admin/signins")).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let page = unescape(&page);
+    assert!(page.contains("signed in"), "{page}");
+    assert!(page.contains(&e.sp.entity_id), "{page}");
+    assert!(
+        page.contains("admin console"),
+        "alice's own sign-in is listed: {page}"
+    );
+    assert!(
+        page.contains("invalid user name or password") || page.contains("InvalidCredentials"),
+        "{page}"
+    );
+    assert!(!page.contains("<script"), "{page}");
+
+    let (_, _, only_bob) = admin.get(&e.url("/admin/signins?user=BOB")).await;
+    assert!(only_bob.contains("<strong>bob</strong>"), "{only_bob}");
+    assert!(!only_bob.contains("<strong>alice</strong>"), "{only_bob}");
+    assert!(!only_bob.contains("HYPERLINK"), "{only_bob}");
+    let (_, _, incomplete) = admin
+        .get(&e.url("/admin/signins?outcome=incomplete&method=password"))
+        .await;
+    assert!(incomplete.contains("HYPERLINK"), "{incomplete}");
+    assert!(!incomplete.contains("<strong>bob</strong>"), "{incomplete}");
+    let (_, _, past) = admin
+        .get(&e.url("/admin/signins?from=2001-01-01&to=2001-01-02"))
+        .await;
+    assert!(past.contains("No sign-ins match"), "{past}");
+
+    let (_, status, bad) = admin.get(&e.url("/admin/signins?from=yesterday")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        unescape(&bad).contains("from: `yesterday` is not a date"),
+        "{bad}"
+    );
+    let (_, status, _) = admin.get(&e.url("/admin/signins?outcome=maybe")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    let res = admin
+        .http
+        .get(e.url("/admin/signins.csv?method=password"))
+        .send()
+        .await
+        .expect("csv");
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    let csv = res.text().await.expect("body");
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(lines[0].starts_with("started,user,relying_party"), "{csv}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(",bob,") && l.contains("signed in")),
+        "{csv}"
+    );
+    assert!(
+        csv.contains("\"'=HYPERLINK(\"\"http://evil.example\"\",\"\"x\"\")\""),
+        "the formula is defused and quoted: {csv}"
+    );
+
+    // Not for anyone else.
+    let (url, _, _) = Browser::new().get(&e.url("/admin/signins.csv")).await;
+    assert!(url.contains("/adfs/ls/login"), "{url}");
+}

@@ -393,6 +393,23 @@ async fn admin_changes_a_setting_in_chromium() {
     let text = must(browser.wait_for_text("settings.update").await, step);
     assert!(text.contains("timeout_secs"), "{text}");
     s_shot(&browser, "12-admin-change-log.png").await;
+
+    let step = "the sign-in log lists alice's console sign-in";
+    must(
+        browser.click_when_ready("a[href='/admin/signins']").await,
+        step,
+    );
+    let text = must(browser.wait_for_text("1 attempt.").await, step);
+    assert!(
+        text.contains("admin console") && text.contains("signed in"),
+        "{text}"
+    );
+    must(
+        browser.click_when_ready("details.attempt summary").await,
+        step,
+    );
+    must(browser.wait_for_text("await_password").await, step);
+    s_shot(&browser, "13-admin-signins.png").await;
     browser.quit().await;
 }
 

@@ -53,7 +53,12 @@ pub async fn record(store: &dyn Store, now: i64, changes: &[Change]) -> Result<(
             detail: e.to_string(),
         })?;
         store
-            .append(ADMIN_LOG, now.saturating_mul(1000), &json, crate::audit::RETENTION)
+            .append(
+                ADMIN_LOG,
+                now.saturating_mul(1000),
+                &json,
+                crate::audit::RETENTION,
+            )
             .await?;
     }
     Ok(())

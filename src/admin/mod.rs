@@ -6,6 +6,7 @@
 pub mod changes;
 pub mod session;
 pub mod settings;
+pub mod signins;
 
 use crate::config::AdminConfig;
 use crate::directory::UserInfo;

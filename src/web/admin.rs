@@ -15,6 +15,7 @@ use super::{AppContext, AppState, ClientIp};
 use crate::admin::changes::{self, Change};
 use crate::admin::session::{self, AdminSession, COOKIE};
 use crate::admin::settings::{self as admin_settings, ApplyError};
+use crate::admin::signins::{self, Attempt, Filter};
 use crate::admin::{Actor, is_admin};
 use crate::directory::UserInfo;
 use crate::login::{AuthMethod, Flow, Pending};
@@ -26,6 +27,8 @@ pub fn routes() -> Router<AppState> {
         .route("/admin", get(home))
         .route("/admin/settings", get(settings_page).post(settings_save))
         .route("/admin/signout", post(signout))
+        .route("/admin/signins", get(signins_page))
+        .route("/admin/signins.csv", get(signins_csv))
 }
 
 /// A signed-in admin, for one request.
@@ -429,4 +432,114 @@ async fn settings_save(
         ),
         Err(ApplyError::Store(e)) => super::saml::store_failure(&ctx, &e),
     }
+}
+
+/// GET /admin/signins: the sign-in log, one row per attempt, filtered; each row opens into
+/// its steps (a `<details>` element: no script needed).
+async fn signins_page(
+    State(ctx): State<AppState>,
+    jar: CookieJar,
+    Query(filter): Query<Filter>,
+) -> Response {
+    let admin = match require(&ctx, &jar).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let shown = filter.clone();
+    let (attempts, truncated, error, status) = match filter.query(ctx.clock.unix()) {
+        Err(bad) => (
+            Vec::new(),
+            false,
+            Some(bad.to_string()),
+            StatusCode::BAD_REQUEST,
+        ),
+        Ok(q) => match signins::search(ctx.store.as_ref(), &q).await {
+            Ok((a, t)) => (a, t, None, StatusCode::OK),
+            Err(e) => return super::saml::store_failure(&ctx, &e),
+        },
+    };
+    let csv_query = serde_urlencoded_filter(&shown);
+    let mut res = ctx.render(
+        "admin_signins.html",
+        minijinja::context! {
+            title => "Sign-in log", page => "signins", admin => admin.session.display.clone(),
+            csrf => admin.session.csrf.clone(), f => minijinja::context! {
+                user => shown.user, rp => shown.rp, outcome => shown.outcome, method => shown.method,
+                ip => shown.ip, from => shown.from, to => shown.to,
+            },
+            attempts => attempts.iter().map(attempt_row).collect::<Vec<_>>(), truncated => truncated,
+            max_events => signins::MAX_EVENTS, error => error, csv_query => csv_query,
+        },
+    );
+    *res.status_mut() = status;
+    res
+}
+
+fn attempt_row(a: &Attempt) -> Value {
+    let steps: Vec<Value> = a
+        .events
+        .iter()
+        .map(|e| {
+            minijinja::context! {
+                at => e.at.clone(), from => e.from.clone(), to => e.to.clone(), method => e.method.clone(),
+                outcome => e.outcome.clone(), reason => e.reason.clone(),
+            }
+        })
+        .collect();
+    minijinja::context! {
+        flow => a.flow.clone(), started => a.started.clone(), user => a.user.clone(), rp => a.rp.clone(),
+        client_ip => a.client_ip.clone(), result => a.result.as_str(), methods => a.methods.join(", "),
+        failures => a.failures, reason => a.reason.clone(), steps => steps,
+    }
+}
+
+/// The filter as a query string, for the CSV link of the same search.
+fn serde_urlencoded_filter(f: &Filter) -> String {
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in [
+        ("user", &f.user),
+        ("rp", &f.rp),
+        ("outcome", &f.outcome),
+        ("method", &f.method),
+        ("ip", &f.ip),
+        ("from", &f.from),
+        ("to", &f.to),
+    ] {
+        if !v.is_empty() {
+            q.append_pair(k, v);
+        }
+    }
+    q.finish()
+}
+
+/// GET /admin/signins.csv: the same search as a CSV download.
+async fn signins_csv(
+    State(ctx): State<AppState>,
+    jar: CookieJar,
+    Query(filter): Query<Filter>,
+) -> Response {
+    let admin = match require(&ctx, &jar).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let q = match filter.query(ctx.clock.unix()) {
+        Ok(q) => q,
+        Err(bad) => return ctx.error_page(StatusCode::BAD_REQUEST, &bad.to_string()),
+    };
+    let (attempts, _) = match signins::search(ctx.store.as_ref(), &q).await {
+        Ok(x) => x,
+        Err(e) => return super::saml::store_failure(&ctx, &e),
+    };
+    tracing::info!(admin = %admin.session.user, rows = attempts.len(), "sign-in log exported");
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                "attachment; filename=\"tessera-signins.csv\"",
+            ),
+        ],
+        signins::csv(&attempts),
+    )
+        .into_response()
 }

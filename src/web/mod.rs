@@ -213,6 +213,10 @@ pub fn templates() -> Environment<'static> {
             "admin_settings.html",
             include_str!("../../templates/admin_settings.html"),
         ),
+        (
+            "admin_signins.html",
+            include_str!("../../templates/admin_signins.html"),
+        ),
     ] {
         // The templates are part of the source tree; a syntax error is a build defect
         // caught by every test, not a runtime condition.
