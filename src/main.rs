@@ -134,6 +134,22 @@ enum UsersCommand {
         #[arg(long)]
         reason: String,
     },
+    /// A user's second factor: methods, default, blocks, recent sign-ins.
+    Show { username: String },
+    /// End a fraud block or MFA lockout and clear failed-password counts.
+    Unblock { username: String },
+    /// Set the user's default method (push, call, sms, oath) or `company`.
+    SetDefault { username: String, method: String },
+    /// Remove one enrolled method (ids as `users show` prints them).
+    Remove {
+        username: String,
+        #[arg(long)]
+        token: Option<String>,
+        #[arg(long)]
+        push: Option<String>,
+        #[arg(long)]
+        phone: Option<String>,
+    },
 }
 
 fn load_config(path: Option<&Path>) -> Result<Config, String> {
@@ -439,33 +455,89 @@ async fn settings_command(config: &Config, command: SettingsCommand) -> Result<(
     }
 }
 
-async fn bypass(
+fn cli_actor() -> tessera::admin::Actor {
+    tessera::admin::Actor {
+        name: format!(
+            "cli:{}",
+            std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+        ),
+        client_ip: "local".into(),
+    }
+}
+
+/// One help-desk action from the shell, through the same code as the admin console.
+async fn user_action(
     config: &Config,
     username: &str,
-    secs: Option<u32>,
-    reason: &str,
+    action: tessera::admin::users::Action,
 ) -> Result<(), String> {
     let store = open_store(config).await?;
     let (mfa, _) = tessera::admin::settings::current(store.as_ref(), &config.mfa)
         .await
         .map_err(|e| e.to_string())?;
-    if !mfa.allow_bypass {
-        return Err("one-time bypass is switched off (setting allow_bypass)".into());
-    }
-    let secs = secs.unwrap_or(mfa.bypass_default_secs);
-    if !(30..=86_400).contains(&secs) {
-        return Err("--secs must be between 30 and 86400".into());
-    }
-    let key = tessera::login::bypass_key(username);
-    store
-        .put(
-            &key,
-            reason.as_bytes(),
-            Some(std::time::Duration::from_secs(secs.into())),
-        )
+    let change = tessera::admin::users::apply(
+        store.as_ref(),
+        &mfa,
+        &cli_actor(),
+        SystemClock.unix(),
+        username,
+        action,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    println!(
+        "{}: {} -> {}",
+        change.action,
+        change.before.as_deref().unwrap_or("-"),
+        change.after.as_deref().unwrap_or("-")
+    );
+    Ok(())
+}
+
+async fn user_show(config: &Config, username: &str) -> Result<(), String> {
+    let store = open_store(config).await?;
+    let v = tessera::admin::users::view(store.as_ref(), username, SystemClock.unix(), 5)
         .await
         .map_err(|e| e.to_string())?;
-    println!("{username} may sign in once without the second factor within {secs} s");
+    let r = &v.registration;
+    let now = SystemClock.unix();
+    println!("user            {username}");
+    println!(
+        "default method  {}",
+        r.default_method.map_or("company default", |m| m.as_str())
+    );
+    for t in &r.tokens {
+        println!("token           {} {} ({:?})", t.id, t.label, t.kind);
+    }
+    for d in &r.push_devices {
+        println!("push device     {} {}", d.id, d.label);
+    }
+    for p in &r.phones {
+        println!(
+            "phone           {} ({:?}, {:?})",
+            p.number, p.kind, p.source
+        );
+    }
+    println!(
+        "status          {}{} denials, {} failed passwords{}",
+        if r.is_blocked(now) { "BLOCKED, " } else { "" },
+        r.mfa_denials,
+        v.password_failures,
+        if v.bypass_pending {
+            ", bypass waiting"
+        } else {
+            ""
+        }
+    );
+    for a in &v.recent {
+        println!(
+            "sign-in         {} {} {} {}",
+            a.started,
+            a.rp,
+            a.result.as_str(),
+            a.reason.as_deref().unwrap_or("")
+        );
+    }
     Ok(())
 }
 
@@ -482,6 +554,7 @@ fn read_secret_line() -> Result<String, String> {
 }
 
 async fn users_command(config: &Config, command: UsersCommand) -> Result<(), String> {
+    use tessera::admin::users::Action;
     use tessera::directory::file::{FileUser, UsersFile, hash_password};
     match command {
         UsersCommand::Hash => {
@@ -492,7 +565,38 @@ async fn users_command(config: &Config, command: UsersCommand) -> Result<(), Str
             username,
             secs,
             reason,
-        } => bypass(config, &username, secs, &reason).await,
+        } => {
+            let store = open_store(config).await?;
+            let (mfa, _) = tessera::admin::settings::current(store.as_ref(), &config.mfa)
+                .await
+                .map_err(|e| e.to_string())?;
+            drop(store); // the embedded store admits one opener at a time
+            let secs = secs.unwrap_or(mfa.bypass_default_secs);
+            user_action(config, &username, Action::Bypass { secs, reason }).await
+        }
+        UsersCommand::Show { username } => user_show(config, &username).await,
+        UsersCommand::Unblock { username } => user_action(config, &username, Action::Unblock).await,
+        UsersCommand::SetDefault { username, method } => {
+            let m = match method.as_str() {
+                "company" => None,
+                m => Some(m.parse().map_err(|_| format!("`{m}` is not a method"))?),
+            };
+            user_action(config, &username, Action::SetDefault(m)).await
+        }
+        UsersCommand::Remove {
+            username,
+            token,
+            push,
+            phone,
+        } => {
+            let action = match (token, push, phone) {
+                (Some(id), None, None) => Action::RemoveToken { id },
+                (None, Some(id), None) => Action::RemovePushDevice { id },
+                (None, None, Some(number)) => Action::RemovePhone { number },
+                _ => return Err("give exactly one of --token, --push, --phone".into()),
+            };
+            user_action(config, &username, action).await
+        }
         UsersCommand::Add {
             username,
             upn,

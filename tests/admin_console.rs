@@ -531,3 +531,157 @@ async fn the_sign_in_log_groups_filters_and_exports_attempts() {
     let (url, _, _) = Browser::new().get(&e.url("/admin/signins.csv")).await;
     assert!(url.contains("/adfs/ls/login"), "{url}");
 }
+
+#[tokio::test]
+async fn the_help_desk_finds_a_user_and_changes_their_second_factor() {
+    let e = env(|_| {}).await;
+    let store = e.idp.state.store.clone();
+    tessera::mfa::registration::update(store.as_ref(), "bob", |r| {
+        r.blocked_until = Some(e.clock.unix() + 86_400);
+        r.block_reason = Some("fraud reported from the phone".into());
+        r.mfa_denials = 3;
+    })
+    .await
+    .expect("block bob");
+    let (admin, _, _) = e.sign_in("alice").await;
+
+    let (_, status, page) = admin.get(&e.url("/admin/users?q=bo")).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("href=\"/admin/users/bob\""), "{page}");
+    let (_, _, page) = admin.get(&e.url("/admin/users?q=zz-nobody")).await;
+    assert!(page.contains("No user matches"), "{page}");
+    let (_, status, _) = admin.get(&e.url("/admin/users/nobody")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let user_url = e.url("/admin/users/bob");
+    let (_, status, page) = admin.get(&user_url).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    for needle in [
+        "blocked",
+        "fraud reported from the phone",
+        "authenticator app",
+        "push device",
+    ] {
+        assert!(page.contains(needle), "{needle} in {page}");
+    }
+    assert!(
+        page.contains(PHONE),
+        "the help desk sees the enrolled number: {page}"
+    );
+    let csrf = input_value(&page, "csrf").expect("csrf");
+    let act = |fields: Vec<(&'static str, String)>| {
+        let mut f = vec![("csrf".to_owned(), csrf.clone())];
+        f.extend(fields.into_iter().map(|(k, v)| (k.to_owned(), v)));
+        f
+    };
+
+    // Without the CSRF token: refused, nothing changes.
+    let (_, status, _) = admin.post(&user_url, &[("action", "unblock")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let reg = tessera::mfa::registration::load(store.as_ref(), "bob")
+        .await
+        .expect("reg");
+    assert_eq!(reg.mfa_denials, 3);
+
+    let (url, status, page) =
+        post_fields(&admin, &user_url, &act(vec![("action", "unblock".into())])).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(url.contains("done=user.unblock"), "{url}");
+    assert!(page.contains("usable"), "{page}");
+    let reg = tessera::mfa::registration::load(store.as_ref(), "bob")
+        .await
+        .expect("reg");
+    assert_eq!((reg.blocked_until, reg.mfa_denials), (None, 0));
+
+    let (_, status, page) = post_fields(
+        &admin,
+        &user_url,
+        &act(vec![
+            ("action", "set_default".into()),
+            ("method", "carrier-pigeon".into()),
+        ]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("is not a method"), "{page}");
+    post_fields(
+        &admin,
+        &user_url,
+        &act(vec![
+            ("action", "set_default".into()),
+            ("method", "push".into()),
+        ]),
+    )
+    .await;
+    let reg = tessera::mfa::registration::load(store.as_ref(), "bob")
+        .await
+        .expect("reg");
+    assert_eq!(reg.default_method, Some(Method::Push));
+
+    let token = reg.tokens[0].id.clone();
+    let remove = act(vec![
+        ("action", "remove_token".into()),
+        ("id", token.clone()),
+    ]);
+    let (_, status, _) = post_fields(&admin, &user_url, &remove).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, status, page) = post_fields(&admin, &user_url, &remove).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "twice: {page}");
+    assert!(page.contains("No such token"), "{page}");
+    let (_, status, _) = post_fields(
+        &admin,
+        &user_url,
+        &act(vec![
+            ("action", "remove_phone".into()),
+            ("number", PHONE.into()),
+        ]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let reg = tessera::mfa::registration::load(store.as_ref(), "bob")
+        .await
+        .expect("reg");
+    assert!(reg.tokens.is_empty() && reg.phones.is_empty(), "{reg:?}");
+
+    // A bypass needs a reason; with one, bob's next sign-in skips the second factor once.
+    let (_, status, page) = post_fields(
+        &admin,
+        &user_url,
+        &act(vec![("action", "bypass".into()), ("reason", " ".into())]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("Give a reason"), "{page}");
+    let (_, status, page) = post_fields(
+        &admin,
+        &user_url,
+        &act(vec![
+            ("action", "bypass".into()),
+            ("reason", "INC-4711 phone lost".into()),
+            ("secs", "600".into()),
+        ]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("waiting to be used"), "{page}");
+    let sso = format!(
+        "{}/adfs/ls/idpinitiatedsignon?loginToRp={}",
+        e.idp.base, e.sp.entity_id
+    );
+    let bob = Browser::new();
+    let (url, _, page) = bob.get(&sso).await;
+    let (_, _, page) = bob.sign_in(&url, &page, "bob", PW).await;
+    assert!(page.contains("SAMLResponse"), "bypass used: {page}");
+
+    let overview = unescape(&admin.get(&e.url("/admin")).await.2);
+    for needle in [
+        "user.unblock",
+        "user.set_default",
+        "user.remove_token",
+        "user.remove_phone",
+        "user.bypass",
+        "INC-4711",
+    ] {
+        assert!(overview.contains(needle), "{needle} in {overview}");
+    }
+}

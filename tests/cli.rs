@@ -358,7 +358,7 @@ async fn users_bypass_lets_a_user_skip_the_second_factor_once() {
     );
     assert!(!out.status.success(), "out-of-range duration refused");
     assert!(
-        text(&out.stderr).contains("--secs"),
+        text(&out.stderr).contains("between 30 seconds and 24 hours"),
         "{}",
         text(&out.stderr)
     );
@@ -385,6 +385,27 @@ async fn users_bypass_lets_a_user_skip_the_second_factor_once() {
         .await
         .expect("get");
     assert_eq!(v.as_deref(), Some(&b"ticket 42"[..]));
+    drop(store);
+
+    // The rest of the help desk's commands, through the console's code.
+    let ok = |args: &[&str]| {
+        let out = run(dir.path(), args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let refused = |args: &[&str]| {
+        let out = run(dir.path(), args);
+        assert!(!out.status.success(), "{args:?} must fail");
+        text(&out.stderr)
+    };
+    assert!(ok(&["users", "set-default", "alice", "oath"]).contains("company default -> oath"));
+    assert!(refused(&["users", "set-default", "alice", "fax"]).contains("not a method"));
+    let shown = ok(&["users", "show", "alice"]);
+    assert!(shown.contains("default method  oath"), "{shown}");
+    assert!(shown.contains("bypass waiting"), "{shown}");
+    assert!(ok(&["users", "unblock", "alice"]).contains("user.unblock"));
+    assert!(refused(&["users", "remove", "alice", "--token", "nope"]).contains("No such token"));
+    assert!(refused(&["users", "remove", "alice"]).contains("exactly one"));
 }
 
 #[test]

@@ -374,6 +374,35 @@ async fn lookup_needs_no_password() {
 }
 
 #[tokio::test]
+async fn admin_search_matches_prefixes_and_display_names_and_escapes_input() {
+    let slapd = Slapd::start();
+    let dir = directory(slapd.settings());
+    let names = |users: Vec<tessera::directory::UserInfo>| {
+        let mut n: Vec<String> = users.into_iter().map(|u| u.username).collect();
+        n.sort();
+        n
+    };
+    assert_eq!(
+        names(dir.search("ali", 10).await.expect("search")),
+        vec!["alice"]
+    );
+    assert_eq!(
+        names(dir.search("Builder", 10).await.expect("search")),
+        vec!["bob"]
+    );
+    assert_eq!(
+        names(dir.search("carol@", 10).await.expect("search")),
+        vec!["carol"]
+    );
+    // Filter syntax in the text is data, not filter: no match, no error, no widening.
+    assert!(dir.search("*", 10).await.expect("search").is_empty());
+    assert!(dir.search("a)(uid=*", 10).await.expect("search").is_empty());
+    assert!(dir.search("\\2a", 10).await.expect("search").is_empty());
+    // The limit holds (the server's size limit; rc 4 is not an error).
+    assert_eq!(dir.search("", 2).await.expect("search").len(), 2);
+}
+
+#[tokio::test]
 async fn direct_bind_mode() {
     let slapd = Slapd::start();
     let dir = directory(LdapSettings {

@@ -7,6 +7,7 @@ pub mod changes;
 pub mod session;
 pub mod settings;
 pub mod signins;
+pub mod users;
 
 use crate::config::AdminConfig;
 use crate::directory::UserInfo;

@@ -181,6 +181,35 @@ impl Directory for FileDirectory {
     async fn lookup(&self, login: &str) -> Result<Option<UserInfo>, AuthError> {
         Ok(self.find(login).filter(|u| !u.disabled).map(|u| u.info()))
     }
+
+    async fn search(&self, text: &str, limit: usize) -> Result<Vec<UserInfo>, AuthError> {
+        let t = text.trim().to_lowercase();
+        let starts = |v: &Option<String>| {
+            v.as_deref()
+                .is_some_and(|v| v.to_lowercase().starts_with(&t))
+        };
+        // The index holds each user under its name and its UPN: one entry per user here.
+        let users: std::collections::BTreeMap<&str, &Arc<FileUser>> = self
+            .index
+            .values()
+            .map(|u| (u.username.as_str(), u))
+            .collect();
+        let mut found: Vec<UserInfo> = users
+            .into_values()
+            .filter(|u| !u.disabled)
+            .filter(|u| {
+                u.username.to_lowercase().starts_with(&t)
+                    || starts(&u.upn)
+                    || starts(&u.mail)
+                    || u.display_name
+                        .as_deref()
+                        .is_some_and(|d| d.to_lowercase().contains(&t))
+            })
+            .map(|u| u.info())
+            .collect();
+        found.truncate(limit);
+        Ok(found)
+    }
 }
 
 /// Writes a users file with one demo user and returns the generated password (shown once).

@@ -80,6 +80,9 @@ pub trait Directory: Send + Sync + 'static {
     async fn authenticate(&self, login: &str, password: &str) -> Result<UserInfo, AuthError>;
     /// Finds a user without a password (SSO session refresh, admin search).
     async fn lookup(&self, login: &str) -> Result<Option<UserInfo>, AuthError>;
+    /// Users whose login name, UPN or mail starts with `text`, or whose display name contains
+    /// it (the admin console's user search); at most `limit`.
+    async fn search(&self, text: &str, limit: usize) -> Result<Vec<UserInfo>, AuthError>;
 }
 
 /// Splits the three accepted login forms into (short name, upn suffix / domain hint).

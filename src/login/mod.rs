@@ -15,6 +15,7 @@
 pub mod authn_context;
 mod enroll;
 pub use enroll::app_aad as enroll_aad;
+pub use password::failure_key as password_failure_key;
 pub use second_factor::{ChoiceOption, bypass_key, chooser, code_mac, sms_inbound_key};
 mod password;
 mod second_factor;

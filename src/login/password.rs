@@ -8,7 +8,8 @@ use crate::store::StoreError;
 
 const TOO_MANY: &str = "Too many failed sign-in attempts. Wait a few minutes, then try again.";
 
-fn user_key(login: &str) -> String {
+/// The soft-lockout counter of a login (any of its spellings counts as one person).
+pub fn failure_key(login: &str) -> String {
     // Count `DOMAIN\\alice`, `alice@corp` and `ALICE` as the same person.
     let (short, _) = crate::directory::split_login(login);
     format!("pwfail:u:{}", short.to_lowercase())
@@ -29,7 +30,7 @@ pub(super) async fn on_password(
     let login = login.trim().to_owned();
     let mfa = deps.mfa;
     let window = Some(Duration::from_secs(mfa.password_failure_window_secs.into()));
-    let (ukey, ikey) = (user_key(&login), ip_key(&flow.client_ip));
+    let (ukey, ikey) = (failure_key(&login), ip_key(&flow.client_ip));
 
     // Soft lockout before the directory is asked: a spraying attacker must not be able to
     // trip the directory's own lockout (AD, ppolicy) for real users.

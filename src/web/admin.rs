@@ -2,7 +2,7 @@
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -16,6 +16,7 @@ use crate::admin::changes::{self, Change};
 use crate::admin::session::{self, AdminSession, COOKIE};
 use crate::admin::settings::{self as admin_settings, ApplyError};
 use crate::admin::signins::{self, Attempt, Filter};
+use crate::admin::users::{self, Action, ActionError};
 use crate::admin::{Actor, is_admin};
 use crate::directory::UserInfo;
 use crate::login::{AuthMethod, Flow, Pending};
@@ -29,6 +30,8 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/signout", post(signout))
         .route("/admin/signins", get(signins_page))
         .route("/admin/signins.csv", get(signins_csv))
+        .route("/admin/users", get(users_page))
+        .route("/admin/users/{name}", get(user_page).post(user_action))
 }
 
 /// A signed-in admin, for one request.
@@ -542,4 +545,279 @@ async fn signins_csv(
         signins::csv(&attempts),
     )
         .into_response()
+}
+
+#[derive(Deserialize)]
+struct UserSearch {
+    #[serde(default)]
+    q: String,
+}
+
+const SEARCH_LIMIT: usize = 25;
+
+/// GET /admin/users: search the directory.
+async fn users_page(
+    State(ctx): State<AppState>,
+    jar: CookieJar,
+    Query(search): Query<UserSearch>,
+) -> Response {
+    let admin = match require(&ctx, &jar).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let q = search.q.trim();
+    let (found, error, status) = if q.is_empty() {
+        (Vec::new(), None, StatusCode::OK)
+    } else if q.len() > 256 || q.chars().any(char::is_control) {
+        (
+            Vec::new(),
+            Some("Search for at most 256 characters on one line.".to_owned()),
+            StatusCode::BAD_REQUEST,
+        )
+    } else {
+        match ctx.directory.search(q, SEARCH_LIMIT).await {
+            Ok(users) => (users, None, StatusCode::OK),
+            Err(e) => {
+                tracing::warn!(error = ?e, "admin user search failed");
+                (
+                    Vec::new(),
+                    Some(format!("The directory could not be searched: {e}")),
+                    StatusCode::SERVICE_UNAVAILABLE,
+                )
+            }
+        }
+    };
+    let rows: Vec<Value> = found
+        .iter()
+        .map(|u| {
+            minijinja::context! {
+                username => u.username.clone(), upn => u.upn.clone(), display => u.display_name.clone(),
+                mail => u.mail.clone(),
+            }
+        })
+        .collect();
+    let mut res = ctx.render(
+        "admin_users.html",
+        minijinja::context! {
+            title => "Users", page => "users", admin => admin.session.display.clone(), csrf => admin.session.csrf.clone(),
+            q => q, users => rows, searched => !q.is_empty(), error => error, limit => SEARCH_LIMIT,
+        },
+    );
+    *res.status_mut() = status;
+    res
+}
+
+/// The directory entry behind a user page's name, or the page to show instead.
+async fn directory_user(ctx: &AppContext, name: &str) -> Result<UserInfo, Box<Response>> {
+    if name.is_empty() || name.len() > 256 || name.chars().any(char::is_control) {
+        return Err(Box::new(
+            ctx.error_page(StatusCode::BAD_REQUEST, "That is not a user name."),
+        ));
+    }
+    match ctx.directory.lookup(name).await {
+        Ok(Some(u)) => Ok(u),
+        Ok(None) => Err(Box::new(ctx.error_page(
+            StatusCode::NOT_FOUND,
+            "There is no such user in the directory.",
+        ))),
+        Err(e) => {
+            tracing::warn!(error = ?e, "admin user lookup failed");
+            Err(Box::new(ctx.error_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!("The directory could not be read: {e}"),
+            )))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Done {
+    done: Option<String>,
+}
+
+async fn user_page(
+    State(ctx): State<AppState>,
+    jar: CookieJar,
+    Path(name): Path<String>,
+    Query(done): Query<Done>,
+) -> Response {
+    let admin = match require(&ctx, &jar).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let user = match directory_user(&ctx, &name).await {
+        Ok(u) => u,
+        Err(r) => return *r,
+    };
+    let notice = done
+        .done
+        .map(|d| format!("Done: {}.", d.replace(['_', '.'], " ")));
+    render_user(&ctx, &admin, &user, notice, None, StatusCode::OK).await
+}
+
+async fn render_user(
+    ctx: &AppContext,
+    admin: &Admin,
+    user: &UserInfo,
+    notice: Option<String>,
+    error: Option<String>,
+    status: StatusCode,
+) -> Response {
+    let now = ctx.clock.unix();
+    let view = match users::view(ctx.store.as_ref(), &user.username, now, 10).await {
+        Ok(v) => v,
+        Err(e) => return super::saml::store_failure(ctx, &e),
+    };
+    let policy = ctx.policy().await;
+    let reg = &view.registration;
+    let blocked = reg.is_blocked(now);
+    let tokens: Vec<Value> = reg
+        .tokens
+        .iter()
+        .map(|t| {
+            let kind = match &t.kind {
+                crate::mfa::registration::TokenKind::App => "authenticator app".to_owned(),
+                crate::mfa::registration::TokenKind::Hardware { serial } => {
+                    format!("hardware token {serial}")
+                }
+            };
+            minijinja::context! { id => t.id.clone(), label => t.label.clone(), kind => kind }
+        })
+        .collect();
+    let devices: Vec<Value> = reg
+        .push_devices
+        .iter()
+        .map(|d| minijinja::context! { id => d.id.clone(), label => d.label.clone() })
+        .collect();
+    let dir_phones = crate::mfa::registration::directory_phones(
+        user,
+        &policy.mfa.phone_attributes,
+        &policy.mfa.default_country_code,
+    );
+    let phones: Vec<Value> = reg
+        .all_phones(&dir_phones)
+        .iter()
+        .map(|p| {
+            minijinja::context! {
+                number => p.number.clone(), masked => crate::mfa::mask_phone(&p.number),
+                from_directory => p.source == crate::mfa::registration::PhoneSource::Directory,
+            }
+        })
+        .collect();
+    let methods: Vec<Value> = policy
+        .mfa
+        .methods
+        .iter()
+        .map(|m| minijinja::context! { value => m.as_str(), selected => reg.default_method == Some(*m) })
+        .collect();
+    let mut res = ctx.render(
+        "admin_user.html",
+        minijinja::context! {
+            title => format!("User {}", user.username), page => "users", admin => admin.session.display.clone(),
+            csrf => admin.session.csrf.clone(), notice => notice, error => error,
+            user => minijinja::context! {
+                username => user.username.clone(), upn => user.upn.clone(), display => user.display_name.clone(),
+                mail => user.mail.clone(), groups => user.groups.join(", "),
+            },
+            default_method => reg.default_method.map(|m| m.as_str()), company_default => policy.mfa.company_default.as_str(),
+            methods => methods, tokens => tokens, devices => devices, phones => phones,
+            blocked => blocked, block_reason => reg.block_reason.clone(), denials => reg.mfa_denials,
+            denial_limit => policy.mfa.denial_lockout_threshold, password_failures => view.password_failures,
+            bypass_pending => view.bypass_pending, allow_bypass => policy.mfa.allow_bypass,
+            bypass_default => policy.mfa.bypass_default_secs,
+            recent => view.recent.iter().map(attempt_row).collect::<Vec<_>>(),
+        },
+    );
+    *res.status_mut() = status;
+    res
+}
+
+/// Reads the posted action; `Err` is the message for the admin.
+fn user_action_of(form: &[(String, String)], mfa: &MfaSettings) -> Result<Action, String> {
+    let field = |k: &str| {
+        form.iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.trim().to_owned())
+            .unwrap_or_default()
+    };
+    Ok(match field("action").as_str() {
+        "set_default" => match field("method").as_str() {
+            "" => Action::SetDefault(None),
+            m => Action::SetDefault(Some(
+                m.parse().map_err(|_| format!("`{m}` is not a method"))?,
+            )),
+        },
+        "remove_token" => Action::RemoveToken { id: field("id") },
+        "remove_push" => Action::RemovePushDevice { id: field("id") },
+        "remove_phone" => Action::RemovePhone {
+            number: field("number"),
+        },
+        "unblock" => Action::Unblock,
+        "bypass" => Action::Bypass {
+            secs: match field("secs").as_str() {
+                "" => mfa.bypass_default_secs,
+                s => s
+                    .parse()
+                    .map_err(|_| format!("`{s}` is not a number of seconds"))?,
+            },
+            reason: field("reason"),
+        },
+        other => return Err(format!("unknown action `{other}`")),
+    })
+}
+
+/// POST /admin/users/{name}: one help-desk action.
+async fn user_action(
+    State(ctx): State<AppState>,
+    ClientIp(ip): ClientIp,
+    jar: CookieJar,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
+    let admin = match require(&ctx, &jar).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let form = parse_form(&body);
+    if let Some(r) = csrf_refusal(&ctx, &admin, &form) {
+        return r;
+    }
+    let user = match directory_user(&ctx, &name).await {
+        Ok(u) => u,
+        Err(r) => return *r,
+    };
+    let policy = ctx.policy().await;
+    let action = match user_action_of(&form, &policy.mfa) {
+        Ok(a) => a,
+        Err(m) => {
+            return render_user(&ctx, &admin, &user, None, Some(m), StatusCode::BAD_REQUEST).await;
+        }
+    };
+    let now = ctx.clock.unix();
+    match users::apply(
+        ctx.store.as_ref(),
+        &policy.mfa,
+        &admin.actor(&ip),
+        now,
+        &user.username,
+        action,
+    )
+    .await
+    {
+        Ok(change) => {
+            let to = format!(
+                "/admin/users/{}?done={}",
+                percent_encoding::utf8_percent_encode(
+                    &user.username,
+                    percent_encoding::NON_ALPHANUMERIC
+                ),
+                change.action
+            );
+            Redirect::to(&to).into_response()
+        }
+        Err(ActionError::Refused(m)) => {
+            render_user(&ctx, &admin, &user, None, Some(m), StatusCode::BAD_REQUEST).await
+        }
+        Err(ActionError::Store(e)) => super::saml::store_failure(&ctx, &e),
+    }
 }

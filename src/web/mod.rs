@@ -217,6 +217,14 @@ pub fn templates() -> Environment<'static> {
             "admin_signins.html",
             include_str!("../../templates/admin_signins.html"),
         ),
+        (
+            "admin_users.html",
+            include_str!("../../templates/admin_users.html"),
+        ),
+        (
+            "admin_user.html",
+            include_str!("../../templates/admin_user.html"),
+        ),
     ] {
         // The templates are part of the source tree; a syntax error is a build defect
         // caught by every test, not a runtime condition.

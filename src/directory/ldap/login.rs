@@ -72,7 +72,7 @@ impl LdapDirectory {
 
 /// Single-pass `{name}` substitution: a substituted value is never scanned again, so input
 /// containing `{upn}` cannot pull in another placeholder.
-fn fill_template(template: &str, values: &[(&str, &str)]) -> String {
+pub(super) fn fill_template(template: &str, values: &[(&str, &str)]) -> String {
     let mut out = String::with_capacity(template.len() + 32);
     let mut rest = template;
     'scan: while let Some(open) = rest.find('{') {

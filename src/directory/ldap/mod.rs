@@ -176,6 +176,15 @@ impl Directory for LdapDirectory {
         }
     }
 
+    async fn search(&self, text: &str, limit: usize) -> Result<Vec<UserInfo>, AuthError> {
+        if self.settings.bind_dn.is_empty() {
+            return Err(AuthError::Unavailable(
+                "search needs a service account (directory.ldap.bind_dn)".into(),
+            ));
+        }
+        self.search_users(text, limit).await
+    }
+
     async fn lookup(&self, login: &str) -> Result<Option<UserInfo>, AuthError> {
         let Ok((user, suffix)) = self.parse_login(login) else {
             return Ok(None);

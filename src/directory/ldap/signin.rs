@@ -45,13 +45,23 @@ impl LdapDirectory {
         filter: &str,
         base: Option<&str>,
     ) -> Result<Result<Vec<SearchEntry>, AuthError>, Transport> {
+        self.search_limited(ldap, filter, base, 2).await
+    }
+
+    async fn search_limited(
+        &self,
+        ldap: &mut Ldap,
+        filter: &str,
+        base: Option<&str>,
+        size_limit: i32,
+    ) -> Result<Result<Vec<SearchEntry>, AuthError>, Transport> {
         let (base, scope) = match base {
             Some(dn) => (dn, Scope::Base),
             None => (self.settings.base_dn.as_str(), Scope::Subtree),
         };
         let result = ldap
             .with_timeout(self.op_timeout())
-            .with_search_options(SearchOptions::new().sizelimit(2))
+            .with_search_options(SearchOptions::new().sizelimit(size_limit))
             .search(base, scope, filter, &self.read_attributes)
             .await?;
         let ldap3::SearchResult(entries, status) = result;
@@ -97,6 +107,60 @@ impl LdapDirectory {
             }
         }
         Err(AuthError::Unavailable(format!("user search: {last}")))
+    }
+
+    /// The admin console's user search with the service account: users (as the configured
+    /// user filter defines them) whose name, UPN or mail starts with `text` or whose display
+    /// name contains it. `text` is escaped (RFC 4515 §3): it cannot widen the filter.
+    pub(super) async fn search_users(
+        &self,
+        text: &str,
+        limit: usize,
+    ) -> Result<Vec<UserInfo>, AuthError> {
+        let names = &self.settings.attributes;
+        let t = ldap3::ldap_escape(text.trim());
+        let any_user = super::login::fill_template(
+            self.settings.user_filter.trim(),
+            &[("user", "*"), ("upn", "*")],
+        );
+        // Empty text lists users (up to the limit); `**` would not be a valid filter.
+        let filter = if t.is_empty() {
+            any_user
+        } else {
+            format!(
+                "(&{any_user}(|({u}={t}*)({p}={t}*)({m}={t}*)({d}=*{t}*)))",
+                u = names.username,
+                p = names.upn,
+                m = names.mail,
+                d = names.display_name,
+            )
+        };
+        let size = i32::try_from(limit).unwrap_or(i32::MAX);
+        let mut shared = self.service_handle().await?;
+        let _permit = shared
+            .gate
+            .acquire()
+            .await
+            .map_err(|_| AuthError::Unavailable("LDAP connection gate closed".into()))?;
+        match self
+            .search_limited(&mut shared.ldap, &filter, None, size)
+            .await
+        {
+            Ok(found) => Ok(found?
+                .into_iter()
+                .map(|entry| {
+                    let attrs = lower_attrs(&entry);
+                    self.user_info(entry, attrs, "")
+                })
+                .filter(|u| !u.username.is_empty())
+                .take(limit)
+                .collect()),
+            Err(Transport(e)) => {
+                self.evict_service(shared.slot, shared.id).await;
+                self.server_failed(shared.server, &format!("user search: {e}"));
+                Err(AuthError::Unavailable(format!("user search: {e}")))
+            }
+        }
     }
 
     pub(super) async fn search_then_bind(

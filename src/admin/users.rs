@@ -1,0 +1,231 @@
+//! Help-desk operations on one user's second factor: what is enrolled and recent sign-ins, and the changes (default method, remove a method, unblock, one-time bypass), each logged.
+
+use std::time::Duration;
+
+use super::Actor;
+use super::changes::{self, Change};
+use super::signins::{self, Attempt, Filter};
+use crate::login::{bypass_key, password_failure_key};
+use crate::mfa::Method;
+use crate::mfa::registration::{self, PhoneSource, Registration};
+use crate::mfa::settings::MfaSettings;
+use crate::store::{Store, StoreError};
+
+/// What the help desk can do to a user's second factor. Closed set; each is one log entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// `None`: the company default applies again.
+    SetDefault(Option<Method>),
+    RemoveToken {
+        id: String,
+    },
+    RemovePushDevice {
+        id: String,
+    },
+    /// Only phones enrolled in Tessera; directory phones change in the directory.
+    RemovePhone {
+        number: String,
+    },
+    /// Ends a fraud block and an MFA denial lockout, and clears failed-password counts.
+    Unblock,
+    Bypass {
+        secs: u32,
+        reason: String,
+    },
+}
+
+impl Action {
+    fn name(&self) -> &'static str {
+        match self {
+            Action::SetDefault(_) => "user.set_default",
+            Action::RemoveToken { .. } => "user.remove_token",
+            Action::RemovePushDevice { .. } => "user.remove_push_device",
+            Action::RemovePhone { .. } => "user.remove_phone",
+            Action::Unblock => "user.unblock",
+            Action::Bypass { .. } => "user.bypass",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    /// The action does not apply (with a message for the admin); nothing changed.
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+const MAX_REASON: usize = 200;
+
+/// Carries out `action` on `username`'s registration and logs it.
+pub async fn apply(
+    store: &dyn Store,
+    mfa: &MfaSettings,
+    actor: &Actor,
+    now: i64,
+    username: &str,
+    action: Action,
+) -> Result<Change, ActionError> {
+    let refused = |m: &str| Err(ActionError::Refused(m.to_owned()));
+    let target = format!("user:{}", username.to_lowercase());
+    let (before, after) = match &action {
+        Action::Bypass { secs, reason } => {
+            if !mfa.allow_bypass {
+                return refused("One-time bypass is switched off (adapter setting allow_bypass).");
+            }
+            if !(30..=86_400).contains(secs) {
+                return refused("A bypass lasts between 30 seconds and 24 hours.");
+            }
+            let reason = reason.trim();
+            if reason.is_empty()
+                || reason.len() > MAX_REASON
+                || reason.chars().any(char::is_control)
+            {
+                return refused("Give a reason (a ticket number, up to 200 characters, one line).");
+            }
+            store
+                .put(
+                    &bypass_key(username),
+                    reason.as_bytes(),
+                    Some(Duration::from_secs((*secs).into())),
+                )
+                .await?;
+            (None, Some(format!("one sign-in within {secs} s: {reason}")))
+        }
+        Action::SetDefault(Some(m)) if !mfa.methods.contains(m) => {
+            return refused("That method is not offered (adapter setting methods).");
+        }
+        _ => {
+            let (reg, outcome) =
+                registration::update(store, username, |r| change(r, &action, now)).await?;
+            let (before, after) = match outcome {
+                Ok(x) => x,
+                Err(message) => return refused(message),
+            };
+            if action == Action::Unblock {
+                store.delete(&password_failure_key(&reg.username)).await?;
+            }
+            (before, after)
+        }
+    };
+    let c = Change::new(actor, now, action.name(), &target, before, after);
+    changes::record(store, now, std::slice::from_ref(&c)).await?;
+    Ok(c)
+}
+
+/// The registration change of `action`: (before, after) as the log shows them, or why not.
+fn change(
+    r: &mut Registration,
+    action: &Action,
+    now: i64,
+) -> Result<(Option<String>, Option<String>), &'static str> {
+    let method_name = |m: Option<Method>| m.map_or("company default", Method::as_str).to_owned();
+    match action {
+        Action::SetDefault(m) => {
+            let before = method_name(r.default_method);
+            r.default_method = *m;
+            Ok((Some(before), Some(method_name(*m))))
+        }
+        Action::RemoveToken { id } => {
+            let label = r
+                .tokens
+                .iter()
+                .find(|t| &t.id == id)
+                .map(|t| t.label.clone());
+            match label {
+                Some(l) if r.remove_token(id) => Ok((Some(format!("token {l} ({id})")), None)),
+                _ => Err("No such token."),
+            }
+        }
+        Action::RemovePushDevice { id } => {
+            let label = r
+                .push_devices
+                .iter()
+                .find(|d| &d.id == id)
+                .map(|d| d.label.clone());
+            let Some(l) = label else {
+                return Err("No such push device.");
+            };
+            r.push_devices.retain(|d| &d.id != id);
+            Ok((Some(format!("push device {l} ({id})")), None))
+        }
+        Action::RemovePhone { number } => {
+            let n = r.phones.len();
+            r.phones
+                .retain(|p| !(p.number == *number && p.source == PhoneSource::Enrolled));
+            if r.phones.len() == n {
+                return Err("No such enrolled phone (directory phones change in the directory).");
+            }
+            Ok((
+                Some(format!("phone {}", crate::mfa::mask_phone(number))),
+                None,
+            ))
+        }
+        Action::Unblock => {
+            let before = match (r.blocked_until.filter(|&u| u > now), r.mfa_denials) {
+                (Some(_), d) => format!(
+                    "blocked ({}), {d} denials",
+                    r.block_reason.as_deref().unwrap_or("no reason")
+                ),
+                (None, d) => format!("{d} denials"),
+            };
+            r.blocked_until = None;
+            r.block_reason = None;
+            r.mfa_denials = 0;
+            Ok((Some(before), Some("unblocked".into())))
+        }
+        Action::Bypass { .. } => Err("not a registration change"),
+    }
+}
+
+/// Everything the user page shows.
+pub struct UserView {
+    pub registration: Registration,
+    pub bypass_pending: bool,
+    pub password_failures: i64,
+    pub recent: Vec<Attempt>,
+}
+
+/// Reads a user's registration, pending bypass, soft-lockout count and the last 30 days of
+/// sign-ins (newest first, at most `recent`).
+pub async fn view(
+    store: &dyn Store,
+    username: &str,
+    now: i64,
+    recent: usize,
+) -> Result<UserView, StoreError> {
+    let registration = registration::load(store, username).await?;
+    let bypass_pending = store.get(&bypass_key(username)).await?.is_some();
+    let password_failures = store
+        .get(&password_failure_key(username))
+        .await?
+        .and_then(|b| String::from_utf8(b).ok()?.parse().ok())
+        .unwrap_or(0);
+    let q = Filter {
+        from: String::new(),
+        ..Default::default()
+    }
+    .query(now)
+    .map(|mut q| {
+        q.from_ms = q.to_ms - 30 * 86_400_000;
+        q
+    });
+    let mut attempts = match q {
+        Ok(q) => signins::search(store, &q).await?.0,
+        Err(_) => Vec::new(),
+    };
+    attempts.retain(|a| {
+        a.user.as_deref().is_some_and(|u| {
+            let (short, _) = crate::directory::split_login(u);
+            short.eq_ignore_ascii_case(username)
+        })
+    });
+    attempts.truncate(recent);
+    Ok(UserView {
+        registration,
+        bypass_pending,
+        password_failures,
+        recent: attempts,
+    })
+}
