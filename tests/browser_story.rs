@@ -410,6 +410,30 @@ async fn admin_changes_a_setting_in_chromium() {
     );
     must(browser.wait_for_text("await_password").await, step);
     s_shot(&browser, "13-admin-signins.png").await;
+
+    let step = "the help desk finds alice and sees her second factor";
+    must(
+        browser.click_when_ready("a[href='/admin/users']").await,
+        step,
+    );
+    must(browser.fill("#q", "ali").await, step);
+    must(browser.click_when_ready("#find").await, step);
+    must(
+        browser
+            .click_when_ready("a[href='/admin/users/alice']")
+            .await,
+        step,
+    );
+    let text = must(browser.wait_for_text("Enrolled methods").await, step);
+    for needle in [
+        "authenticator app",
+        "push device",
+        "usable",
+        "One-time bypass",
+    ] {
+        assert!(text.contains(needle), "{needle} missing:\n{text}");
+    }
+    s_shot(&browser, "14-admin-user.png").await;
     browser.quit().await;
 }
 
