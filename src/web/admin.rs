@@ -91,6 +91,21 @@ fn parse_form(body: &Bytes) -> Vec<(String, String)> {
     form_urlencoded::parse(body).into_owned().collect()
 }
 
+/// A form posted by a signed-in admin with the session's CSRF token, or the response to send
+/// instead (a new sign-in, or the refusal).
+async fn admin_form(
+    ctx: &AppContext,
+    jar: &CookieJar,
+    body: &Bytes,
+) -> Result<(Admin, Vec<(String, String)>), Box<Response>> {
+    let admin = require(ctx, jar).await.map_err(Box::new)?;
+    let form = parse_form(body);
+    match csrf_refusal(ctx, &admin, &form) {
+        Some(refusal) => Err(Box::new(refusal)),
+        None => Ok((admin, form)),
+    }
+}
+
 /// GET /admin: the overview, or — without a session — a sign-in that always asks for the
 /// second factor.
 async fn home(State(ctx): State<AppState>, ClientIp(ip): ClientIp, jar: CookieJar) -> Response {
@@ -205,13 +220,10 @@ pub async fn signed_in(
 }
 
 async fn signout(State(ctx): State<AppState>, jar: CookieJar, body: Bytes) -> Response {
-    let admin = match require(&ctx, &jar).await {
-        Ok(a) => a,
-        Err(r) => return r,
+    let (admin, _) = match admin_form(&ctx, &jar, &body).await {
+        Ok(x) => x,
+        Err(r) => return *r,
     };
-    if let Some(r) = csrf_refusal(&ctx, &admin, &parse_form(&body)) {
-        return r;
-    }
     if let Err(e) = session::end(ctx.store.as_ref(), &admin.token).await {
         return super::saml::store_failure(&ctx, &e);
     }
@@ -378,14 +390,10 @@ async fn settings_save(
     jar: CookieJar,
     body: Bytes,
 ) -> Response {
-    let admin = match require(&ctx, &jar).await {
-        Ok(a) => a,
-        Err(r) => return r,
+    let (admin, form) = match admin_form(&ctx, &jar, &body).await {
+        Ok(x) => x,
+        Err(r) => return *r,
     };
-    let form = parse_form(&body);
-    if let Some(r) = csrf_refusal(&ctx, &admin, &form) {
-        return r;
-    }
     let mut edits = Vec::new();
     let mut errors = Vec::new();
     for s in SETTINGS {
@@ -774,14 +782,10 @@ async fn user_action(
     Path(name): Path<String>,
     body: Bytes,
 ) -> Response {
-    let admin = match require(&ctx, &jar).await {
-        Ok(a) => a,
-        Err(r) => return r,
+    let (admin, form) = match admin_form(&ctx, &jar, &body).await {
+        Ok(x) => x,
+        Err(r) => return *r,
     };
-    let form = parse_form(&body);
-    if let Some(r) = csrf_refusal(&ctx, &admin, &form) {
-        return r;
-    }
     let user = match directory_user(&ctx, &name).await {
         Ok(u) => u,
         Err(r) => return *r,

@@ -81,14 +81,13 @@ impl LdapDirectory {
             .collect()))
     }
 
-    /// Finds the single entry for a login with the service account. `None` for no match or
-    /// more than one (an ambiguous login must not pick somebody).
-    pub(super) async fn find_user(
+    /// A subtree search with the service account on a shared connection; a transport
+    /// failure evicts the connection and is retried once (possibly on another server).
+    async fn service_search(
         &self,
-        user: &str,
-        suffix: Option<&str>,
-    ) -> Result<Option<SearchEntry>, AuthError> {
-        let filter = self.user_filter(user, suffix);
+        filter: &str,
+        size_limit: i32,
+    ) -> Result<Vec<SearchEntry>, AuthError> {
         let mut last = String::new();
         for _ in 0..2 {
             let mut shared = self.service_handle().await?;
@@ -97,8 +96,11 @@ impl LdapDirectory {
                 .acquire()
                 .await
                 .map_err(|_| AuthError::Unavailable("LDAP connection gate closed".into()))?;
-            match self.search(&mut shared.ldap, &filter, None).await {
-                Ok(found) => return found.map(|entries| single(entries, user)),
+            match self
+                .search_limited(&mut shared.ldap, filter, None, size_limit)
+                .await
+            {
+                Ok(found) => return found,
                 Err(Transport(e)) => {
                     self.evict_service(shared.slot, shared.id).await;
                     self.server_failed(shared.server, &format!("user search: {e}"));
@@ -107,6 +109,19 @@ impl LdapDirectory {
             }
         }
         Err(AuthError::Unavailable(format!("user search: {last}")))
+    }
+
+    /// Finds the single entry for a login with the service account. `None` for no match or
+    /// more than one (an ambiguous login must not pick somebody).
+    pub(super) async fn find_user(
+        &self,
+        user: &str,
+        suffix: Option<&str>,
+    ) -> Result<Option<SearchEntry>, AuthError> {
+        let filter = self.user_filter(user, suffix);
+        // Size limit 2 tells "one" from "ambiguous".
+        let entries = self.service_search(&filter, 2).await?;
+        Ok(single(entries, user))
     }
 
     /// The admin console's user search with the service account: users (as the configured
@@ -136,31 +151,17 @@ impl LdapDirectory {
             )
         };
         let size = i32::try_from(limit).unwrap_or(i32::MAX);
-        let mut shared = self.service_handle().await?;
-        let _permit = shared
-            .gate
-            .acquire()
-            .await
-            .map_err(|_| AuthError::Unavailable("LDAP connection gate closed".into()))?;
-        match self
-            .search_limited(&mut shared.ldap, &filter, None, size)
-            .await
-        {
-            Ok(found) => Ok(found?
-                .into_iter()
-                .map(|entry| {
-                    let attrs = lower_attrs(&entry);
-                    self.user_info(entry, attrs, "")
-                })
-                .filter(|u| !u.username.is_empty())
-                .take(limit)
-                .collect()),
-            Err(Transport(e)) => {
-                self.evict_service(shared.slot, shared.id).await;
-                self.server_failed(shared.server, &format!("user search: {e}"));
-                Err(AuthError::Unavailable(format!("user search: {e}")))
-            }
-        }
+        Ok(self
+            .service_search(&filter, size)
+            .await?
+            .into_iter()
+            .map(|entry| {
+                let attrs = lower_attrs(&entry);
+                self.user_info(entry, attrs, "")
+            })
+            .filter(|u| !u.username.is_empty())
+            .take(limit)
+            .collect())
     }
 
     pub(super) async fn search_then_bind(
