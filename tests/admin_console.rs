@@ -685,3 +685,65 @@ async fn the_help_desk_finds_a_user_and_changes_their_second_factor() {
         assert!(overview.contains(needle), "{needle} in {overview}");
     }
 }
+
+#[tokio::test]
+async fn relying_parties_page_gives_netscaler_commands_and_our_certificate() {
+    let (mut b, _) = builder(|_| {}).await;
+    let fixed = Arc::new(FixedClock::new(time::OffsetDateTime::now_utc()));
+    b.clock = fixed.clone();
+    let gw = TestSp::new("gw");
+    b.add_rp(
+        "gateway",
+        &gw.metadata(false),
+        "name = \"NetScaler Gateway\"\npreset = \"netscaler\"\n",
+    );
+    let mut evil = TestSp::new("evil");
+    evil.entity_id = "https://evil.sp.test/;reboot".into();
+    b.add_rp("evil", &evil.metadata(false), "preset = \"netscaler\"\n");
+    let idp = b.start().await;
+    enrol_all(&idp, "alice", Method::Oath, PHONE).await;
+    let e = Env {
+        idp,
+        clock: fixed.clone(),
+        fixed: Some(fixed),
+        sp: gw,
+    };
+    let (admin, _, _) = e.sign_in("alice").await;
+    let (_, status, page) = admin.get(&e.url("/admin/rps")).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let page = unescape(&page);
+    assert!(page.contains("NetScaler Gateway"), "{page}");
+    assert!(
+        page.contains("add authentication samlAction tessera_netscaler_gateway"),
+        "{page}"
+    );
+    assert!(
+        page.contains("-samlRejectUnsignedAssertion STRICT"),
+        "{page}"
+    );
+    assert!(
+        page.contains("-samlIssuerName \"https://gw.sp.test\""),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!("-samlRedirectUrl \"{}/adfs/ls/\"", e.idp.base)),
+        "{page}"
+    );
+    assert!(
+        page.contains("not safe on the NetScaler command line"),
+        "hostile metadata gets no command: {page}"
+    );
+    assert!(!page.contains("-samlIssuerName \"https://evil"), "{page}");
+    assert!(page.contains(&e.idp.state.keys.thumbprint_sha1), "{page}");
+
+    let res = admin
+        .http
+        .get(e.url("/admin/certs/signing.cer"))
+        .send()
+        .await
+        .expect("cert");
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.text().await.expect("pem"), e.idp.state.keys.cert_pem());
+    let (url, _, _) = Browser::new().get(&e.url("/admin/certs/signing.cer")).await;
+    assert!(url.contains("/adfs/ls/login"), "{url}");
+}

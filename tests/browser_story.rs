@@ -11,6 +11,7 @@
 mod support {
     pub mod mellon;
     pub mod mfa;
+    pub mod sp;
     pub mod tessera;
     pub mod webdriver;
 }
@@ -346,6 +347,11 @@ async fn admin_changes_a_setting_in_chromium() {
     admin.groups.push("Tessera Admins".into());
     admin.display_name = Some("Alice Admin".into());
     b.add_user(&[admin]);
+    b.add_rp(
+        "gateway",
+        &support::sp::TestSp::new("gateway").metadata(false),
+        "name = \"NetScaler Gateway\"\npreset = \"netscaler\"\n",
+    );
     let idp = b.start().await;
     enrol_all(&idp, "alice", Method::Oath, PHONE).await;
     let driver = ChromeDriver::start();
@@ -434,6 +440,12 @@ async fn admin_changes_a_setting_in_chromium() {
         assert!(text.contains(needle), "{needle} missing:\n{text}");
     }
     s_shot(&browser, "14-admin-user.png").await;
+
+    let step = "the relying parties page gives the NetScaler commands";
+    must(browser.click_when_ready("a[href='/admin/rps']").await, step);
+    let text = must(browser.wait_for_text("NetScaler commands").await, step);
+    assert!(text.contains("add authentication samlAction"), "{text}");
+    s_shot(&browser, "15-admin-relying-parties.png").await;
     browser.quit().await;
 }
 

@@ -4,6 +4,7 @@
 //! change made either way is validated, stored and logged the same way.
 
 pub mod changes;
+pub mod netscaler;
 pub mod session;
 pub mod settings;
 pub mod signins;

@@ -225,6 +225,10 @@ pub fn templates() -> Environment<'static> {
             "admin_user.html",
             include_str!("../../templates/admin_user.html"),
         ),
+        (
+            "admin_rps.html",
+            include_str!("../../templates/admin_rps.html"),
+        ),
     ] {
         // The templates are part of the source tree; a syntax error is a build defect
         // caught by every test, not a runtime condition.
