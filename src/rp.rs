@@ -7,6 +7,8 @@ use std::sync::Arc;
 use openssl::x509::X509;
 use serde::{Deserialize, Serialize};
 
+pub mod live;
+
 use crate::directory::UserInfo;
 use crate::saml::metadata::{SpMetadata, parse_sp_metadata};
 
@@ -431,6 +433,25 @@ impl Registry {
             .get(entity_id)
             .filter(|rp| rp.enabled)
             .cloned()
+    }
+
+    /// These trusts plus `extra`; an extra one whose entity ID is already here is skipped
+    /// (and logged): the file trust stays in force.
+    pub fn merged(&self, extra: Vec<RelyingParty>) -> Registry {
+        let mut reg = Registry {
+            by_entity: self.by_entity.clone(),
+        };
+        for rp in extra {
+            if let Err(e) = reg.insert(rp) {
+                tracing::error!(error = %e, "relying party skipped");
+            }
+        }
+        reg
+    }
+
+    /// Any relying party by entity ID, enabled or not.
+    pub fn find(&self, entity_id: &str) -> Option<Arc<RelyingParty>> {
+        self.by_entity.get(entity_id).cloned()
     }
 
     pub fn all(&self) -> Vec<Arc<RelyingParty>> {

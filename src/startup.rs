@@ -14,6 +14,7 @@ use crate::mfa::gateway;
 use crate::mfa::live::LiveSettings;
 use crate::mfa::secrets::SecretBox;
 use crate::rp::Registry;
+use crate::rp::live::LiveRegistry;
 use crate::saml::metadata::{IdpEndpoints, idp_metadata};
 use crate::sim::{SimConfig, SimState};
 use crate::store::Store;
@@ -129,7 +130,7 @@ pub async fn build(
         metadata_xml,
         config,
         keys,
-        rps,
+        rps: LiveRegistry::new(rps),
         store,
         directory,
         clock,

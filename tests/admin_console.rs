@@ -747,3 +747,194 @@ async fn relying_parties_page_gives_netscaler_commands_and_our_certificate() {
     let (url, _, _) = Browser::new().get(&e.url("/admin/certs/signing.cer")).await;
     assert!(url.contains("/adfs/ls/login"), "{url}");
 }
+
+/// Posts the metadata import form (multipart, as a browser sends it).
+async fn import(
+    e: &Env,
+    browser: &Browser,
+    csrf: Option<&str>,
+    field: &'static str,
+    value: &str,
+) -> (StatusCode, String, Option<String>) {
+    let mut form = reqwest::multipart::Form::new();
+    if let Some(c) = csrf {
+        form = form.text("csrf", c.to_owned());
+    }
+    form = match field {
+        "file" => form.part(
+            "file",
+            reqwest::multipart::Part::bytes(value.as_bytes().to_vec()).file_name("sp.xml"),
+        ),
+        _ => form.text(field, value.to_owned()),
+    };
+    let res = browser
+        .http
+        .post(e.url("/admin/rps/import"))
+        .multipart(form)
+        .send()
+        .await
+        .expect("import");
+    let status = res.status();
+    let location = res
+        .headers()
+        .get("location")
+        .map(|l| l.to_str().expect("location").to_owned());
+    (status, res.text().await.expect("body"), location)
+}
+
+#[tokio::test]
+async fn sp_metadata_is_imported_previewed_approved_and_signs_users_in() {
+    let e = env(|_| {}).await;
+    let (admin, _, page) = e.sign_in("alice").await;
+    let csrf = input_value(&page, "csrf").expect("csrf");
+    let mut gw = TestSp::new("gw2");
+    gw.acs = "https://gw2.sp.test/cgi/samlauth".into();
+    let sso = |sp: &TestSp| {
+        format!(
+            "{}/adfs/ls/idpinitiatedsignon?loginToRp={}",
+            e.idp.base, sp.entity_id
+        )
+    };
+    let (_, status, _) = Browser::new().get(&sso(&gw)).await;
+    assert_ne!(status, StatusCode::OK, "not trusted yet");
+
+    // Hostile and wrong input: refused with a message, nothing pending.
+    let xxe =
+        "<?xml version=\"1.0\"?><!DOCTYPE x [<!ENTITY e SYSTEM \"file:///etc/passwd\">]><x>&e;</x>";
+    for (field, value, expect) in [
+        ("metadata", xxe, "not well-formed or safe XML"),
+        ("metadata", "just text", "not well-formed or safe XML"),
+        ("metadata", "  ", "Paste the metadata"),
+        ("url", "file:///etc/passwd", "Only http and https"),
+        ("url", &format!("{}/saml/metadata", e.idp.base), "metadata"),
+    ] {
+        let (status, page, _) = import(&e, &admin, Some(&csrf), field, value).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{value}: {page}");
+        assert!(
+            unescape(&page).contains(expect),
+            "{value}: expected {expect:?} in {page}"
+        );
+    }
+    let (status, _, _) = import(&e, &admin, None, "metadata", &gw.metadata(false)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "no CSRF token");
+
+    // Upload → preview (nothing trusted yet) → approve.
+    let (status, _, location) = import(&e, &admin, Some(&csrf), "file", &gw.metadata(false)).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let preview = e.url(&location.expect("to the preview"));
+    let (_, status, page) = admin.get(&preview).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let page = unescape(&page);
+    assert!(
+        page.contains("https://gw2.sp.test/cgi/samlauth") && page.contains("Approve and trust"),
+        "{page}"
+    );
+    let (_, status, _) = Browser::new().get(&sso(&gw)).await;
+    assert_ne!(status, StatusCode::OK, "a preview trusts nothing");
+    let approve = |name: &str, sign: &str| {
+        vec![
+            ("csrf".to_owned(), csrf.clone()),
+            ("name".to_owned(), name.to_owned()),
+            ("preset".to_owned(), "netscaler".to_owned()),
+            ("sign".to_owned(), sign.to_owned()),
+            ("mfa_required".to_owned(), "on".to_owned()),
+            ("enabled".to_owned(), "on".to_owned()),
+        ]
+    };
+    let (url, status, page) = post_fields(&admin, &preview, &approve("Gateway Two", "both")).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(url.contains("done=rp.add"), "{url}");
+    let page = unescape(&page);
+    assert!(page.contains("Gateway Two"), "{page}");
+    assert!(
+        page.contains("add authentication samlAction tessera_gateway_two"),
+        "{page}"
+    );
+    let (_, status, _) = admin.get(&preview).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "an approved import is gone");
+
+    // bob signs in through the new trust: password, code, signed Response to its ACS.
+    let bob = Browser::new();
+    let (url, _, page) = bob.get(&sso(&gw)).await;
+    let flow = input_value(&page, "flow").expect("flow");
+    bob.sign_in(&url, &page, "bob", PW).await;
+    let (_, status, page) = bob
+        .post(
+            &e.url("/adfs/ls/login"),
+            &[
+                ("flow", &flow),
+                ("action", "code"),
+                ("code", &code(e.clock.unix())),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let form = Browser::post_form(&page);
+    assert_eq!(form.action, "https://gw2.sp.test/cgi/samlauth");
+    let xml = form.xml();
+    assert!(
+        xml.contains("Destination=\"https://gw2.sp.test/cgi/samlauth\""),
+        "{xml}"
+    );
+    assert_eq!(
+        xml.matches("<ds:SignatureValue>").count(),
+        2,
+        "Response and Assertion signed"
+    );
+
+    // New metadata for the same SP: the preview shows what changes; approving updates.
+    let mut moved = TestSp::new("gw2");
+    moved.acs = "https://gw2-new.sp.test/cgi/samlauth".into();
+    let (_, _, location) =
+        import(&e, &admin, Some(&csrf), "metadata", &moved.metadata(false)).await;
+    let preview = e.url(&location.expect("preview"));
+    let page = unescape(&admin.get(&preview).await.2);
+    assert!(page.contains("Update a relying party"), "{page}");
+    assert!(
+        page.contains("− ACS 1: https://gw2.sp.test/cgi/samlauth"),
+        "{page}"
+    );
+    assert!(
+        page.contains("+ ACS 1: https://gw2-new.sp.test/cgi/samlauth"),
+        "{page}"
+    );
+    let (url, _, _) = post_fields(&admin, &preview, &approve("Gateway Two", "both")).await;
+    assert!(url.contains("done=rp.update"), "{url}");
+
+    // The file trust cannot be replaced from the console.
+    let (_, _, location) = import(&e, &admin, Some(&csrf), "metadata", &e.sp.metadata(false)).await;
+    let preview = e.url(&location.expect("preview"));
+    assert!(unescape(&admin.get(&preview).await.2).contains("already trusted from"));
+    let (_, status, _) = post_fields(&admin, &preview, &approve("x", "both")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // Disable, then remove: sign-in through it stops.
+    let rps = admin.get(&e.url("/admin/rps")).await.2;
+    let form_end = rps
+        .find("\" class=\"rp-options\"")
+        .expect("an editable trust");
+    let marker = "action=\"/admin/rps/";
+    let slug = &rps[rps[..form_end].rfind(marker).expect("its action") + marker.len()..form_end];
+    let trust = e.url(&format!("/admin/rps/{slug}"));
+    let mut disable = vec![
+        ("csrf".to_owned(), csrf.clone()),
+        ("action".to_owned(), "options".to_owned()),
+        ("name".to_owned(), "Gateway Two".to_owned()),
+        ("sign".to_owned(), "both".to_owned()),
+        ("preset".to_owned(), "netscaler".to_owned()),
+        ("mfa_required".to_owned(), "on".to_owned()),
+    ];
+    let (url, _, _) = post_fields(&admin, &trust, &disable).await;
+    assert!(url.contains("done=rp.options"), "{url}");
+    let (_, status, _) = Browser::new().get(&sso(&moved)).await;
+    assert_ne!(status, StatusCode::OK, "a disabled trust signs nobody in");
+    disable.retain(|(k, _)| k == "csrf");
+    disable.push(("action".to_owned(), "delete".to_owned()));
+    let (url, _, page) = post_fields(&admin, &trust, &disable).await;
+    assert!(url.contains("done=rp.delete"), "{url}");
+    assert!(!page.contains("Gateway Two"), "{page}");
+    let log = unescape(&admin.get(&e.url("/admin")).await.2);
+    for needle in ["rp.add", "rp.update", "rp.options", "rp.delete"] {
+        assert!(log.contains(needle), "{needle} in {log}");
+    }
+}

@@ -4,6 +4,7 @@
 mod support {
     pub mod browser;
     pub mod mellon;
+    pub mod mfa;
     pub mod redis;
     pub mod slapd;
     pub mod tessera;
@@ -178,4 +179,84 @@ async fn ldap_refusals_show_clear_messages_and_injection_signs_nobody_in() {
     let body = complete(&browser, &p, &url, &page, "alice", ALICE_PASSWORD).await;
     assert_alice(&body);
     assert!(!p.slapd.ldap_url().is_empty());
+}
+
+/// The metadata round trip through the admin console: mellon's SP metadata pasted into
+/// /admin/rps, previewed, approved (no restart), and alice signs in to mellon through it.
+#[tokio::test]
+async fn mellon_added_in_the_admin_console_signs_alice_in_without_a_restart() {
+    let slapd = Slapd::start();
+    let mut b = TesseraBuilder::new();
+    b.config.directory.kind = DirectoryKind::Ldap;
+    b.config.directory.ldap = Some(slapd.settings());
+    // alice (in Staff) administers; the console always asks her for the second factor.
+    b.config.admin.group = "Staff".into();
+    let mellon = MellonSp::start(MellonOptions::new(b.idp_metadata()));
+    let idp = b.start().await;
+    support::mfa::enrol_all(&idp, "alice", tessera::mfa::Method::Oath, "+15550100230").await;
+    let p = Peers {
+        slapd,
+        mellon,
+        idp,
+        _redis: None,
+    };
+    let (_, status, _) = Browser::new().get(&p.mellon.protected_url()).await;
+    assert_ne!(status, StatusCode::OK, "mellon is not trusted yet");
+
+    let admin = Browser::new();
+    let (url, _, page) = admin.get(&format!("{}/admin", p.idp.base)).await;
+    let flow = input_value(&page, "flow").expect("flow");
+    admin.sign_in(&url, &page, "alice", ALICE_PASSWORD).await;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let (_, status, page) = admin
+        .post(
+            &format!("{}/adfs/ls/login", p.idp.base),
+            &[
+                ("flow", &flow),
+                ("action", "code"),
+                ("code", &support::mfa::code(now)),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let csrf = input_value(&page, "csrf").expect("admin session");
+    let form = reqwest::multipart::Form::new()
+        .text("csrf", csrf.clone())
+        .text("metadata", p.mellon.sp_metadata());
+    let res = admin
+        .http
+        .post(format!("{}/admin/rps/import", p.idp.base))
+        .multipart(form)
+        .send()
+        .await
+        .expect("import");
+    assert_eq!(
+        res.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        res.text().await.unwrap_or_default()
+    );
+    let preview = join(
+        &p.idp.base,
+        res.headers()["location"].to_str().expect("location"),
+    );
+    let (_, status, page) = admin
+        .post(
+            &preview,
+            &[
+                ("csrf", csrf.as_str()),
+                ("name", "Mellon from the console"),
+                ("preset", "netscaler"),
+                ("sign", "both"),
+                ("enabled", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("Mellon from the console"), "{page}");
+
+    let browser = Browser::new();
+    let (url, page) = reach_login(&browser, &p).await;
+    let body = complete(&browser, &p, &url, &page, "alice", ALICE_PASSWORD).await;
+    assert_alice(&body);
 }

@@ -8,6 +8,7 @@ pub mod netscaler;
 pub mod session;
 pub mod settings;
 pub mod signins;
+pub mod trusts;
 pub mod users;
 
 use crate::config::AdminConfig;

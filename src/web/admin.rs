@@ -30,20 +30,19 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/signout", post(signout))
         .route("/admin/signins", get(signins_page))
         .route("/admin/signins.csv", get(signins_csv))
-        .route("/admin/rps", get(rps_page))
         .route("/admin/certs/signing.cer", get(signing_cert))
         .route("/admin/users", get(users_page))
         .route("/admin/users/{name}", get(user_page).post(user_action))
 }
 
 /// A signed-in admin, for one request.
-struct Admin {
-    session: AdminSession,
+pub(super) struct Admin {
+    pub(super) session: AdminSession,
     token: String,
 }
 
 impl Admin {
-    fn actor(&self, ip: &str) -> Actor {
+    pub(super) fn actor(&self, ip: &str) -> Actor {
         Actor {
             name: self.session.user.clone(),
             client_ip: ip.to_owned(),
@@ -53,7 +52,7 @@ impl Admin {
 
 /// The admin behind the cookie, or the response to send instead: a new sign-in (GET) or a
 /// refusal (a form posted without a live session).
-async fn require(ctx: &AppContext, jar: &CookieJar) -> Result<Admin, Response> {
+pub(super) async fn require(ctx: &AppContext, jar: &CookieJar) -> Result<Admin, Response> {
     let Some(token) = jar.get(COOKIE).map(|c| c.value().to_owned()) else {
         return Err(Redirect::to("/admin").into_response());
     };
@@ -73,7 +72,11 @@ async fn require(ctx: &AppContext, jar: &CookieJar) -> Result<Admin, Response> {
 
 /// Every form carries the session's CSRF token; a form without it is refused before it is
 /// read. `Some` is the refusal page.
-fn csrf_refusal(ctx: &AppContext, admin: &Admin, form: &[(String, String)]) -> Option<Response> {
+pub(super) fn csrf_refusal(
+    ctx: &AppContext,
+    admin: &Admin,
+    form: &[(String, String)],
+) -> Option<Response> {
     let presented = form
         .iter()
         .find(|(k, _)| k == "csrf")
@@ -95,7 +98,7 @@ fn parse_form(body: &Bytes) -> Vec<(String, String)> {
 
 /// A form posted by a signed-in admin with the session's CSRF token, or the response to send
 /// instead (a new sign-in, or the refusal).
-async fn admin_form(
+pub(super) async fn admin_form(
     ctx: &AppContext,
     jar: &CookieJar,
     body: &Bytes,
@@ -826,57 +829,6 @@ async fn user_action(
         }
         Err(ActionError::Store(e)) => super::saml::store_failure(&ctx, &e),
     }
-}
-
-/// GET /admin/rps: the relying-party trusts in force, with what each receives and, for a
-/// NetScaler, the commands that configure its side.
-async fn rps_page(State(ctx): State<AppState>, jar: CookieJar) -> Response {
-    let admin = match require(&ctx, &jar).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
-    let endpoints = crate::startup::endpoints(&ctx.config);
-    let rows: Vec<Value> = ctx
-        .rps
-        .all()
-        .iter()
-        .map(|rp| {
-            let netscaler = rp.preset == Some(crate::rp::Preset::Netscaler)
-                || rp.acs.iter().any(|a| a.url.ends_with("/cgi/samlauth"));
-            let (commands, commands_error) = if netscaler {
-                match crate::admin::netscaler::commands(rp, &endpoints.sso, endpoints.slo.as_deref()) {
-                    Ok(c) => (Some(c), None),
-                    Err(e) => (None, Some(e)),
-                }
-            } else {
-                (None, None)
-            };
-            let sign = match rp.sign {
-                crate::rp::SignChoice::Assertion => "assertion",
-                crate::rp::SignChoice::Response => "response",
-                crate::rp::SignChoice::Both => "response and assertion",
-            };
-            minijinja::context! {
-                name => rp.name.clone(), entity_id => rp.entity_id.clone(),
-                acs => rp.acs.iter().map(|a| a.url.clone()).collect::<Vec<_>>(), slo => rp.slo.clone(),
-                sign => sign, name_id => String::from(rp.name_id_source.clone()), name_id_format => rp.name_id_format.clone(),
-                attributes => rp.attributes.iter().map(|c| format!("{} ← {}", c.name, String::from(c.source.clone()))).collect::<Vec<_>>(),
-                mfa_required => rp.mfa_required, enabled => rp.enabled, signed_requests => rp.require_signed_requests,
-                lenient => rp.authn_context == crate::rp::AuthnContextMode::Lenient, origin => rp.origin.clone(),
-                netscaler => netscaler, commands => commands, commands_error => commands_error,
-                certs => rp.certs.len(),
-            }
-        })
-        .collect();
-    ctx.render(
-        "admin_rps.html",
-        minijinja::context! {
-            title => "Relying parties", page => "rps", admin => admin.session.display.clone(),
-            csrf => admin.session.csrf.clone(), rps => rows, entity_id => endpoints.entity_id, sso => endpoints.sso,
-            thumbprint_sha1 => ctx.keys.thumbprint_sha1.clone(), thumbprint_sha256 => ctx.keys.thumbprint_sha256.clone(),
-            not_after => ctx.keys.not_after.clone(), cert_file => crate::admin::netscaler::CERT_FILE,
-        },
-    )
 }
 
 /// GET /admin/certs/signing.cer: our token-signing certificate (PEM), for an SP's trust store.

@@ -1,6 +1,7 @@
 //! The HTTP surface: `app(state)` builds the axum router every binary and test uses.
 
 mod admin;
+mod admin_rps;
 mod login;
 mod mfa;
 mod pages;
@@ -27,13 +28,15 @@ use crate::mfa::challenge::TokenSigner;
 use crate::mfa::live::{LiveSettings, Policy};
 use crate::mfa::secrets::SecretBox;
 use crate::rp::Registry;
+use crate::rp::live::LiveRegistry;
 use crate::store::Store;
 
 /// Everything a request handler may use; built once in `startup`, shared by `Arc`.
 pub struct AppContext {
     pub config: Config,
     pub keys: KeyMaterial,
-    pub rps: Registry,
+    /// Relying-party trusts: files at start + console-managed ones from the store.
+    pub rps: LiveRegistry,
     pub store: Arc<dyn Store>,
     pub directory: Arc<dyn Directory>,
     pub clock: Arc<dyn Clock>,
@@ -80,7 +83,7 @@ pub fn app(state: AppState) -> Router {
     for p in METADATA_PATHS {
         r = r.route(p, get(pages::metadata));
     }
-    r = r.merge(admin::routes());
+    r = r.merge(admin::routes()).merge(admin_rps::routes());
     if let Some(sim) = &state.simulator {
         r = r.merge(crate::sim::router(sim.clone()));
     }
@@ -151,6 +154,11 @@ impl AppContext {
     }
 
     /// The login state machine's view of this context under `policy`, for a sign-in under `rule`.
+    /// The relying-party trusts in force on this node now (see `rp::live`).
+    pub async fn registry(&self) -> Arc<Registry> {
+        self.rps.current(self.store.as_ref()).await
+    }
+
     /// The MFA policy in force on this node now (see `mfa::live`).
     pub async fn policy(&self) -> Arc<Policy> {
         self.settings.policy(self.store.as_ref()).await
@@ -228,6 +236,10 @@ pub fn templates() -> Environment<'static> {
         (
             "admin_rps.html",
             include_str!("../../templates/admin_rps.html"),
+        ),
+        (
+            "admin_rp_import.html",
+            include_str!("../../templates/admin_rp_import.html"),
         ),
     ] {
         // The templates are part of the source tree; a syntax error is a build defect

@@ -13,7 +13,7 @@ pub async fn home(State(ctx): State<AppState>) -> Response {
             title => ctx.config.idp.display_name.clone(),
             entity_id => ctx.config.entity_id(),
             sso_url => ctx.sso_url(),
-            rps => ctx.rps.all().iter().map(|rp| minijinja::context!{ name => rp.name.clone(), entity_id => rp.entity_id.clone() }).collect::<Vec<_>>(),
+            rps => ctx.registry().await.all().iter().map(|rp| minijinja::context!{ name => rp.name.clone(), entity_id => rp.entity_id.clone() }).collect::<Vec<_>>(),
         },
     )
 }

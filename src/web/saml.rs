@@ -79,7 +79,8 @@ pub async fn idp_initiated(
     jar: CookieJar,
     Query(q): Query<IdpInitiated>,
 ) -> Response {
-    let Some(rp) = q.sp.as_deref().and_then(|sp| ctx.rps.get(sp)) else {
+    let rps = ctx.registry().await;
+    let Some(rp) = q.sp.as_deref().and_then(|sp| rps.get(sp)) else {
         let e = RequestError::UnknownSp(q.sp.unwrap_or_default());
         return refuse(&ctx, &e, &ip, None);
     };
@@ -132,7 +133,7 @@ async fn begin(
         Ok(r) => r,
         Err(e) => return refuse(ctx, &e, ip, None),
     };
-    let Some(rp) = ctx.rps.get(&req.issuer) else {
+    let Some(rp) = ctx.registry().await.get(&req.issuer) else {
         return refuse(ctx, &RequestError::UnknownSp(req.issuer.clone()), ip, None);
     };
     let signed = match request::check_signature(&incoming, &root, binding, &rp) {
@@ -216,7 +217,7 @@ async fn logout(
         Ok(r) => r,
         Err(e) => return refuse(ctx, &e, ip, None),
     };
-    let Some(rp) = ctx.rps.get(&req.issuer) else {
+    let Some(rp) = ctx.registry().await.get(&req.issuer) else {
         return refuse(ctx, &RequestError::UnknownSp(req.issuer.clone()), ip, None);
     };
     let checked = request::check_signature(incoming, root, binding, &rp).and_then(|_| {
@@ -313,7 +314,7 @@ pub async fn issue(
     mut s: SsoSession,
     jar: CookieJar,
 ) -> Response {
-    let Some(rp) = ctx.rps.get(&pending.rp_entity_id) else {
+    let Some(rp) = ctx.registry().await.get(&pending.rp_entity_id) else {
         return refuse(
             ctx,
             &RequestError::UnknownSp(pending.rp_entity_id.clone()),

@@ -24,7 +24,8 @@ pub fn is_waiting(state: &LoginState) -> bool {
 pub async fn render(ctx: &AppContext, flow: &Flow) -> Response {
     let rp_name = match &flow.request {
         Pending::Saml(p) => ctx
-            .rps
+            .registry()
+            .await
             .get(&p.rp_entity_id)
             .map(|rp| rp.name.clone())
             .unwrap_or_default(),

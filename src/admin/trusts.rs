@@ -1,0 +1,299 @@
+//! Relying-party trusts managed in the console: metadata imported into a pending record, shown with its differences, applied only when an admin approves; options changed; trusts removed — each logged.
+
+use std::time::Duration;
+
+use openssl::hash::MessageDigest;
+use serde::{Deserialize, Serialize};
+
+use super::Actor;
+use super::changes::{self, Change};
+use crate::rp::live::{self, StoredRp};
+use crate::rp::{Preset, Registry, RelyingParty, RpConfig, SignChoice, slug};
+use crate::saml::metadata::{SpMetadata, parse_sp_metadata};
+use crate::store::{self, Store, StoreError};
+
+/// How long an imported, not yet approved metadata document is kept.
+const PENDING_TTL: Duration = Duration::from_secs(15 * 60);
+
+/// Imported metadata waiting for approval (`rppending:<id>`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Pending {
+    pub xml: String,
+    /// Where it came from (pasted, a file name, a URL), for the log.
+    pub source: String,
+    pub by: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrustError {
+    /// Not applied; the message is for the admin.
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn refused<T>(m: impl Into<String>) -> Result<T, TrustError> {
+    Err(TrustError::Refused(m.into()))
+}
+
+fn pending_key(id: &str) -> String {
+    format!("rppending:{id}")
+}
+
+/// Checks the metadata and keeps it for approval; returns the pending id.
+pub async fn import(
+    store: &dyn Store,
+    xml: String,
+    source: &str,
+    by: &str,
+) -> Result<String, TrustError> {
+    if let Err(e) = parse_sp_metadata(&xml) {
+        return refused(e.to_string());
+    }
+    let id = crate::saml::random_hex(16);
+    let p = Pending {
+        xml,
+        source: source.to_owned(),
+        by: by.to_owned(),
+    };
+    store::put_json(store, &pending_key(&id), &p, Some(PENDING_TTL)).await?;
+    Ok(id)
+}
+
+pub async fn pending(store: &dyn Store, id: &str) -> Result<Option<Pending>, StoreError> {
+    if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(None);
+    }
+    store::get_json(store, &pending_key(id)).await
+}
+
+/// What an admin sees of metadata before approving it, one line per fact.
+pub fn summary(md: &SpMetadata) -> Vec<(String, String)> {
+    let mut out = vec![("Entity ID".to_owned(), md.entity_id.clone())];
+    for (i, a) in md.acs.iter().enumerate() {
+        out.push((format!("ACS {}", i + 1), a.url.clone()));
+    }
+    out.push((
+        "Single logout".into(),
+        md.slo.clone().unwrap_or_else(|| "none".into()),
+    ));
+    for (i, c) in md.certs.iter().enumerate() {
+        let sha1 = c
+            .digest(MessageDigest::sha1())
+            .map(|d| hex::encode_upper(&*d))
+            .unwrap_or_default();
+        let subject = c
+            .subject_name()
+            .entries()
+            .filter_map(|e| e.data().to_string().ok())
+            .collect::<Vec<_>>()
+            .join(", ");
+        out.push((
+            format!("Certificate {}", i + 1),
+            format!("{subject}; SHA-1 {sha1}; valid until {}", c.not_after()),
+        ));
+    }
+    out.push((
+        "Signs its requests".into(),
+        if md.authn_requests_signed {
+            "yes"
+        } else {
+            "no"
+        }
+        .into(),
+    ));
+    out
+}
+
+/// Lines present on one side only: (what goes, what comes).
+pub fn diff(old: &[(String, String)], new: &[(String, String)]) -> (Vec<String>, Vec<String>) {
+    let show = |(k, v): &(String, String)| format!("{k}: {v}");
+    let gone = old.iter().filter(|l| !new.contains(l)).map(show).collect();
+    let added = new.iter().filter(|l| !old.contains(l)).map(show).collect();
+    (gone, added)
+}
+
+/// The console trust with this entity ID, if any: (slug, record).
+pub async fn by_entity(
+    store: &dyn Store,
+    entity_id: &str,
+) -> Result<Option<(String, StoredRp)>, TrustError> {
+    for (slug, rp) in live::load_all(store).await? {
+        if parse_sp_metadata(&rp.metadata_xml).is_ok_and(|md| md.entity_id == entity_id) {
+            return Ok(Some((slug, rp)));
+        }
+    }
+    Ok(None)
+}
+
+/// The options an admin sets on a trust (the rest comes from metadata and the preset).
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub name: Option<String>,
+    pub preset: Option<Preset>,
+    pub sign: Option<SignChoice>,
+    pub mfa_required: bool,
+    pub enabled: bool,
+}
+
+impl Options {
+    fn apply(&self, cfg: &mut RpConfig) -> Result<(), TrustError> {
+        if let Some(n) = &self.name {
+            let n = n.trim();
+            if n.is_empty() || n.len() > 100 || n.chars().any(char::is_control) {
+                return refused("A name is 1 to 100 characters on one line.");
+            }
+            cfg.name = Some(n.to_owned());
+        }
+        cfg.preset = self.preset;
+        cfg.sign = self.sign;
+        cfg.mfa_required = Some(self.mfa_required);
+        cfg.enabled = Some(self.enabled);
+        Ok(())
+    }
+}
+
+fn describe(rp: &RelyingParty) -> String {
+    let sign = match rp.sign {
+        SignChoice::Assertion => "assertion",
+        SignChoice::Response => "response",
+        SignChoice::Both => "both",
+    };
+    format!(
+        "{} ({}); sign {sign}; mfa {}; {}",
+        rp.name,
+        rp.acs.first().map_or("", |a| a.url.as_str()),
+        if rp.mfa_required {
+            "required"
+        } else {
+            "not required"
+        },
+        if rp.enabled { "enabled" } else { "disabled" }
+    )
+}
+
+/// Applies a pending import: adds a new trust, or replaces the metadata of the console trust
+/// with the same entity ID (keeping its options unless `options` says otherwise).
+pub async fn approve(
+    store: &dyn Store,
+    files: &Registry,
+    actor: &Actor,
+    now: i64,
+    id: &str,
+    options: &Options,
+) -> Result<Change, TrustError> {
+    let Some(p) = pending(store, id).await? else {
+        return refused(
+            "This import has expired or was already applied. Import the metadata again.",
+        );
+    };
+    let md = parse_sp_metadata(&p.xml).map_err(|e| TrustError::Refused(e.to_string()))?;
+    if let Some(file) = files.find(&md.entity_id) {
+        return refused(format!(
+            "{} is already trusted from {}; change it there.",
+            md.entity_id, file.origin
+        ));
+    }
+    let existing = by_entity(store, &md.entity_id).await?;
+    let (slug_name, mut config, before) = match &existing {
+        Some((s, old)) => (
+            s.clone(),
+            old.config.clone(),
+            old.build(s).ok().map(|rp| describe(&rp)),
+        ),
+        None => {
+            let base = options.name.clone().unwrap_or_else(|| md.entity_id.clone());
+            (
+                unique_slug(store, &slug(&base)).await?,
+                RpConfig::default(),
+                None,
+            )
+        }
+    };
+    options.apply(&mut config)?;
+    let record = StoredRp {
+        metadata_xml: p.xml,
+        config,
+        updated_by: actor.name.clone(),
+        updated_at: now,
+    };
+    let rp = record.build(&slug_name).map_err(TrustError::Refused)?;
+    live::save(store, &slug_name, &record).await?;
+    store.delete(&pending_key(id)).await?;
+    let action = if existing.is_some() {
+        "rp.update"
+    } else {
+        "rp.add"
+    };
+    let c = Change::new(
+        actor,
+        now,
+        action,
+        &md.entity_id,
+        before,
+        Some(format!("{}; from {}", describe(&rp), p.source)),
+    );
+    changes::record(store, now, std::slice::from_ref(&c)).await?;
+    Ok(c)
+}
+
+async fn unique_slug(store: &dyn Store, base: &str) -> Result<String, StoreError> {
+    let base = if base.is_empty() { "sp" } else { base };
+    let mut candidate = base.to_owned();
+    let mut n = 2;
+    while live::load(store, &candidate).await?.is_some() {
+        candidate = format!("{base}-{n}");
+        n += 1;
+    }
+    Ok(candidate)
+}
+
+/// Changes a console trust's options.
+pub async fn set_options(
+    store: &dyn Store,
+    actor: &Actor,
+    now: i64,
+    slug_name: &str,
+    options: &Options,
+) -> Result<Change, TrustError> {
+    let Some(mut record) = live::load(store, slug_name).await? else {
+        return refused("There is no such trust in the console.");
+    };
+    let before = record.build(slug_name).ok().map(|rp| describe(&rp));
+    options.apply(&mut record.config)?;
+    record.updated_by = actor.name.clone();
+    record.updated_at = now;
+    let rp = record.build(slug_name).map_err(TrustError::Refused)?;
+    live::save(store, slug_name, &record).await?;
+    let c = Change::new(
+        actor,
+        now,
+        "rp.options",
+        &rp.entity_id,
+        before,
+        Some(describe(&rp)),
+    );
+    changes::record(store, now, std::slice::from_ref(&c)).await?;
+    Ok(c)
+}
+
+/// Removes a console trust.
+pub async fn delete(
+    store: &dyn Store,
+    actor: &Actor,
+    now: i64,
+    slug_name: &str,
+) -> Result<Change, TrustError> {
+    let Some(record) = live::load(store, slug_name).await? else {
+        return refused("There is no such trust in the console.");
+    };
+    let entity = parse_sp_metadata(&record.metadata_xml)
+        .map(|m| m.entity_id)
+        .unwrap_or_else(|_| slug_name.to_owned());
+    let before = record.build(slug_name).ok().map(|rp| describe(&rp));
+    live::remove(store, slug_name).await?;
+    let c = Change::new(actor, now, "rp.delete", &entity, before, None);
+    changes::record(store, now, std::slice::from_ref(&c)).await?;
+    Ok(c)
+}

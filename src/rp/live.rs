@@ -1,0 +1,180 @@
+//! The relying-party trusts in force: those loaded from files at start plus those admins manage in the console, kept in the Store and re-read at most once a second per node.
+//!
+//! Console-managed trusts are records `rp:<slug>` (their SP metadata and options); every
+//! change bumps the counter `rpversion`, which nodes poll, so a trust added on one node
+//! signs users in on every node within a second, without a restart. File trusts stay as
+//! they are (read-only in the console): a console trust may not reuse their entity IDs.
+
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Registry, RelyingParty, RpConfig};
+use crate::mfa::live::REFRESH;
+use crate::saml::metadata::parse_sp_metadata;
+use crate::store::{self, Store, StoreError};
+
+pub const PREFIX: &str = "rp:";
+pub const VERSION_KEY: &str = "rpversion";
+
+/// A console-managed trust as stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredRp {
+    /// The SP's metadata, as imported.
+    pub metadata_xml: String,
+    /// Options on top of the metadata (the same keys as a sidecar `.toml`).
+    pub config: RpConfig,
+    pub updated_by: String,
+    pub updated_at: i64,
+}
+
+impl StoredRp {
+    /// Builds the trust; `Err` says why it cannot be used (checked before anything is
+    /// stored, so a stored record normally builds).
+    pub fn build(&self, slug: &str) -> Result<RelyingParty, String> {
+        if !self.config.cert_files.is_empty() {
+            return Err(
+                "certificates of console trusts come from the metadata, not from files".into(),
+            );
+        }
+        if self.config.metadata_file.is_some() {
+            return Err("a console trust carries its metadata itself".into());
+        }
+        let md = parse_sp_metadata(&self.metadata_xml).map_err(|e| e.to_string())?;
+        RelyingParty::from_config(
+            &self.config,
+            Some(md),
+            &format!("console:{slug}"),
+            Path::new("."),
+        )
+    }
+}
+
+fn key(slug: &str) -> String {
+    format!("{PREFIX}{slug}")
+}
+
+/// Every console-managed trust, by slug.
+pub async fn load_all(store: &dyn Store) -> Result<Vec<(String, StoredRp)>, StoreError> {
+    let mut out = Vec::new();
+    for k in store.keys(PREFIX).await? {
+        let Some(slug) = k.strip_prefix(PREFIX) else {
+            continue;
+        };
+        if let Some(rp) = store::get_json::<StoredRp>(store, &k).await? {
+            out.push((slug.to_owned(), rp));
+        }
+    }
+    Ok(out)
+}
+
+pub async fn load(store: &dyn Store, slug: &str) -> Result<Option<StoredRp>, StoreError> {
+    store::get_json(store, &key(slug)).await
+}
+
+/// Stores (adds or replaces) a trust and tells every node.
+pub async fn save(store: &dyn Store, slug: &str, rp: &StoredRp) -> Result<(), StoreError> {
+    store::put_json(store, &key(slug), rp, None).await?;
+    store.incr(VERSION_KEY, 1, None).await.map(drop)
+}
+
+/// Removes a trust and tells every node; `false` when there was none.
+pub async fn remove(store: &dyn Store, slug: &str) -> Result<bool, StoreError> {
+    let removed = store.delete(&key(slug)).await?;
+    store.incr(VERSION_KEY, 1, None).await?;
+    Ok(removed)
+}
+
+struct Snapshot {
+    version: Option<Vec<u8>>,
+    checked: Option<Instant>,
+    registry: Arc<Registry>,
+}
+
+pub struct LiveRegistry {
+    files: Registry,
+    snapshot: RwLock<Snapshot>,
+}
+
+impl LiveRegistry {
+    /// `files`: the trusts loaded from the metadata folder and the config at start.
+    pub fn new(files: Registry) -> Self {
+        let registry = Arc::new(files.merged(Vec::new()));
+        LiveRegistry {
+            files,
+            snapshot: RwLock::new(Snapshot {
+                version: None,
+                checked: None,
+                registry,
+            }),
+        }
+    }
+
+    /// The trusts loaded from files (not editable in the console).
+    pub fn files(&self) -> &Registry {
+        &self.files
+    }
+
+    /// The trusts in force now. A store that cannot be read keeps the last good set.
+    pub async fn current(&self, store: &dyn Store) -> Arc<Registry> {
+        {
+            let snap = self.snapshot.read().unwrap_or_else(|p| p.into_inner());
+            if snap.checked.is_some_and(|c| c.elapsed() < REFRESH) {
+                return snap.registry.clone();
+            }
+        }
+        let version = match store.get(VERSION_KEY).await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(error = %e, "relying parties: store unreadable, keeping the trusts in force");
+                return self.touch(None);
+            }
+        };
+        let fresh = {
+            let snap = self.snapshot.read().unwrap_or_else(|p| p.into_inner());
+            snap.checked.is_some() && snap.version == version
+        };
+        if fresh {
+            return self.touch(None);
+        }
+        match load_all(store).await {
+            Ok(stored) => {
+                let built = stored
+                    .into_iter()
+                    .filter_map(|(slug, rp)| match rp.build(&slug) {
+                        Ok(rp) => Some(rp),
+                        Err(e) => {
+                            tracing::error!(slug = %slug, error = %e, "console trust does not build; skipped");
+                            None
+                        }
+                    })
+                    .collect();
+                self.touch(Some((version, Arc::new(self.files.merged(built)))))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "relying parties: store unreadable, keeping the trusts in force");
+                self.touch(None)
+            }
+        }
+    }
+
+    /// The next `current` call reads the store (after a change made through this node).
+    pub fn invalidate(&self) {
+        self.snapshot
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .checked = None;
+    }
+
+    fn touch(&self, new: Option<(Option<Vec<u8>>, Arc<Registry>)>) -> Arc<Registry> {
+        let mut snap = self.snapshot.write().unwrap_or_else(|p| p.into_inner());
+        snap.checked = Some(Instant::now());
+        if let Some((version, registry)) = new {
+            snap.version = version;
+            snap.registry = registry;
+        }
+        snap.registry.clone()
+    }
+}

@@ -1,0 +1,396 @@
+//! The console's relying-party pages: trusts in force, import of SP metadata (paste, file, URL) with a preview and an explicit approve, options, removal, and the NetScaler commands.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum_extra::extract::CookieJar;
+use minijinja::Value;
+use serde::Deserialize;
+
+use super::admin::{Admin, admin_form, csrf_refusal, require};
+use super::{AppContext, AppState, ClientIp};
+use crate::admin::netscaler;
+use crate::admin::trusts::{self, Options, TrustError};
+use crate::rp::{Preset, RelyingParty, SignChoice};
+use crate::saml::metadata::parse_sp_metadata;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/admin/rps", get(page))
+        .route("/admin/rps/import", post(import))
+        .route("/admin/rps/import/{id}", get(preview).post(approve))
+        .route("/admin/rps/{slug}", post(change))
+}
+
+/// Largest metadata document accepted from any source.
+const MAX_METADATA: usize = 1024 * 1024;
+
+#[derive(Deserialize)]
+struct Done {
+    done: Option<String>,
+}
+
+async fn page(State(ctx): State<AppState>, jar: CookieJar, Query(done): Query<Done>) -> Response {
+    let admin = match require(&ctx, &jar).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let notice = done.done.map(|d| format!("Done: {d}."));
+    render(&ctx, &admin, notice, None, StatusCode::OK).await
+}
+
+fn sign_name(s: SignChoice) -> &'static str {
+    match s {
+        SignChoice::Assertion => "assertion",
+        SignChoice::Response => "response",
+        SignChoice::Both => "both",
+    }
+}
+
+fn rp_row(rp: &RelyingParty, sso: &str, slo: Option<&str>) -> Value {
+    let netscaler = rp.preset == Some(Preset::Netscaler)
+        || rp.acs.iter().any(|a| a.url.ends_with("/cgi/samlauth"));
+    let (commands, commands_error) = if netscaler {
+        match netscaler::commands(rp, sso, slo) {
+            Ok(c) => (Some(c), None),
+            Err(e) => (None, Some(e)),
+        }
+    } else {
+        (None, None)
+    };
+    let slug = rp.origin.strip_prefix("console:").map(str::to_owned);
+    minijinja::context! {
+        name => rp.name.clone(), entity_id => rp.entity_id.clone(),
+        acs => rp.acs.iter().map(|a| a.url.clone()).collect::<Vec<_>>(), slo => rp.slo.clone(),
+        sign_key => sign_name(rp.sign), name_id => String::from(rp.name_id_source.clone()), name_id_format => rp.name_id_format.clone(),
+        attributes => rp.attributes.iter().map(|c| format!("{} ← {}", c.name, String::from(c.source.clone()))).collect::<Vec<_>>(),
+        mfa_required => rp.mfa_required, enabled => rp.enabled, signed_requests => rp.require_signed_requests,
+        lenient => rp.authn_context == crate::rp::AuthnContextMode::Lenient, origin => rp.origin.clone(),
+        netscaler => netscaler, commands => commands, commands_error => commands_error, certs => rp.certs.len(),
+        slug => slug, preset => rp.preset.map(|_| "netscaler"),
+    }
+}
+
+async fn render(
+    ctx: &AppContext,
+    admin: &Admin,
+    notice: Option<String>,
+    error: Option<String>,
+    status: StatusCode,
+) -> Response {
+    let endpoints = crate::startup::endpoints(&ctx.config);
+    let rows: Vec<Value> = ctx
+        .registry()
+        .await
+        .all()
+        .iter()
+        .map(|rp| rp_row(rp, &endpoints.sso, endpoints.slo.as_deref()))
+        .collect();
+    let mut res = ctx.render(
+        "admin_rps.html",
+        minijinja::context! {
+            title => "Relying parties", page => "rps", admin => admin.session.display.clone(),
+            csrf => admin.session.csrf.clone(), rps => rows, entity_id => endpoints.entity_id, sso => endpoints.sso,
+            thumbprint_sha1 => ctx.keys.thumbprint_sha1.clone(), thumbprint_sha256 => ctx.keys.thumbprint_sha256.clone(),
+            not_after => ctx.keys.not_after.clone(), cert_file => netscaler::CERT_FILE, notice => notice, error => error,
+        },
+    );
+    *res.status_mut() = status;
+    res
+}
+
+/// The parts of the import form.
+#[derive(Default)]
+struct ImportForm {
+    csrf: String,
+    pasted: String,
+    url: String,
+    file: Option<(String, Vec<u8>)>,
+}
+
+async fn read_import(mut multipart: Multipart) -> Result<ImportForm, String> {
+    let mut f = ImportForm::default();
+    while let Some(field) = multipart
+        .next_field()
+        .await
+        .map_err(|e| format!("the form could not be read: {e}"))?
+    {
+        let name = field.name().unwrap_or_default().to_owned();
+        let file_name = field.file_name().map(str::to_owned);
+        let bytes = field
+            .bytes()
+            .await
+            .map_err(|e| format!("the form could not be read: {e}"))?;
+        if bytes.len() > MAX_METADATA {
+            return Err("The metadata is larger than 1 MiB.".into());
+        }
+        let text = || String::from_utf8_lossy(&bytes).into_owned();
+        match name.as_str() {
+            "csrf" => f.csrf = text(),
+            "metadata" => f.pasted = text(),
+            "url" => f.url = text(),
+            "file" if !bytes.is_empty() => {
+                f.file = Some((file_name.unwrap_or_else(|| "upload".into()), bytes.to_vec()))
+            }
+            _ => {}
+        }
+    }
+    Ok(f)
+}
+
+/// Fetches metadata from an http(s) URL: 10 s, 3 redirects, 1 MiB at most.
+async fn fetch(url: &str) -> Result<String, String> {
+    let parsed =
+        url::Url::parse(url.trim()).map_err(|e| format!("`{}` is not a URL: {e}", url.trim()))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err("Only http and https URLs can be fetched.".into());
+    }
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::limited(3))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut res = client
+        .get(parsed.clone())
+        .send()
+        .await
+        .map_err(|e| format!("{parsed} could not be fetched: {e}"))?;
+    if !res.status().is_success() {
+        return Err(format!("{parsed} answered {}", res.status()));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = res.chunk().await.map_err(|e| format!("{parsed}: {e}"))? {
+        body.extend_from_slice(&chunk);
+        if body.len() > MAX_METADATA {
+            return Err(format!("{parsed} sent more than 1 MiB"));
+        }
+    }
+    String::from_utf8(body).map_err(|_| format!("{parsed} did not send UTF-8 text"))
+}
+
+/// POST /admin/rps/import: pasted XML, an uploaded file or a URL; kept for the preview.
+async fn import(State(ctx): State<AppState>, jar: CookieJar, multipart: Multipart) -> Response {
+    let admin = match require(&ctx, &jar).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let form = match read_import(multipart).await {
+        Ok(f) => f,
+        Err(m) => return render(&ctx, &admin, None, Some(m), StatusCode::BAD_REQUEST).await,
+    };
+    if let Some(r) = csrf_refusal(&ctx, &admin, &[("csrf".to_owned(), form.csrf.clone())]) {
+        return r;
+    }
+    let (xml, source) = if let Some((name, bytes)) = form.file {
+        match String::from_utf8(bytes) {
+            Ok(t) => (t, format!("file {name}")),
+            Err(_) => {
+                return render(
+                    &ctx,
+                    &admin,
+                    None,
+                    Some("The file is not UTF-8 text.".into()),
+                    StatusCode::BAD_REQUEST,
+                )
+                .await;
+            }
+        }
+    } else if !form.pasted.trim().is_empty() {
+        (form.pasted, "pasted XML".to_owned())
+    } else if !form.url.trim().is_empty() {
+        match fetch(&form.url).await {
+            Ok(t) => (t, format!("URL {}", form.url.trim())),
+            Err(m) => return render(&ctx, &admin, None, Some(m), StatusCode::BAD_REQUEST).await,
+        }
+    } else {
+        let m = "Paste the metadata, choose a file or give its URL.".to_owned();
+        return render(&ctx, &admin, None, Some(m), StatusCode::BAD_REQUEST).await;
+    };
+    match trusts::import(ctx.store.as_ref(), xml, &source, &admin.session.user).await {
+        Ok(id) => Redirect::to(&format!("/admin/rps/import/{id}")).into_response(),
+        Err(TrustError::Refused(m)) => {
+            tracing::info!(admin = %admin.session.user, source = %source, error = %m, "metadata import refused");
+            render(&ctx, &admin, None, Some(m), StatusCode::BAD_REQUEST).await
+        }
+        Err(TrustError::Store(e)) => super::saml::store_failure(&ctx, &e),
+    }
+}
+
+/// GET /admin/rps/import/{id}: what the metadata says, what changes, and the options.
+async fn preview(State(ctx): State<AppState>, jar: CookieJar, Path(id): Path<String>) -> Response {
+    let admin = match require(&ctx, &jar).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    preview_page(&ctx, &admin, &id, None, StatusCode::OK).await
+}
+
+async fn preview_page(
+    ctx: &AppContext,
+    admin: &Admin,
+    id: &str,
+    error: Option<String>,
+    status: StatusCode,
+) -> Response {
+    let pending = match trusts::pending(ctx.store.as_ref(), id).await {
+        Ok(Some(p)) => p,
+        Ok(None) => {
+            return ctx.error_page(
+                StatusCode::NOT_FOUND,
+                "This import has expired or was already applied. Import the metadata again.",
+            );
+        }
+        Err(e) => return super::saml::store_failure(ctx, &e),
+    };
+    let Ok(md) = parse_sp_metadata(&pending.xml) else {
+        return ctx.error_page(
+            StatusCode::BAD_REQUEST,
+            "The imported metadata no longer reads.",
+        );
+    };
+    let new = trusts::summary(&md);
+    let file_trust = ctx
+        .rps
+        .files()
+        .find(&md.entity_id)
+        .map(|rp| rp.origin.clone());
+    let existing = match trusts::by_entity(ctx.store.as_ref(), &md.entity_id).await {
+        Ok(e) => e,
+        Err(TrustError::Store(e)) => return super::saml::store_failure(ctx, &e),
+        Err(TrustError::Refused(m)) => return ctx.error_page(StatusCode::BAD_REQUEST, &m),
+    };
+    let (gone, added, current) = match &existing {
+        Some((slug, old)) => {
+            let old_md = parse_sp_metadata(&old.metadata_xml).ok();
+            let old_summary = old_md.as_ref().map(trusts::summary).unwrap_or_default();
+            let (g, a) = trusts::diff(&old_summary, &new);
+            (g, a, old.build(slug).ok())
+        }
+        None => (Vec::new(), Vec::new(), None),
+    };
+    let preset_default = md.acs.iter().any(|a| a.url.ends_with("/cgi/samlauth"));
+    let mut res = ctx.render(
+        "admin_rp_import.html",
+        minijinja::context! {
+            title => "Approve relying party", page => "rps", admin => admin.session.display.clone(),
+            csrf => admin.session.csrf.clone(), id => id, source => pending.source,
+            facts => new.iter().map(|(k, v)| minijinja::context! { k => k, v => v }).collect::<Vec<_>>(),
+            update => existing.is_some(), gone => gone, added => added, file_trust => file_trust, error => error,
+            name => current.as_ref().map_or_else(|| md.entity_id.clone(), |rp| rp.name.clone()),
+            netscaler => current.as_ref().map_or(preset_default, |rp| rp.preset == Some(Preset::Netscaler)),
+            sign => current.as_ref().map(|rp| sign_name(rp.sign)).unwrap_or(if preset_default { "both" } else { "assertion" }),
+            mfa_required => current.as_ref().is_none_or(|rp| rp.mfa_required),
+            enabled => current.as_ref().is_none_or(|rp| rp.enabled),
+        },
+    );
+    *res.status_mut() = status;
+    res
+}
+
+/// The trust options from a posted form; `Err` is the message for the admin.
+fn options_of(form: &[(String, String)]) -> Result<Options, String> {
+    let field = |k: &str| {
+        form.iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.trim().to_owned())
+    };
+    let sign = match field("sign").as_deref() {
+        None | Some("") => None,
+        Some("assertion") => Some(SignChoice::Assertion),
+        Some("response") => Some(SignChoice::Response),
+        Some("both") => Some(SignChoice::Both),
+        Some(other) => return Err(format!("`{other}` is not a signing choice")),
+    };
+    let preset = match field("preset").as_deref() {
+        Some("netscaler") => Some(Preset::Netscaler),
+        None | Some("") | Some("none") => None,
+        Some(other) => return Err(format!("`{other}` is not a preset")),
+    };
+    Ok(Options {
+        name: field("name"),
+        preset,
+        sign,
+        mfa_required: field("mfa_required").is_some(),
+        enabled: field("enabled").is_some(),
+    })
+}
+
+/// POST /admin/rps/import/{id}: the admin approves; only now is the trust stored.
+async fn approve(
+    State(ctx): State<AppState>,
+    ClientIp(ip): ClientIp,
+    jar: CookieJar,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let (admin, form) = match admin_form(&ctx, &jar, &body).await {
+        Ok(x) => x,
+        Err(r) => return *r,
+    };
+    let options = match options_of(&form) {
+        Ok(o) => o,
+        Err(m) => return preview_page(&ctx, &admin, &id, Some(m), StatusCode::BAD_REQUEST).await,
+    };
+    let now = ctx.clock.unix();
+    match trusts::approve(
+        ctx.store.as_ref(),
+        ctx.rps.files(),
+        &admin.actor(&ip),
+        now,
+        &id,
+        &options,
+    )
+    .await
+    {
+        Ok(c) => {
+            ctx.rps.invalidate();
+            Redirect::to(&format!("/admin/rps?done={}", c.action)).into_response()
+        }
+        Err(TrustError::Refused(m)) => {
+            preview_page(&ctx, &admin, &id, Some(m), StatusCode::BAD_REQUEST).await
+        }
+        Err(TrustError::Store(e)) => super::saml::store_failure(&ctx, &e),
+    }
+}
+
+/// POST /admin/rps/{slug}: `action=options` (name, preset, signing, MFA, enabled) or
+/// `action=delete`, for a console trust.
+async fn change(
+    State(ctx): State<AppState>,
+    ClientIp(ip): ClientIp,
+    jar: CookieJar,
+    Path(slug): Path<String>,
+    body: Bytes,
+) -> Response {
+    let (admin, form) = match admin_form(&ctx, &jar, &body).await {
+        Ok(x) => x,
+        Err(r) => return *r,
+    };
+    let now = ctx.clock.unix();
+    let actor = admin.actor(&ip);
+    let action = form
+        .iter()
+        .find(|(k, _)| k == "action")
+        .map(|(_, v)| v.as_str());
+    let result = match action {
+        Some("delete") => trusts::delete(ctx.store.as_ref(), &actor, now, &slug).await,
+        Some("options") => match options_of(&form) {
+            Ok(o) => trusts::set_options(ctx.store.as_ref(), &actor, now, &slug, &o).await,
+            Err(m) => Err(TrustError::Refused(m)),
+        },
+        _ => Err(TrustError::Refused("Unknown action.".into())),
+    };
+    match result {
+        Ok(c) => {
+            ctx.rps.invalidate();
+            Redirect::to(&format!("/admin/rps?done={}", c.action)).into_response()
+        }
+        Err(TrustError::Refused(m)) => {
+            render(&ctx, &admin, None, Some(m), StatusCode::BAD_REQUEST).await
+        }
+        Err(TrustError::Store(e)) => super::saml::store_failure(&ctx, &e),
+    }
+}
