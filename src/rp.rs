@@ -62,7 +62,9 @@ pub enum Preset {
 }
 
 /// Where a claim's values come from. Written in config as `upn`, `mail`, `username`,
-/// `display_name`, `groups`, `attribute:<ldap name>` or `constant:<value>`.
+/// `display_name`, `groups`, `attribute:<ldap name>`, `constant:<value>` or
+/// `upn_rewrite:<from suffix>=<to suffix>` (the UPN with its suffix replaced, e.g. guests'
+/// UPNs mapped to an internal domain for Citrix FAS).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub enum ClaimSource {
@@ -73,6 +75,7 @@ pub enum ClaimSource {
     Groups,
     Attribute(String),
     Constant(String),
+    UpnRewrite { from: String, to: String },
 }
 
 impl TryFrom<String> for ClaimSource {
@@ -89,9 +92,26 @@ impl TryFrom<String> for ClaimSource {
                     ClaimSource::Attribute(a.to_ascii_lowercase())
                 } else if let Some(v) = other.strip_prefix("constant:") {
                     ClaimSource::Constant(v.to_owned())
+                } else if let Some(rule) = other.strip_prefix("upn_rewrite:") {
+                    let (from, to) = rule
+                        .split_once('=')
+                        .map(|(f, t)| {
+                            (
+                                f.trim().trim_start_matches('@'),
+                                t.trim().trim_start_matches('@'),
+                            )
+                        })
+                        .filter(|(f, t)| is_domain(f) && is_domain(t))
+                        .ok_or_else(|| {
+                            format!("`{other}`: write upn_rewrite:FROM.SUFFIX=TO.SUFFIX")
+                        })?;
+                    ClaimSource::UpnRewrite {
+                        from: from.to_ascii_lowercase(),
+                        to: to.to_ascii_lowercase(),
+                    }
                 } else {
                     return Err(format!(
-                        "unknown claim source `{other}` (expected upn, mail, username, display_name, groups, attribute:NAME or constant:VALUE)"
+                        "unknown claim source `{other}` (expected upn, mail, username, display_name, groups, attribute:NAME, constant:VALUE or upn_rewrite:FROM=TO)"
                     ));
                 }
             }
@@ -109,8 +129,20 @@ impl From<ClaimSource> for String {
             ClaimSource::Groups => "groups".into(),
             ClaimSource::Attribute(a) => format!("attribute:{a}"),
             ClaimSource::Constant(v) => format!("constant:{v}"),
+            ClaimSource::UpnRewrite { from, to } => format!("upn_rewrite:{from}={to}"),
         }
     }
+}
+
+/// A DNS-style UPN suffix: labels of letters, digits and hyphens.
+fn is_domain(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
 }
 
 impl ClaimSource {
@@ -125,6 +157,15 @@ impl ClaimSource {
             ClaimSource::Groups => user.groups.clone(),
             ClaimSource::Attribute(a) => user.attributes.get(a).cloned().unwrap_or_default(),
             ClaimSource::Constant(v) => vec![v.clone()],
+            ClaimSource::UpnRewrite { from, to } => one(&user.upn)
+                .into_iter()
+                .map(|upn| match upn.rsplit_once('@') {
+                    Some((local, suffix)) if suffix.eq_ignore_ascii_case(from) => {
+                        format!("{local}@{to}")
+                    }
+                    _ => upn,
+                })
+                .collect(),
         }
     }
 }
@@ -574,6 +615,38 @@ mod tests {
         );
         assert!(ClaimSource::try_from("evil".to_string()).is_err());
         assert!(ClaimSource::try_from("attribute:".to_string()).is_err());
+    }
+
+    #[test]
+    fn upn_rewrite_replaces_only_the_named_suffix() {
+        let rw = ClaimSource::try_from("upn_rewrite:@Guest.Example=corp.example".to_string())
+            .expect("parses");
+        assert_eq!(
+            String::from(rw.clone()),
+            "upn_rewrite:guest.example=corp.example"
+        );
+        let user = |upn: &str| UserInfo {
+            upn: Some(upn.into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            rw.values(&user("ann@GUEST.example")),
+            vec!["ann@corp.example"]
+        );
+        assert_eq!(
+            rw.values(&user("bob@corp.example")),
+            vec!["bob@corp.example"]
+        );
+        assert!(rw.values(&UserInfo::default()).is_empty());
+        for bad in [
+            "upn_rewrite:",
+            "upn_rewrite:a",
+            "upn_rewrite:a=",
+            "upn_rewrite:x y=z",
+            "upn_rewrite:a=b\"\"c",
+        ] {
+            assert!(ClaimSource::try_from(bad.to_string()).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -916,6 +916,70 @@ async fn sp_metadata_is_imported_previewed_approved_and_signs_users_in() {
     let marker = "action=\"/admin/rps/";
     let slug = &rps[rps[..form_end].rfind(marker).expect("its action") + marker.len()..form_end];
     let trust = e.url(&format!("/admin/rps/{slug}"));
+
+    // Claims and NameID from the console: a bad line is refused, a good set is used.
+    let options = |claims: &str| {
+        vec![
+            ("csrf".to_owned(), csrf.clone()),
+            ("action".to_owned(), "options".to_owned()),
+            ("name".to_owned(), "Gateway Two".to_owned()),
+            ("sign".to_owned(), "both".to_owned()),
+            ("preset".to_owned(), "netscaler".to_owned()),
+            (
+                "name_id_source".to_owned(),
+                "upn_rewrite:corp.example=fas.example".to_owned(),
+            ),
+            (
+                "name_id_format".to_owned(),
+                tessera::rp::NAMEID_UNSPECIFIED.to_owned(),
+            ),
+            ("authn_context".to_owned(), "lenient".to_owned()),
+            ("mfa_required".to_owned(), "on".to_owned()),
+            ("enabled".to_owned(), "on".to_owned()),
+            ("claims".to_owned(), claims.to_owned()),
+        ]
+    };
+    let (_, status, page) = post_fields(&admin, &trust, &options("upn = upn\nevil line")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(unescape(&page).contains("claim line 2"), "{page}");
+    let (url, _, _) = post_fields(
+        &admin,
+        &trust,
+        &options("upn = upn\ncostCenter = constant:CC-42"),
+    )
+    .await;
+    assert!(url.contains("done=rp.options"), "{url}");
+    e.fixed
+        .as_ref()
+        .expect("fixed clock")
+        .advance(time::Duration::seconds(31));
+    let bob = Browser::new();
+    let (url, _, page) = bob.get(&sso(&moved)).await;
+    let flow = input_value(&page, "flow").expect("flow");
+    bob.sign_in(&url, &page, "bob", PW).await;
+    let (_, _, page) = bob
+        .post(
+            &e.url("/adfs/ls/login"),
+            &[
+                ("flow", &flow),
+                ("action", "code"),
+                ("code", &code(e.clock.unix())),
+            ],
+        )
+        .await;
+    let xml = Browser::post_form(&page).xml();
+    assert!(
+        xml.contains(">bob@fas.example</saml:NameID>"),
+        "rewritten NameID: {xml}"
+    );
+    assert!(
+        xml.contains("Name=\"costCenter\"") && xml.contains(">CC-42<"),
+        "{xml}"
+    );
+    assert!(
+        !xml.contains("Name=\"groups\""),
+        "only the configured claims: {xml}"
+    );
     let mut disable = vec![
         ("csrf".to_owned(), csrf.clone()),
         ("action".to_owned(), "options".to_owned()),

@@ -446,6 +446,21 @@ async fn admin_changes_a_setting_in_chromium() {
     let text = must(browser.wait_for_text("NetScaler commands").await, step);
     assert!(text.contains("add authentication samlAction"), "{text}");
     s_shot(&browser, "15-admin-relying-parties.png").await;
+
+    let step = "an SP's metadata is pasted, previewed and approved";
+    let mut sp = support::sp::TestSp::new("portal");
+    sp.acs = "https://portal.sp.test/cgi/samlauth".into();
+    must(browser.fill("#metadata", &sp.metadata(false)).await, step);
+    must(browser.click_when_ready("#import").await, step);
+    let text = must(browser.wait_for_text("Approve and trust").await, step);
+    assert!(
+        text.contains("https://portal.sp.test/cgi/samlauth"),
+        "{text}"
+    );
+    s_shot(&browser, "16-admin-import-preview.png").await;
+    must(browser.click_when_ready("#approve").await, step);
+    let text = must(browser.wait_for_text("Done: rp.add").await, step);
+    assert!(text.contains("https://portal.sp.test"), "{text}");
     browser.quit().await;
 }
 

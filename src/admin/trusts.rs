@@ -8,7 +8,10 @@ use serde::{Deserialize, Serialize};
 use super::Actor;
 use super::changes::{self, Change};
 use crate::rp::live::{self, StoredRp};
-use crate::rp::{Preset, Registry, RelyingParty, RpConfig, SignChoice, slug};
+use crate::rp::{
+    AuthnContextMode, ClaimRule, ClaimSource, NAMEID_EMAIL, NAMEID_PERSISTENT, NAMEID_TRANSIENT,
+    NAMEID_UNSPECIFIED, Preset, Registry, RelyingParty, RpConfig, SignChoice, slug,
+};
 use crate::saml::metadata::{SpMetadata, parse_sp_metadata};
 use crate::store::{self, Store, StoreError};
 
@@ -135,6 +138,62 @@ pub struct Options {
     pub sign: Option<SignChoice>,
     pub mfa_required: bool,
     pub enabled: bool,
+    /// `None` leaves these as they are (the import preview does not show them).
+    pub name_id_source: Option<ClaimSource>,
+    pub name_id_format: Option<String>,
+    pub authn_context: Option<AuthnContextMode>,
+    /// Empty: the preset's (or the default) claims.
+    pub claims: Option<Vec<ClaimRule>>,
+}
+
+/// The NameID formats an admin may choose.
+pub const NAMEID_FORMATS: [&str; 4] = [
+    NAMEID_UNSPECIFIED,
+    NAMEID_EMAIL,
+    NAMEID_PERSISTENT,
+    NAMEID_TRANSIENT,
+];
+
+/// Reads claim rules, one per line: `attribute name = source` (see `ClaimSource`).
+pub fn parse_claims(text: &str) -> Result<Vec<ClaimRule>, String> {
+    let mut rules = Vec::new();
+    for (n, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let (name, source) = line
+            .split_once('=')
+            .ok_or_else(|| format!("claim line {}: write `name = source`", n + 1))?;
+        let name = name.trim();
+        let name_ok = !name.is_empty()
+            && name.len() <= 256
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || ":/._#-".contains(c));
+        if !name_ok {
+            return Err(format!(
+                "claim line {}: `{name}` is not an attribute name",
+                n + 1
+            ));
+        }
+        let source = ClaimSource::try_from(source.trim().to_owned())
+            .map_err(|e| format!("claim line {}: {e}", n + 1))?;
+        rules.push(ClaimRule {
+            name: name.to_owned(),
+            source,
+        });
+    }
+    Ok(rules)
+}
+
+/// The claim rules as the options form shows them.
+pub fn claims_text(rules: &[ClaimRule]) -> String {
+    rules
+        .iter()
+        .map(|r| format!("{} = {}", r.name, String::from(r.source.clone())))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 impl Options {
@@ -150,6 +209,21 @@ impl Options {
         cfg.sign = self.sign;
         cfg.mfa_required = Some(self.mfa_required);
         cfg.enabled = Some(self.enabled);
+        if let Some(source) = &self.name_id_source {
+            cfg.name_id_source = Some(source.clone());
+        }
+        if let Some(format) = &self.name_id_format {
+            if !NAMEID_FORMATS.contains(&format.as_str()) {
+                return refused("Choose one of the NameID formats offered.");
+            }
+            cfg.name_id_format = Some(format.clone());
+        }
+        if let Some(mode) = self.authn_context {
+            cfg.authn_context = Some(mode);
+        }
+        if let Some(claims) = &self.claims {
+            cfg.attributes = (!claims.is_empty()).then(|| claims.clone());
+        }
         Ok(())
     }
 }

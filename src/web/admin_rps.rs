@@ -70,7 +70,9 @@ fn rp_row(rp: &RelyingParty, sso: &str, slo: Option<&str>) -> Value {
         mfa_required => rp.mfa_required, enabled => rp.enabled, signed_requests => rp.require_signed_requests,
         lenient => rp.authn_context == crate::rp::AuthnContextMode::Lenient, origin => rp.origin.clone(),
         netscaler => netscaler, commands => commands, commands_error => commands_error, certs => rp.certs.len(),
-        slug => slug, preset => rp.preset.map(|_| "netscaler"),
+        slug => slug, preset => rp.preset.map(|_| "netscaler"), claims_text => trusts::claims_text(&rp.attributes),
+        authn_context => if rp.authn_context == crate::rp::AuthnContextMode::Lenient { "lenient" } else { "strict" },
+        name_id_formats => trusts::NAMEID_FORMATS.to_vec(),
     }
 }
 
@@ -309,12 +311,30 @@ fn options_of(form: &[(String, String)]) -> Result<Options, String> {
         None | Some("") | Some("none") => None,
         Some(other) => return Err(format!("`{other}` is not a preset")),
     };
+    let name_id_source = match field("name_id_source") {
+        None => None,
+        Some(s) => Some(crate::rp::ClaimSource::try_from(s).map_err(|e| format!("NameID: {e}"))?),
+    };
+    let authn_context = match field("authn_context").as_deref() {
+        None => None,
+        Some("strict") => Some(crate::rp::AuthnContextMode::Strict),
+        Some("lenient") => Some(crate::rp::AuthnContextMode::Lenient),
+        Some(other) => return Err(format!("`{other}` is not an AuthnContext mapping")),
+    };
+    let claims = match form.iter().find(|(n, _)| n == "claims") {
+        None => None,
+        Some((_, text)) => Some(trusts::parse_claims(text)?),
+    };
     Ok(Options {
         name: field("name"),
         preset,
         sign,
         mfa_required: field("mfa_required").is_some(),
         enabled: field("enabled").is_some(),
+        name_id_source,
+        name_id_format: field("name_id_format"),
+        authn_context,
+        claims,
     })
 }
 
