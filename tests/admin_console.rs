@@ -110,6 +110,32 @@ impl Env {
     }
 }
 
+impl Env {
+    /// IdP-initiated sign-in of `user` to `entity` with password and app code, in a fresh
+    /// browser; returns the status and the page after the code.
+    async fn sign_in_to(&self, entity: &str, user: &str) -> (StatusCode, String) {
+        let sso = format!(
+            "{}/adfs/ls/idpinitiatedsignon?loginToRp={entity}",
+            self.idp.base
+        );
+        let browser = Browser::new();
+        let (url, _, page) = browser.get(&sso).await;
+        let flow = input_value(&page, "flow").expect("flow");
+        browser.sign_in(&url, &page, user, PW).await;
+        let (_, status, page) = browser
+            .post(
+                &self.url("/adfs/ls/login"),
+                &[
+                    ("flow", &flow),
+                    ("action", "code"),
+                    ("code", &code(self.clock.unix())),
+                ],
+            )
+            .await;
+        (status, page)
+    }
+}
+
 async fn post_fields(
     browser: &Browser,
     url: &str,
@@ -854,20 +880,7 @@ async fn sp_metadata_is_imported_previewed_approved_and_signs_users_in() {
     assert_eq!(status, StatusCode::NOT_FOUND, "an approved import is gone");
 
     // bob signs in through the new trust: password, code, signed Response to its ACS.
-    let bob = Browser::new();
-    let (url, _, page) = bob.get(&sso(&gw)).await;
-    let flow = input_value(&page, "flow").expect("flow");
-    bob.sign_in(&url, &page, "bob", PW).await;
-    let (_, status, page) = bob
-        .post(
-            &e.url("/adfs/ls/login"),
-            &[
-                ("flow", &flow),
-                ("action", "code"),
-                ("code", &code(e.clock.unix())),
-            ],
-        )
-        .await;
+    let (status, page) = e.sign_in_to(&gw.entity_id, "bob").await;
     assert_eq!(status, StatusCode::OK, "{page}");
     let form = Browser::post_form(&page);
     assert_eq!(form.action, "https://gw2.sp.test/cgi/samlauth");
@@ -953,20 +966,7 @@ async fn sp_metadata_is_imported_previewed_approved_and_signs_users_in() {
         .as_ref()
         .expect("fixed clock")
         .advance(time::Duration::seconds(31));
-    let bob = Browser::new();
-    let (url, _, page) = bob.get(&sso(&moved)).await;
-    let flow = input_value(&page, "flow").expect("flow");
-    bob.sign_in(&url, &page, "bob", PW).await;
-    let (_, _, page) = bob
-        .post(
-            &e.url("/adfs/ls/login"),
-            &[
-                ("flow", &flow),
-                ("action", "code"),
-                ("code", &code(e.clock.unix())),
-            ],
-        )
-        .await;
+    let (_, page) = e.sign_in_to(&moved.entity_id, "bob").await;
     let xml = Browser::post_form(&page).xml();
     assert!(
         xml.contains(">bob@fas.example</saml:NameID>"),

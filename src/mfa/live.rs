@@ -6,8 +6,7 @@
 //! on all of them within `REFRESH` — no restart, no message bus.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -16,11 +15,11 @@ use super::gateway::{PushKind, VoiceSmsKind};
 use super::networks::NetRange;
 use super::settings::MfaSettings;
 use super::table;
+use crate::store::watch::Watched;
 use crate::store::{Store, StoreError};
 
 pub const OVERRIDES_KEY: &str = "settings:mfa";
-/// How stale a node's view of the settings may be.
-pub const REFRESH: Duration = Duration::from_secs(1);
+pub use crate::store::watch::REFRESH;
 
 /// Admin overrides: table key → value.
 pub type Overrides = BTreeMap<String, Value>;
@@ -32,17 +31,10 @@ pub struct Policy {
     pub gateway: Arc<dyn Gateway>,
 }
 
-struct Snapshot {
-    raw: Option<Vec<u8>>,
-    /// When the store was last read; `None` forces a read (after a change on this node).
-    checked: Option<Instant>,
-    policy: Arc<Policy>,
-}
-
 pub struct LiveSettings {
     base: MfaSettings,
     public_base: String,
-    snapshot: RwLock<Snapshot>,
+    policy: Watched<Policy>,
 }
 
 /// Why overrides could not be applied; `key` names the setting.
@@ -121,14 +113,13 @@ impl LiveSettings {
             mfa: base.clone(),
             gateway,
         };
+        let policy = Watched::new("mfa settings", policy);
+        // Overrides stored before this node started apply from its first sign-in.
+        policy.invalidate();
         LiveSettings {
             base,
             public_base: public_base.to_owned(),
-            snapshot: RwLock::new(Snapshot {
-                raw: None,
-                checked: Some(Instant::now()),
-                policy: Arc::new(policy),
-            }),
+            policy,
         }
     }
 
@@ -144,42 +135,17 @@ impl LiveSettings {
     /// The policy in force. A store that cannot be read, or overrides that no longer apply
     /// (the config file changed under them), keep the last good policy and say so in the log.
     pub async fn policy(&self, store: &dyn Store) -> Arc<Policy> {
-        {
-            let snap = self.snapshot.read().unwrap_or_else(|p| p.into_inner());
-            if snap.checked.is_some_and(|c| c.elapsed() < REFRESH) {
-                return snap.policy.clone();
-            }
-        }
-        let raw = match store.get(OVERRIDES_KEY).await {
-            Ok(raw) => raw,
-            Err(e) => {
-                tracing::warn!(error = %e, "settings: store unreadable, keeping the settings in force");
-                return self.touch(None);
-            }
-        };
-        let unchanged = {
-            let snap = self.snapshot.read().unwrap_or_else(|p| p.into_inner());
-            snap.raw == raw
-        };
-        if unchanged {
-            return self.touch(None);
-        }
-        match self.derive(raw.as_deref()) {
-            Ok(policy) => self.touch(Some((raw, Arc::new(policy)))),
-            Err(e) => {
-                tracing::error!(error = %e, "settings: stored overrides do not apply, keeping the settings in force");
-                self.touch(None)
-            }
-        }
+        self.policy
+            .get(store, OVERRIDES_KEY, |raw| async move {
+                self.derive(raw.as_deref())
+            })
+            .await
     }
 
     /// The next `policy` call reads the store: a change made through this node is in force
     /// here at once (other nodes follow within `REFRESH`).
     pub fn invalidate(&self) {
-        self.snapshot
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .checked = None;
+        self.policy.invalidate();
     }
 
     fn derive(&self, raw: Option<&[u8]>) -> Result<Policy, String> {
@@ -194,17 +160,6 @@ impl LiveSettings {
             mfa,
             gateway,
         })
-    }
-
-    /// Marks the snapshot fresh, replacing it when `new` is given; returns the one in force.
-    fn touch(&self, new: Option<(Option<Vec<u8>>, Arc<Policy>)>) -> Arc<Policy> {
-        let mut snap = self.snapshot.write().unwrap_or_else(|p| p.into_inner());
-        snap.checked = Some(Instant::now());
-        if let Some((raw, policy)) = new {
-            snap.raw = raw;
-            snap.policy = policy;
-        }
-        snap.policy.clone()
     }
 }
 

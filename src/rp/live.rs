@@ -6,14 +6,13 @@
 //! they are (read-only in the console): a console trust may not reuse their entity IDs.
 
 use std::path::Path;
-use std::sync::{Arc, RwLock};
-use std::time::Instant;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use super::{Registry, RelyingParty, RpConfig};
-use crate::mfa::live::REFRESH;
 use crate::saml::metadata::parse_sp_metadata;
+use crate::store::watch::Watched;
 use crate::store::{self, Store, StoreError};
 
 pub const PREFIX: &str = "rp:";
@@ -87,29 +86,18 @@ pub async fn remove(store: &dyn Store, slug: &str) -> Result<bool, StoreError> {
     Ok(removed)
 }
 
-struct Snapshot {
-    version: Option<Vec<u8>>,
-    checked: Option<Instant>,
-    registry: Arc<Registry>,
-}
-
 pub struct LiveRegistry {
     files: Registry,
-    snapshot: RwLock<Snapshot>,
+    registry: Watched<Registry>,
 }
 
 impl LiveRegistry {
     /// `files`: the trusts loaded from the metadata folder and the config at start.
     pub fn new(files: Registry) -> Self {
-        let registry = Arc::new(files.merged(Vec::new()));
-        LiveRegistry {
-            files,
-            snapshot: RwLock::new(Snapshot {
-                version: None,
-                checked: None,
-                registry,
-            }),
-        }
+        let registry = Watched::new("relying parties", files.merged(Vec::new()));
+        // Console trusts may exist already: read the store on first use.
+        registry.invalidate();
+        LiveRegistry { files, registry }
     }
 
     /// The trusts loaded from files (not editable in the console).
@@ -119,28 +107,9 @@ impl LiveRegistry {
 
     /// The trusts in force now. A store that cannot be read keeps the last good set.
     pub async fn current(&self, store: &dyn Store) -> Arc<Registry> {
-        {
-            let snap = self.snapshot.read().unwrap_or_else(|p| p.into_inner());
-            if snap.checked.is_some_and(|c| c.elapsed() < REFRESH) {
-                return snap.registry.clone();
-            }
-        }
-        let version = match store.get(VERSION_KEY).await {
-            Ok(v) => v,
-            Err(e) => {
-                tracing::warn!(error = %e, "relying parties: store unreadable, keeping the trusts in force");
-                return self.touch(None);
-            }
-        };
-        let fresh = {
-            let snap = self.snapshot.read().unwrap_or_else(|p| p.into_inner());
-            snap.checked.is_some() && snap.version == version
-        };
-        if fresh {
-            return self.touch(None);
-        }
-        match load_all(store).await {
-            Ok(stored) => {
+        self.registry
+            .get(store, VERSION_KEY, |_| async move {
+                let stored = load_all(store).await.map_err(|e| e.to_string())?;
                 let built = stored
                     .into_iter()
                     .filter_map(|(slug, rp)| match rp.build(&slug) {
@@ -151,30 +120,13 @@ impl LiveRegistry {
                         }
                     })
                     .collect();
-                self.touch(Some((version, Arc::new(self.files.merged(built)))))
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "relying parties: store unreadable, keeping the trusts in force");
-                self.touch(None)
-            }
-        }
+                Ok(self.files.merged(built))
+            })
+            .await
     }
 
     /// The next `current` call reads the store (after a change made through this node).
     pub fn invalidate(&self) {
-        self.snapshot
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .checked = None;
-    }
-
-    fn touch(&self, new: Option<(Option<Vec<u8>>, Arc<Registry>)>) -> Arc<Registry> {
-        let mut snap = self.snapshot.write().unwrap_or_else(|p| p.into_inner());
-        snap.checked = Some(Instant::now());
-        if let Some((version, registry)) = new {
-            snap.version = version;
-            snap.registry = registry;
-        }
-        snap.registry.clone()
+        self.registry.invalidate();
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod embedded;
 pub mod redis;
+pub mod watch;
 
 use std::time::Duration;
 
