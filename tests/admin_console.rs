@@ -1002,3 +1002,64 @@ async fn sp_metadata_is_imported_previewed_approved_and_signs_users_in() {
         assert!(log.contains(needle), "{needle} in {log}");
     }
 }
+
+#[tokio::test]
+async fn a_test_message_goes_through_the_gateway_in_force() {
+    let e = env(|_| {}).await;
+    let (admin, _, page) = e.sign_in("alice").await;
+    let csrf = input_value(&page, "csrf").expect("csrf");
+    let url = e.url("/admin/settings/test");
+    let (_, status, page) = admin
+        .post(
+            &url,
+            &[
+                ("csrf", &csrf),
+                ("channel", "sms"),
+                ("to", "+1 555 0100 999"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("Test text sent to +15550100999"), "{page}");
+    let texts = support::mfa::inbox(&e.idp).texts;
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.to == "+15550100999" && t.body.contains("a test message sent by alice")),
+        "{texts:?}"
+    );
+    let (_, status, page) = admin
+        .post(
+            &url,
+            &[("csrf", &csrf), ("channel", "push"), ("to", "ops-test")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(
+        support::mfa::inbox(&e.idp)
+            .pushes
+            .iter()
+            .any(|p| p.topic == "ops-test")
+    );
+
+    for (channel, to, expect) in [
+        ("sms", "call me maybe", "is not a phone number"),
+        ("push", "../../etc", "needs an ntfy topic"),
+        ("fax", "1", "Choose push or text"),
+    ] {
+        let (_, status, page) = admin
+            .post(&url, &[("csrf", &csrf), ("channel", channel), ("to", to)])
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{channel}: {page}");
+        assert!(unescape(&page).contains(expect), "{channel}: {page}");
+    }
+    let (_, status, _) = admin
+        .post(&url, &[("channel", "sms"), ("to", "+15550100999")])
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "no CSRF token");
+    let log = unescape(&admin.get(&e.url("/admin")).await.2);
+    assert!(
+        log.contains("gateway.test") && log.contains("Test text sent"),
+        "{log}"
+    );
+}

@@ -27,6 +27,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/admin", get(home))
         .route("/admin/settings", get(settings_page).post(settings_save))
+        .route("/admin/settings/test", post(gateway_test))
         .route("/admin/signout", post(signout))
         .route("/admin/signins", get(signins_page))
         .route("/admin/signins.csv", get(signins_csv))
@@ -851,4 +852,109 @@ async fn signing_cert(State(ctx): State<AppState>, jar: CookieJar) -> Response {
         ctx.keys.cert_pem(),
     )
         .into_response()
+}
+
+/// POST /admin/settings/test: one test push or text through the delivery gateway in force,
+/// so an admin sees at once whether the gateway settings work. Logged.
+async fn gateway_test(
+    State(ctx): State<AppState>,
+    ClientIp(ip): ClientIp,
+    jar: CookieJar,
+    body: Bytes,
+) -> Response {
+    let (admin, form) = match admin_form(&ctx, &jar, &body).await {
+        Ok(x) => x,
+        Err(r) => return *r,
+    };
+    let field = |k: &str| {
+        form.iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.trim().to_owned())
+            .unwrap_or_default()
+    };
+    let policy = ctx.policy().await;
+    let to = field("to");
+    let sent = match field("channel").as_str() {
+        "push" => {
+            let topic_ok = (1..=64).contains(&to.len())
+                && to
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !topic_ok {
+                Err("A push test needs an ntfy topic: 1 to 64 letters, digits, - or _.".to_owned())
+            } else {
+                let m = crate::mfa::gateway::PushMessage {
+                    topic: to.clone(),
+                    title: format!("{} test", ctx.config.idp.display_name),
+                    body: format!("A test notification sent by {}.", admin.session.user),
+                    actions: Vec::new(),
+                };
+                policy
+                    .gateway
+                    .push(&m)
+                    .await
+                    .map(|_| format!("Test push sent to topic {to}."))
+                    .map_err(|e| format!("The push gateway failed: {e}"))
+            }
+        }
+        "sms" => {
+            match crate::mfa::registration::normalize_phone(&to, &policy.mfa.default_country_code) {
+                None => Err(format!(
+                    "`{}` is not a phone number.",
+                    to.chars().take(40).collect::<String>()
+                )),
+                Some(number) => {
+                    let m = crate::mfa::gateway::SmsMessage {
+                        to: number.clone(),
+                        body: format!(
+                            "{}: a test message sent by {}.",
+                            ctx.config.idp.display_name, admin.session.user
+                        ),
+                    };
+                    policy
+                        .gateway
+                        .sms(&m)
+                        .await
+                        .map(|_| format!("Test text sent to {number}."))
+                        .map_err(|e| format!("The text gateway failed: {e}"))
+                }
+            }
+        }
+        _ => Err("Choose push or text.".to_owned()),
+    };
+    let now = ctx.clock.unix();
+    let outcome = match &sent {
+        Ok(m) | Err(m) => m.clone(),
+    };
+    let change = Change::new(
+        &admin.actor(&ip),
+        now,
+        "gateway.test",
+        &field("channel"),
+        None,
+        Some(outcome),
+    );
+    if let Err(e) = changes::record(ctx.store.as_ref(), now, &[change]).await {
+        return super::saml::store_failure(&ctx, &e);
+    }
+    let (current, overrides) =
+        match admin_settings::current(ctx.store.as_ref(), ctx.settings.base()).await {
+            Ok(x) => x,
+            Err(e) => return super::saml::store_failure(&ctx, &e),
+        };
+    let form = Submitted::Current(&current, &overrides);
+    match sent {
+        Ok(m) => render_settings(&ctx, &admin, &form, Some(m), None, StatusCode::OK),
+        Err(m) => {
+            let errors = [("gateway.test".to_owned(), m)];
+            render_settings(
+                &ctx,
+                &admin,
+                &form,
+                None,
+                Some(&errors),
+                StatusCode::BAD_REQUEST,
+            )
+        }
+    }
 }
