@@ -12,6 +12,8 @@ use openssl::x509::extension::{BasicConstraints, KeyUsage, SubjectKeyIdentifier}
 use openssl::x509::{X509, X509NameBuilder};
 
 use crate::config::SigningConfig;
+
+pub mod live;
 use crate::xmldsig::sign::SigningKey;
 
 #[derive(Debug, thiserror::Error)]
@@ -26,7 +28,8 @@ pub enum KeyError {
     Crypto(#[from] openssl::error::ErrorStack),
 }
 
-/// The active token-signing material, loaded once at start-up.
+/// Token-signing material, prepared once (cloning shares the parsed key).
+#[derive(Clone)]
 pub struct KeyMaterial {
     pub signer: SigningKey,
     pub cert: X509,

@@ -244,22 +244,34 @@ async fn serve(config: Config) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let mut banner = String::new();
     if first.key_created {
-        println!(
-            "Created a token-signing key and certificate (SHA-1 {}).",
-            state.keys.thumbprint_sha1
-        );
+        banner.push_str(&format!(
+            "Created a token-signing key and certificate (SHA-1 {}).\n",
+            state.keys.file().thumbprint_sha1
+        ));
     }
     if let Some(pw) = &first.demo_password {
-        println!("Created the users file with user `demo` (an admin), password: {pw}");
-        println!("(shown this once; add users with `tessera users add NAME`)");
+        banner.push_str(&format!(
+            "Created the users file with user `demo` (an admin), password: {pw}\n\
+             (shown this once; add users with `tessera users add NAME`)\n"
+        ));
     }
-    println!("Tessera is listening on {listen}");
-    println!("  home page      {base}/");
-    println!("  login page     {base}/adfs/ls/  (SPs send their AuthnRequests here)");
-    println!("  metadata       {base}/FederationMetadata/2007-06/FederationMetadata.xml");
-    println!("  admin docs     {base}/docs");
-    println!("  admin console  {base}/admin  (members of `{admin_group}`, with a second factor)");
+    banner.push_str(&format!(
+        "Tessera is listening on {listen}\n\
+         \x20 home page      {base}/\n\
+         \x20 login page     {base}/adfs/ls/  (SPs send their AuthnRequests here)\n\
+         \x20 metadata       {base}/FederationMetadata/2007-06/FederationMetadata.xml\n\
+         \x20 admin docs     {base}/docs\n\
+         \x20 admin console  {base}/admin  (members of `{admin_group}`, with a second factor)\n"
+    ));
+    // A closed stdout (a supervisor that stopped reading) must not take the server down,
+    // which `println!` would do.
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
+    }
     let store = state.store.clone();
     tokio::spawn(async move {
         // Expired flows and replay-cache entries would otherwise stay in the redb file until

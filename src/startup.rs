@@ -8,6 +8,7 @@ use crate::directory::Directory;
 use crate::directory::file::{FileDirectory, create_demo};
 use crate::directory::ldap::LdapDirectory;
 use crate::keys;
+use crate::keys::live::LiveKeys;
 use crate::login::timing::Timing;
 use crate::mfa::challenge::TokenSigner;
 use crate::mfa::gateway;
@@ -15,7 +16,7 @@ use crate::mfa::live::LiveSettings;
 use crate::mfa::secrets::SecretBox;
 use crate::rp::Registry;
 use crate::rp::live::LiveRegistry;
-use crate::saml::metadata::{IdpEndpoints, idp_metadata};
+use crate::saml::metadata::IdpEndpoints;
 use crate::sim::{SimConfig, SimState};
 use crate::store::Store;
 use crate::store::embedded::EmbeddedStore;
@@ -117,8 +118,7 @@ pub async fn build(
         Some(c) => Some(SimState::new(c).map_err(|e| StartError::Mfa(e.to_string()))?),
         None => None,
     };
-    let metadata_xml = idp_metadata(&endpoints(&config), &keys, None)
-        .map_err(|e| StartError::Metadata(e.to_string()))?;
+    let keys = LiveKeys::new(keys, endpoints(&config)).map_err(StartError::Metadata)?;
 
     let ctx = AppContext {
         templates: crate::web::templates(),
@@ -127,7 +127,6 @@ pub async fn build(
         tokens,
         timing: Timing::default(),
         simulator,
-        metadata_xml,
         config,
         keys,
         rps: LiveRegistry::new(rps),

@@ -760,7 +760,10 @@ async fn relying_parties_page_gives_netscaler_commands_and_our_certificate() {
         "hostile metadata gets no command: {page}"
     );
     assert!(!page.contains("-samlIssuerName \"https://evil"), "{page}");
-    assert!(page.contains(&e.idp.state.keys.thumbprint_sha1), "{page}");
+    assert!(
+        page.contains(&e.idp.state.keys.file().thumbprint_sha1),
+        "{page}"
+    );
 
     let res = admin
         .http
@@ -769,7 +772,10 @@ async fn relying_parties_page_gives_netscaler_commands_and_our_certificate() {
         .await
         .expect("cert");
     assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(res.text().await.expect("pem"), e.idp.state.keys.cert_pem());
+    assert_eq!(
+        res.text().await.expect("pem"),
+        e.idp.state.keys.file().cert_pem()
+    );
     let (url, _, _) = Browser::new().get(&e.url("/admin/certs/signing.cer")).await;
     assert!(url.contains("/adfs/ls/login"), "{url}");
 }

@@ -119,7 +119,7 @@ async fn first_run_creates_keys_store_and_a_demo_user_who_can_sign_in() {
         if let Some(pw) = line.split("password: ").nth(1) {
             password = Some(pw.trim().to_owned());
         }
-        if line.contains("admin docs") {
+        if line.contains("admin console") {
             break;
         }
     }

@@ -552,7 +552,7 @@ async fn metadata_is_published_at_both_paths_and_signed() {
     let (_, _, saml) = b.get(&format!("{}/saml/metadata", s.idp.base)).await;
     assert_eq!(adfs, saml);
     assert!(adfs.contains(&format!("Location=\"{}/adfs/ls/\"", s.idp.base)));
-    assert!(adfs.contains(&s.idp.state.keys.cert_b64));
+    assert!(adfs.contains(&s.idp.state.keys.file().cert_b64));
     verify(&adfs, &s.cert, Part::Metadata).expect("metadata signature verifies");
 }
 

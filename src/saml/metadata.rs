@@ -12,6 +12,7 @@ use crate::xmldsig::sign::sign_enveloped;
 use super::{BINDING_POST, BINDING_REDIRECT, NS_DS, NS_MD, NS_SAMLP};
 
 /// The endpoints we publish, derived from the public URL.
+#[derive(Debug, Clone)]
 pub struct IdpEndpoints {
     pub entity_id: String,
     pub sso: String,

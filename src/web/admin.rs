@@ -849,7 +849,7 @@ async fn signing_cert(State(ctx): State<AppState>, jar: CookieJar) -> Response {
             ),
             (axum::http::header::CONTENT_DISPOSITION, disposition),
         ],
-        ctx.keys.cert_pem(),
+        ctx.signing().await.current.cert_pem(),
     )
         .into_response()
 }

@@ -84,6 +84,7 @@ async fn render(
     status: StatusCode,
 ) -> Response {
     let endpoints = crate::startup::endpoints(&ctx.config);
+    let signing = ctx.signing().await;
     let rows: Vec<Value> = ctx
         .registry()
         .await
@@ -96,8 +97,8 @@ async fn render(
         minijinja::context! {
             title => "Relying parties", page => "rps", admin => admin.session.display.clone(),
             csrf => admin.session.csrf.clone(), rps => rows, entity_id => endpoints.entity_id, sso => endpoints.sso,
-            thumbprint_sha1 => ctx.keys.thumbprint_sha1.clone(), thumbprint_sha256 => ctx.keys.thumbprint_sha256.clone(),
-            not_after => ctx.keys.not_after.clone(), cert_file => netscaler::CERT_FILE, notice => notice, error => error,
+            thumbprint_sha1 => signing.current.thumbprint_sha1.clone(), thumbprint_sha256 => signing.current.thumbprint_sha256.clone(),
+            not_after => signing.current.not_after.clone(), cert_file => netscaler::CERT_FILE, notice => notice, error => error,
         },
     );
     *res.status_mut() = status;

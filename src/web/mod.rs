@@ -21,7 +21,7 @@ use minijinja::Environment;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::directory::Directory;
-use crate::keys::KeyMaterial;
+use crate::keys::live::{LiveKeys, Signing};
 use crate::login::timing::Timing;
 use crate::login::{Deps, SecondFactorRule};
 use crate::mfa::challenge::TokenSigner;
@@ -34,15 +34,14 @@ use crate::store::Store;
 /// Everything a request handler may use; built once in `startup`, shared by `Arc`.
 pub struct AppContext {
     pub config: Config,
-    pub keys: KeyMaterial,
+    /// Token-signing keys in force (file or console rollover) and our metadata.
+    pub keys: LiveKeys,
     /// Relying-party trusts: files at start + console-managed ones from the store.
     pub rps: LiveRegistry,
     pub store: Arc<dyn Store>,
     pub directory: Arc<dyn Directory>,
     pub clock: Arc<dyn Clock>,
     pub templates: Environment<'static>,
-    /// Our signed metadata, built once at start (signing per request would waste CPU).
-    pub metadata_xml: String,
     /// The MFA settings in force (config file + the admin's overrides in the store), with the
     /// delivery gateway and trusted networks derived from them.
     pub settings: LiveSettings,
@@ -154,6 +153,11 @@ impl AppContext {
     }
 
     /// The login state machine's view of this context under `policy`, for a sign-in under `rule`.
+    /// The token-signing keys and metadata in force on this node now (see `keys::live`).
+    pub async fn signing(&self) -> Arc<Signing> {
+        self.keys.current(self.store.as_ref(), &self.secrets).await
+    }
+
     /// The relying-party trusts in force on this node now (see `rp::live`).
     pub async fn registry(&self) -> Arc<Registry> {
         self.rps.current(self.store.as_ref()).await

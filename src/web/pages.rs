@@ -19,6 +19,7 @@ pub async fn home(State(ctx): State<AppState>) -> Response {
 }
 
 pub async fn docs(State(ctx): State<AppState>) -> Response {
+    let signing = ctx.signing().await;
     ctx.render(
         "docs.html",
         minijinja::context! {
@@ -26,8 +27,8 @@ pub async fn docs(State(ctx): State<AppState>) -> Response {
             base => ctx.config.public_base(),
             entity_id => ctx.config.entity_id(),
             sso_url => ctx.sso_url(),
-            thumbprint => ctx.keys.thumbprint_sha1.clone(),
-            not_after => ctx.keys.not_after.clone(),
+            thumbprint => signing.current.thumbprint_sha1.clone(),
+            not_after => signing.current.not_after.clone(),
         },
     )
 }
@@ -42,7 +43,7 @@ pub async fn metadata(State(ctx): State<AppState>) -> Response {
             (header::CONTENT_TYPE, "application/samlmetadata+xml"),
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
-        ctx.metadata_xml.clone(),
+        ctx.signing().await.metadata_xml.clone(),
     )
         .into_response()
 }

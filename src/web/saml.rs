@@ -259,7 +259,7 @@ async fn logout(
         &req.id,
         None,
         ctx.clock.now(),
-        &ctx.keys.signer,
+        &ctx.signing().await.current.signer,
     ) {
         Ok(xml) => (
             jar,
@@ -301,7 +301,8 @@ async fn continue_or_prompt(
             &pending,
             STATUS_NO_PASSIVE,
             "No session and IsPassive was requested",
-        );
+        )
+        .await;
     }
     super::login::begin(ctx, Flow::new(Pending::Saml(pending), ip, now), jar).await
 }
@@ -354,7 +355,8 @@ pub async fn issue(
                 pending,
                 STATUS_NO_AUTHN_CONTEXT,
                 "The requested authentication context cannot be satisfied",
-            ),
+            )
+            .await,
         )
             .into_response();
     };
@@ -377,7 +379,7 @@ pub async fn issue(
             session_not_on_or_after: time::OffsetDateTime::from_unix_timestamp(s.expires).ok(),
             amr: &authn_context::amr(&s.methods),
         },
-        &ctx.keys.signer,
+        &ctx.signing().await.current.signer,
     );
     match xml {
         Ok(xml) => {
@@ -418,7 +420,7 @@ fn post_page(ctx: &AppContext, acs: &str, xml: &str, relay_state: Option<&str>) 
 }
 
 /// An error status sent back to the SP (it decides what to show), signed like any Response.
-fn status_response(
+async fn status_response(
     ctx: &AppContext,
     pending: &PendingRequest,
     sub: &str,
@@ -438,7 +440,7 @@ fn status_response(
         Some(sub),
         Some(message),
         ctx.clock.now(),
-        &ctx.keys.signer,
+        &ctx.signing().await.current.signer,
     ) {
         Ok(xml) => post_page(ctx, &pending.acs_url, &xml, pending.relay_state.as_deref()),
         Err(e) => {

@@ -29,6 +29,7 @@ pub enum SignError {
 
 /// An RSA private key and its certificate, prepared once at start-up: parsing a PEM key per
 /// signature costs more than the signature itself (reference/xml-signatures.md).
+#[derive(Clone)]
 pub struct SigningKey {
     key: PKey<Private>,
     cert_b64: String,
