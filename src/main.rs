@@ -53,11 +53,28 @@ enum Command {
         #[command(subcommand)]
         command: UsersCommand,
     },
+    /// Token-signing certificate rollover, shared by every node through the store.
+    Certs {
+        #[command(subcommand)]
+        command: CertsCommand,
+    },
     /// The MFA adapter's settings in force on every node (config file + admin changes).
     Settings {
         #[command(subcommand)]
         command: SettingsCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum CertsCommand {
+    /// The current and next token-signing certificates.
+    Show,
+    /// Generate the next certificate; metadata publishes it at once.
+    GenerateNext,
+    /// Sign with the next certificate from now on.
+    Rollover,
+    /// Drop the next certificate unused.
+    DiscardNext,
 }
 
 #[derive(Subcommand)]
@@ -230,6 +247,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Keys { command } => keys_command(&config, command),
         Command::Users { command } => users_command(&config, command).await,
         Command::Settings { command } => settings_command(&config, command).await,
+        Command::Certs { command } => certs_command(&config, command).await,
     }
 }
 
@@ -403,6 +421,70 @@ async fn open_store(config: &Config) -> Result<Arc<dyn tessera::store::Store>, S
         .map_err(|e| {
             format!("{e} (is Tessera running? the embedded store allows one process at a time)")
         })
+}
+
+async fn certs_command(config: &Config, command: CertsCommand) -> Result<(), String> {
+    use tessera::admin::certs;
+    let data = &config.server.data_dir;
+    let (file, _) =
+        tessera::keys::load_or_create(data, &config.idp.signing, "Tessera Token Signing")
+            .map_err(|e| e.to_string())?;
+    let secrets = tessera::mfa::secrets::SecretBox::load_or_create(&data.join("mfa.key"))
+        .map_err(|e| format!("mfa.key: {e}"))?;
+    let store = open_store(config).await?;
+    let stored = tessera::keys::live::stored(store.as_ref())
+        .await
+        .map_err(|e| e.to_string())?;
+    let current = match &stored.current {
+        Some(k) => k.open(&secrets).map_err(|e| e.to_string())?,
+        None => file,
+    };
+    let now = SystemClock.unix();
+    let done = match command {
+        CertsCommand::Show => {
+            let from = if stored.current.is_some() {
+                "store"
+            } else {
+                "data folder"
+            };
+            println!(
+                "current  SHA-1 {}  valid until {}  ({from})",
+                current.thumbprint_sha1, current.not_after
+            );
+            match &stored.next {
+                Some(k) => {
+                    let next = k.open(&secrets).map_err(|e| e.to_string())?;
+                    println!(
+                        "next     SHA-1 {}  valid until {}  (published in metadata)",
+                        next.thumbprint_sha1, next.not_after
+                    );
+                }
+                None => println!("next     none"),
+            }
+            return Ok(());
+        }
+        CertsCommand::GenerateNext => {
+            let cn = format!(
+                "Tessera Token Signing - {}",
+                tessera::saml::saml_time(SystemClock.now())
+            );
+            certs::generate_next(store.as_ref(), &secrets, &cli_actor(), now, &cn).await
+        }
+        CertsCommand::Rollover => {
+            certs::rollover(store.as_ref(), &secrets, &current, &cli_actor(), now).await
+        }
+        CertsCommand::DiscardNext => {
+            certs::discard_next(store.as_ref(), &secrets, &cli_actor(), now).await
+        }
+    }
+    .map_err(|e| e.to_string())?;
+    println!(
+        "{}: {} -> {} (every node within a second)",
+        done.action,
+        done.before.as_deref().unwrap_or("-"),
+        done.after.as_deref().unwrap_or("-")
+    );
+    Ok(())
 }
 
 async fn settings_command(config: &Config, command: SettingsCommand) -> Result<(), String> {

@@ -1069,3 +1069,102 @@ async fn a_test_message_goes_through_the_gateway_in_force() {
         "{log}"
     );
 }
+
+#[tokio::test]
+async fn token_signing_rollover_is_published_first_then_applied() {
+    let (mut b, sp) = builder(|_| {}).await;
+    let fixed = Arc::new(FixedClock::new(time::OffsetDateTime::now_utc()));
+    b.clock = fixed.clone();
+    b.add_rp(
+        "gateway",
+        &TestSp::new("gw").metadata(false),
+        "name = \"NetScaler Gateway\"\npreset = \"netscaler\"\n",
+    );
+    let idp = b.start().await;
+    for u in ["alice", "bob"] {
+        enrol_all(&idp, u, Method::Oath, PHONE).await;
+    }
+    let e = Env {
+        idp,
+        clock: fixed.clone(),
+        fixed: Some(fixed.clone()),
+        sp,
+    };
+    let old = e.idp.state.keys.file().clone();
+    let (admin, _, page) = e.sign_in("alice").await;
+    let csrf = input_value(&page, "csrf").expect("csrf");
+    let certs = e.url("/admin/certs");
+    let page = admin.get(&certs).await.2;
+    assert!(
+        page.contains(&old.thumbprint_sha1) && page.contains("None yet"),
+        "{page}"
+    );
+
+    let (_, status, _) = admin.post(&certs, &[("action", "generate_next")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "no CSRF token");
+    let (url, status, page) = admin
+        .post(&certs, &[("csrf", &csrf), ("action", "generate_next")])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(url.contains("done=cert.generate_next"), "{url}");
+    let page = unescape(&page);
+    assert!(
+        page.contains("set authentication samlAction tessera_netscaler_gateway -samlIdPCertName tessera-token-signing-next"),
+        "the pinning NetScaler is told what to do: {page}"
+    );
+    let next_pem = admin.get(&e.url("/admin/certs/next.cer")).await.2;
+    let next = openssl::x509::X509::from_pem(next_pem.as_bytes()).expect("next certificate");
+    let next_b64 = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(next.to_der().expect("der"))
+    };
+    let metadata = Browser::new().get(&e.url("/saml/metadata")).await.2;
+    assert!(
+        metadata.contains(&old.cert_b64) && metadata.contains(&next_b64),
+        "both published"
+    );
+    let (_, status, page) = admin
+        .post(&certs, &[("csrf", &csrf), ("action", "generate_next")])
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("exists already"), "{page}");
+
+    // Until the rollover, assertions are still signed with the old key.
+    let verify = |page: &str, cert: &openssl::x509::X509| {
+        let xml = Browser::post_form(page).xml();
+        let root = tessera::xml::parse(&xml, &tessera::xml::Limits::default()).expect("xml");
+        let a = root
+            .child("urn:oasis:names:tc:SAML:2.0:assertion", "Assertion")
+            .expect("assertion");
+        tessera::xmldsig::verify::verify_root(a, std::slice::from_ref(cert)).is_ok()
+    };
+    let (_, page) = e.sign_in_to(&e.sp.entity_id, "bob").await;
+    assert!(verify(&page, &old.cert) && !verify(&page, &next));
+
+    let (url, _, _) = admin
+        .post(&certs, &[("csrf", &csrf), ("action", "rollover")])
+        .await;
+    assert!(url.contains("done=cert.rollover"), "{url}");
+    fixed.advance(time::Duration::seconds(31));
+    let (_, page) = e.sign_in_to(&e.sp.entity_id, "bob").await;
+    assert!(
+        verify(&page, &next) && !verify(&page, &old.cert),
+        "signed with the new key"
+    );
+    let metadata = Browser::new().get(&e.url("/saml/metadata")).await.2;
+    assert!(metadata.contains(&next_b64) && !metadata.contains(&old.cert_b64));
+    let (_, status, page) = admin
+        .post(&certs, &[("csrf", &csrf), ("action", "rollover")])
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("no next certificate"), "{page}");
+    let log = unescape(&admin.get(&e.url("/admin")).await.2);
+    assert!(
+        log.contains("cert.generate_next") && log.contains("cert.rollover"),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("SHA-1 {}", old.thumbprint_sha1)),
+        "{log}"
+    );
+}

@@ -461,6 +461,22 @@ async fn admin_changes_a_setting_in_chromium() {
     must(browser.click_when_ready("#approve").await, step);
     let text = must(browser.wait_for_text("Done: rp.add").await, step);
     assert!(text.contains("https://portal.sp.test"), "{text}");
+
+    let step = "the next token-signing certificate is generated, with the NetScaler steps";
+    must(
+        browser.click_when_ready("a[href='/admin/certs']").await,
+        step,
+    );
+    must(browser.click_when_ready("#generate").await, step);
+    let text = must(
+        browser.wait_for_text("Download the next certificate").await,
+        step,
+    );
+    assert!(
+        text.contains("These NetScalers pin the current certificate"),
+        "{text}"
+    );
+    s_shot(&browser, "17-admin-certificates.png").await;
     browser.quit().await;
 }
 

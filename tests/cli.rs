@@ -475,3 +475,46 @@ fn settings_set_validates_stores_and_get_says_where_a_value_comes_from() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn certs_generate_next_rollover_and_show() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let show = || text(&run(dir.path(), &["certs", "show"]).stdout);
+    let first = show();
+    assert!(
+        first.contains("(data folder)") && first.contains("next     none"),
+        "{first}"
+    );
+    let out = run(dir.path(), &["certs", "rollover"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("no next certificate"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(dir.path(), &["certs", "generate-next"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let with_next = show();
+    assert!(with_next.contains("(published in metadata)"), "{with_next}");
+    let next_line = with_next
+        .lines()
+        .find(|l| l.starts_with("next"))
+        .expect("next line")
+        .to_owned();
+    let next_sha1 = next_line
+        .split_whitespace()
+        .nth(2)
+        .expect("thumbprint")
+        .to_owned();
+    let out = run(dir.path(), &["certs", "rollover"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let after = show();
+    assert!(
+        after.contains(&format!("current  SHA-1 {next_sha1}")),
+        "{after}"
+    );
+    assert!(
+        after.contains("(store)") && after.contains("next     none"),
+        "{after}"
+    );
+}

@@ -31,7 +31,6 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/signout", post(signout))
         .route("/admin/signins", get(signins_page))
         .route("/admin/signins.csv", get(signins_csv))
-        .route("/admin/certs/signing.cer", get(signing_cert))
         .route("/admin/users", get(users_page))
         .route("/admin/users/{name}", get(user_page).post(user_action))
 }
@@ -830,28 +829,6 @@ async fn user_action(
         }
         Err(ActionError::Store(e)) => super::saml::store_failure(&ctx, &e),
     }
-}
-
-/// GET /admin/certs/signing.cer: our token-signing certificate (PEM), for an SP's trust store.
-async fn signing_cert(State(ctx): State<AppState>, jar: CookieJar) -> Response {
-    if let Err(r) = require(&ctx, &jar).await {
-        return r;
-    }
-    let disposition = format!(
-        "attachment; filename=\"{}\"",
-        crate::admin::netscaler::CERT_FILE
-    );
-    (
-        [
-            (
-                axum::http::header::CONTENT_TYPE,
-                "application/x-pem-file".to_owned(),
-            ),
-            (axum::http::header::CONTENT_DISPOSITION, disposition),
-        ],
-        ctx.signing().await.current.cert_pem(),
-    )
-        .into_response()
 }
 
 /// POST /admin/settings/test: one test push or text through the delivery gateway in force,

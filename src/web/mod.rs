@@ -1,6 +1,7 @@
 //! The HTTP surface: `app(state)` builds the axum router every binary and test uses.
 
 mod admin;
+mod admin_certs;
 mod admin_rps;
 mod login;
 mod mfa;
@@ -82,7 +83,10 @@ pub fn app(state: AppState) -> Router {
     for p in METADATA_PATHS {
         r = r.route(p, get(pages::metadata));
     }
-    r = r.merge(admin::routes()).merge(admin_rps::routes());
+    r = r
+        .merge(admin::routes())
+        .merge(admin_rps::routes())
+        .merge(admin_certs::routes());
     if let Some(sim) = &state.simulator {
         r = r.merge(crate::sim::router(sim.clone()));
     }
@@ -244,6 +248,10 @@ pub fn templates() -> Environment<'static> {
         (
             "admin_rp_import.html",
             include_str!("../../templates/admin_rp_import.html"),
+        ),
+        (
+            "admin_certs.html",
+            include_str!("../../templates/admin_certs.html"),
         ),
     ] {
         // The templates are part of the source tree; a syntax error is a build defect

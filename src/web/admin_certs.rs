@@ -1,0 +1,169 @@
+//! The console's token-signing certificate page: current and next certificate, downloads, generate / roll over / discard, and what NetScalers that pin the certificate must do.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum_extra::extract::CookieJar;
+use serde::Deserialize;
+
+use super::admin::{Admin, admin_form, require};
+use super::{AppContext, AppState, ClientIp};
+use crate::admin::certs::{self, CertError};
+use crate::admin::netscaler;
+use crate::keys::KeyMaterial;
+use crate::rp::Preset;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/admin/certs", get(page).post(act))
+        .route("/admin/certs/signing.cer", get(current_cert))
+        .route("/admin/certs/next.cer", get(next_cert))
+}
+
+/// The certKey and file names a NetScaler uses for the next certificate.
+const NEXT_CERT_KEY: &str = "tessera-token-signing-next";
+const NEXT_CERT_FILE: &str = "tessera-token-signing-next.cer";
+
+#[derive(Deserialize)]
+struct Done {
+    done: Option<String>,
+}
+
+fn cert_view(k: &KeyMaterial) -> minijinja::Value {
+    minijinja::context! {
+        sha1 => k.thumbprint_sha1.clone(), sha256 => k.thumbprint_sha256.clone(), not_after => k.not_after.clone(),
+        subject => k.cert.subject_name().entries().filter_map(|e| e.data().to_string().ok()).collect::<Vec<_>>().join(", "),
+    }
+}
+
+async fn page(State(ctx): State<AppState>, jar: CookieJar, Query(done): Query<Done>) -> Response {
+    let admin = match require(&ctx, &jar).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    render(
+        &ctx,
+        &admin,
+        done.done.map(|d| format!("Done: {d}.")),
+        None,
+        StatusCode::OK,
+    )
+    .await
+}
+
+async fn render(
+    ctx: &AppContext,
+    admin: &Admin,
+    notice: Option<String>,
+    error: Option<String>,
+    status: StatusCode,
+) -> Response {
+    let signing = ctx.signing().await;
+    // NetScalers pin one certificate (samlIdPCertName): each needs the next one imported and
+    // its samlAction switched at the rollover.
+    let pinning: Vec<minijinja::Value> = ctx
+        .registry()
+        .await
+        .all()
+        .iter()
+        .filter(|rp| rp.preset == Some(Preset::Netscaler) || rp.acs.iter().any(|a| a.url.ends_with("/cgi/samlauth")))
+        .map(|rp| minijinja::context! { name => rp.name.clone(), action => netscaler::action_name(rp) })
+        .collect();
+    let mut res = ctx.render(
+        "admin_certs.html",
+        minijinja::context! {
+            title => "Token-signing certificates", page => "certs", admin => admin.session.display.clone(),
+            csrf => admin.session.csrf.clone(), notice => notice, error => error,
+            current => cert_view(&signing.current), from_file => signing.current_from_file,
+            next => signing.next.as_ref().map(cert_view), pinning => pinning,
+            cert_key => netscaler::CERT_KEY_NAME, next_cert_key => NEXT_CERT_KEY, next_cert_file => NEXT_CERT_FILE,
+        },
+    );
+    *res.status_mut() = status;
+    res
+}
+
+/// POST /admin/certs: `action` = generate_next, rollover or discard_next.
+async fn act(
+    State(ctx): State<AppState>,
+    ClientIp(ip): ClientIp,
+    jar: CookieJar,
+    body: Bytes,
+) -> Response {
+    let (admin, form) = match admin_form(&ctx, &jar, &body).await {
+        Ok(x) => x,
+        Err(r) => return *r,
+    };
+    let actor = admin.actor(&ip);
+    let now = ctx.clock.unix();
+    let store = ctx.store.as_ref();
+    let action = form
+        .iter()
+        .find(|(k, _)| k == "action")
+        .map(|(_, v)| v.as_str());
+    let result = match action {
+        Some("generate_next") => {
+            let host = url::Url::parse(ctx.config.public_base())
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_owned))
+                .unwrap_or_else(|| "localhost".into());
+            let cn = format!(
+                "Tessera Token Signing - {host} - {}",
+                crate::saml::saml_time(ctx.clock.now())
+            );
+            certs::generate_next(store, &ctx.secrets, &actor, now, &cn).await
+        }
+        Some("rollover") => {
+            let current = ctx.signing().await;
+            certs::rollover(store, &ctx.secrets, &current.current, &actor, now).await
+        }
+        Some("discard_next") => certs::discard_next(store, &ctx.secrets, &actor, now).await,
+        _ => Err(CertError::Refused("Unknown action.".into())),
+    };
+    match result {
+        Ok(c) => {
+            ctx.keys.invalidate();
+            Redirect::to(&format!("/admin/certs?done={}", c.action)).into_response()
+        }
+        Err(CertError::Refused(m)) => {
+            render(&ctx, &admin, None, Some(m), StatusCode::BAD_REQUEST).await
+        }
+        Err(CertError::Store(e)) => super::saml::store_failure(&ctx, &e),
+    }
+}
+
+fn pem_download(file: &str, pem: String) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "application/x-pem-file".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{file}\""),
+            ),
+        ],
+        pem,
+    )
+        .into_response()
+}
+
+/// GET /admin/certs/signing.cer: the current certificate (PEM), for an SP's trust store.
+async fn current_cert(State(ctx): State<AppState>, jar: CookieJar) -> Response {
+    if let Err(r) = require(&ctx, &jar).await {
+        return r;
+    }
+    pem_download(netscaler::CERT_FILE, ctx.signing().await.current.cert_pem())
+}
+
+/// GET /admin/certs/next.cer: the next certificate, to import before the rollover.
+async fn next_cert(State(ctx): State<AppState>, jar: CookieJar) -> Response {
+    if let Err(r) = require(&ctx, &jar).await {
+        return r;
+    }
+    match &ctx.signing().await.next {
+        Some(k) => pem_download(NEXT_CERT_FILE, k.cert_pem()),
+        None => ctx.error_page(StatusCode::NOT_FOUND, "There is no next certificate."),
+    }
+}
