@@ -201,6 +201,9 @@ pub struct RpConfig {
     pub slo: Option<String>,
     /// PEM files of the SP's request-signing certificates.
     pub cert_files: Vec<PathBuf>,
+    /// More SP certificates, inline PEM (set in the admin console).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cert_pems: Vec<String>,
     pub preset: Option<Preset>,
     pub sign: Option<SignChoice>,
     pub name_id_source: Option<ClaimSource>,
@@ -319,6 +322,12 @@ impl RelyingParty {
             certs.push(
                 X509::from_pem(&pem)
                     .map_err(|_| format!("{} is not a PEM certificate", path.display()))?,
+            );
+        }
+        for (i, pem) in cfg.cert_pems.iter().enumerate() {
+            certs.push(
+                X509::from_pem(pem.as_bytes())
+                    .map_err(|_| format!("SP certificate {} is not a PEM certificate", i + 1))?,
             );
         }
         let entity_id = entity_id.ok_or("no entity ID")?;

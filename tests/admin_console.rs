@@ -1168,3 +1168,75 @@ async fn token_signing_rollover_is_published_first_then_applied() {
         "{log}"
     );
 }
+
+#[tokio::test]
+async fn a_console_trusts_endpoints_and_certificate_can_be_set_over_its_metadata() {
+    let e = env(|_| {}).await;
+    let (admin, _, page) = e.sign_in("alice").await;
+    let csrf = input_value(&page, "csrf").expect("csrf");
+    let sp = TestSp::new("ep");
+    let (_, _, location) = import(&e, &admin, Some(&csrf), "metadata", &sp.metadata(false)).await;
+    let preview = e.url(&location.expect("preview"));
+    let approve = vec![
+        ("csrf".to_owned(), csrf.clone()),
+        ("name".to_owned(), "Endpoints".to_owned()),
+        ("sign".to_owned(), "assertion".to_owned()),
+        ("enabled".to_owned(), "on".to_owned()),
+        ("mfa_required".to_owned(), "on".to_owned()),
+    ];
+    post_fields(&admin, &preview, &approve).await;
+    let rps = admin.get(&e.url("/admin/rps")).await.2;
+    let form_end = rps
+        .find("\" class=\"rp-options\"")
+        .expect("an editable trust");
+    let marker = "action=\"/admin/rps/";
+    let slug = &rps[rps[..form_end].rfind(marker).expect("its action") + marker.len()..form_end];
+    let trust = e.url(&format!("/admin/rps/{slug}"));
+    let options = |field: &str, value: &str| {
+        vec![
+            ("csrf".to_owned(), csrf.clone()),
+            ("action".to_owned(), "options".to_owned()),
+            ("name".to_owned(), "Endpoints".to_owned()),
+            ("sign".to_owned(), "assertion".to_owned()),
+            ("enabled".to_owned(), "on".to_owned()),
+            ("mfa_required".to_owned(), "on".to_owned()),
+            (field.to_owned(), value.to_owned()),
+        ]
+    };
+    for (field, value, expect) in [
+        ("acs", "javascript:alert(1)", "ACS"),
+        ("slo", "ftp://files.sp.test/", "single logout"),
+        (
+            "cert_pem",
+            "-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----",
+            "not a PEM certificate",
+        ),
+        ("entity_id", &e.sp.entity_id, "already trusted from"),
+    ] {
+        let (_, status, page) = post_fields(&admin, &trust, &options(field, value)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{field}: {page}");
+        assert!(
+            unescape(&page).contains(expect),
+            "{field}: expected {expect:?}: {page}"
+        );
+    }
+    let pem = String::from_utf8(sp.cert.to_pem().expect("pem")).expect("utf8");
+    let (url, _, _) = post_fields(&admin, &trust, &options("cert_pem", &pem)).await;
+    assert!(url.contains("done=rp.options"), "{url}");
+    let (url, _, page) = post_fields(
+        &admin,
+        &trust,
+        &options("acs", "https://ep.sp.test/other-acs"),
+    )
+    .await;
+    assert!(url.contains("done=rp.options"), "{url}");
+    assert!(
+        unescape(&page).contains("https://ep.sp.test/other-acs"),
+        "{page}"
+    );
+    let (_, page) = e.sign_in_to(&sp.entity_id, "bob").await;
+    assert_eq!(
+        Browser::post_form(&page).action,
+        "https://ep.sp.test/other-acs"
+    );
+}

@@ -144,6 +144,12 @@ pub struct Options {
     pub authn_context: Option<AuthnContextMode>,
     /// Empty: the preset's (or the default) claims.
     pub claims: Option<Vec<ClaimRule>>,
+    /// Overrides of what the metadata says; `Some(empty)` / `Some(None)` follows the
+    /// metadata again. `None` leaves them as they are.
+    pub entity_id: Option<Option<String>>,
+    pub acs: Option<Vec<String>>,
+    pub slo: Option<Option<String>>,
+    pub cert_pems: Option<Vec<String>>,
 }
 
 /// The NameID formats an admin may choose.
@@ -223,6 +229,32 @@ impl Options {
         }
         if let Some(claims) = &self.claims {
             cfg.attributes = (!claims.is_empty()).then(|| claims.clone());
+        }
+        if let Some(id) = &self.entity_id {
+            if id
+                .as_deref()
+                .is_some_and(|i| i.len() > 1024 || i.chars().any(char::is_control))
+            {
+                return refused("An identifier is one line of at most 1024 characters.");
+            }
+            cfg.entity_id = id.clone();
+        }
+        if let Some(acs) = &self.acs {
+            for url in acs {
+                crate::rp::check_endpoint_url(url)
+                    .map_err(|e| TrustError::Refused(format!("ACS: {e}")))?;
+            }
+            cfg.acs = acs.clone();
+        }
+        if let Some(slo) = &self.slo {
+            if let Some(url) = slo {
+                crate::rp::check_endpoint_url(url)
+                    .map_err(|e| TrustError::Refused(format!("single logout: {e}")))?;
+            }
+            cfg.slo = slo.clone();
+        }
+        if let Some(pems) = &self.cert_pems {
+            cfg.cert_pems = pems.clone();
         }
         Ok(())
     }
@@ -326,6 +358,7 @@ async fn unique_slug(store: &dyn Store, base: &str) -> Result<String, StoreError
 /// Changes a console trust's options.
 pub async fn set_options(
     store: &dyn Store,
+    files: &Registry,
     actor: &Actor,
     now: i64,
     slug_name: &str,
@@ -339,6 +372,24 @@ pub async fn set_options(
     record.updated_by = actor.name.clone();
     record.updated_at = now;
     let rp = record.build(slug_name).map_err(TrustError::Refused)?;
+    if let Some(file) = files.find(&rp.entity_id) {
+        return refused(format!(
+            "{} is already trusted from {}.",
+            rp.entity_id, file.origin
+        ));
+    }
+    for (other, stored) in live::load_all(store).await? {
+        let clash = other != slug_name
+            && stored
+                .build(&other)
+                .is_ok_and(|o| o.entity_id == rp.entity_id);
+        if clash {
+            return refused(format!(
+                "Another trust in the console already uses {}.",
+                rp.entity_id
+            ));
+        }
+    }
     live::save(store, slug_name, &record).await?;
     let c = Change::new(
         actor,

@@ -14,7 +14,7 @@ use super::admin::{Admin, admin_form, csrf_refusal, require};
 use super::{AppContext, AppState, ClientIp};
 use crate::admin::netscaler;
 use crate::admin::trusts::{self, Options, TrustError};
-use crate::rp::{Preset, RelyingParty, SignChoice};
+use crate::rp::{Preset, RelyingParty, RpConfig, SignChoice};
 use crate::saml::metadata::parse_sp_metadata;
 
 pub fn routes() -> Router<AppState> {
@@ -50,7 +50,7 @@ fn sign_name(s: SignChoice) -> &'static str {
     }
 }
 
-fn rp_row(rp: &RelyingParty, sso: &str, slo: Option<&str>) -> Value {
+fn rp_row(rp: &RelyingParty, sso: &str, slo: Option<&str>, overrides: Option<&RpConfig>) -> Value {
     let netscaler = rp.preset == Some(Preset::Netscaler)
         || rp.acs.iter().any(|a| a.url.ends_with("/cgi/samlauth"));
     let (commands, commands_error) = if netscaler {
@@ -73,6 +73,10 @@ fn rp_row(rp: &RelyingParty, sso: &str, slo: Option<&str>) -> Value {
         slug => slug, preset => rp.preset.map(|_| "netscaler"), claims_text => trusts::claims_text(&rp.attributes),
         authn_context => if rp.authn_context == crate::rp::AuthnContextMode::Lenient { "lenient" } else { "strict" },
         name_id_formats => trusts::NAMEID_FORMATS.to_vec(),
+        own_entity_id => overrides.and_then(|c| c.entity_id.clone()).unwrap_or_default(),
+        own_acs => overrides.map(|c| c.acs.join("\n")).unwrap_or_default(),
+        own_slo => overrides.and_then(|c| c.slo.clone()).unwrap_or_default(),
+        own_cert => overrides.and_then(|c| c.cert_pems.first().cloned()).unwrap_or_default(),
     }
 }
 
@@ -85,12 +89,23 @@ async fn render(
 ) -> Response {
     let endpoints = crate::startup::endpoints(&ctx.config);
     let signing = ctx.signing().await;
+    let stored = match crate::rp::live::load_all(ctx.store.as_ref()).await {
+        Ok(s) => s,
+        Err(e) => return super::saml::store_failure(ctx, &e),
+    };
     let rows: Vec<Value> = ctx
         .registry()
         .await
         .all()
         .iter()
-        .map(|rp| rp_row(rp, &endpoints.sso, endpoints.slo.as_deref()))
+        .map(|rp| {
+            let own = rp
+                .origin
+                .strip_prefix("console:")
+                .and_then(|slug| stored.iter().find(|(s, _)| s == slug))
+                .map(|(_, r)| &r.config);
+            rp_row(rp, &endpoints.sso, endpoints.slo.as_deref(), own)
+        })
         .collect();
     let mut res = ctx.render(
         "admin_rps.html",
@@ -326,7 +341,29 @@ fn options_of(form: &[(String, String)]) -> Result<Options, String> {
         None => None,
         Some((_, text)) => Some(trusts::parse_claims(text)?),
     };
+    let lines = |k: &str| {
+        form.iter().find(|(n, _)| n == k).map(|(_, v)| {
+            v.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+    };
+    let optional = |k: &str| field(k).map(|v| (!v.is_empty()).then_some(v));
+    let cert_pems = form.iter().find(|(n, _)| n == "cert_pem").map(|(_, v)| {
+        let v = v.trim();
+        if v.is_empty() {
+            Vec::new()
+        } else {
+            vec![v.replace("\r\n", "\n")]
+        }
+    });
     Ok(Options {
+        entity_id: optional("entity_id"),
+        acs: lines("acs"),
+        slo: optional("slo"),
+        cert_pems,
         name: field("name"),
         preset,
         sign,
@@ -399,7 +436,10 @@ async fn change(
     let result = match action {
         Some("delete") => trusts::delete(ctx.store.as_ref(), &actor, now, &slug).await,
         Some("options") => match options_of(&form) {
-            Ok(o) => trusts::set_options(ctx.store.as_ref(), &actor, now, &slug, &o).await,
+            Ok(o) => {
+                trusts::set_options(ctx.store.as_ref(), ctx.rps.files(), &actor, now, &slug, &o)
+                    .await
+            }
             Err(m) => Err(TrustError::Refused(m)),
         },
         _ => Err(TrustError::Refused("Unknown action.".into())),
