@@ -103,8 +103,10 @@ enum RpCommand {
         #[arg(long, value_enum)]
         sign: Option<tessera::rp::SignChoice>,
     },
-    /// List the registered relying parties.
+    /// List the relying parties in force (files, config and admin console).
     List,
+    /// Remove a trust added in the admin console (its name after `console:` in `rp list`).
+    Remove { slug: String },
 }
 
 #[derive(Subcommand)]
@@ -243,7 +245,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             }
             Ok(())
         }
-        Command::Rp { command } => rp_command(&config, command),
+        Command::Rp { command } => rp_command(&config, command).await,
         Command::Keys { command } => keys_command(&config, command),
         Command::Users { command } => users_command(&config, command).await,
         Command::Settings { command } => settings_command(&config, command).await,
@@ -313,7 +315,7 @@ async fn serve(config: Config) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-fn rp_command(config: &Config, command: RpCommand) -> Result<(), String> {
+async fn rp_command(config: &Config, command: RpCommand) -> Result<(), String> {
     match command {
         RpCommand::Add {
             metadata,
@@ -364,17 +366,41 @@ fn rp_command(config: &Config, command: RpCommand) -> Result<(), String> {
             Ok(())
         }
         RpCommand::List => {
-            let reg = tessera::rp::Registry::load(&config.metadata_dir, &config.relying_parties)
+            let files = tessera::rp::Registry::load(&config.metadata_dir, &config.relying_parties)
                 .map_err(|e| e.to_string())?;
-            for rp in reg.all() {
+            // Trusts added in the admin console live in the store.
+            let store = open_store(config).await?;
+            let stored = tessera::rp::live::load_all(store.as_ref())
+                .await
+                .map_err(|e| e.to_string())?;
+            let console = stored
+                .iter()
+                .filter_map(|(slug, rp)| rp.build(slug).ok())
+                .collect();
+            for rp in files.merged(console).all() {
                 println!(
-                    "{}\t{}\tsign={:?}\tacs={}",
+                    "{}\t{}\tsign={:?}\tacs={}\t{}\t{}",
                     rp.name,
                     rp.entity_id,
                     rp.sign,
-                    rp.acs.first().map(|a| a.url.as_str()).unwrap_or("-")
+                    rp.acs.first().map(|a| a.url.as_str()).unwrap_or("-"),
+                    if rp.enabled { "enabled" } else { "disabled" },
+                    rp.origin
                 );
             }
+            Ok(())
+        }
+        RpCommand::Remove { slug } => {
+            let store = open_store(config).await?;
+            let c = tessera::admin::trusts::delete(
+                store.as_ref(),
+                &cli_actor(),
+                SystemClock.unix(),
+                &slug,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            println!("removed {} (every node within a second)", c.target);
             Ok(())
         }
     }

@@ -518,3 +518,53 @@ fn certs_generate_next_rollover_and_show() {
         "{after}"
     );
 }
+
+#[tokio::test]
+async fn rp_list_shows_file_and_console_trusts_and_rp_remove_drops_a_console_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file_sp = TestSp::new("file-sp");
+    std::fs::write(dir.path().join("file.xml"), file_sp.metadata(false)).expect("write");
+    assert!(
+        run(dir.path(), &["rp", "add", "--metadata", "file.xml"])
+            .status
+            .success()
+    );
+    {
+        let mut config = tessera::config::Config::default();
+        config.server.data_dir = dir.path().join("tessera-data");
+        let store =
+            tessera::startup::open_store(&config, std::sync::Arc::new(tessera::clock::SystemClock))
+                .await
+                .expect("store");
+        let console_sp = TestSp::new("console-sp");
+        let record = tessera::rp::live::StoredRp {
+            metadata_xml: console_sp.metadata(false),
+            config: Default::default(),
+            updated_by: "test".into(),
+            updated_at: 0,
+        };
+        tessera::rp::live::save(store.as_ref(), "console-sp", &record)
+            .await
+            .expect("save");
+    }
+    let listed = text(&run(dir.path(), &["rp", "list"]).stdout);
+    assert!(
+        listed.contains("https://file-sp.sp.test") && listed.contains("metadata/"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("https://console-sp.sp.test") && listed.contains("console:console-sp"),
+        "{listed}"
+    );
+    let out = run(dir.path(), &["rp", "remove", "nope"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("no such trust"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(dir.path(), &["rp", "remove", "console-sp"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let listed = text(&run(dir.path(), &["rp", "list"]).stdout);
+    assert!(!listed.contains("console-sp"), "{listed}");
+}
