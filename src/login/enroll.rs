@@ -32,6 +32,21 @@ fn stay(
     (state, Note::fail(Some("enroll"), reason))
 }
 
+/// An enrollment step sent out (QR code shown, code texted, push sent), waiting to be confirmed.
+fn started(
+    user: UserInfo,
+    pending: PendingEnrollment,
+    method: &'static str,
+    reason: &str,
+) -> (LoginState, Note) {
+    let state = LoginState::Enroll {
+        user,
+        pending: Some(pending),
+        message: None,
+    };
+    (state, Note::started(Some(method), reason.to_owned()))
+}
+
 pub(super) async fn on_event(
     flow: &Flow,
     user: UserInfo,
@@ -45,18 +60,12 @@ pub(super) async fn on_event(
         (_, Event::EnrollApp) if enabled(Method::Oath) => {
             let secret = oath::generate_secret();
             let sealed = deps.secrets.seal(&secret, app_aad(&flow.id).as_bytes());
-            let next = LoginState::Enroll {
+            let pending = PendingEnrollment::App { secret: sealed };
+            Ok(started(
                 user,
-                pending: Some(PendingEnrollment::App { secret: sealed }),
-                message: None,
-            };
-            Ok((
-                next,
-                Note {
-                    method: Some("oath"),
-                    outcome: Outcome::Started,
-                    reason: Some("authenticator app enrollment".into()),
-                },
+                pending,
+                "oath",
+                "authenticator app enrollment",
             ))
         }
         (_, Event::EnrollPhone { number }) if enabled(Method::Sms) => {
@@ -74,18 +83,7 @@ pub(super) async fn on_event(
                         number: e164,
                         challenge: c.id,
                     };
-                    Ok((
-                        LoginState::Enroll {
-                            user,
-                            pending: Some(pending),
-                            message: None,
-                        },
-                        Note {
-                            method: Some("sms"),
-                            outcome: Outcome::Started,
-                            reason: Some("phone enrollment".into()),
-                        },
-                    ))
+                    Ok(started(user, pending, "sms", "phone enrollment"))
                 }
                 Err(reason) => Ok(stay(
                     user,
@@ -103,18 +101,7 @@ pub(super) async fn on_event(
                         topic,
                         challenge: c.id,
                     };
-                    Ok((
-                        LoginState::Enroll {
-                            user,
-                            pending: Some(pending),
-                            message: None,
-                        },
-                        Note {
-                            method: Some("push"),
-                            outcome: Outcome::Started,
-                            reason: Some("push enrollment".into()),
-                        },
-                    ))
+                    Ok(started(user, pending, "push", "push enrollment"))
                 }
                 Err(reason) => Ok(stay(
                     user,

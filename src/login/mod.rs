@@ -306,6 +306,13 @@ impl Note {
             reason: Some(reason.into()),
         }
     }
+    pub fn started(method: Option<&'static str>, reason: impl Into<Option<String>>) -> Self {
+        Note {
+            method,
+            outcome: Outcome::Started,
+            reason: reason.into(),
+        }
+    }
 }
 
 impl Flow {
@@ -324,16 +331,7 @@ impl Flow {
             audit_events: Vec::new(),
         };
         let mut flow = flow;
-        flow.audit(
-            now,
-            "-",
-            None,
-            &Note {
-                method: None,
-                outcome: Outcome::Started,
-                reason: None,
-            },
-        );
+        flow.audit(now, "-", None, &Note::started(None, None));
         flow
     }
 

@@ -189,11 +189,7 @@ pub(super) async fn begin(
     reg: &Registration,
     deps: &Deps<'_>,
 ) -> Step {
-    let started = Note {
-        method: Some(method.as_str()),
-        outcome: Outcome::Started,
-        reason: None,
-    };
+    let started = Note::started(Some(method.as_str()), None);
     let sent = match method {
         Method::Oath => return Ok((waiting(user, method, None), started)),
         Method::Push => match reg.push_devices.first() {
