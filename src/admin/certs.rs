@@ -1,27 +1,15 @@
 //! Token-signing certificate rollover: generate the next key (published in metadata at once), roll over to it, or discard it — each logged, shared by every node through the store.
 
-use super::Actor;
 use super::changes::{self, Change};
+use super::{Actor, AdminError, refused};
 use crate::keys::live::{self, StoredKey, StoredKeys};
 use crate::keys::{KeyMaterial, generate};
 use crate::mfa::secrets::SecretBox;
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 
 /// How long a generated token-signing certificate is valid (AD FS uses one year and renews
 /// automatically; rollover here is deliberate, so allow more time between them).
 pub const VALIDITY_DAYS: u32 = 3 * 365;
-
-#[derive(Debug, thiserror::Error)]
-pub enum CertError {
-    #[error("{0}")]
-    Refused(String),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-fn refused<T>(m: &str) -> Result<T, CertError> {
-    Err(CertError::Refused(m.to_owned()))
-}
 
 /// What a rollover step did, for the log: SHA-1 thumbprints.
 fn thumb(k: &KeyMaterial) -> String {
@@ -35,17 +23,17 @@ pub async fn generate_next(
     actor: &Actor,
     now: i64,
     common_name: &str,
-) -> Result<Change, CertError> {
+) -> Result<Change, AdminError> {
     let (keys, raw) = live::load(store).await?;
     if keys.next.is_some() {
         return refused("A next certificate exists already: roll over to it or discard it first.");
     }
     let (key, cert) =
-        generate(common_name, VALIDITY_DAYS).map_err(|e| CertError::Refused(e.to_string()))?;
+        generate(common_name, VALIDITY_DAYS).map_err(|e| AdminError::Refused(e.to_string()))?;
     let material = KeyMaterial::new(key.clone(), cert.clone())
-        .map_err(|e| CertError::Refused(e.to_string()))?;
+        .map_err(|e| AdminError::Refused(e.to_string()))?;
     let stored = StoredKey::seal(secrets, &key, &cert, now)
-        .map_err(|e| CertError::Refused(e.to_string()))?;
+        .map_err(|e| AdminError::Refused(e.to_string()))?;
     let next = StoredKeys {
         next: Some(stored),
         ..keys
@@ -74,14 +62,14 @@ pub async fn rollover(
     current: &KeyMaterial,
     actor: &Actor,
     now: i64,
-) -> Result<Change, CertError> {
+) -> Result<Change, AdminError> {
     let (keys, raw) = live::load(store).await?;
     let Some(next) = keys.next.clone() else {
         return refused("There is no next certificate to roll over to: generate one first.");
     };
     let new = next
         .open(secrets)
-        .map_err(|e| CertError::Refused(e.to_string()))?;
+        .map_err(|e| AdminError::Refused(e.to_string()))?;
     let rolled = StoredKeys {
         current: Some(next),
         next: None,
@@ -109,7 +97,7 @@ pub async fn discard_next(
     secrets: &SecretBox,
     actor: &Actor,
     now: i64,
-) -> Result<Change, CertError> {
+) -> Result<Change, AdminError> {
     let (keys, raw) = live::load(store).await?;
     let Some(next) = &keys.next else {
         return refused("There is no next certificate.");

@@ -15,12 +15,28 @@ pub mod users;
 use crate::config::AdminConfig;
 use crate::directory::UserInfo;
 use crate::directory::ldap::group_name;
+use crate::store::StoreError;
 
 /// Members of the configured group are admins. The group may be given as a name or as a DN
 /// (its first CN is compared), case-insensitively as directories compare them.
 pub fn is_admin(config: &AdminConfig, user: &UserInfo) -> bool {
     let wanted = group_name(config.group.trim());
     !wanted.is_empty() && user.groups.iter().any(|g| g.eq_ignore_ascii_case(&wanted))
+}
+
+/// Why an admin operation did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// It does not apply (the message is for the admin); nothing changed.
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// An `AdminError::Refused` result.
+pub fn refused<T>(message: impl Into<String>) -> Result<T, AdminError> {
+    Err(AdminError::Refused(message.into()))
 }
 
 /// Who made a change, for the change log.

@@ -5,8 +5,8 @@ use std::time::Duration;
 use openssl::hash::MessageDigest;
 use serde::{Deserialize, Serialize};
 
-use super::Actor;
 use super::changes::{self, Change};
+use super::{Actor, AdminError, refused};
 use crate::rp::live::{self, StoredRp};
 use crate::rp::{
     AuthnContextMode, ClaimRule, ClaimSource, NAMEID_EMAIL, NAMEID_PERSISTENT, NAMEID_TRANSIENT,
@@ -27,19 +27,6 @@ pub struct Pending {
     pub by: String,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum TrustError {
-    /// Not applied; the message is for the admin.
-    #[error("{0}")]
-    Refused(String),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-fn refused<T>(m: impl Into<String>) -> Result<T, TrustError> {
-    Err(TrustError::Refused(m.into()))
-}
-
 fn pending_key(id: &str) -> String {
     format!("rppending:{id}")
 }
@@ -50,7 +37,7 @@ pub async fn import(
     xml: String,
     source: &str,
     by: &str,
-) -> Result<String, TrustError> {
+) -> Result<String, AdminError> {
     if let Err(e) = parse_sp_metadata(&xml) {
         return refused(e.to_string());
     }
@@ -121,7 +108,7 @@ pub fn diff(old: &[(String, String)], new: &[(String, String)]) -> (Vec<String>,
 pub async fn by_entity(
     store: &dyn Store,
     entity_id: &str,
-) -> Result<Option<(String, StoredRp)>, TrustError> {
+) -> Result<Option<(String, StoredRp)>, AdminError> {
     for (slug, rp) in live::load_all(store).await? {
         if parse_sp_metadata(&rp.metadata_xml).is_ok_and(|md| md.entity_id == entity_id) {
             return Ok(Some((slug, rp)));
@@ -203,7 +190,7 @@ pub fn claims_text(rules: &[ClaimRule]) -> String {
 }
 
 impl Options {
-    fn apply(&self, cfg: &mut RpConfig) -> Result<(), TrustError> {
+    fn apply(&self, cfg: &mut RpConfig) -> Result<(), AdminError> {
         if let Some(n) = &self.name {
             let n = n.trim();
             if n.is_empty() || n.len() > 100 || n.chars().any(char::is_control) {
@@ -242,14 +229,14 @@ impl Options {
         if let Some(acs) = &self.acs {
             for url in acs {
                 crate::rp::check_endpoint_url(url)
-                    .map_err(|e| TrustError::Refused(format!("ACS: {e}")))?;
+                    .map_err(|e| AdminError::Refused(format!("ACS: {e}")))?;
             }
             cfg.acs = acs.clone();
         }
         if let Some(slo) = &self.slo {
             if let Some(url) = slo {
                 crate::rp::check_endpoint_url(url)
-                    .map_err(|e| TrustError::Refused(format!("single logout: {e}")))?;
+                    .map_err(|e| AdminError::Refused(format!("single logout: {e}")))?;
             }
             cfg.slo = slo.clone();
         }
@@ -288,13 +275,13 @@ pub async fn approve(
     now: i64,
     id: &str,
     options: &Options,
-) -> Result<Change, TrustError> {
+) -> Result<Change, AdminError> {
     let Some(p) = pending(store, id).await? else {
         return refused(
             "This import has expired or was already applied. Import the metadata again.",
         );
     };
-    let md = parse_sp_metadata(&p.xml).map_err(|e| TrustError::Refused(e.to_string()))?;
+    let md = parse_sp_metadata(&p.xml).map_err(|e| AdminError::Refused(e.to_string()))?;
     if let Some(file) = files.find(&md.entity_id) {
         return refused(format!(
             "{} is already trusted from {}; change it there.",
@@ -324,7 +311,7 @@ pub async fn approve(
         updated_by: actor.name.clone(),
         updated_at: now,
     };
-    let rp = record.build(&slug_name).map_err(TrustError::Refused)?;
+    let rp = record.build(&slug_name).map_err(AdminError::Refused)?;
     live::save(store, &slug_name, &record).await?;
     store.delete(&pending_key(id)).await?;
     let action = if existing.is_some() {
@@ -363,7 +350,7 @@ pub async fn set_options(
     now: i64,
     slug_name: &str,
     options: &Options,
-) -> Result<Change, TrustError> {
+) -> Result<Change, AdminError> {
     let Some(mut record) = live::load(store, slug_name).await? else {
         return refused("There is no such trust in the console.");
     };
@@ -371,7 +358,7 @@ pub async fn set_options(
     options.apply(&mut record.config)?;
     record.updated_by = actor.name.clone();
     record.updated_at = now;
-    let rp = record.build(slug_name).map_err(TrustError::Refused)?;
+    let rp = record.build(slug_name).map_err(AdminError::Refused)?;
     if let Some(file) = files.find(&rp.entity_id) {
         return refused(format!(
             "{} is already trusted from {}.",
@@ -409,7 +396,7 @@ pub async fn delete(
     actor: &Actor,
     now: i64,
     slug_name: &str,
-) -> Result<Change, TrustError> {
+) -> Result<Change, AdminError> {
     let Some(record) = live::load(store, slug_name).await? else {
         return refused("There is no such trust in the console.");
     };

@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use super::Actor;
 use super::changes::{self, Change};
 use super::signins::{self, Attempt, Filter};
+use super::{Actor, AdminError, refused};
 use crate::login::{bypass_key, password_failure_key};
 use crate::mfa::Method;
 use crate::mfa::registration::{self, PhoneSource, Registration};
@@ -47,15 +47,6 @@ impl Action {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ActionError {
-    /// The action does not apply (with a message for the admin); nothing changed.
-    #[error("{0}")]
-    Refused(String),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
 const MAX_REASON: usize = 200;
 
 /// Carries out `action` on `username`'s registration and logs it.
@@ -66,8 +57,7 @@ pub async fn apply(
     now: i64,
     username: &str,
     action: Action,
-) -> Result<Change, ActionError> {
-    let refused = |m: &str| Err(ActionError::Refused(m.to_owned()));
+) -> Result<Change, AdminError> {
     let target = format!("user:{}", username.to_lowercase());
     let (before, after) = match &action {
         Action::Bypass { secs, reason } => {

@@ -12,11 +12,12 @@ use minijinja::Value;
 use serde::Deserialize;
 
 use super::{AppContext, AppState, ClientIp};
+use crate::admin::AdminError;
 use crate::admin::changes::{self, Change};
 use crate::admin::session::{self, AdminSession, COOKIE};
 use crate::admin::settings::{self as admin_settings, ApplyError};
 use crate::admin::signins::{self, Attempt, Filter};
-use crate::admin::users::{self, Action, ActionError};
+use crate::admin::users::{self, Action};
 use crate::admin::{Actor, is_admin};
 use crate::directory::UserInfo;
 use crate::login::{AuthMethod, Flow, Pending};
@@ -77,11 +78,7 @@ pub(super) fn csrf_refusal(
     admin: &Admin,
     form: &[(String, String)],
 ) -> Option<Response> {
-    let presented = form
-        .iter()
-        .find(|(k, _)| k == "csrf")
-        .map(|(_, v)| v.as_str())
-        .unwrap_or("");
+    let presented = form_value(form, "csrf").unwrap_or("");
     if admin.session.csrf_ok(presented) {
         return None;
     }
@@ -90,6 +87,19 @@ pub(super) fn csrf_refusal(
         StatusCode::FORBIDDEN,
         "This form has expired or did not come from the admin console. Reload the page and try again.",
     ))
+}
+
+/// The first value of `name` in a posted form, as sent.
+pub(super) fn form_value<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    form.iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// `?done=…` on the page a successful change redirects to.
+#[derive(Deserialize)]
+pub(super) struct Done {
+    pub(super) done: Option<String>,
 }
 
 fn parse_form(body: &Bytes) -> Vec<(String, String)> {
@@ -643,11 +653,6 @@ async fn directory_user(ctx: &AppContext, name: &str) -> Result<UserInfo, Box<Re
     }
 }
 
-#[derive(Deserialize)]
-struct Done {
-    done: Option<String>,
-}
-
 async fn user_page(
     State(ctx): State<AppState>,
     jar: CookieJar,
@@ -747,33 +752,32 @@ async fn render_user(
 
 /// Reads the posted action; `Err` is the message for the admin.
 fn user_action_of(form: &[(String, String)], mfa: &MfaSettings) -> Result<Action, String> {
-    let field = |k: &str| {
-        form.iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.trim().to_owned())
-            .unwrap_or_default()
-    };
-    Ok(match field("action").as_str() {
-        "set_default" => match field("method").as_str() {
+    let field = |k: &str| form_value(form, k).unwrap_or("").trim();
+    Ok(match field("action") {
+        "set_default" => match field("method") {
             "" => Action::SetDefault(None),
             m => Action::SetDefault(Some(
                 m.parse().map_err(|_| format!("`{m}` is not a method"))?,
             )),
         },
-        "remove_token" => Action::RemoveToken { id: field("id") },
-        "remove_push" => Action::RemovePushDevice { id: field("id") },
+        "remove_token" => Action::RemoveToken {
+            id: field("id").to_owned(),
+        },
+        "remove_push" => Action::RemovePushDevice {
+            id: field("id").to_owned(),
+        },
         "remove_phone" => Action::RemovePhone {
-            number: field("number"),
+            number: field("number").to_owned(),
         },
         "unblock" => Action::Unblock,
         "bypass" => Action::Bypass {
-            secs: match field("secs").as_str() {
+            secs: match field("secs") {
                 "" => mfa.bypass_default_secs,
                 s => s
                     .parse()
                     .map_err(|_| format!("`{s}` is not a number of seconds"))?,
             },
-            reason: field("reason"),
+            reason: field("reason").to_owned(),
         },
         other => return Err(format!("unknown action `{other}`")),
     })
@@ -824,10 +828,10 @@ async fn user_action(
             );
             Redirect::to(&to).into_response()
         }
-        Err(ActionError::Refused(m)) => {
+        Err(AdminError::Refused(m)) => {
             render_user(&ctx, &admin, &user, None, Some(m), StatusCode::BAD_REQUEST).await
         }
-        Err(ActionError::Store(e)) => super::saml::store_failure(&ctx, &e),
+        Err(AdminError::Store(e)) => super::saml::store_failure(&ctx, &e),
     }
 }
 
@@ -843,15 +847,10 @@ async fn gateway_test(
         Ok(x) => x,
         Err(r) => return *r,
     };
-    let field = |k: &str| {
-        form.iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.trim().to_owned())
-            .unwrap_or_default()
-    };
+    let field = |k: &str| form_value(&form, k).unwrap_or("").trim();
     let policy = ctx.policy().await;
-    let to = field("to");
-    let sent = match field("channel").as_str() {
+    let to = field("to").to_owned();
+    let sent = match field("channel") {
         "push" => {
             let topic_ok = (1..=64).contains(&to.len())
                 && to
@@ -907,7 +906,7 @@ async fn gateway_test(
         &admin.actor(&ip),
         now,
         "gateway.test",
-        &field("channel"),
+        field("channel"),
         None,
         Some(outcome),
     );

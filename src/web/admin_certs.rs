@@ -7,11 +7,11 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum_extra::extract::CookieJar;
-use serde::Deserialize;
 
-use super::admin::{Admin, admin_form, require};
+use super::admin::{Admin, Done, admin_form, form_value, require};
 use super::{AppContext, AppState, ClientIp};
-use crate::admin::certs::{self, CertError};
+use crate::admin::AdminError;
+use crate::admin::certs;
 use crate::admin::netscaler;
 use crate::keys::KeyMaterial;
 use crate::rp::Preset;
@@ -26,11 +26,6 @@ pub fn routes() -> Router<AppState> {
 /// The certKey and file names a NetScaler uses for the next certificate.
 const NEXT_CERT_KEY: &str = "tessera-token-signing-next";
 const NEXT_CERT_FILE: &str = "tessera-token-signing-next.cer";
-
-#[derive(Deserialize)]
-struct Done {
-    done: Option<String>,
-}
 
 fn cert_view(k: &KeyMaterial) -> minijinja::Value {
     minijinja::context! {
@@ -100,10 +95,7 @@ async fn act(
     let actor = admin.actor(&ip);
     let now = ctx.clock.unix();
     let store = ctx.store.as_ref();
-    let action = form
-        .iter()
-        .find(|(k, _)| k == "action")
-        .map(|(_, v)| v.as_str());
+    let action = form_value(&form, "action");
     let result = match action {
         Some("generate_next") => {
             let host = url::Url::parse(ctx.config.public_base())
@@ -121,17 +113,17 @@ async fn act(
             certs::rollover(store, &ctx.secrets, &current.current, &actor, now).await
         }
         Some("discard_next") => certs::discard_next(store, &ctx.secrets, &actor, now).await,
-        _ => Err(CertError::Refused("Unknown action.".into())),
+        _ => Err(AdminError::Refused("Unknown action.".into())),
     };
     match result {
         Ok(c) => {
             ctx.keys.invalidate();
             Redirect::to(&format!("/admin/certs?done={}", c.action)).into_response()
         }
-        Err(CertError::Refused(m)) => {
+        Err(AdminError::Refused(m)) => {
             render(&ctx, &admin, None, Some(m), StatusCode::BAD_REQUEST).await
         }
-        Err(CertError::Store(e)) => super::saml::store_failure(&ctx, &e),
+        Err(AdminError::Store(e)) => super::saml::store_failure(&ctx, &e),
     }
 }
 

@@ -8,12 +8,12 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum_extra::extract::CookieJar;
 use minijinja::Value;
-use serde::Deserialize;
 
-use super::admin::{Admin, admin_form, csrf_refusal, require};
+use super::admin::{Admin, Done, admin_form, csrf_refusal, form_value, require};
 use super::{AppContext, AppState, ClientIp};
+use crate::admin::AdminError;
 use crate::admin::netscaler;
-use crate::admin::trusts::{self, Options, TrustError};
+use crate::admin::trusts::{self, Options};
 use crate::rp::{Preset, RelyingParty, RpConfig, SignChoice};
 use crate::saml::metadata::parse_sp_metadata;
 
@@ -27,11 +27,6 @@ pub fn routes() -> Router<AppState> {
 
 /// Largest metadata document accepted from any source.
 const MAX_METADATA: usize = 1024 * 1024;
-
-#[derive(Deserialize)]
-struct Done {
-    done: Option<String>,
-}
 
 async fn page(State(ctx): State<AppState>, jar: CookieJar, Query(done): Query<Done>) -> Response {
     let admin = match require(&ctx, &jar).await {
@@ -229,11 +224,11 @@ async fn import(State(ctx): State<AppState>, jar: CookieJar, multipart: Multipar
     };
     match trusts::import(ctx.store.as_ref(), xml, &source, &admin.session.user).await {
         Ok(id) => Redirect::to(&format!("/admin/rps/import/{id}")).into_response(),
-        Err(TrustError::Refused(m)) => {
+        Err(AdminError::Refused(m)) => {
             tracing::info!(admin = %admin.session.user, source = %source, error = %m, "metadata import refused");
             render(&ctx, &admin, None, Some(m), StatusCode::BAD_REQUEST).await
         }
-        Err(TrustError::Store(e)) => super::saml::store_failure(&ctx, &e),
+        Err(AdminError::Store(e)) => super::saml::store_failure(&ctx, &e),
     }
 }
 
@@ -277,8 +272,8 @@ async fn preview_page(
         .map(|rp| rp.origin.clone());
     let existing = match trusts::by_entity(ctx.store.as_ref(), &md.entity_id).await {
         Ok(e) => e,
-        Err(TrustError::Store(e)) => return super::saml::store_failure(ctx, &e),
-        Err(TrustError::Refused(m)) => return ctx.error_page(StatusCode::BAD_REQUEST, &m),
+        Err(AdminError::Store(e)) => return super::saml::store_failure(ctx, &e),
+        Err(AdminError::Refused(m)) => return ctx.error_page(StatusCode::BAD_REQUEST, &m),
     };
     let (gone, added, current) = match &existing {
         Some((slug, old)) => {
@@ -310,39 +305,37 @@ async fn preview_page(
 
 /// The trust options from a posted form; `Err` is the message for the admin.
 fn options_of(form: &[(String, String)]) -> Result<Options, String> {
-    let field = |k: &str| {
-        form.iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.trim().to_owned())
-    };
-    let sign = match field("sign").as_deref() {
+    let field = |k: &str| form_value(form, k).map(str::trim);
+    let sign = match field("sign") {
         None | Some("") => None,
         Some("assertion") => Some(SignChoice::Assertion),
         Some("response") => Some(SignChoice::Response),
         Some("both") => Some(SignChoice::Both),
         Some(other) => return Err(format!("`{other}` is not a signing choice")),
     };
-    let preset = match field("preset").as_deref() {
+    let preset = match field("preset") {
         Some("netscaler") => Some(Preset::Netscaler),
         None | Some("") | Some("none") => None,
         Some(other) => return Err(format!("`{other}` is not a preset")),
     };
     let name_id_source = match field("name_id_source") {
         None => None,
-        Some(s) => Some(crate::rp::ClaimSource::try_from(s).map_err(|e| format!("NameID: {e}"))?),
+        Some(s) => Some(
+            crate::rp::ClaimSource::try_from(s.to_owned()).map_err(|e| format!("NameID: {e}"))?,
+        ),
     };
-    let authn_context = match field("authn_context").as_deref() {
+    let authn_context = match field("authn_context") {
         None => None,
         Some("strict") => Some(crate::rp::AuthnContextMode::Strict),
         Some("lenient") => Some(crate::rp::AuthnContextMode::Lenient),
         Some(other) => return Err(format!("`{other}` is not an AuthnContext mapping")),
     };
-    let claims = match form.iter().find(|(n, _)| n == "claims") {
+    let claims = match form_value(form, "claims") {
         None => None,
-        Some((_, text)) => Some(trusts::parse_claims(text)?),
+        Some(text) => Some(trusts::parse_claims(text)?),
     };
     let lines = |k: &str| {
-        form.iter().find(|(n, _)| n == k).map(|(_, v)| {
+        form_value(form, k).map(|v| {
             v.lines()
                 .map(str::trim)
                 .filter(|l| !l.is_empty())
@@ -350,8 +343,8 @@ fn options_of(form: &[(String, String)]) -> Result<Options, String> {
                 .collect::<Vec<_>>()
         })
     };
-    let optional = |k: &str| field(k).map(|v| (!v.is_empty()).then_some(v));
-    let cert_pems = form.iter().find(|(n, _)| n == "cert_pem").map(|(_, v)| {
+    let optional = |k: &str| field(k).map(|v| (!v.is_empty()).then(|| v.to_owned()));
+    let cert_pems = form_value(form, "cert_pem").map(|v| {
         let v = v.trim();
         if v.is_empty() {
             Vec::new()
@@ -364,13 +357,13 @@ fn options_of(form: &[(String, String)]) -> Result<Options, String> {
         acs: lines("acs"),
         slo: optional("slo"),
         cert_pems,
-        name: field("name"),
+        name: field("name").map(str::to_owned),
         preset,
         sign,
         mfa_required: field("mfa_required").is_some(),
         enabled: field("enabled").is_some(),
         name_id_source,
-        name_id_format: field("name_id_format"),
+        name_id_format: field("name_id_format").map(str::to_owned),
         authn_context,
         claims,
     })
@@ -407,10 +400,10 @@ async fn approve(
             ctx.rps.invalidate();
             Redirect::to(&format!("/admin/rps?done={}", c.action)).into_response()
         }
-        Err(TrustError::Refused(m)) => {
+        Err(AdminError::Refused(m)) => {
             preview_page(&ctx, &admin, &id, Some(m), StatusCode::BAD_REQUEST).await
         }
-        Err(TrustError::Store(e)) => super::saml::store_failure(&ctx, &e),
+        Err(AdminError::Store(e)) => super::saml::store_failure(&ctx, &e),
     }
 }
 
@@ -429,10 +422,7 @@ async fn change(
     };
     let now = ctx.clock.unix();
     let actor = admin.actor(&ip);
-    let action = form
-        .iter()
-        .find(|(k, _)| k == "action")
-        .map(|(_, v)| v.as_str());
+    let action = form_value(&form, "action");
     let result = match action {
         Some("delete") => trusts::delete(ctx.store.as_ref(), &actor, now, &slug).await,
         Some("options") => match options_of(&form) {
@@ -440,18 +430,18 @@ async fn change(
                 trusts::set_options(ctx.store.as_ref(), ctx.rps.files(), &actor, now, &slug, &o)
                     .await
             }
-            Err(m) => Err(TrustError::Refused(m)),
+            Err(m) => Err(AdminError::Refused(m)),
         },
-        _ => Err(TrustError::Refused("Unknown action.".into())),
+        _ => Err(AdminError::Refused("Unknown action.".into())),
     };
     match result {
         Ok(c) => {
             ctx.rps.invalidate();
             Redirect::to(&format!("/admin/rps?done={}", c.action)).into_response()
         }
-        Err(TrustError::Refused(m)) => {
+        Err(AdminError::Refused(m)) => {
             render(&ctx, &admin, None, Some(m), StatusCode::BAD_REQUEST).await
         }
-        Err(TrustError::Store(e)) => super::saml::store_failure(&ctx, &e),
+        Err(AdminError::Store(e)) => super::saml::store_failure(&ctx, &e),
     }
 }
