@@ -112,21 +112,9 @@ impl Env {
         res.status()
     }
 
-    /// The newest push to `topic`.
-    async fn push_id(&self, topic: &str) -> String {
+    /// The newest push to `topic`, once the phone has it.
+    async fn newest_push(&self, topic: &str) -> tessera::sim::inbox::SimPush {
         wait_for("a push", || {
-            inbox(&self.idp)
-                .pushes
-                .iter()
-                .rev()
-                .find(|p| p.topic == topic)
-                .map(|p| p.id.clone())
-        })
-        .await
-    }
-
-    async fn press(&self, topic: &str, label: &str) -> StatusCode {
-        let push = wait_for("a push", || {
             inbox(&self.idp)
                 .pushes
                 .iter()
@@ -134,7 +122,15 @@ impl Env {
                 .find(|p| p.topic == topic)
                 .cloned()
         })
-        .await;
+        .await
+    }
+
+    async fn push_id(&self, topic: &str) -> String {
+        self.newest_push(topic).await.id
+    }
+
+    async fn press(&self, topic: &str, label: &str) -> StatusCode {
+        let push = self.newest_push(topic).await;
         let index = push
             .actions
             .iter()
@@ -176,15 +172,7 @@ impl Env {
 
 /// POSTs a push button's callback URL directly, as a replaying attacker would.
 async fn replay(e: &Env, topic: &str, label: &str) -> StatusCode {
-    let push = wait_for("a push", || {
-        inbox(&e.idp)
-            .pushes
-            .iter()
-            .rev()
-            .find(|p| p.topic == topic)
-            .cloned()
-    })
-    .await;
+    let push = e.newest_push(topic).await;
     let url = push
         .actions
         .iter()

@@ -104,7 +104,22 @@ pub async fn push_action(
     settle(&ctx, &c, status).await
 }
 
-/// Twilio signs the full URL it requested plus the POST parameters.
+/// Twilio signs the full URL it requested plus the POST parameters. `Some` is the refusal
+/// of a callback (`what`, for the log) whose signature does not verify.
+async fn twilio_refusal(
+    ctx: &AppContext,
+    headers: &HeaderMap,
+    uri: &OriginalUri,
+    form: &BTreeMap<String, String>,
+    what: &str,
+) -> Option<Response> {
+    if twilio_ok(ctx, headers, uri, form).await {
+        return None;
+    }
+    tracing::warn!("{what} with a bad X-Twilio-Signature");
+    Some(plain(StatusCode::FORBIDDEN, "bad signature"))
+}
+
 async fn twilio_ok(
     ctx: &AppContext,
     headers: &HeaderMap,
@@ -133,9 +148,8 @@ pub async fn voice(
     headers: HeaderMap,
     Form(form): Form<BTreeMap<String, String>>,
 ) -> Response {
-    if !twilio_ok(&ctx, &headers, &uri, &form).await {
-        tracing::warn!("voice callback with a bad X-Twilio-Signature");
-        return plain(StatusCode::FORBIDDEN, "bad signature");
+    if let Some(r) = twilio_refusal(&ctx, &headers, &uri, &form, "voice callback").await {
+        return r;
     }
     let (c, _) = match granted(&ctx, &token, &[Action::Digits]).await {
         Ok(x) => x,
@@ -205,8 +219,8 @@ pub async fn voice_status(
     headers: HeaderMap,
     Form(form): Form<BTreeMap<String, String>>,
 ) -> Response {
-    if !twilio_ok(&ctx, &headers, &uri, &form).await {
-        return plain(StatusCode::FORBIDDEN, "bad signature");
+    if let Some(r) = twilio_refusal(&ctx, &headers, &uri, &form, "call status callback").await {
+        return r;
     }
     let (c, _) = match granted(&ctx, &token, &[Action::Status]).await {
         Ok(x) => x,
@@ -236,9 +250,8 @@ pub async fn sms_inbound(
     headers: HeaderMap,
     Form(form): Form<BTreeMap<String, String>>,
 ) -> Response {
-    if !twilio_ok(&ctx, &headers, &uri, &form).await {
-        tracing::warn!("inbound SMS with a bad X-Twilio-Signature");
-        return plain(StatusCode::FORBIDDEN, "bad signature");
+    if let Some(r) = twilio_refusal(&ctx, &headers, &uri, &form, "inbound SMS").await {
+        return r;
     }
     let from = form.get("From").cloned().unwrap_or_default();
     let body = form
