@@ -90,14 +90,23 @@ impl Env {
         let (browser, flow, status, page) = self.password(user).await;
         assert_eq!(status, StatusCode::OK, "{page}");
         assert!(page.contains("name=\"code\""), "asks for the code: {page}");
-        let now = self.clock.unix();
+        let (status, page) = self.enter_code(&browser, &flow).await;
+        (browser, status, page)
+    }
+
+    /// Types the authenticator app's current code into the flow's code page.
+    async fn enter_code(&self, browser: &Browser, flow: &str) -> (StatusCode, String) {
         let (_, status, page) = browser
             .post(
                 &self.url("/adfs/ls/login"),
-                &[("flow", &flow), ("action", "code"), ("code", &code(now))],
+                &[
+                    ("flow", flow),
+                    ("action", "code"),
+                    ("code", &code(self.clock.unix())),
+                ],
             )
             .await;
-        (browser, status, page)
+        (status, page)
     }
 
     async fn stored_overrides(&self) -> Option<Vec<u8>> {
@@ -122,17 +131,7 @@ impl Env {
         let (url, _, page) = browser.get(&sso).await;
         let flow = input_value(&page, "flow").expect("flow");
         browser.sign_in(&url, &page, user, PW).await;
-        let (_, status, page) = browser
-            .post(
-                &self.url("/adfs/ls/login"),
-                &[
-                    ("flow", &flow),
-                    ("action", "code"),
-                    ("code", &code(self.clock.unix())),
-                ],
-            )
-            .await;
-        (status, page)
+        self.enter_code(&browser, &flow).await
     }
 }
 
@@ -464,20 +463,7 @@ async fn the_sign_in_log_groups_filters_and_exports_attempts() {
         e.idp.base, e.sp.entity_id
     );
     // bob signs in to the SP with his app's code.
-    let bob = Browser::new();
-    let (url, _, page) = bob.get(&sso).await;
-    let flow = input_value(&page, "flow").expect("flow");
-    bob.sign_in(&url, &page, "bob", PW).await;
-    let (_, status, page) = bob
-        .post(
-            &e.url("/adfs/ls/login"),
-            &[
-                ("flow", &flow),
-                ("action", "code"),
-                ("code", &code(e.clock.unix())),
-            ],
-        )
-        .await;
+    let (status, page) = e.sign_in_to(&e.sp.entity_id, "bob").await;
     assert_eq!(status, StatusCode::OK, "{page}");
     assert!(page.contains("SAMLResponse"), "{page}");
     // Somebody types a spreadsheet formula as the user name.
