@@ -5,6 +5,7 @@
 
 mod support {
     pub mod browser;
+    pub mod mfa;
     pub mod process;
     pub mod redis;
     pub mod sp;
@@ -21,7 +22,6 @@ use support::sp::TestSp;
 use support::tessera::file_user;
 use tessera::mfa::Method;
 use tessera::mfa::oath::{OathParams, code_at};
-use tessera::mfa::registration::{self, Phone, PhoneKind, PhoneSource, TokenKind};
 use tessera::mfa::secrets::SecretBox;
 use tessera::sim::inbox::Inbox;
 use tessera::store::redis::RedisStore;
@@ -81,27 +81,7 @@ async fn farm(redis: &RedisServer, name: &str, default: Method) -> Farm {
         .await
         .expect("redis");
     let secrets = SecretBox::load_or_create(&da.path().join("tessera-data/mfa.key")).expect("key");
-    registration::update(&store, "alice", |r| {
-        r.default_method = Some(default);
-        r.phones = vec![Phone {
-            number: PHONE.into(),
-            kind: PhoneKind::Mobile,
-            source: PhoneSource::Enrolled,
-        }];
-        r.tokens.clear();
-        r.add_oath(
-            &secrets,
-            "app",
-            TokenKind::App,
-            SECRET,
-            OathParams::default(),
-            0,
-        );
-        r.push_devices.clear();
-        r.add_push_device("phone", 0);
-    })
-    .await
-    .expect("seed");
+    support::mfa::enrol(&store, &secrets, "alice", default, PHONE).await;
     let env = [
         ("TESSERA__STORE__BACKEND", "redis".to_owned()),
         ("TESSERA__STORE__REDIS_URL", redis.url()),

@@ -17,8 +17,24 @@ pub const SECRET: &[u8] = b"12345678901234567890";
 /// Gives `user` a push device, a mobile phone and an authenticator app; `default` first.
 /// Returns the push topic.
 pub async fn enrol_all(idp: &Tessera, user: &str, default: Method, phone: &str) -> String {
-    let store = idp.state.store.as_ref();
-    let secrets = &idp.state.secrets;
+    enrol(
+        idp.state.store.as_ref(),
+        &idp.state.secrets,
+        user,
+        default,
+        phone,
+    )
+    .await
+}
+
+/// `enrol_all` straight into a store, sealed with `secrets` (a farm's shared mfa.key).
+pub async fn enrol(
+    store: &dyn tessera::store::Store,
+    secrets: &tessera::mfa::secrets::SecretBox,
+    user: &str,
+    default: Method,
+    phone: &str,
+) -> String {
     let (_, topic) = registration::update(store, user, |r| {
         r.default_method = Some(default);
         r.phones = vec![Phone {
