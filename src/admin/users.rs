@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::changes::{self, Change};
-use super::signins::{self, Attempt, Filter};
+use super::signins::{self, Attempt, Filter, Query};
 use super::{Actor, AdminError, refused};
 use crate::login::{bypass_key, password_failure_key};
 use crate::mfa::Method;
@@ -192,19 +192,14 @@ pub async fn view(
         .await?
         .and_then(|b| String::from_utf8(b).ok()?.parse().ok())
         .unwrap_or(0);
-    let q = Filter {
-        from: String::new(),
-        ..Default::default()
-    }
-    .query(now)
-    .map(|mut q| {
-        q.from_ms = q.to_ms - 30 * 86_400_000;
-        q
-    });
-    let mut attempts = match q {
-        Ok(q) => signins::search(store, &q).await?.0,
-        Err(_) => Vec::new(),
+    let to_ms = now * 1000 + 999;
+    let q = Query {
+        from_ms: to_ms - 30 * 86_400_000,
+        to_ms,
+        result: None,
+        filter: Filter::default(),
     };
+    let mut attempts = signins::search(store, &q).await?.0;
     attempts.retain(|a| {
         a.user.as_deref().is_some_and(|u| {
             let (short, _) = crate::directory::split_login(u);
