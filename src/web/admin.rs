@@ -102,6 +102,11 @@ pub(super) struct Done {
     pub(super) done: Option<String>,
 }
 
+/// Logs an admin operation that was refused; the admin reads `message` on the page.
+pub(super) fn log_refusal(admin: &Admin, what: &str, message: &str) {
+    tracing::info!(admin = %admin.session.user, operation = what, reason = message, "admin operation refused");
+}
+
 fn parse_form(body: &Bytes) -> Vec<(String, String)> {
     form_urlencoded::parse(body).into_owned().collect()
 }
@@ -829,6 +834,7 @@ async fn user_action(
             Redirect::to(&to).into_response()
         }
         Err(AdminError::Refused(m)) => {
+            log_refusal(&admin, "user action", &m);
             render_user(&ctx, &admin, &user, None, Some(m), StatusCode::BAD_REQUEST).await
         }
         Err(AdminError::Store(e)) => super::saml::store_failure(&ctx, &e),

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum_extra::extract::CookieJar;
 
-use super::admin::{Admin, Done, admin_form, form_value, require};
+use super::admin::{Admin, Done, admin_form, form_value, log_refusal, require};
 use super::{AppContext, AppState, ClientIp};
 use crate::admin::AdminError;
 use crate::admin::certs;
@@ -121,6 +121,7 @@ async fn act(
             Redirect::to(&format!("/admin/certs?done={}", c.action)).into_response()
         }
         Err(AdminError::Refused(m)) => {
+            log_refusal(&admin, "certificates", &m);
             render(&ctx, &admin, None, Some(m), StatusCode::BAD_REQUEST).await
         }
         Err(AdminError::Store(e)) => super::saml::store_failure(&ctx, &e),

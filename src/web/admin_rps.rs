@@ -9,7 +9,7 @@ use axum::routing::{get, post};
 use axum_extra::extract::CookieJar;
 use minijinja::Value;
 
-use super::admin::{Admin, Done, admin_form, csrf_refusal, form_value, require};
+use super::admin::{Admin, Done, admin_form, csrf_refusal, form_value, log_refusal, require};
 use super::{AppContext, AppState, ClientIp};
 use crate::admin::AdminError;
 use crate::admin::netscaler;
@@ -225,7 +225,7 @@ async fn import(State(ctx): State<AppState>, jar: CookieJar, multipart: Multipar
     match trusts::import(ctx.store.as_ref(), xml, &source, &admin.session.user).await {
         Ok(id) => Redirect::to(&format!("/admin/rps/import/{id}")).into_response(),
         Err(AdminError::Refused(m)) => {
-            tracing::info!(admin = %admin.session.user, source = %source, error = %m, "metadata import refused");
+            log_refusal(&admin, &format!("metadata import from {source}"), &m);
             render(&ctx, &admin, None, Some(m), StatusCode::BAD_REQUEST).await
         }
         Err(AdminError::Store(e)) => super::saml::store_failure(&ctx, &e),
@@ -401,6 +401,7 @@ async fn approve(
             Redirect::to(&format!("/admin/rps?done={}", c.action)).into_response()
         }
         Err(AdminError::Refused(m)) => {
+            log_refusal(&admin, "trust approval", &m);
             preview_page(&ctx, &admin, &id, Some(m), StatusCode::BAD_REQUEST).await
         }
         Err(AdminError::Store(e)) => super::saml::store_failure(&ctx, &e),
@@ -440,6 +441,7 @@ async fn change(
             Redirect::to(&format!("/admin/rps?done={}", c.action)).into_response()
         }
         Err(AdminError::Refused(m)) => {
+            log_refusal(&admin, &format!("trust {slug}"), &m);
             render(&ctx, &admin, None, Some(m), StatusCode::BAD_REQUEST).await
         }
         Err(AdminError::Store(e)) => super::saml::store_failure(&ctx, &e),
