@@ -128,10 +128,6 @@ impl LiveSettings {
         &self.base
     }
 
-    pub fn public_base(&self) -> &str {
-        &self.public_base
-    }
-
     /// The policy in force. A store that cannot be read, or overrides that no longer apply
     /// (the config file changed under them), keep the last good policy and say so in the log.
     pub async fn policy(&self, store: &dyn Store) -> Arc<Policy> {
