@@ -157,6 +157,8 @@ enum UsersCommand {
     Show { username: String },
     /// End a fraud block or MFA lockout and clear failed-password counts.
     Unblock { username: String },
+    /// Forget the user's PIN; they choose a new one before their next call (PIN mode).
+    ResetPin { username: String },
     /// Set the user's default method (push, call, sms, oath) or `company`.
     SetDefault { username: String, method: String },
     /// Remove one enrolled method (ids as `users show` prints them).
@@ -638,6 +640,12 @@ async fn user_show(config: &Config, username: &str) -> Result<(), String> {
             p.number, p.kind, p.source
         );
     }
+    if r.pin_hash.is_some() {
+        let at = r.pin_set_at.map_or("at an unknown time".to_owned(), |t| {
+            format!("at {t} (unix)")
+        });
+        println!("pin             set {at}");
+    }
     println!(
         "status          {}{} denials, {} failed passwords{}",
         if r.is_blocked(now) { "BLOCKED, " } else { "" },
@@ -696,6 +704,9 @@ async fn users_command(config: &Config, command: UsersCommand) -> Result<(), Str
         }
         UsersCommand::Show { username } => user_show(config, &username).await,
         UsersCommand::Unblock { username } => user_action(config, &username, Action::Unblock).await,
+        UsersCommand::ResetPin { username } => {
+            user_action(config, &username, Action::ResetPin).await
+        }
         UsersCommand::SetDefault { username, method } => {
             let m = match method.as_str() {
                 "company" => None,

@@ -413,6 +413,169 @@ async fn call_in_pin_mode_needs_the_right_pin() {
 }
 
 #[tokio::test]
+async fn pin_mode_without_a_pin_asks_for_one_under_the_policy_then_calls() {
+    let e = env(|m| {
+        m.pin_mode = true;
+        m.pin_min_length = 5;
+    })
+    .await;
+    enrol_all(&e.idp, "alice", Method::Call, PHONE).await;
+    let (flow, _, page) = e.password("alice").await;
+    assert!(page.contains("Choose a PIN"), "{page}");
+    assert!(page.contains("Use 5 to 10 digits"), "{page}");
+    assert!(inbox(&e.idp).calls.is_empty(), "no call before a PIN exists");
+    for (pin, confirm, says) in [
+        ("4912", "4912", "too short"),
+        ("12345", "12345", "run of digits"),
+        ("77777", "77777", "one digit repeated"),
+        ("00230", "00230", "end of your phone number"),
+        ("49127", "49128", "not the same"),
+        ("49l27", "49l27", "digits only"),
+    ] {
+        let (_, page) = e
+            .act(
+                &flow,
+                &[("action", "set_pin"), ("pin", pin), ("confirm", confirm)],
+            )
+            .await;
+        assert!(page.contains(says), "{pin}/{confirm}: expected {says}: {page}");
+        assert!(page.contains("Choose a PIN"), "stays on the PIN page");
+    }
+    let reg = registration::load(e.idp.state.store.as_ref(), "alice")
+        .await
+        .expect("reg");
+    assert!(reg.pin_hash.is_none(), "nothing stored for a refused PIN");
+    let (_, page) = e
+        .act(
+            &flow,
+            &[("action", "set_pin"), ("pin", "49127"), ("confirm", "49127")],
+        )
+        .await;
+    assert!(page.contains("calling your phone"), "{page}");
+    let raw = e
+        .idp
+        .state
+        .store
+        .get(&registration::key("alice"))
+        .await
+        .expect("get")
+        .expect("reg");
+    let raw = String::from_utf8_lossy(&raw);
+    assert!(raw.contains("$argon2id$"), "{raw}");
+    assert!(!raw.contains("49127"), "the PIN is stored only hashed");
+    let reg = registration::load(e.idp.state.store.as_ref(), "alice")
+        .await
+        .expect("reg");
+    assert_eq!(reg.pin_set_at, Some(e.now()));
+    let call = e.call_id().await;
+    e.sim(&format!("call/{call}/digits"), &[("digits", "49127#")])
+        .await;
+    signed_in(&e.poll(&flow).await);
+}
+
+#[tokio::test]
+async fn an_expired_pin_is_replaced_by_a_different_one_before_the_call() {
+    let e = env(|m| {
+        m.pin_mode = true;
+        m.pin_expiry_days = 30;
+    })
+    .await;
+    enrol_all(&e.idp, "alice", Method::Call, PHONE).await;
+    let hash = tessera::directory::file::hash_password("4912").expect("hash");
+    let set_at = e.now() - 31 * 86_400;
+    registration::update(e.idp.state.store.as_ref(), "alice", |r| {
+        r.pin_hash = Some(hash.clone());
+        r.pin_set_at = Some(set_at);
+    })
+    .await
+    .expect("pin");
+    let (flow, _, page) = e.password("alice").await;
+    assert!(page.contains("Your PIN has expired"), "{page}");
+    let (_, page) = e
+        .act(
+            &flow,
+            &[("action", "set_pin"), ("pin", "4912"), ("confirm", "4912")],
+        )
+        .await;
+    assert!(page.contains("different from your previous"), "{page}");
+    let (_, page) = e
+        .act(
+            &flow,
+            &[("action", "set_pin"), ("pin", "5821"), ("confirm", "5821")],
+        )
+        .await;
+    assert!(page.contains("calling your phone"), "{page}");
+    let call = e.call_id().await;
+    e.sim(&format!("call/{call}/digits"), &[("digits", "4912#")])
+        .await;
+    assert!(e.poll(&flow).await.contains("denied"), "the old PIN is gone");
+    let (flow, _, page) = e.password("alice").await;
+    assert!(!page.contains("Choose a PIN"), "the new PIN is not expired");
+    let first = call;
+    let call = wait_for("second call", || {
+        inbox(&e.idp)
+            .calls
+            .iter()
+            .find(|c| c.id != first && c.gather.is_some())
+            .map(|c| c.id.clone())
+    })
+    .await;
+    e.sim(&format!("call/{call}/digits"), &[("digits", "5821#")])
+        .await;
+    signed_in(&e.poll(&flow).await);
+}
+
+#[tokio::test]
+async fn without_method_choice_the_chooser_keeps_the_assigned_default() {
+    let e = env(|m| m.allow_method_choice = false).await;
+    let topic = enrol_all(&e.idp, "alice", Method::Push, PHONE).await;
+    let (flow, _, _) = e.password("alice").await;
+    e.press(&topic, "Deny").await;
+    let page = e.poll(&flow).await;
+    assert!(page.contains("Send notification to my mobile app"), "{page}");
+    assert!(page.contains("Use verification code from my mobile app"));
+    assert!(!page.contains("Call me at"), "{page}");
+    assert!(!page.contains("Text me at"), "{page}");
+    assert!(!page.contains("make_default"), "no way to change the default");
+    let (_, page) = e
+        .act(&flow, &[("action", "choose"), ("method", "call")])
+        .await;
+    assert!(page.contains("not available for your account"), "{page}");
+    assert!(inbox(&e.idp).calls.is_empty(), "no call placed");
+}
+
+#[tokio::test]
+async fn a_method_picked_as_default_becomes_the_default_once_it_succeeds() {
+    let e = env(|_| {}).await;
+    enrol_all(&e.idp, "alice", Method::Push, PHONE).await;
+    let (flow, _, _) = e.password("alice").await;
+    let (_, page) = e.act(&flow, &[("action", "different")]).await;
+    assert!(page.contains("make_default"), "{page}");
+    let (_, page) = e
+        .act(
+            &flow,
+            &[
+                ("action", "choose"),
+                ("method", "oath"),
+                ("make_default", "on"),
+            ],
+        )
+        .await;
+    assert!(page.contains("verification code"), "{page}");
+    let store = e.idp.state.store.as_ref();
+    let reg = registration::load(store, "alice").await.expect("reg");
+    assert_eq!(reg.default_method, Some(Method::Push), "not before it works");
+    let (_, page) = e
+        .act(&flow, &[("action", "code"), ("code", &code(e.now()))])
+        .await;
+    signed_in(&page);
+    let reg = registration::load(store, "alice").await.expect("reg");
+    assert_eq!(reg.default_method, Some(Method::Oath));
+    let (_, _, page) = e.password("alice").await;
+    assert!(page.contains("Enter the verification code"), "{page}");
+}
+
+#[tokio::test]
 async fn fraud_code_on_a_call_blocks_the_account() {
     let e = env(|_| {}).await;
     enrol_all(&e.idp, "alice", Method::Call, PHONE).await;

@@ -1,4 +1,4 @@
-//! Help-desk operations on one user's second factor: what is enrolled and recent sign-ins, and the changes (default method, remove a method, unblock, one-time bypass), each logged.
+//! Help-desk operations on one user's second factor: what is enrolled and recent sign-ins, and the changes (default method, remove a method, reset the PIN, unblock, one-time bypass), each logged.
 
 use std::time::Duration;
 
@@ -26,6 +26,8 @@ pub enum Action {
     RemovePhone {
         number: String,
     },
+    /// Forgets the user's PIN: they choose a new one before their next call (PIN mode).
+    ResetPin,
     /// Ends a fraud block and an MFA denial lockout, and clears failed-password counts.
     Unblock,
     Bypass {
@@ -41,6 +43,7 @@ impl Action {
             Action::RemoveToken { .. } => "user.remove_token",
             Action::RemovePushDevice { .. } => "user.remove_push_device",
             Action::RemovePhone { .. } => "user.remove_phone",
+            Action::ResetPin => "user.reset_pin",
             Action::Unblock => "user.unblock",
             Action::Bypass { .. } => "user.bypass",
         }
@@ -151,6 +154,13 @@ fn change(
                 Some(format!("phone {}", crate::mfa::mask_phone(number))),
                 None,
             ))
+        }
+        Action::ResetPin => {
+            if r.pin_hash.take().is_none() {
+                return Err("This user has no PIN.");
+            }
+            r.pin_set_at = None;
+            Ok((Some("PIN set".into()), Some("no PIN".into())))
         }
         Action::Unblock => {
             let before = match (r.blocked_until.filter(|&u| u > now), r.mfa_denials) {

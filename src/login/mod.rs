@@ -18,6 +18,7 @@ pub use enroll::app_aad as enroll_aad;
 pub use password::failure_key as password_failure_key;
 pub use second_factor::{ChoiceOption, bypass_key, chooser, code_mac, sms_inbound_key};
 mod password;
+mod pin;
 mod second_factor;
 pub mod session;
 pub mod timing;
@@ -145,6 +146,9 @@ pub struct SecondFactor {
     pub number: Option<u8>,
     pub message: Option<String>,
     pub code_failures: u32,
+    /// The user picked this method with "make it my default": stored once it succeeds.
+    #[serde(default)]
+    pub make_default: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -168,6 +172,15 @@ pub enum LoginState {
         pending: Option<PendingEnrollment>,
         message: Option<String>,
     },
+    /// PIN mode and a call is next, but the user has no PIN or it has expired.
+    SetPin {
+        user: UserInfo,
+        message: Option<String>,
+        /// The PIN replaces an expired one (which it must differ from).
+        renewing: bool,
+        /// Carried over from the chooser to the call this PIN is for.
+        make_default: bool,
+    },
     Authenticated {
         user: UserInfo,
         methods: Vec<AuthMethod>,
@@ -185,6 +198,7 @@ impl LoginState {
             LoginState::AwaitSecondFactor(_) => "await_second_factor",
             LoginState::ChooseMethod { .. } => "choose_method",
             LoginState::Enroll { .. } => "enroll",
+            LoginState::SetPin { .. } => "set_pin",
             LoginState::Authenticated { .. } => "authenticated",
             LoginState::Denied { .. } => "denied",
         }
@@ -195,6 +209,7 @@ impl LoginState {
             LoginState::AwaitSecondFactor(SecondFactor { user, .. })
             | LoginState::ChooseMethod { user, .. }
             | LoginState::Enroll { user, .. }
+            | LoginState::SetPin { user, .. }
             | LoginState::Authenticated { user, .. } => Some(user),
             _ => None,
         }
@@ -216,6 +231,13 @@ pub enum Event {
     UseDifferent,
     Choose {
         method: Method,
+        /// "Make this my default method" was ticked.
+        make_default: bool,
+    },
+    /// A new PIN, typed twice.
+    SetPin {
+        pin: String,
+        confirm: String,
     },
     EnrollApp,
     EnrollPhone {
@@ -236,6 +258,7 @@ impl Event {
             Event::Code { .. } => "code",
             Event::UseDifferent => "use_different",
             Event::Choose { .. } => "choose",
+            Event::SetPin { .. } => "set_pin",
             Event::EnrollApp => "enroll_app",
             Event::EnrollPhone { .. } => "enroll_phone",
             Event::EnrollPush => "enroll_push",
@@ -369,6 +392,15 @@ impl Flow {
                 },
                 e,
             ) => enroll::on_event(&self, user, pending, message, e, deps).await?,
+            (
+                LoginState::SetPin {
+                    user,
+                    renewing,
+                    make_default,
+                    ..
+                },
+                e,
+            ) => pin::on_event(&self, user, renewing, make_default, e, deps).await?,
             (s, e) => {
                 let note = Note {
                     method: None,

@@ -145,9 +145,19 @@ pub async fn chooser(deps: &Deps<'_>, user: &UserInfo) -> Result<Vec<ChoiceOptio
         .map(|p| mask_phone(&p.number))
         .unwrap_or_default();
     let default = default_method(deps, &reg, &available(deps, user, &reg));
+    // Without "allow users to select method" the user keeps the default set for them: the
+    // chooser offers it again, plus the code fallback.
+    let offered = |m: Method| {
+        let fallback = m == Method::Oath && deps.mfa.oath_fallback;
+        if deps.mfa.allow_method_choice {
+            m != Method::Oath || fallback || default == Some(m)
+        } else {
+            default == Some(m) || fallback
+        }
+    };
     Ok(available(deps, user, &reg)
         .into_iter()
-        .filter(|m| *m != Method::Oath || deps.mfa.oath_fallback || default == Some(Method::Oath))
+        .filter(|m| offered(*m))
         .map(|method| ChoiceOption {
             method,
             label: match method {
@@ -170,6 +180,7 @@ fn waiting(user: UserInfo, method: Method, c: Option<&Challenge>) -> LoginState 
         number: c.and_then(|c| c.number),
         message: None,
         code_failures: 0,
+        make_default: false,
     })
 }
 
@@ -190,6 +201,9 @@ pub(super) async fn begin(
     deps: &Deps<'_>,
 ) -> Step {
     let started = Note::started(Some(method.as_str()), None);
+    if method == Method::Call && super::pin::needed(reg, deps) {
+        return Ok(super::pin::ask(user, reg));
+    }
     let sent = match method {
         Method::Oath => return Ok((waiting(user, method, None), started)),
         Method::Push => match reg.push_devices.first() {
@@ -471,7 +485,7 @@ pub(super) async fn on_event(mut w: SecondFactor, event: Event, deps: &Deps<'_>)
             let expired =
                 w.deadline.is_some_and(|d| deps.clock.unix() >= d) && waits(w.method, deps);
             match status {
-                Some(ChallengeStatus::Approved) => Ok(authenticated(w.user, w.method, deps)),
+                Some(ChallengeStatus::Approved) => verified(w, deps).await,
                 Some(ChallengeStatus::Denied) => denied(w.user, w.method, deps).await,
                 Some(ChallengeStatus::Fraud) => fraud(w.user, w.method, deps).await,
                 Some(ChallengeStatus::Failed { reason }) => Ok((
@@ -520,7 +534,7 @@ pub(super) async fn on_event(mut w: SecondFactor, event: Event, deps: &Deps<'_>)
                 _ => false,
             };
             if ok {
-                return Ok(authenticated(w.user, w.method, deps));
+                return verified(w, deps).await;
             }
             w.code_failures += 1;
             if w.code_failures >= deps.mfa.max_code_attempts {
@@ -579,16 +593,19 @@ pub(super) async fn on_choose(
     deps: &Deps<'_>,
 ) -> Step {
     match event {
-        Event::Choose { method }
-            if chooser(deps, &user)
-                .await?
-                .iter()
-                .any(|o| o.method == method) =>
+        Event::Choose {
+            method,
+            make_default,
+        } if chooser(deps, &user)
+            .await?
+            .iter()
+            .any(|o| o.method == method) =>
         {
             let reg = registration::load(deps.store, &user.username).await?;
-            begin(flow, user, method, &reg, deps).await
+            let make_default = make_default && deps.mfa.allow_method_choice;
+            with_make_default(begin(flow, user, method, &reg, deps).await?, make_default)
         }
-        Event::Choose { method } => {
+        Event::Choose { method, .. } => {
             let message = Some("That option is not available for your account.".into());
             let next = LoginState::ChooseMethod {
                 user,
@@ -642,6 +659,37 @@ async fn oath_ok(user: &UserInfo, code: &str, deps: &Deps<'_>) -> Result<bool, S
         }
     }
     Ok(false)
+}
+
+/// Marks the step `begin` led to (the wait, or the PIN page before a call) so that its
+/// success makes the method the user's default.
+pub(super) fn with_make_default(step: (LoginState, Note), make_default: bool) -> Step {
+    let (mut state, note) = step;
+    match &mut state {
+        LoginState::AwaitSecondFactor(w) => w.make_default = make_default,
+        LoginState::SetPin {
+            make_default: m, ..
+        } => *m = make_default,
+        _ => {}
+    }
+    Ok((state, note))
+}
+
+/// The running method succeeded; a method picked with "make it my default" becomes the
+/// user's default now, not when picked, so only a proven second factor can change it.
+async fn verified(w: SecondFactor, deps: &Deps<'_>) -> Step {
+    let make_default = w.make_default && deps.mfa.allow_method_choice;
+    if make_default {
+        registration::update(deps.store, &w.user.username, |r| {
+            r.default_method = Some(w.method);
+        })
+        .await?;
+    }
+    let (state, mut note) = authenticated(w.user, w.method, deps);
+    if make_default {
+        note.reason = Some(format!("default method now {}", w.method.as_str()));
+    }
+    Ok((state, note))
 }
 
 pub(super) fn authenticated(user: UserInfo, method: Method, deps: &Deps<'_>) -> (LoginState, Note) {

@@ -9,6 +9,7 @@ pub mod gateway;
 pub mod live;
 pub mod networks;
 pub mod oath;
+pub mod pin;
 pub mod registration;
 pub mod secrets;
 pub mod settings;

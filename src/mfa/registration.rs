@@ -31,6 +31,8 @@ pub struct Registration {
     pub tokens: Vec<OathToken>,
     /// argon2id PHC string of the PIN (PIN mode); never the PIN.
     pub pin_hash: Option<String>,
+    /// When the PIN was chosen, for the PIN expiry policy.
+    pub pin_set_at: Option<i64>,
     /// Unix time until which the second factor is refused (fraud report, lockout).
     pub blocked_until: Option<i64>,
     pub block_reason: Option<String>,
@@ -48,6 +50,7 @@ impl fmt::Debug for Registration {
             .field("push_devices", &self.push_devices)
             .field("tokens", &self.tokens)
             .field("pin_hash", &self.pin_hash.as_ref().map(|_| "<redacted>"))
+            .field("pin_set_at", &self.pin_set_at)
             .field("blocked_until", &self.blocked_until)
             .field("block_reason", &self.block_reason)
             .field("mfa_denials", &self.mfa_denials)

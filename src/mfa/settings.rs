@@ -35,6 +35,14 @@ pub struct MfaSettings {
     pub number_matching: bool,
     /// Calls ask for the user's PIN followed by # instead of only #.
     pub pin_mode: bool,
+    /// PIN policy for new PINs (`mfa::pin`): fewest digits, refuse easy guesses, and the
+    /// days after which a PIN must be replaced (0 = never).
+    pub pin_min_length: u32,
+    pub pin_refuse_weak: bool,
+    pub pin_expiry_days: u32,
+    /// Users may pick any of their methods under "Use a different verification option" and
+    /// make it their default; off, they keep the default an admin set (plus the code fallback).
+    pub allow_method_choice: bool,
     /// Users without a method may set one up during sign-in.
     pub allow_enrollment: bool,
     /// The help desk may issue one-time bypasses (and pending ones are honoured).
@@ -73,6 +81,10 @@ impl Default for MfaSettings {
             sms_code_lifetime_secs: 300,
             number_matching: false,
             pin_mode: false,
+            pin_min_length: 4,
+            pin_refuse_weak: true,
+            pin_expiry_days: 0,
+            allow_method_choice: true,
             allow_enrollment: true,
             allow_bypass: true,
             trusted_networks: Vec::new(),

@@ -748,11 +748,37 @@ async fn render_user(
             denial_limit => policy.mfa.denial_lockout_threshold, password_failures => view.password_failures,
             bypass_pending => view.bypass_pending, allow_bypass => policy.mfa.allow_bypass,
             bypass_default => policy.mfa.bypass_default_secs,
+            pin => pin_status(reg, &policy.mfa, now),
             recent => view.recent.iter().map(attempt_row).collect::<Vec<_>>(),
         },
     );
     *res.status_mut() = status;
     res
+}
+
+/// The user page's PIN line: none, when it was chosen, expired.
+fn pin_status(
+    reg: &crate::mfa::registration::Registration,
+    mfa: &MfaSettings,
+    now: i64,
+) -> Option<String> {
+    reg.pin_hash.as_ref()?;
+    let when = reg
+        .pin_set_at
+        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+        .map_or_else(
+            || "at an unknown time".to_owned(),
+            |t| format!("on {}", t.date()),
+        );
+    let expired = crate::mfa::pin::expired(reg.pin_set_at, mfa, now);
+    Some(format!(
+        "set {when}{}",
+        if expired {
+            " — expired, a new one is asked for at the next call"
+        } else {
+            ""
+        }
+    ))
 }
 
 /// Reads the posted action; `Err` is the message for the admin.
@@ -774,6 +800,7 @@ fn user_action_of(form: &[(String, String)], mfa: &MfaSettings) -> Result<Action
         "remove_phone" => Action::RemovePhone {
             number: field("number").to_owned(),
         },
+        "reset_pin" => Action::ResetPin,
         "unblock" => Action::Unblock,
         "bypass" => Action::Bypass {
             secs: match field("secs") {

@@ -44,6 +44,12 @@ pub struct LoginForm {
     method: String,
     #[serde(default)]
     number: String,
+    #[serde(default)]
+    make_default: String,
+    #[serde(default)]
+    pin: String,
+    #[serde(default)]
+    confirm: String,
 }
 
 impl LoginForm {
@@ -57,6 +63,11 @@ impl LoginForm {
             "different" => Event::UseDifferent,
             "choose" => Event::Choose {
                 method: self.method.parse().ok()?,
+                make_default: self.make_default == "on",
+            },
+            "set_pin" => Event::SetPin {
+                pin: self.pin,
+                confirm: self.confirm,
             },
             "poll" => Event::Poll,
             "enroll_app" => Event::EnrollApp,

@@ -217,6 +217,7 @@ pub fn templates() -> Environment<'static> {
             include_str!("../../templates/mfa_choose.html"),
         ),
         ("enroll.html", include_str!("../../templates/enroll.html")),
+        ("mfa_pin.html", include_str!("../../templates/mfa_pin.html")),
         (
             "admin_base.html",
             include_str!("../../templates/admin_base.html"),

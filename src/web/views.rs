@@ -90,7 +90,16 @@ pub async fn render(ctx: &AppContext, flow: &Flow) -> Response {
                 .collect();
             ctx.render("mfa_choose.html", minijinja::context! {
                 title => "Verify your identity", flow => flow.id.clone(), message => message, options => options,
-                rp_name => rp_name, idp_name => idp_name,
+                offer_make_default => policy.mfa.allow_method_choice, rp_name => rp_name, idp_name => idp_name,
+            })
+        }
+        LoginState::SetPin {
+            message, renewing, ..
+        } => {
+            ctx.render("mfa_pin.html", minijinja::context! {
+                title => "Choose a PIN", flow => flow.id.clone(), message => message, renewing => renewing,
+                min_length => policy.mfa.pin_min_length, max_length => crate::mfa::pin::MAX_LEN,
+                refuse_weak => policy.mfa.pin_refuse_weak, rp_name => rp_name, idp_name => idp_name,
             })
         }
         LoginState::Enroll {
