@@ -548,10 +548,13 @@ async fn the_sign_in_log_groups_filters_and_exports_attempts() {
 async fn the_help_desk_finds_a_user_and_changes_their_second_factor() {
     let e = env(|_| {}).await;
     let store = e.idp.state.store.clone();
+    let pin = tessera::mfa::pin::hash("4912").expect("hash");
     tessera::mfa::registration::update(store.as_ref(), "bob", |r| {
         r.blocked_until = Some(e.clock.unix() + 86_400);
         r.block_reason = Some("fraud reported from the phone".into());
         r.mfa_denials = 3;
+        r.pin_hash = Some(pin.clone());
+        r.pin_set_at = Some(e.clock.unix());
     })
     .await
     .expect("block bob");
@@ -604,6 +607,22 @@ async fn the_help_desk_finds_a_user_and_changes_their_second_factor() {
         .await
         .expect("reg");
     assert_eq!((reg.blocked_until, reg.mfa_denials), (None, 0));
+    assert!(reg.pin_hash.is_some(), "unblocking keeps the PIN");
+
+    // Reset PIN: bob chooses a new one before his next call; twice is refused.
+    assert!(page.contains("id=\"pin-status\">set on"), "{page}");
+    let reset = act(vec![("action", "reset_pin".into())]);
+    let (url, status, page) = post_fields(&admin, &user_url, &reset).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(url.contains("done=user.reset_pin"), "{url}");
+    assert!(page.contains("id=\"pin-status\">none"), "{page}");
+    let (_, status, page) = post_fields(&admin, &user_url, &reset).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("has no PIN"), "{page}");
+    let reg = tessera::mfa::registration::load(store.as_ref(), "bob")
+        .await
+        .expect("reg");
+    assert_eq!((reg.pin_hash, reg.pin_set_at), (None, None));
 
     let (_, status, page) = post_fields(
         &admin,
@@ -688,6 +707,7 @@ async fn the_help_desk_finds_a_user_and_changes_their_second_factor() {
     let overview = unescape(&admin.get(&e.url("/admin")).await.2);
     for needle in [
         "user.unblock",
+        "user.reset_pin",
         "user.set_default",
         "user.remove_token",
         "user.remove_phone",

@@ -404,6 +404,7 @@ async fn users_bypass_lets_a_user_skip_the_second_factor_once() {
     assert!(shown.contains("default method  oath"), "{shown}");
     assert!(shown.contains("bypass waiting"), "{shown}");
     assert!(ok(&["users", "unblock", "alice"]).contains("user.unblock"));
+    assert!(refused(&["users", "reset-pin", "alice"]).contains("has no PIN"));
     assert!(refused(&["users", "remove", "alice", "--token", "nope"]).contains("No such token"));
     assert!(refused(&["users", "remove", "alice"]).contains("exactly one"));
 }
