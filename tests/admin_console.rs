@@ -1054,10 +1054,49 @@ async fn a_test_message_goes_through_the_gateway_in_force() {
             .any(|p| p.topic == "ops-test")
     );
 
+    // A test call: the simulated carrier fetches its script from Tessera and reads it.
+    let (_, status, page) = admin
+        .post(
+            &url,
+            &[
+                ("csrf", &csrf),
+                ("channel", "call"),
+                ("to", "+1 555 0100 998"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("Test call placed to +15550100998"), "{page}");
+    let said = support::mfa::wait_for("the test call's script", || {
+        support::mfa::inbox(&e.idp)
+            .calls
+            .iter()
+            .find(|c| c.to == "+15550100998" && !c.prompt.is_empty())
+            .map(|c| (c.prompt.join(" "), c.url.clone()))
+    })
+    .await;
+    assert!(said.0.contains("This is a test call from"), "{said:?}");
+    // Its script URL carries our token: a made-up one gets nothing, even from the carrier.
+    let forged = said.1.replace("/mfa/voice/test/", "/mfa/voice/test/x");
+    let params = [("CallSid".to_owned(), "CA1".to_owned())];
+    let sig = tessera::mfa::gateway::twilio_signature(
+        tessera::mfa::gateway::SIMULATOR_AUTH_TOKEN,
+        &forged,
+        &params,
+    );
+    let res = admin
+        .http
+        .post(&forged)
+        .header("x-twilio-signature", sig)
+        .form(&params);
+    let status = res.send().await.expect("post").status();
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
     for (channel, to, expect) in [
         ("sms", "call me maybe", "is not a phone number"),
+        ("call", "", "is not a phone number"),
         ("push", "../../etc", "needs an ntfy topic"),
-        ("fax", "1", "Choose push or text"),
+        ("fax", "1", "Choose push, text or call"),
     ] {
         let (_, status, page) = admin
             .post(&url, &[("csrf", &csrf), ("channel", channel), ("to", to)])

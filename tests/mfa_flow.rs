@@ -423,7 +423,10 @@ async fn pin_mode_without_a_pin_asks_for_one_under_the_policy_then_calls() {
     let (flow, _, page) = e.password("alice").await;
     assert!(page.contains("Choose a PIN"), "{page}");
     assert!(page.contains("Use 5 to 10 digits"), "{page}");
-    assert!(inbox(&e.idp).calls.is_empty(), "no call before a PIN exists");
+    assert!(
+        inbox(&e.idp).calls.is_empty(),
+        "no call before a PIN exists"
+    );
     for (pin, confirm, says) in [
         ("4912", "4912", "too short"),
         ("12345", "12345", "run of digits"),
@@ -438,7 +441,10 @@ async fn pin_mode_without_a_pin_asks_for_one_under_the_policy_then_calls() {
                 &[("action", "set_pin"), ("pin", pin), ("confirm", confirm)],
             )
             .await;
-        assert!(page.contains(says), "{pin}/{confirm}: expected {says}: {page}");
+        assert!(
+            page.contains(says),
+            "{pin}/{confirm}: expected {says}: {page}"
+        );
         assert!(page.contains("Choose a PIN"), "stays on the PIN page");
     }
     let reg = registration::load(e.idp.state.store.as_ref(), "alice")
@@ -448,7 +454,11 @@ async fn pin_mode_without_a_pin_asks_for_one_under_the_policy_then_calls() {
     let (_, page) = e
         .act(
             &flow,
-            &[("action", "set_pin"), ("pin", "49127"), ("confirm", "49127")],
+            &[
+                ("action", "set_pin"),
+                ("pin", "49127"),
+                ("confirm", "49127"),
+            ],
         )
         .await;
     assert!(page.contains("calling your phone"), "{page}");
@@ -508,7 +518,10 @@ async fn an_expired_pin_is_replaced_by_a_different_one_before_the_call() {
     let call = e.call_id().await;
     e.sim(&format!("call/{call}/digits"), &[("digits", "4912#")])
         .await;
-    assert!(e.poll(&flow).await.contains("denied"), "the old PIN is gone");
+    assert!(
+        e.poll(&flow).await.contains("denied"),
+        "the old PIN is gone"
+    );
     let (flow, _, page) = e.password("alice").await;
     assert!(!page.contains("Choose a PIN"), "the new PIN is not expired");
     let first = call;
@@ -532,11 +545,17 @@ async fn without_method_choice_the_chooser_keeps_the_assigned_default() {
     let (flow, _, _) = e.password("alice").await;
     e.press(&topic, "Deny").await;
     let page = e.poll(&flow).await;
-    assert!(page.contains("Send notification to my mobile app"), "{page}");
+    assert!(
+        page.contains("Send notification to my mobile app"),
+        "{page}"
+    );
     assert!(page.contains("Use verification code from my mobile app"));
     assert!(!page.contains("Call me at"), "{page}");
     assert!(!page.contains("Text me at"), "{page}");
-    assert!(!page.contains("make_default"), "no way to change the default");
+    assert!(
+        !page.contains("make_default"),
+        "no way to change the default"
+    );
     let (_, page) = e
         .act(&flow, &[("action", "choose"), ("method", "call")])
         .await;
@@ -564,7 +583,11 @@ async fn a_method_picked_as_default_becomes_the_default_once_it_succeeds() {
     assert!(page.contains("verification code"), "{page}");
     let store = e.idp.state.store.as_ref();
     let reg = registration::load(store, "alice").await.expect("reg");
-    assert_eq!(reg.default_method, Some(Method::Push), "not before it works");
+    assert_eq!(
+        reg.default_method,
+        Some(Method::Push),
+        "not before it works"
+    );
     let (_, page) = e
         .act(&flow, &[("action", "code"), ("code", &code(e.now()))])
         .await;

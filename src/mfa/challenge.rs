@@ -24,6 +24,8 @@ pub enum Action {
     Status,
     /// Voice: the keypad digits of a call.
     Digits,
+    /// Voice: an admin's test call (no challenge behind it; it only reads a message).
+    TestCall,
 }
 
 impl Action {
@@ -34,6 +36,7 @@ impl Action {
             Action::Fraud => "fraud",
             Action::Status => "status",
             Action::Digits => "digits",
+            Action::TestCall => "test_call",
         }
     }
 
@@ -44,6 +47,7 @@ impl Action {
             Action::Fraud,
             Action::Status,
             Action::Digits,
+            Action::TestCall,
         ]
         .into_iter()
         .find(|a| a.as_str() == s)

@@ -868,8 +868,72 @@ async fn user_action(
     }
 }
 
-/// POST /admin/settings/test: one test push or text through the delivery gateway in force,
-/// so an admin sees at once whether the gateway settings work. Logged.
+/// Sends one test through the gateway in force; `Ok` / `Err` is what the admin reads.
+async fn send_test(
+    ctx: &AppContext,
+    admin: &str,
+    channel: &str,
+    to: &str,
+) -> Result<String, String> {
+    let policy = ctx.policy().await;
+    let name = &ctx.config.idp.display_name;
+    if channel == "push" {
+        let topic_ok = (1..=64).contains(&to.len())
+            && to
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !topic_ok {
+            return Err("A push test needs an ntfy topic: 1 to 64 letters, digits, - or _.".into());
+        }
+        let m = crate::mfa::gateway::PushMessage {
+            topic: to.to_owned(),
+            title: format!("{name} test"),
+            body: format!("A test notification sent by {admin}."),
+            actions: Vec::new(),
+        };
+        return match policy.gateway.push(&m).await {
+            Ok(()) => Ok(format!("Test push sent to topic {to}.")),
+            Err(e) => Err(format!("The push gateway failed: {e}")),
+        };
+    }
+    if channel != "sms" && channel != "call" {
+        return Err("Choose push, text or call.".into());
+    }
+    let Some(number) =
+        crate::mfa::registration::normalize_phone(to, &policy.mfa.default_country_code)
+    else {
+        let shown: String = to.chars().take(40).collect();
+        return Err(format!("`{shown}` is not a phone number."));
+    };
+    if channel == "sms" {
+        let m = crate::mfa::gateway::SmsMessage {
+            to: number.clone(),
+            body: format!("{name}: a test message sent by {admin}."),
+        };
+        return match policy.gateway.sms(&m).await {
+            Ok(()) => Ok(format!("Test text sent to {number}.")),
+            Err(e) => Err(format!("The text gateway failed: {e}")),
+        };
+    }
+    // The call fetches its script from us, like a sign-in call, under a token of its own.
+    let base = ctx.config.public_base();
+    let token = ctx.tokens.token(
+        &crate::saml::random_hex(8),
+        crate::mfa::challenge::Action::TestCall,
+    );
+    let c = crate::mfa::gateway::CallRequest {
+        to: number.clone(),
+        voice_url: format!("{base}/mfa/voice/test/{token}"),
+        status_url: format!("{base}/mfa/voice/test-status/{token}"),
+    };
+    match policy.gateway.call(&c).await {
+        Ok(()) => Ok(format!("Test call placed to {number}.")),
+        Err(e) => Err(format!("The call gateway failed: {e}")),
+    }
+}
+
+/// POST /admin/settings/test: one test push, text or call through the delivery gateway in
+/// force, so an admin sees at once whether the gateway settings work. Logged.
 async fn gateway_test(
     State(ctx): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -881,56 +945,7 @@ async fn gateway_test(
         Err(r) => return *r,
     };
     let field = |k: &str| form_value(&form, k).unwrap_or("").trim();
-    let policy = ctx.policy().await;
-    let to = field("to").to_owned();
-    let sent = match field("channel") {
-        "push" => {
-            let topic_ok = (1..=64).contains(&to.len())
-                && to
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-            if !topic_ok {
-                Err("A push test needs an ntfy topic: 1 to 64 letters, digits, - or _.".to_owned())
-            } else {
-                let m = crate::mfa::gateway::PushMessage {
-                    topic: to.clone(),
-                    title: format!("{} test", ctx.config.idp.display_name),
-                    body: format!("A test notification sent by {}.", admin.session.user),
-                    actions: Vec::new(),
-                };
-                policy
-                    .gateway
-                    .push(&m)
-                    .await
-                    .map(|_| format!("Test push sent to topic {to}."))
-                    .map_err(|e| format!("The push gateway failed: {e}"))
-            }
-        }
-        "sms" => {
-            match crate::mfa::registration::normalize_phone(&to, &policy.mfa.default_country_code) {
-                None => Err(format!(
-                    "`{}` is not a phone number.",
-                    to.chars().take(40).collect::<String>()
-                )),
-                Some(number) => {
-                    let m = crate::mfa::gateway::SmsMessage {
-                        to: number.clone(),
-                        body: format!(
-                            "{}: a test message sent by {}.",
-                            ctx.config.idp.display_name, admin.session.user
-                        ),
-                    };
-                    policy
-                        .gateway
-                        .sms(&m)
-                        .await
-                        .map(|_| format!("Test text sent to {number}."))
-                        .map_err(|e| format!("The text gateway failed: {e}"))
-                }
-            }
-        }
-        _ => Err("Choose push or text.".to_owned()),
-    };
+    let sent = send_test(&ctx, &admin.session.user, field("channel"), field("to")).await;
     let now = ctx.clock.unix();
     let outcome = match &sent {
         Ok(m) | Err(m) => m.clone(),

@@ -211,6 +211,54 @@ async fn pin_status(ctx: &AppContext, c: &Challenge, digits: &str) -> ChallengeS
     }
 }
 
+/// An admin's test call (settings page): reads one message and hangs up. The token proves
+/// the URL came from us; there is no challenge behind it.
+pub async fn test_call_voice(
+    State(ctx): State<AppState>,
+    Path(token): Path<String>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    Form(form): Form<BTreeMap<String, String>>,
+) -> Response {
+    if let Some(r) = twilio_refusal(&ctx, &headers, &uri, &form, "test call script").await {
+        return r;
+    }
+    if !matches!(ctx.tokens.verify(&token), Some((_, Action::TestCall))) {
+        tracing::warn!("test call script with an invalid token");
+        return plain(StatusCode::NOT_FOUND, "unknown request");
+    }
+    let name = &ctx.config.idp.display_name;
+    twiml(twiml_say(&format!(
+        "This is a test call from {name}. Calls for sign-in verification work. Goodbye."
+    )))
+}
+
+/// How the admin's test call ended, for the log (no-answer, busy, completed…).
+pub async fn test_call_status(
+    State(ctx): State<AppState>,
+    Path(token): Path<String>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    Form(form): Form<BTreeMap<String, String>>,
+) -> Response {
+    if let Some(r) = twilio_refusal(&ctx, &headers, &uri, &form, "test call status").await {
+        return r;
+    }
+    let Some((id, Action::TestCall)) = ctx.tokens.verify(&token) else {
+        return plain(StatusCode::NOT_FOUND, "unknown request");
+    };
+    let status = form.get("CallStatus").map_or("unknown", String::as_str);
+    // Only a short, known word reaches the log: the carrier's field is outside input.
+    let status =
+        if status.len() <= 20 && status.chars().all(|c| c.is_ascii_alphabetic() || c == '-') {
+            status
+        } else {
+            "unrecognised"
+        };
+    tracing::info!(target: "audit", test_call = %id, status, "admin test call ended");
+    StatusCode::NO_CONTENT.into_response()
+}
+
 /// The call ended: unanswered, busy or failed calls end the wait at once.
 pub async fn voice_status(
     State(ctx): State<AppState>,

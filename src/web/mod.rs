@@ -76,6 +76,11 @@ pub fn app(state: AppState) -> Router {
         .route("/mfa/callback/{token}", post(mfa::push_action))
         .route("/mfa/voice/{token}", post(mfa::voice))
         .route("/mfa/voice/status/{token}", post(mfa::voice_status))
+        .route("/mfa/voice/test/{token}", post(mfa::test_call_voice))
+        .route(
+            "/mfa/voice/test-status/{token}",
+            post(mfa::test_call_status),
+        )
         .route("/mfa/sms/inbound", post(mfa::sms_inbound));
     for p in SSO_PATHS {
         r = r.route(p, get(saml::sso_redirect).post(saml::sso_post));
