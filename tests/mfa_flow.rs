@@ -599,6 +599,48 @@ async fn a_method_picked_as_default_becomes_the_default_once_it_succeeds() {
 }
 
 #[tokio::test]
+async fn codes_count_only_from_the_kinds_of_token_allowed() {
+    use tessera::mfa::oath::OathParams;
+    use tessera::mfa::registration::TokenKind;
+    use tessera::mfa::settings::OathKind;
+    let e = env(|m| m.oath_tokens = vec![OathKind::Hardware]).await;
+    enrol_all(&e.idp, "alice", Method::Oath, PHONE).await;
+    // Alice's only token is an app: her default cannot run, the company default (push) does.
+    let (flow, _, page) = e.password("alice").await;
+    assert!(page.contains("We've sent a notification"), "{page}");
+    let (_, page) = e.act(&flow, &[("action", "different")]).await;
+    assert!(!page.contains("Use verification code"), "{page}");
+    let (_, page) = e
+        .act(&flow, &[("action", "choose"), ("method", "oath")])
+        .await;
+    assert!(page.contains("not available for your account"), "{page}");
+
+    let fob: &[u8] = b"hardware-token-secret-20";
+    let store = e.idp.state.store.as_ref();
+    let secrets = &e.idp.state.secrets;
+    registration::update(store, "alice", |r| {
+        let kind = TokenKind::Hardware {
+            serial: "FOB-0001".into(),
+        };
+        r.add_oath(secrets, "Key fob", kind, fob, OathParams::default(), 0);
+    })
+    .await
+    .expect("fob");
+    let (flow, _, page) = e.password("alice").await;
+    assert!(page.contains("Enter the verification code"), "{page}");
+    let now = e.now();
+    let (status, page) = e
+        .act(&flow, &[("action", "code"), ("code", &code(now))])
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "the app's code: {page}");
+    let fob_code = tessera::mfa::oath::code_at(fob, &OathParams::default(), now);
+    let (_, page) = e
+        .act(&flow, &[("action", "code"), ("code", &fob_code)])
+        .await;
+    signed_in(&page);
+}
+
+#[tokio::test]
 async fn fraud_code_on_a_call_blocks_the_account() {
     let e = env(|_| {}).await;
     enrol_all(&e.idp, "alice", Method::Call, PHONE).await;

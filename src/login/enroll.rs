@@ -57,7 +57,7 @@ pub(super) async fn on_event(
 ) -> Step {
     let enabled = |m: Method| deps.mfa.methods.contains(&m);
     match (pending, event) {
-        (_, Event::EnrollApp) if enabled(Method::Oath) => {
+        (_, Event::EnrollApp) if deps.mfa.apps_allowed() => {
             let secret = oath::generate_secret();
             let sealed = deps.secrets.seal(&secret, app_aad(&flow.id).as_bytes());
             let pending = PendingEnrollment::App { secret: sealed };

@@ -107,9 +107,14 @@ fn available(deps: &Deps<'_>, user: &UserInfo, reg: &Registration) -> Vec<Method
         &deps.mfa.phone_attributes,
         &deps.mfa.default_country_code,
     );
+    let token_allowed = reg
+        .tokens
+        .iter()
+        .any(|t| deps.mfa.oath_tokens.contains(&t.kind.class()));
     Method::ALL
         .into_iter()
         .filter(|m| deps.mfa.methods.contains(m) && reg.has_method_material_with(*m, &dir))
+        .filter(|m| *m != Method::Oath || token_allowed)
         .collect()
 }
 
@@ -639,7 +644,11 @@ pub(super) async fn on_choose(
 /// Checks the code against each of the user's OATH tokens, each accepted once (RFC 6238 §5.2).
 async fn oath_ok(user: &UserInfo, code: &str, deps: &Deps<'_>) -> Result<bool, StoreError> {
     let reg = registration::load(deps.store, &user.username).await?;
-    for t in &reg.tokens {
+    let allowed = reg
+        .tokens
+        .iter()
+        .filter(|t| deps.mfa.oath_tokens.contains(&t.kind.class()));
+    for t in allowed {
         let Ok(secret) = reg.oath_secret(deps.secrets, &t.id) else {
             tracing::error!(user = %user.username, token = %t.id, "OATH secret cannot be opened (wrong mfa.key?)");
             continue;

@@ -109,6 +109,15 @@ pub enum TokenKind {
     Hardware { serial: String },
 }
 
+impl TokenKind {
+    pub fn class(&self) -> super::settings::OathKind {
+        match self {
+            TokenKind::App => super::settings::OathKind::App,
+            TokenKind::Hardware { .. } => super::settings::OathKind::Hardware,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OathToken {
     #[serde(default)]

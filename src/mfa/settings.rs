@@ -16,6 +16,16 @@ pub enum SmsMode {
     TwoWay,
 }
 
+/// The two kinds of OATH token a code can come from (`mfa.oath_tokens`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OathKind {
+    /// An authenticator app enrolled by QR code.
+    App,
+    /// A hardware key fob.
+    Hardware,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MfaSettings {
@@ -27,6 +37,8 @@ pub struct MfaSettings {
     pub company_default: Method,
     /// "Use verification code from my mobile app" offered when the default method fails.
     pub oath_fallback: bool,
+    /// Which OATH tokens' codes count (the `oath` method): authenticator apps, hardware tokens.
+    pub oath_tokens: Vec<OathKind>,
     /// How long the page waits for a push or call before offering the chooser.
     pub timeout_secs: u32,
     pub sms_mode: SmsMode,
@@ -76,6 +88,7 @@ impl Default for MfaSettings {
             methods: Method::ALL.to_vec(),
             company_default: Method::Push,
             oath_fallback: true,
+            oath_tokens: vec![OathKind::App, OathKind::Hardware],
             timeout_secs: 55,
             sms_mode: SmsMode::OneWay,
             sms_code_lifetime_secs: 300,
@@ -113,6 +126,12 @@ impl MfaSettings {
                 "at least one method, or enabled = false".into(),
             ));
         }
+        if self.methods.contains(&Method::Oath) && self.oath_tokens.is_empty() {
+            return Err((
+                "oath_tokens".into(),
+                "at least one kind of token while the verification code is offered".into(),
+            ));
+        }
         if !self.methods.contains(&self.company_default) {
             return Err((
                 "company_default".into(),
@@ -135,6 +154,11 @@ impl MfaSettings {
             .validate()
             .map_err(|e| ("gateway".to_owned(), e))?;
         Ok(())
+    }
+
+    /// Whether users may set up an authenticator app (the code method, with app tokens).
+    pub fn apps_allowed(&self) -> bool {
+        self.methods.contains(&Method::Oath) && self.oath_tokens.contains(&OathKind::App)
     }
 
     pub fn trusted(&self) -> Vec<NetRange> {
@@ -164,5 +188,17 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(s.validate().expect_err("default").0, "company_default");
+        let s = MfaSettings {
+            oath_tokens: Vec::new(),
+            ..Default::default()
+        };
+        assert_eq!(s.validate().expect_err("tokens").0, "oath_tokens");
+        let s = MfaSettings {
+            methods: vec![Method::Push],
+            oath_tokens: Vec::new(),
+            ..Default::default()
+        };
+        s.validate().expect("no token kind needed without the code method");
+        assert!(!s.apps_allowed());
     }
 }

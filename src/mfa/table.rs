@@ -120,6 +120,16 @@ pub const SETTINGS: &[Setting] = &[
         Kind::Choices(METHODS),
     ),
     s(
+        "oath_tokens",
+        Group::Methods,
+        "Verification code from",
+        "Which tokens' codes count for the verification-code method. Tokens of a kind switched off stay enrolled but are not accepted.",
+        Kind::Choices(&[
+            ("app", "Authenticator apps (enrolled by QR code)"),
+            ("hardware", "Hardware tokens"),
+        ]),
+    ),
+    s(
         "company_default",
         Group::Methods,
         "Company default method",

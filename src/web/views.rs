@@ -140,7 +140,7 @@ pub async fn render(ctx: &AppContext, flow: &Flow) -> Response {
                 title => "Set up verification", flow => flow.id.clone(), step => step, qr => qr, secret => secret_text,
                 account => account, message => message, topic => topic,
                 push_server => policy.mfa.gateway.push_server_url(ctx.config.public_base()),
-                offer_app => enabled(Method::Oath), offer_phone => enabled(Method::Sms), offer_push => enabled(Method::Push),
+                offer_app => policy.mfa.apps_allowed(), offer_phone => enabled(Method::Sms), offer_push => enabled(Method::Push),
                 rp_name => rp_name, idp_name => idp_name,
             })
         }
