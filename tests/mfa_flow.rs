@@ -153,6 +153,18 @@ impl Env {
         .await
     }
 
+    /// A call with its script other than `first` (the next sign-in's).
+    async fn call_after(&self, first: &str) -> String {
+        wait_for("another call", || {
+            inbox(&self.idp)
+                .calls
+                .iter()
+                .find(|c| c.id != first && c.gather.is_some())
+                .map(|c| c.id.clone())
+        })
+        .await
+    }
+
     async fn texted_code(&self, nth: usize) -> String {
         let body = wait_for("a text", || {
             inbox(&self.idp)
@@ -370,6 +382,20 @@ async fn call_answered_with_pound_approves() {
         "{page}"
     );
     let call = e.call_id().await;
+    // Someone who learnt the call's URL but is not the carrier: no signature, no approval.
+    let url = inbox(&e.idp)
+        .calls
+        .iter()
+        .find(|c| c.id == call)
+        .map(|c| c.url.clone())
+        .expect("call url");
+    let forged = e.browser().http.post(&url).form(&[("Digits", "#")]);
+    let status = forged.send().await.expect("post").status();
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(
+        e.poll(&flow).await.contains("We're calling"),
+        "still waiting"
+    );
     assert_eq!(
         e.sim(&format!("call/{call}/digits"), &[("digits", "#")])
             .await,
@@ -398,15 +424,7 @@ async fn call_in_pin_mode_needs_the_right_pin() {
         .await;
     assert!(e.poll(&flow).await.contains("denied"), "a wrong PIN denies");
     let (flow, _, _) = e.password("alice").await;
-    let first = call;
-    let call = wait_for("second call", || {
-        inbox(&e.idp)
-            .calls
-            .iter()
-            .find(|c| c.id != first && c.gather.is_some())
-            .map(|c| c.id.clone())
-    })
-    .await;
+    let call = e.call_after(&call).await;
     e.sim(&format!("call/{call}/digits"), &[("digits", "4321#")])
         .await;
     signed_in(&e.poll(&flow).await);
@@ -524,15 +542,7 @@ async fn an_expired_pin_is_replaced_by_a_different_one_before_the_call() {
     );
     let (flow, _, page) = e.password("alice").await;
     assert!(!page.contains("Choose a PIN"), "the new PIN is not expired");
-    let first = call;
-    let call = wait_for("second call", || {
-        inbox(&e.idp)
-            .calls
-            .iter()
-            .find(|c| c.id != first && c.gather.is_some())
-            .map(|c| c.id.clone())
-    })
-    .await;
+    let call = e.call_after(&call).await;
     e.sim(&format!("call/{call}/digits"), &[("digits", "5821#")])
         .await;
     signed_in(&e.poll(&flow).await);

@@ -198,7 +198,8 @@ mod tests {
             oath_tokens: Vec::new(),
             ..Default::default()
         };
-        s.validate().expect("no token kind needed without the code method");
+        s.validate()
+            .expect("no token kind needed without the code method");
         assert!(!s.apps_allowed());
     }
 }

@@ -4,7 +4,9 @@
 //! style requests also carry X-Twilio-Signature, checked when a Twilio auth token is set.
 
 use axum::Form;
-use axum::extract::{OriginalUri, Path, Query, State};
+use axum::extract::{
+    FromRequest, FromRequestParts, MatchedPath, OriginalUri, Path, Query, Request, State,
+};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -104,20 +106,33 @@ pub async fn push_action(
     settle(&ctx, &c, status).await
 }
 
-/// Twilio signs the full URL it requested plus the POST parameters. `Some` is the refusal
-/// of a callback (`what`, for the log) whose signature does not verify.
-async fn twilio_refusal(
-    ctx: &AppContext,
-    headers: &HeaderMap,
-    uri: &OriginalUri,
-    form: &BTreeMap<String, String>,
-    what: &str,
-) -> Option<Response> {
-    if twilio_ok(ctx, headers, uri, form).await {
-        return None;
+/// A carrier callback's form, taken only with a valid X-Twilio-Signature when a Twilio auth
+/// token is set (Twilio signs the full URL it requested plus the POST parameters); webhook
+/// gateways rely on the signed one-time token in the URL alone.
+pub struct CarrierForm(pub BTreeMap<String, String>);
+
+impl FromRequest<AppState> for CarrierForm {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, ctx: &AppState) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let Ok(uri) = OriginalUri::from_request_parts(&mut parts, ctx).await;
+        let headers = parts.headers.clone();
+        // The route pattern, not the path: the path carries a callback token.
+        let route = parts
+            .extensions
+            .get::<MatchedPath>()
+            .map_or_else(String::new, |m| m.as_str().to_owned());
+        let Form(form) =
+            Form::<BTreeMap<String, String>>::from_request(Request::from_parts(parts, body), ctx)
+                .await
+                .map_err(IntoResponse::into_response)?;
+        if !twilio_ok(ctx, &headers, &uri, &form).await {
+            tracing::warn!(route, "carrier callback with a bad X-Twilio-Signature");
+            return Err(plain(StatusCode::FORBIDDEN, "bad signature"));
+        }
+        Ok(CarrierForm(form))
     }
-    tracing::warn!("{what} with a bad X-Twilio-Signature");
-    Some(plain(StatusCode::FORBIDDEN, "bad signature"))
 }
 
 async fn twilio_ok(
@@ -145,12 +160,8 @@ pub async fn voice(
     State(ctx): State<AppState>,
     Path(token): Path<String>,
     uri: OriginalUri,
-    headers: HeaderMap,
-    Form(form): Form<BTreeMap<String, String>>,
+    CarrierForm(form): CarrierForm,
 ) -> Response {
-    if let Some(r) = twilio_refusal(&ctx, &headers, &uri, &form, "voice callback").await {
-        return r;
-    }
     let (c, _) = match granted(&ctx, &token, &[Action::Digits]).await {
         Ok(x) => x,
         Err(r) => return r,
@@ -216,13 +227,8 @@ async fn pin_status(ctx: &AppContext, c: &Challenge, digits: &str) -> ChallengeS
 pub async fn test_call_voice(
     State(ctx): State<AppState>,
     Path(token): Path<String>,
-    uri: OriginalUri,
-    headers: HeaderMap,
-    Form(form): Form<BTreeMap<String, String>>,
+    _: CarrierForm,
 ) -> Response {
-    if let Some(r) = twilio_refusal(&ctx, &headers, &uri, &form, "test call script").await {
-        return r;
-    }
     if !matches!(ctx.tokens.verify(&token), Some((_, Action::TestCall))) {
         tracing::warn!("test call script with an invalid token");
         return plain(StatusCode::NOT_FOUND, "unknown request");
@@ -237,13 +243,8 @@ pub async fn test_call_voice(
 pub async fn test_call_status(
     State(ctx): State<AppState>,
     Path(token): Path<String>,
-    uri: OriginalUri,
-    headers: HeaderMap,
-    Form(form): Form<BTreeMap<String, String>>,
+    CarrierForm(form): CarrierForm,
 ) -> Response {
-    if let Some(r) = twilio_refusal(&ctx, &headers, &uri, &form, "test call status").await {
-        return r;
-    }
     let Some((id, Action::TestCall)) = ctx.tokens.verify(&token) else {
         return plain(StatusCode::NOT_FOUND, "unknown request");
     };
@@ -263,13 +264,8 @@ pub async fn test_call_status(
 pub async fn voice_status(
     State(ctx): State<AppState>,
     Path(token): Path<String>,
-    uri: OriginalUri,
-    headers: HeaderMap,
-    Form(form): Form<BTreeMap<String, String>>,
+    CarrierForm(form): CarrierForm,
 ) -> Response {
-    if let Some(r) = twilio_refusal(&ctx, &headers, &uri, &form, "call status callback").await {
-        return r;
-    }
     let (c, _) = match granted(&ctx, &token, &[Action::Status]).await {
         Ok(x) => x,
         Err(r) => return r,
@@ -292,15 +288,7 @@ pub async fn voice_status(
 }
 
 /// Two-way SMS: the user's reply, matched to the pending challenge of the number it came from.
-pub async fn sms_inbound(
-    State(ctx): State<AppState>,
-    uri: OriginalUri,
-    headers: HeaderMap,
-    Form(form): Form<BTreeMap<String, String>>,
-) -> Response {
-    if let Some(r) = twilio_refusal(&ctx, &headers, &uri, &form, "inbound SMS").await {
-        return r;
-    }
+pub async fn sms_inbound(State(ctx): State<AppState>, CarrierForm(form): CarrierForm) -> Response {
     let from = form.get("From").cloned().unwrap_or_default();
     let body = form
         .get("Body")
