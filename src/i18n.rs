@@ -3,8 +3,10 @@
 //! Gettext-style: the English text is the message id. Code and templates keep English;
 //! a page is translated when it is rendered (`web::lang`), so a message stored in a login
 //! state reads right in whatever language the next request asks for. A text missing from a
-//! catalogue falls back to English.
+//! catalogue falls back to English (a completeness test keeps that from happening).
 
+#[cfg(test)]
+mod completeness;
 mod negotiate;
 
 use std::collections::{BTreeSet, HashMap};
