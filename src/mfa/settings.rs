@@ -130,6 +130,15 @@ impl MfaSettings {
         if self.languages.is_empty() {
             return Err(("languages".into(), "at least one language".into()));
         }
+        // Each one is a link on the page: twice would show it twice.
+        if let Some(twice) = self
+            .languages
+            .iter()
+            .enumerate()
+            .find_map(|(i, l)| self.languages[..i].contains(l).then_some(l))
+        {
+            return Err(("languages".into(), format!("`{twice}` is listed twice")));
+        }
         if !self.languages.contains(&self.default_language) {
             return Err((
                 "default_language".into(),
@@ -194,6 +203,14 @@ mod tests {
             ..Default::default()
         };
         s.validate().expect("french only");
+        let s = MfaSettings {
+            languages: vec![Lang::En, Lang::De, Lang::En],
+            ..Default::default()
+        };
+        assert_eq!(
+            s.validate().expect_err("twice"),
+            ("languages".into(), "`en` is listed twice".into())
+        );
         let parsed: MfaSettings =
             toml::from_str("languages = [\"de\", \"en\"]\ndefault_language = \"de\"")
                 .expect("toml");
