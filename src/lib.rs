@@ -5,6 +5,7 @@ pub mod audit;
 pub mod clock;
 pub mod config;
 pub mod directory;
+pub mod i18n;
 pub mod keys;
 pub mod login;
 pub mod mfa;

@@ -7,6 +7,7 @@ use crate::config::{Config, DirectoryKind, StoreKind};
 use crate::directory::Directory;
 use crate::directory::file::{FileDirectory, create_demo};
 use crate::directory::ldap::LdapDirectory;
+use crate::i18n::Catalogue;
 use crate::keys;
 use crate::keys::live::LiveKeys;
 use crate::login::timing::Timing;
@@ -39,6 +40,8 @@ pub enum StartError {
     Metadata(String),
     #[error("MFA: {0}")]
     Mfa(String),
+    #[error("translations: {0}")]
+    Catalogue(#[from] crate::i18n::CatalogueError),
 }
 
 /// What a first run created, so `serve` can tell the admin once.
@@ -120,8 +123,10 @@ pub async fn build(
     };
     let keys = LiveKeys::new(keys, endpoints(&config)).map_err(StartError::Metadata)?;
 
+    let catalogue = Arc::new(Catalogue::embedded()?);
     let ctx = AppContext {
-        templates: crate::web::templates(),
+        templates: crate::web::templates(catalogue.clone()),
+        catalogue,
         settings: LiveSettings::new(config.mfa.clone(), gateway, config.public_base()),
         secrets,
         tokens,

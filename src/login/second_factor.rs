@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::{AuthMethod, Deps, Event, Flow, LoginState, Note, SecondFactor, SecondFactorRule};
 use crate::audit::Outcome;
 use crate::directory::UserInfo;
+use crate::i18n::msgid;
 use crate::mfa::challenge::{self, Action, hmac_hex, mac_eq};
 use crate::mfa::gateway::{CallRequest, PushAction, PushMessage, SmsMessage};
 use crate::mfa::registration::{self, Phone, Registration};
@@ -138,7 +139,10 @@ fn default_method(deps: &Deps<'_>, reg: &Registration, options: &[Method]) -> Op
 /// What "Use a different verification option" lists, with the words users know.
 pub struct ChoiceOption {
     pub method: Method,
-    pub label: String,
+    /// English, with `{phone}` where the masked number goes (translated when rendered).
+    pub label: &'static str,
+    /// The masked number of the user's first phone ("" without one).
+    pub phone: String,
 }
 
 /// The chooser's options: available methods; the OATH code only when fallback is on or it is
@@ -166,11 +170,12 @@ pub async fn chooser(deps: &Deps<'_>, user: &UserInfo) -> Result<Vec<ChoiceOptio
         .map(|method| ChoiceOption {
             method,
             label: match method {
-                Method::Push => "Send notification to my mobile app".to_owned(),
-                Method::Call => format!("Call me at {phone}"),
-                Method::Sms => format!("Text me at {phone}"),
-                Method::Oath => "Use verification code from my mobile app".to_owned(),
+                Method::Push => msgid("Send notification to my mobile app"),
+                Method::Call => msgid("Call me at {phone}"),
+                Method::Sms => msgid("Text me at {phone}"),
+                Method::Oath => msgid("Use verification code from my mobile app"),
             },
+            phone: phone.clone(),
         })
         .collect())
 }

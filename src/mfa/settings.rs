@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::Method;
 use super::gateway::GatewaySettings;
 use super::networks::{NetRange, parse_all};
+use crate::i18n::Lang;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -78,6 +79,11 @@ pub struct MfaSettings {
     pub password_failures_per_user: u32,
     pub password_failures_per_ip: u32,
     pub password_failure_window_secs: u32,
+    /// Languages the sign-in pages are offered in (a browser asking for another one gets
+    /// `default_language`); with more than one, the pages link to the others.
+    pub languages: Vec<Lang>,
+    /// For browsers that ask for none of `languages`.
+    pub default_language: Lang,
     pub gateway: GatewaySettings,
 }
 
@@ -110,6 +116,8 @@ impl Default for MfaSettings {
             password_failures_per_user: 4,
             password_failures_per_ip: 20,
             password_failure_window_secs: 900,
+            languages: Lang::ALL.to_vec(),
+            default_language: Lang::En,
             gateway: GatewaySettings::default(),
         }
     }
@@ -147,6 +155,25 @@ impl MfaSettings {
             return Err((
                 "default_country_code".into(),
                 "1 to 3 digits, without +".into(),
+            ));
+        }
+        // A page is always in some language, so the list cannot be empty.
+        if self.languages.is_empty() {
+            return Err(("languages".into(), "at least one language".into()));
+        }
+        // Each one is a link on the page: twice would show it twice.
+        if let Some(twice) = self
+            .languages
+            .iter()
+            .enumerate()
+            .find_map(|(i, l)| self.languages[..i].contains(l).then_some(l))
+        {
+            return Err(("languages".into(), format!("`{twice}` is listed twice")));
+        }
+        if !self.languages.contains(&self.default_language) {
+            return Err((
+                "default_language".into(),
+                format!("`{}` is not in languages", self.default_language),
             ));
         }
         parse_all(&self.trusted_networks).map_err(|e| ("trusted_networks".to_owned(), e))?;
@@ -201,5 +228,43 @@ mod tests {
         s.validate()
             .expect("no token kind needed without the code method");
         assert!(!s.apps_allowed());
+    }
+
+    #[test]
+    fn languages_are_never_empty_and_hold_the_default() {
+        let s = MfaSettings {
+            languages: Vec::new(),
+            ..Default::default()
+        };
+        assert_eq!(s.validate().expect_err("empty").0, "languages");
+        let s = MfaSettings {
+            languages: vec![Lang::De, Lang::Fr],
+            ..Default::default()
+        };
+        let (key, detail) = s.validate().expect_err("default not offered");
+        assert_eq!(
+            (key.as_str(), detail.as_str()),
+            ("default_language", "`en` is not in languages")
+        );
+        let s = MfaSettings {
+            languages: vec![Lang::Fr],
+            default_language: Lang::Fr,
+            ..Default::default()
+        };
+        s.validate().expect("french only");
+        let s = MfaSettings {
+            languages: vec![Lang::En, Lang::De, Lang::En],
+            ..Default::default()
+        };
+        assert_eq!(
+            s.validate().expect_err("twice"),
+            ("languages".into(), "`en` is listed twice".into())
+        );
+        let parsed: MfaSettings =
+            toml::from_str("languages = [\"de\", \"en\"]\ndefault_language = \"de\"")
+                .expect("toml");
+        assert_eq!(parsed.languages, [Lang::De, Lang::En]);
+        assert_eq!(parsed.default_language, Lang::De);
+        assert!(toml::from_str::<MfaSettings>("languages = [\"xx\"]").is_err());
     }
 }

@@ -16,15 +16,17 @@ pub enum Group {
     Timing,
     Lockout,
     Networks,
+    Languages,
     Delivery,
 }
 
 impl Group {
-    pub const ALL: [Group; 5] = [
+    pub const ALL: [Group; 6] = [
         Group::Methods,
         Group::Timing,
         Group::Lockout,
         Group::Networks,
+        Group::Languages,
         Group::Delivery,
     ];
 
@@ -34,6 +36,7 @@ impl Group {
             Group::Timing => "Timing",
             Group::Lockout => "Lockout, fraud and bypass",
             Group::Networks => "Networks and phone numbers",
+            Group::Languages => "Sign-in page languages",
             Group::Delivery => "Delivery gateways",
         }
     }
@@ -86,6 +89,9 @@ const METHODS: &[(&str, &str)] = &[
         "Verification code (authenticator app or hardware token)",
     ),
 ];
+
+/// `i18n::Lang::ALL` as choices, each under its own name (a test keeps them in step).
+const LANGUAGES: &[(&str, &str)] = &[("en", "English"), ("de", "Deutsch"), ("fr", "Français")];
 
 const fn s(
     key: &'static str,
@@ -301,6 +307,20 @@ pub const SETTINGS: &[Setting] = &[
         "Default country code",
         "Added to numbers stored without +country code (1 to 3 digits).",
         Kind::Text { optional: false },
+    ),
+    s(
+        "languages",
+        Group::Languages,
+        "Languages offered",
+        "The sign-in pages are shown in the browser's preferred language among these; with more than one, users can switch at the foot of the page.",
+        Kind::Choices(LANGUAGES),
+    ),
+    s(
+        "default_language",
+        Group::Languages,
+        "Default language",
+        "For browsers that prefer none of the languages offered. Must be one of them.",
+        Kind::Choice(LANGUAGES),
     ),
     s(
         "gateway.push",
@@ -527,6 +547,21 @@ mod tests {
             assert!(may_be_null || !v.is_null(), "{} has no value", s.key);
             with(&d, s.key, v).unwrap_or_else(|e| panic!("{}: {e}", s.key));
         }
+    }
+
+    #[test]
+    fn language_choices_are_the_languages() {
+        let ours: Vec<(&str, &str)> = crate::i18n::Lang::ALL
+            .iter()
+            .map(|l| (l.code(), l.name()))
+            .collect();
+        assert_eq!(LANGUAGES, ours.as_slice());
+        let langs = find("languages").unwrap();
+        let t = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let v = parse(langs, &t(&["de,fr"])).unwrap().unwrap();
+        let s = with(&MfaSettings::default(), "languages", v).unwrap();
+        assert_eq!(s.languages, [crate::i18n::Lang::De, crate::i18n::Lang::Fr]);
+        assert!(parse(langs, &t(&["klingon"])).is_err());
     }
 
     #[test]

@@ -136,7 +136,10 @@ async fn home(State(ctx): State<AppState>, ClientIp(ip): ClientIp, jar: CookieJa
         return overview(&ctx, &admin).await;
     }
     let flow = Flow::new(Pending::AdminConsole, &ip, ctx.clock.unix());
-    super::login::begin(&ctx, flow, jar.remove(Cookie::build(COOKIE).path("/admin"))).await
+    // The console is English; its sign-in pages follow the browser like any other.
+    let english = super::PageLang::default();
+    let jar = jar.remove(Cookie::build(COOKIE).path("/admin"));
+    super::login::begin(&ctx, &english, flow, jar).await
 }
 
 async fn overview(ctx: &AppContext, admin: &Admin) -> Response {

@@ -9,7 +9,7 @@ use axum_extra::extract::cookie::{Cookie, SameSite};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
-use super::{AppContext, AppState};
+use super::{AppContext, AppState, PageLang};
 use crate::login::session;
 use crate::login::{Event, Flow, LoginState, Pending, SecondFactorRule};
 use crate::store::StoreError;
@@ -83,16 +83,16 @@ impl LoginForm {
 
 /// Saves a new flow and sends the browser to its first page, with the cookie that binds the
 /// flow to this browser.
-pub async fn begin(ctx: &AppContext, mut flow: Flow, jar: CookieJar) -> Response {
+pub async fn begin(ctx: &AppContext, lang: &PageLang, mut flow: Flow, jar: CookieJar) -> Response {
     let events = std::mem::take(&mut flow.audit_events);
     if let Err(e) = crate::audit::persist(ctx.store.as_ref(), &events).await {
-        return super::saml::store_failure(ctx, &e);
+        return super::saml::store_failure_in(ctx, lang, &e);
     }
     let ttl = std::time::Duration::from_secs(ctx.config.idp.flow_lifetime_secs.into());
     if let Err(e) =
         crate::store::put_json(ctx.store.as_ref(), &flow_key(&flow.id), &flow, Some(ttl)).await
     {
-        return super::saml::store_failure(ctx, &e);
+        return super::saml::store_failure_in(ctx, lang, &e);
     }
     let cookie = Cookie::build((flow_cookie_name(&flow.id), flow.browser_secret.clone()))
         .path("/adfs/ls/")
@@ -114,13 +114,18 @@ const EXPIRED: &str = "This sign-in page has expired. Go back to the application
 
 /// Loads the flow and checks it belongs to this browser. Returns the stored bytes too, for
 /// the compare-and-set that saves the next state.
-async fn load(ctx: &AppContext, id: &str, jar: &CookieJar) -> Result<(Flow, Vec<u8>), Response> {
+async fn load(
+    ctx: &AppContext,
+    lang: &PageLang,
+    id: &str,
+    jar: &CookieJar,
+) -> Result<(Flow, Vec<u8>), Response> {
     let valid_id = id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit());
     let bytes = if valid_id {
         ctx.store
             .get(&flow_key(id))
             .await
-            .map_err(|e| super::saml::store_failure(ctx, &e))?
+            .map_err(|e| super::saml::store_failure_in(ctx, lang, &e))?
     } else {
         None
     };
@@ -128,7 +133,7 @@ async fn load(ctx: &AppContext, id: &str, jar: &CookieJar) -> Result<(Flow, Vec<
         .as_deref()
         .and_then(|b| serde_json::from_slice::<Flow>(b).ok());
     let Some((flow, bytes)) = flow.zip(bytes) else {
-        return Err(ctx.error_page(StatusCode::NOT_FOUND, EXPIRED));
+        return Err(ctx.error_in(lang, StatusCode::NOT_FOUND, EXPIRED));
     };
     let presented = jar
         .get(&flow_cookie_name(id))
@@ -136,50 +141,55 @@ async fn load(ctx: &AppContext, id: &str, jar: &CookieJar) -> Result<(Flow, Vec<
         .unwrap_or_default();
     if !bool::from(presented.as_bytes().ct_eq(flow.browser_secret.as_bytes())) {
         tracing::warn!(flow = id, "flow used from a browser that did not start it");
-        return Err(ctx.error_page(StatusCode::FORBIDDEN, EXPIRED));
+        return Err(ctx.error_in(lang, StatusCode::FORBIDDEN, EXPIRED));
     }
     Ok((flow, bytes))
 }
 
-/// GET: shows the current state; a waiting page's refresh is a `Poll`.
+/// GET: shows the current state; a waiting page's refresh is a `Poll`. `?lang=` (a
+/// language link) is remembered in a cookie, whatever the page turns out to be.
 pub async fn show(
     State(ctx): State<AppState>,
+    lang: PageLang,
     jar: CookieJar,
     Query(q): Query<FlowQuery>,
 ) -> Response {
-    let (flow, old) = match load(&ctx, &q.flow, &jar).await {
-        Ok(x) => x,
-        Err(r) => return r,
+    let res = match load(&ctx, &lang, &q.flow, &jar).await {
+        Ok((flow, old)) if super::views::is_waiting(&flow.state) => {
+            advance(&ctx, &lang, flow, old, Event::Poll, jar).await
+        }
+        Ok((flow, _)) => super::views::render(&ctx, &lang, &flow).await,
+        Err(r) => r,
     };
-    if super::views::is_waiting(&flow.state) {
-        return advance(&ctx, flow, old, Event::Poll, jar).await;
-    }
-    super::views::render(&ctx, &flow).await
+    lang.remembered(res)
 }
 
 pub async fn submit(
     State(ctx): State<AppState>,
+    lang: PageLang,
     jar: CookieJar,
     Form(form): Form<LoginForm>,
 ) -> Response {
-    let (flow, old) = match load(&ctx, &form.flow, &jar).await {
+    let (flow, old) = match load(&ctx, &lang, &form.flow, &jar).await {
         Ok(x) => x,
         Err(r) => return r,
     };
     let Some(event) = form.event() else {
         tracing::warn!(flow = %flow.id, "unknown sign-in form action");
-        return ctx.error_page(
+        return ctx.error_in(
+            &lang,
             StatusCode::BAD_REQUEST,
             "The sign-in page sent something unexpected. Reload it and try again.",
         );
     };
-    advance(&ctx, flow, old, event, jar).await
+    advance(&ctx, &lang, flow, old, event, jar).await
 }
 
 /// Steps the flow, saves it (compare-and-set: a double submit or another node racing on the
 /// same flow cannot both win) and renders the new state — or finishes the sign-in.
 async fn advance(
     ctx: &AppContext,
+    lang: &PageLang,
     flow: Flow,
     old: Vec<u8>,
     event: Event,
@@ -195,11 +205,11 @@ async fn advance(
     let policy = ctx.policy().await;
     let mut flow = match flow.step(event, &ctx.deps(&policy, rule)).await {
         Ok(f) => f,
-        Err(e) => return super::saml::store_failure(ctx, &e),
+        Err(e) => return super::saml::store_failure_in(ctx, lang, &e),
     };
     let events = std::mem::take(&mut flow.audit_events);
     if let Err(e) = crate::audit::persist(ctx.store.as_ref(), &events).await {
-        return super::saml::store_failure(ctx, &e);
+        return super::saml::store_failure_in(ctx, lang, &e);
     }
     let key = flow_key(&flow.id);
     if let LoginState::Authenticated {
@@ -223,7 +233,7 @@ async fn advance(
             Ok(false) => {
                 return Redirect::to(&format!("/adfs/ls/login?flow={}", flow.id)).into_response();
             }
-            Err(e) => return super::saml::store_failure(ctx, &e),
+            Err(e) => return super::saml::store_failure_in(ctx, lang, &e),
         }
         return match &flow.request {
             Pending::Saml(pending) => {
@@ -234,7 +244,7 @@ async fn advance(
                     ctx.clock.unix(),
                     ctx.config.idp.session_lifetime_secs.into(),
                 );
-                super::saml::issue(ctx, pending, s, jar).await
+                super::saml::issue(ctx, lang, pending, s, jar).await
             }
             Pending::AdminConsole => {
                 super::admin::signed_in(ctx, user, methods, &flow.client_ip, jar).await
@@ -255,9 +265,9 @@ async fn advance(
         }),
     };
     match saved {
-        Ok(true) => super::views::render(ctx, &flow).await,
+        Ok(true) => super::views::render(ctx, lang, &flow).await,
         // Someone else moved the flow on (another tab, another node): show what is current.
         Ok(false) => Redirect::to(&format!("/adfs/ls/login?flow={}", flow.id)).into_response(),
-        Err(e) => super::saml::store_failure(ctx, &e),
+        Err(e) => super::saml::store_failure_in(ctx, lang, &e),
     }
 }

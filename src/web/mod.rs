@@ -3,6 +3,7 @@
 mod admin;
 mod admin_certs;
 mod admin_rps;
+pub mod lang;
 mod login;
 mod mfa;
 mod pages;
@@ -22,6 +23,7 @@ use minijinja::Environment;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::directory::Directory;
+use crate::i18n::{Catalogue, msgid};
 use crate::keys::live::{LiveKeys, Signing};
 use crate::login::timing::Timing;
 use crate::login::{Deps, SecondFactorRule};
@@ -31,6 +33,7 @@ use crate::mfa::secrets::SecretBox;
 use crate::rp::Registry;
 use crate::rp::live::LiveRegistry;
 use crate::store::Store;
+pub use lang::PageLang;
 
 /// Everything a request handler may use; built once in `startup`, shared by `Arc`.
 pub struct AppContext {
@@ -42,6 +45,8 @@ pub struct AppContext {
     pub store: Arc<dyn Store>,
     pub directory: Arc<dyn Directory>,
     pub clock: Arc<dyn Clock>,
+    /// Translations of the sign-in pages; the templates' `t` filter holds the same one.
+    pub catalogue: Arc<Catalogue>,
     pub templates: Environment<'static>,
     /// The MFA settings in force (config file + the admin's overrides in the store), with the
     /// delivery gateway and trusted networks derived from them.
@@ -151,11 +156,23 @@ impl AppContext {
         }
     }
 
+    /// A sign-in page in the request's language (`lang` also brings the language links).
+    pub fn page(&self, lang: &PageLang, name: &str, ctx: minijinja::Value) -> Response {
+        self.render(name, minijinja::context! { ..lang.context(), ..ctx })
+    }
+
     /// A page that tells the user what went wrong in plain words; the detail goes to the log.
+    /// In English: for the admin console. Sign-in pages use `error_in`.
     pub fn error_page(&self, status: StatusCode, message: &str) -> Response {
-        let mut res = self.render(
+        self.error_in(&PageLang::default(), status, message)
+    }
+
+    /// `error_page` in the sign-in's language (`message` is the English text, the id).
+    pub fn error_in(&self, lang: &PageLang, status: StatusCode, message: &str) -> Response {
+        let mut res = self.page(
+            lang,
             "error.html",
-            minijinja::context! { title => "Sign-in problem", message => message },
+            minijinja::context! { title => msgid("Sign-in problem"), message => message },
         );
         *res.status_mut() = status;
         res
@@ -199,9 +216,11 @@ impl AppContext {
     }
 }
 
-/// All templates, embedded in the binary so a release build needs no files beside it.
-pub fn templates() -> Environment<'static> {
+/// All templates, embedded in the binary so a release build needs no files beside it; the
+/// `t` filter translates with `catalogue`.
+pub fn templates(catalogue: Arc<Catalogue>) -> Environment<'static> {
     let mut env = Environment::new();
+    lang::add_filter(&mut env, catalogue);
     for (name, src) in [
         ("base.html", include_str!("../../templates/base.html")),
         ("login.html", include_str!("../../templates/login.html")),

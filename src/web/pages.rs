@@ -4,10 +4,12 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
-use super::AppState;
+use super::{AppState, PageLang};
 
-pub async fn home(State(ctx): State<AppState>) -> Response {
-    ctx.render(
+/// Users may land here, so it follows their language like the sign-in pages.
+pub async fn home(State(ctx): State<AppState>, lang: PageLang) -> Response {
+    ctx.page(
+        &lang,
         "home.html",
         minijinja::context! {
             title => ctx.config.idp.display_name.clone(),

@@ -10,7 +10,8 @@ use axum_extra::extract::CookieJar;
 use axum_extra::extract::cookie::{Cookie, SameSite};
 use serde::Deserialize;
 
-use super::{AppContext, AppState, ClientIp};
+use super::{AppContext, AppState, ClientIp, PageLang};
+use crate::i18n::msgid;
 use crate::login::session::{self, SsoSession};
 use crate::login::{Flow, Pending, PendingRequest, authn_context};
 use crate::saml::logout;
@@ -21,20 +22,22 @@ use crate::store;
 
 pub async fn sso_redirect(
     State(ctx): State<AppState>,
+    lang: PageLang,
     ClientIp(ip): ClientIp,
     jar: CookieJar,
     RawQuery(raw): RawQuery,
 ) -> Response {
     let raw = raw.unwrap_or_default();
     if !raw.contains("SAMLRequest=") {
-        return ctx.error_page(
+        return ctx.error_in(
+            &lang,
             StatusCode::BAD_REQUEST,
             "There is no sign-in request here. Open the application you want to use; it will send you to this page.",
         );
     }
     match request::parse_redirect_query(&raw) {
-        Ok(incoming) => begin(&ctx, incoming, Binding::Redirect, &ip, jar).await,
-        Err(e) => refuse(&ctx, &e, &ip, None),
+        Ok(incoming) => begin(&ctx, &lang, incoming, Binding::Redirect, &ip, jar).await,
+        Err(e) => refuse(&ctx, &lang, &e, &ip, None),
     }
 }
 
@@ -48,19 +51,20 @@ pub struct PostForm {
 
 pub async fn sso_post(
     State(ctx): State<AppState>,
+    lang: PageLang,
     ClientIp(ip): ClientIp,
     jar: CookieJar,
     Form(form): Form<PostForm>,
 ) -> Response {
     let Some(saml_request) = form.saml_request else {
-        return refuse(&ctx, &RequestError::Missing, &ip, None);
+        return refuse(&ctx, &lang, &RequestError::Missing, &ip, None);
     };
     let incoming = Incoming {
         saml_request,
         relay_state: form.relay_state,
         raw_redirect: None,
     };
-    begin(&ctx, incoming, Binding::Post, &ip, jar).await
+    begin(&ctx, &lang, incoming, Binding::Post, &ip, jar).await
 }
 
 #[derive(Deserialize)]
@@ -75,6 +79,7 @@ pub struct IdpInitiated {
 /// InResponseTo; the response goes to the RP's default ACS.
 pub async fn idp_initiated(
     State(ctx): State<AppState>,
+    lang: PageLang,
     ClientIp(ip): ClientIp,
     jar: CookieJar,
     Query(q): Query<IdpInitiated>,
@@ -82,13 +87,14 @@ pub async fn idp_initiated(
     let rps = ctx.registry().await;
     let Some(rp) = q.sp.as_deref().and_then(|sp| rps.get(sp)) else {
         let e = RequestError::UnknownSp(q.sp.unwrap_or_default());
-        return refuse(&ctx, &e, &ip, None);
+        return refuse(&ctx, &lang, &e, &ip, None);
     };
     if let Some(rs) = &q.relay_state
         && rs.len() > ctx.config.idp.relay_state_max_bytes
     {
         return refuse(
             &ctx,
+            &lang,
             &RequestError::RelayStateTooLong(rs.len()),
             &ip,
             Some(&rp.entity_id),
@@ -97,6 +103,7 @@ pub async fn idp_initiated(
     let Some(acs) = rp.acs.first() else {
         return refuse(
             &ctx,
+            &lang,
             &RequestError::UnregisteredAcs(String::new()),
             &ip,
             Some(&rp.entity_id),
@@ -110,13 +117,14 @@ pub async fn idp_initiated(
         force_authn: false,
         requested_context: None,
     };
-    continue_or_prompt(&ctx, pending, false, &ip, jar).await
+    continue_or_prompt(&ctx, &lang, pending, false, &ip, jar).await
 }
 
 /// Decode, verify and validate an AuthnRequest, then answer from the SSO session or start
 /// a login flow.
 async fn begin(
     ctx: &AppContext,
+    lang: &PageLang,
     incoming: Incoming,
     binding: Binding,
     ip: &str,
@@ -124,27 +132,33 @@ async fn begin(
 ) -> Response {
     let root = match request::decode(&incoming, binding) {
         Ok(r) => r,
-        Err(e) => return refuse(ctx, &e, ip, None),
+        Err(e) => return refuse(ctx, lang, &e, ip, None),
     };
     if root.is(crate::saml::NS_SAMLP, "LogoutRequest") {
-        return logout(ctx, &incoming, &root, binding, ip, jar).await;
+        return logout(ctx, lang, &incoming, &root, binding, ip, jar).await;
     }
     let req = match request::read_authn_request(&root) {
         Ok(r) => r,
-        Err(e) => return refuse(ctx, &e, ip, None),
+        Err(e) => return refuse(ctx, lang, &e, ip, None),
     };
     let Some(rp) = ctx.registry().await.get(&req.issuer) else {
-        return refuse(ctx, &RequestError::UnknownSp(req.issuer.clone()), ip, None);
+        return refuse(
+            ctx,
+            lang,
+            &RequestError::UnknownSp(req.issuer.clone()),
+            ip,
+            None,
+        );
     };
     let signed = match request::check_signature(&incoming, &root, binding, &rp) {
         Ok(s) => s,
-        Err(e) => return refuse(ctx, &e, ip, Some(&rp.entity_id)),
+        Err(e) => return refuse(ctx, lang, &e, ip, Some(&rp.entity_id)),
     };
     let acs = match request::validate(&req, incoming.relay_state.as_deref(), &rp, &window(ctx)) {
         Ok(a) => a,
-        Err(e) => return refuse(ctx, &e, ip, Some(&rp.entity_id)),
+        Err(e) => return refuse(ctx, lang, &e, ip, Some(&rp.entity_id)),
     };
-    if let Err(r) = first_use(ctx, "authnreq", &rp.entity_id, &req.id, ip).await {
+    if let Err(r) = first_use(ctx, lang, "authnreq", &rp.entity_id, &req.id, ip).await {
         return r;
     }
     tracing::info!(rp = %rp.entity_id, request_id = %req.id, signed, ?binding, client_ip = ip, "AuthnRequest accepted");
@@ -156,7 +170,7 @@ async fn begin(
         force_authn: req.force_authn,
         requested_context: req.requested_context.clone(),
     };
-    continue_or_prompt(ctx, pending, req.is_passive, ip, jar).await
+    continue_or_prompt(ctx, lang, pending, req.is_passive, ip, jar).await
 }
 
 /// The acceptance window for inbound requests, from configuration.
@@ -177,6 +191,7 @@ fn window(ctx: &AppContext) -> Window {
 /// Replay cache: a request ID is accepted once within its validity window.
 async fn first_use(
     ctx: &AppContext,
+    lang: &PageLang,
     kind: &str,
     rp: &str,
     id: &str,
@@ -194,11 +209,12 @@ async fn first_use(
         Ok(true) => Ok(()),
         Ok(false) => Err(refuse(
             ctx,
+            lang,
             &RequestError::Replayed(id.to_owned()),
             ip,
             Some(rp),
         )),
-        Err(e) => Err(store_failure(ctx, &e)),
+        Err(e) => Err(store_failure_in(ctx, lang, &e)),
     }
 }
 
@@ -207,6 +223,7 @@ async fn first_use(
 /// (front-channel propagation is not implemented).
 async fn logout(
     ctx: &AppContext,
+    lang: &PageLang,
     incoming: &Incoming,
     root: &crate::xml::Element,
     binding: Binding,
@@ -215,10 +232,16 @@ async fn logout(
 ) -> Response {
     let req = match logout::read_logout_request(root) {
         Ok(r) => r,
-        Err(e) => return refuse(ctx, &e, ip, None),
+        Err(e) => return refuse(ctx, lang, &e, ip, None),
     };
     let Some(rp) = ctx.registry().await.get(&req.issuer) else {
-        return refuse(ctx, &RequestError::UnknownSp(req.issuer.clone()), ip, None);
+        return refuse(
+            ctx,
+            lang,
+            &RequestError::UnknownSp(req.issuer.clone()),
+            ip,
+            None,
+        );
     };
     let checked = request::check_signature(incoming, root, binding, &rp).and_then(|_| {
         request::check_envelope(
@@ -229,9 +252,9 @@ async fn logout(
         )
     });
     if let Err(e) = checked {
-        return refuse(ctx, &e, ip, Some(&rp.entity_id));
+        return refuse(ctx, lang, &e, ip, Some(&rp.entity_id));
     }
-    if let Err(r) = first_use(ctx, "logoutreq", &rp.entity_id, &req.id, ip).await {
+    if let Err(r) = first_use(ctx, lang, "logoutreq", &rp.entity_id, &req.id, ip).await {
         return r;
     }
     if let Some(cookie) = jar.get(session::COOKIE) {
@@ -242,14 +265,15 @@ async fn logout(
             Ok(None) => {
                 tracing::info!(rp = %rp.entity_id, "logout for a session that had already ended")
             }
-            Err(e) => return store_failure(ctx, &e),
+            Err(e) => return store_failure_in(ctx, lang, &e),
         }
     }
     let jar = jar.remove(Cookie::build(session::COOKIE).path("/"));
     let Some(slo) = rp.slo.as_deref() else {
-        let page = ctx.render(
+        let page = ctx.page(
+            lang,
             "error.html",
-            minijinja::context! { title => "Signed out", message => "You have signed out." },
+            minijinja::context! { title => msgid("Signed out"), message => "You have signed out." },
         );
         return (jar, page).into_response();
     };
@@ -263,12 +287,13 @@ async fn logout(
     ) {
         Ok(xml) => (
             jar,
-            post_page(ctx, slo, &xml, incoming.relay_state.as_deref()),
+            post_page(ctx, lang, slo, &xml, incoming.relay_state.as_deref()),
         )
             .into_response(),
         Err(e) => {
             tracing::error!(error = %e, "signing failed");
-            ctx.error_page(
+            ctx.error_in(
+                lang,
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "The sign-in service could not sign its answer.",
             )
@@ -280,6 +305,7 @@ async fn logout(
 /// NoPassive (SAML core §3.4.1); otherwise the user signs in.
 async fn continue_or_prompt(
     ctx: &AppContext,
+    lang: &PageLang,
     pending: PendingRequest,
     is_passive: bool,
     ip: &str,
@@ -290,27 +316,29 @@ async fn continue_or_prompt(
         && let Some(cookie) = jar.get(session::COOKIE)
     {
         match session::load(ctx.store.as_ref(), cookie.value(), now).await {
-            Ok(Some(s)) => return issue(ctx, &pending, s, jar).await,
+            Ok(Some(s)) => return issue(ctx, lang, &pending, s, jar).await,
             Ok(None) => {}
-            Err(e) => return store_failure(ctx, &e),
+            Err(e) => return store_failure_in(ctx, lang, &e),
         }
     }
     if is_passive {
         return status_response(
             ctx,
+            lang,
             &pending,
             STATUS_NO_PASSIVE,
             "No session and IsPassive was requested",
         )
         .await;
     }
-    super::login::begin(ctx, Flow::new(Pending::Saml(pending), ip, now), jar).await
+    super::login::begin(ctx, lang, Flow::new(Pending::Saml(pending), ip, now), jar).await
 }
 
 /// Builds, signs and auto-POSTs the Response for an authenticated session; records the RP
 /// in the session and refreshes the session cookie.
 pub async fn issue(
     ctx: &AppContext,
+    lang: &PageLang,
     pending: &PendingRequest,
     mut s: SsoSession,
     jar: CookieJar,
@@ -318,6 +346,7 @@ pub async fn issue(
     let Some(rp) = ctx.registry().await.get(&pending.rp_entity_id) else {
         return refuse(
             ctx,
+            lang,
             &RequestError::UnknownSp(pending.rp_entity_id.clone()),
             "-",
             None,
@@ -330,7 +359,7 @@ pub async fn issue(
         s.rps.push(rp.entity_id.clone());
     }
     if let Err(e) = session::save(ctx.store.as_ref(), &s, now.unix_timestamp()).await {
-        return store_failure(ctx, &e);
+        return store_failure_in(ctx, lang, &e);
     }
     let cookie = Cookie::build((session::COOKIE, s.id.clone()))
         .path("/")
@@ -352,6 +381,7 @@ pub async fn issue(
             jar,
             status_response(
                 ctx,
+                lang,
                 pending,
                 STATUS_NO_AUTHN_CONTEXT,
                 "The requested authentication context cannot be satisfied",
@@ -386,20 +416,28 @@ pub async fn issue(
             tracing::info!(user = %s.user.username, rp = %rp.entity_id, acs = %pending.acs_url, "assertion issued");
             (
                 jar,
-                post_page(ctx, &pending.acs_url, &xml, pending.relay_state.as_deref()),
+                post_page(
+                    ctx,
+                    lang,
+                    &pending.acs_url,
+                    &xml,
+                    pending.relay_state.as_deref(),
+                ),
             )
                 .into_response()
         }
         Err(e @ response::ResponseError::NoNameId { .. }) => {
             tracing::warn!(error = %e, "cannot issue assertion");
-            ctx.error_page(
+            ctx.error_in(
+                lang,
                 StatusCode::FORBIDDEN,
                 "Your account lacks the attribute this application identifies you by. Contact your help desk.",
             )
         }
         Err(e) => {
             tracing::error!(error = %e, "signing failed");
-            ctx.error_page(
+            ctx.error_in(
+                lang,
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "The sign-in service could not sign your token. Try again later.",
             )
@@ -407,11 +445,18 @@ pub async fn issue(
     }
 }
 
-fn post_page(ctx: &AppContext, acs: &str, xml: &str, relay_state: Option<&str>) -> Response {
-    ctx.render(
+fn post_page(
+    ctx: &AppContext,
+    lang: &PageLang,
+    acs: &str,
+    xml: &str,
+    relay_state: Option<&str>,
+) -> Response {
+    ctx.page(
+        lang,
         "post.html",
         minijinja::context! {
-            title => "Signing you in",
+            title => msgid("Signing you in"),
             acs => acs,
             saml_response => response::encode_post(xml),
             relay_state => relay_state,
@@ -422,6 +467,7 @@ fn post_page(ctx: &AppContext, acs: &str, xml: &str, relay_state: Option<&str>) 
 /// An error status sent back to the SP (it decides what to show), signed like any Response.
 async fn status_response(
     ctx: &AppContext,
+    lang: &PageLang,
     pending: &PendingRequest,
     sub: &str,
     message: &str,
@@ -442,10 +488,17 @@ async fn status_response(
         ctx.clock.now(),
         &ctx.signing().await.current.signer,
     ) {
-        Ok(xml) => post_page(ctx, &pending.acs_url, &xml, pending.relay_state.as_deref()),
+        Ok(xml) => post_page(
+            ctx,
+            lang,
+            &pending.acs_url,
+            &xml,
+            pending.relay_state.as_deref(),
+        ),
         Err(e) => {
             tracing::error!(error = %e, "signing failed");
-            ctx.error_page(
+            ctx.error_in(
+                lang,
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "The sign-in service could not sign its answer.",
             )
@@ -454,14 +507,26 @@ async fn status_response(
 }
 
 /// A refused request: never sent on to any ACS (it may be an attacker's), only explained.
-fn refuse(ctx: &AppContext, e: &RequestError, ip: &str, rp: Option<&str>) -> Response {
+fn refuse(
+    ctx: &AppContext,
+    lang: &PageLang,
+    e: &RequestError,
+    ip: &str,
+    rp: Option<&str>,
+) -> Response {
     tracing::warn!(reason = %e, client_ip = ip, rp = rp.unwrap_or("-"), "SAML request refused");
-    ctx.error_page(StatusCode::BAD_REQUEST, e.user_message())
+    ctx.error_in(lang, StatusCode::BAD_REQUEST, e.user_message())
 }
 
+/// The store failed: in English, for the admin console (sign-in pages: `store_failure_in`).
 pub fn store_failure(ctx: &AppContext, e: &store::StoreError) -> Response {
+    store_failure_in(ctx, &PageLang::default(), e)
+}
+
+pub fn store_failure_in(ctx: &AppContext, lang: &PageLang, e: &store::StoreError) -> Response {
     tracing::error!(error = %e, "store failure");
-    ctx.error_page(
+    ctx.error_in(
+        lang,
         StatusCode::SERVICE_UNAVAILABLE,
         "The sign-in service is temporarily unavailable. Try again in a moment.",
     )

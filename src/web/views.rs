@@ -4,7 +4,8 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use minijinja::Value;
 
-use super::AppContext;
+use super::{AppContext, PageLang};
+use crate::i18n::msgid;
 use crate::login::enroll_aad;
 use crate::login::{Flow, LoginState, Pending, PendingEnrollment, SecondFactor, SecondFactorRule};
 use crate::mfa::{Method, oath};
@@ -21,7 +22,9 @@ pub fn is_waiting(state: &LoginState) -> bool {
     }
 }
 
-pub async fn render(ctx: &AppContext, flow: &Flow) -> Response {
+/// The flow's page in `lang`. Messages in the state are English (the catalogue's ids); the
+/// templates translate them.
+pub async fn render(ctx: &AppContext, lang: &PageLang, flow: &Flow) -> Response {
     let rp_name = match &flow.request {
         Pending::Saml(p) => ctx
             .registry()
@@ -36,10 +39,11 @@ pub async fn render(ctx: &AppContext, flow: &Flow) -> Response {
     let policy = ctx.policy().await;
     match &flow.state {
         LoginState::AwaitPassword { login, message, .. } => {
-            let mut res = ctx.render(
+            let mut res = ctx.page(
+                lang,
                 "login.html",
                 minijinja::context! {
-                    title => "Sign in", flow => flow.id.clone(), login => login, message => message,
+                    title => msgid("Sign in"), flow => flow.id.clone(), login => login, message => message,
                     rp_name => rp_name, idp_name => idp_name,
                 },
             );
@@ -68,8 +72,8 @@ pub async fn render(ctx: &AppContext, flow: &Flow) -> Response {
             } else {
                 "mfa_code.html"
             };
-            let mut res = ctx.render(template, minijinja::context! {
-                title => "Verify your identity", flow => flow.id.clone(), user => user.upn.clone().unwrap_or(user.username.clone()),
+            let mut res = ctx.page(lang, template, minijinja::context! {
+                title => msgid("Verify your identity"), flow => flow.id.clone(), user => user.upn.clone().unwrap_or(user.username.clone()),
                 method => method.as_str(), destination => destination, number => number, message => message,
                 remaining => deadline.map(|d| (d - now).max(0)), rp_name => rp_name, idp_name => idp_name,
             });
@@ -82,22 +86,22 @@ pub async fn render(ctx: &AppContext, flow: &Flow) -> Response {
             let deps = ctx.deps(&policy, SecondFactorRule::Required);
             let options = match crate::login::chooser(&deps, user).await {
                 Ok(o) => o,
-                Err(e) => return super::saml::store_failure(ctx, &e),
+                Err(e) => return super::saml::store_failure_in(ctx, lang, &e),
             };
             let options: Vec<Value> = options
                 .into_iter()
-                .map(|o| minijinja::context! { method => o.method.as_str(), label => o.label })
+                .map(|o| minijinja::context! { method => o.method.as_str(), label => o.label, phone => o.phone })
                 .collect();
-            ctx.render("mfa_choose.html", minijinja::context! {
-                title => "Verify your identity", flow => flow.id.clone(), message => message, options => options,
+            ctx.page(lang, "mfa_choose.html", minijinja::context! {
+                title => msgid("Verify your identity"), flow => flow.id.clone(), message => message, options => options,
                 offer_make_default => policy.mfa.allow_method_choice, rp_name => rp_name, idp_name => idp_name,
             })
         }
         LoginState::SetPin {
             message, renewing, ..
         } => {
-            ctx.render("mfa_pin.html", minijinja::context! {
-                title => "Choose a PIN", flow => flow.id.clone(), message => message, renewing => renewing,
+            ctx.page(lang, "mfa_pin.html", minijinja::context! {
+                title => msgid("Choose a PIN"), flow => flow.id.clone(), message => message, renewing => renewing,
                 min_length => policy.mfa.pin_min_length, max_length => crate::mfa::pin::MAX_LEN,
                 refuse_weak => policy.mfa.pin_refuse_weak, rp_name => rp_name, idp_name => idp_name,
             })
@@ -136,16 +140,17 @@ pub async fn render(ctx: &AppContext, flow: &Flow) -> Response {
                 _ => None,
             };
             let enabled = |m: Method| policy.mfa.methods.contains(&m);
-            ctx.render("enroll.html", minijinja::context! {
-                title => "Set up verification", flow => flow.id.clone(), step => step, qr => qr, secret => secret_text,
+            ctx.page(lang, "enroll.html", minijinja::context! {
+                title => msgid("Set up verification"), flow => flow.id.clone(), step => step, qr => qr, secret => secret_text,
                 account => account, message => message, topic => topic,
                 push_server => policy.mfa.gateway.push_server_url(ctx.config.public_base()),
                 offer_app => policy.mfa.apps_allowed(), offer_phone => enabled(Method::Sms), offer_push => enabled(Method::Push),
                 rp_name => rp_name, idp_name => idp_name,
             })
         }
-        LoginState::Denied { message } => ctx.error_page(StatusCode::FORBIDDEN, message),
-        LoginState::Authenticated { .. } => ctx.error_page(
+        LoginState::Denied { message } => ctx.error_in(lang, StatusCode::FORBIDDEN, message),
+        LoginState::Authenticated { .. } => ctx.error_in(
+            lang,
             StatusCode::CONFLICT,
             "This sign-in is already complete. Go back to the application.",
         ),

@@ -1,0 +1,275 @@
+//! "Languages offered", over HTTP against a real Tessera: the browser's Accept-Language,
+//! the language links and their cookie, languages an admin does not offer, translated
+//! messages that carry a masked phone number.
+
+mod support {
+    pub mod browser;
+    pub mod mfa;
+    pub mod sp;
+    pub mod tessera;
+}
+
+use reqwest::header::{ACCEPT_LANGUAGE, HeaderMap, HeaderValue, SET_COOKIE};
+use reqwest::{Client, StatusCode, redirect::Policy};
+use support::browser::{Browser, input_value};
+use support::mfa::enrol_all;
+use support::sp::TestSp;
+use support::tessera::{Tessera, TesseraBuilder, file_user};
+use tessera::admin::Actor;
+use tessera::i18n::Lang;
+use tessera::mfa::Method;
+use tessera::mfa::settings::MfaSettings;
+
+const PW: &str = "Corr3ct horse!";
+const PHONE: &str = "+15550100230";
+const GERMAN: &str = "de-DE,de;q=0.9,en;q=0.5";
+
+struct Env {
+    idp: Tessera,
+    sp: TestSp,
+}
+
+async fn env(tweak: impl FnOnce(&mut MfaSettings)) -> Env {
+    let mut b = TesseraBuilder::new();
+    tweak(&mut b.config.mfa);
+    b.add_user(&[file_user("alice", PW)]);
+    let sp = TestSp::new("lang");
+    b.add_rp("lang", &sp.metadata(false), "");
+    Env {
+        idp: b.start().await,
+        sp,
+    }
+}
+
+/// A browser whose every request says which languages its user reads.
+fn browser(accept_language: &str) -> Browser {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        ACCEPT_LANGUAGE,
+        HeaderValue::from_str(accept_language).expect("header"),
+    );
+    Browser {
+        http: Client::builder()
+            .cookie_store(true)
+            .redirect(Policy::none())
+            .default_headers(headers)
+            .build()
+            .expect("client"),
+    }
+}
+
+impl Env {
+    /// IdP-initiated sign-in up to the login page: (its URL, the page).
+    async fn login_page(&self, b: &Browser) -> (String, String) {
+        let url = format!(
+            "{}/adfs/ls/idpinitiatedsignon?loginToRp={}",
+            self.idp.base, self.sp.entity_id
+        );
+        let (url, status, page) = b.get(&url).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        (url, page)
+    }
+
+    /// GET of a sign-in page with `?lang=`, following nothing: (Set-Cookie values, page).
+    /// Its status is the page's own (401 after a wrong password), so it is not checked.
+    async fn switch(&self, b: &Browser, flow: &str, lang: &str) -> (Vec<String>, String) {
+        let res = b
+            .http
+            .get(format!(
+                "{}/adfs/ls/login?flow={flow}&lang={lang}",
+                self.idp.base
+            ))
+            .send()
+            .await
+            .expect("GET");
+        let cookies = res
+            .headers()
+            .get_all(SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().expect("ascii").to_owned())
+            .collect();
+        (cookies, res.text().await.expect("body"))
+    }
+
+    async fn act(&self, b: &Browser, flow: &str, fields: &[(&str, &str)]) -> (StatusCode, String) {
+        let mut form = vec![("flow", flow)];
+        form.extend_from_slice(fields);
+        let (_, status, page) = b
+            .post(&format!("{}/adfs/ls/login", self.idp.base), &form)
+            .await;
+        (status, page)
+    }
+}
+
+fn lang_cookie(cookies: &[String]) -> Option<&String> {
+    cookies.iter().find(|c| c.starts_with("tessera_lang="))
+}
+
+#[tokio::test]
+async fn a_german_browser_signs_in_in_german() {
+    let e = env(|_| {}).await;
+    enrol_all(&e.idp, "alice", Method::Sms, PHONE).await;
+    let b = browser(GERMAN);
+    let (url, page) = e.login_page(&b).await;
+    assert!(page.contains("<html lang=\"de\">"), "{page}");
+    assert!(page.contains("<title>Anmelden</title>"), "{page}");
+    assert!(page.contains("<h1>Anmelden</h1>"), "{page}");
+    assert!(page.contains("<label for=\"password\">Kennwort</label>"));
+    assert!(page.contains("weiter zu <strong>"), "{page}");
+    // The other languages, by their own names; the current one is not a link.
+    let flow = input_value(&page, "flow").expect("flow");
+    assert!(page.contains(&format!(
+        "href=\"/adfs/ls/login?flow={flow}&amp;lang=fr\" lang=\"fr\" hreflang=\"fr\" id=\"lang-fr\">Français</a>"
+    )));
+    assert!(page.contains("id=\"lang-en\">English</a>"));
+    assert!(page.contains("<span lang=\"de\" aria-current=\"true\">Deutsch</span>"));
+
+    let (_, status, page) = b.sign_in(&url, &page, "alice", "wrong").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        page.contains("Falsche Benutzer-ID oder falsches Kennwort."),
+        "{page}"
+    );
+
+    let (_, _, page) = b.sign_in(&url, &page, "alice", PW).await;
+    assert!(page.contains("<h1>Identität überprüfen</h1>"), "{page}");
+    assert!(
+        page.contains("Geben Sie den Code ein, den wir per SMS an +X XXXXXXXX30 gesendet haben"),
+        "{page}"
+    );
+    let (_, page) = e
+        .act(&b, &flow, &[("action", "code"), ("code", "000000")])
+        .await;
+    assert!(
+        page.contains("Dieser Code ist nicht korrekt. Versuchen Sie es erneut."),
+        "a message stored in the flow is translated when shown: {page}"
+    );
+
+    let (_, page) = e.act(&b, &flow, &[("action", "different")]).await;
+    assert!(
+        page.contains("<h1>Andere Überprüfungsoption verwenden</h1>"),
+        "{page}"
+    );
+    assert!(
+        page.contains(">Mich unter +X XXXXXXXX30 anrufen</button>"),
+        "{page}"
+    );
+    assert!(
+        page.contains(">SMS an +X XXXXXXXX30 senden</button>"),
+        "{page}"
+    );
+    assert!(page.contains(">Benachrichtigung an meine mobile App senden</button>"));
+    assert!(!page.contains("Call me"), "{page}");
+}
+
+#[tokio::test]
+async fn a_language_link_switches_and_the_cookie_keeps_the_choice() {
+    let e = env(|_| {}).await;
+    let b = browser(GERMAN);
+    let (url, page) = e.login_page(&b).await;
+    let flow = input_value(&page, "flow").expect("flow");
+
+    let (cookies, page) = e.switch(&b, &flow, "fr").await;
+    assert!(page.contains("<html lang=\"fr\">"), "{page}");
+    assert!(page.contains("<h1>Se connecter</h1>"), "{page}");
+    assert!(page.contains("id=\"lang-de\">Deutsch</a>"));
+    let cookie = lang_cookie(&cookies).expect("the pick is remembered");
+    for part in [
+        "tessera_lang=fr",
+        "Path=/",
+        "SameSite=Lax",
+        "HttpOnly",
+        "Max-Age=31536000",
+    ] {
+        assert!(cookie.contains(part), "{part} in {cookie}");
+    }
+
+    // The next page carries no ?lang=, and the browser still says German: the cookie wins.
+    let (_, status, page) = b.sign_in(&url, &page, "alice", "wrong").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(page.contains("<html lang=\"fr\">"), "{page}");
+    assert!(
+        page.contains("ID d'utilisateur ou mot de passe incorrect."),
+        "{page}"
+    );
+    // And so does a new sign-in.
+    let (_, page) = e.login_page(&b).await;
+    assert!(page.contains("<h1>Se connecter</h1>"), "{page}");
+
+    // Unknown languages are ignored, and set no cookie.
+    let (cookies, page) = e.switch(&b, &flow, "xx").await;
+    assert!(lang_cookie(&cookies).is_none(), "{cookies:?}");
+    assert!(page.contains("<html lang=\"fr\">"), "{page}");
+}
+
+#[tokio::test]
+async fn languages_not_offered_are_ignored() {
+    let e = env(|m| m.languages = vec![Lang::En]).await;
+    let b = browser(GERMAN);
+    let (_, page) = e.login_page(&b).await;
+    assert!(page.contains("<html lang=\"en\">"), "{page}");
+    assert!(page.contains("<h1>Sign in</h1>"), "{page}");
+    assert!(
+        !page.contains("hreflang"),
+        "one language: nothing to switch to"
+    );
+    let flow = input_value(&page, "flow").expect("flow");
+    let (cookies, page) = e.switch(&b, &flow, "de").await;
+    assert!(lang_cookie(&cookies).is_none(), "{cookies:?}");
+    assert!(page.contains("<h1>Sign in</h1>"), "{page}");
+
+    // An admin offers French too (the settings override, in force without a restart).
+    let edit = tessera::mfa::table::find("languages").expect("setting");
+    let actor = Actor {
+        name: "test".into(),
+        client_ip: "local".into(),
+    };
+    tessera::admin::settings::apply(
+        e.idp.state.store.as_ref(),
+        e.idp.state.settings.base(),
+        &actor,
+        0,
+        &[(edit, serde_json::json!(["en", "fr"]))],
+    )
+    .await
+    .expect("override");
+    tokio::time::sleep(tessera::mfa::live::REFRESH + std::time::Duration::from_millis(200)).await;
+    let (_, page) = e.login_page(&b).await;
+    assert!(
+        page.contains("<h1>Sign in</h1>"),
+        "German is still not offered: {page}"
+    );
+    let flow = input_value(&page, "flow").expect("flow");
+    let (cookies, page) = e.switch(&b, &flow, "fr").await;
+    assert!(lang_cookie(&cookies).is_some());
+    assert!(page.contains("<h1>Se connecter</h1>"), "{page}");
+}
+
+#[tokio::test]
+async fn error_pages_before_any_sign_in_follow_the_browser() {
+    let e = env(|m| m.default_language = Lang::De).await;
+    let (_, status, page) = browser("fr-CA, en;q=0.1")
+        .get(&format!("{}/adfs/ls/", e.idp.base))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        page.contains("<title>Problème de connexion</title>"),
+        "{page}"
+    );
+    assert!(page.contains("Aucune demande de connexion ici."), "{page}");
+    // A browser that asks for nothing we have gets the default language.
+    let (_, _, page) = browser("ja, zh;q=0.5")
+        .get(&format!("{}/adfs/ls/", e.idp.base))
+        .await;
+    assert!(
+        page.contains("Hier liegt keine Anmeldeanforderung vor."),
+        "{page}"
+    );
+    // A hostile header is survived, and falls back the same way.
+    let hostile = format!("{}fr", "de;q=abc,;;;,*;q=0,".repeat(4000));
+    let (_, status, page) = browser(&hostile)
+        .get(&format!("{}/adfs/ls/", e.idp.base))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("<html lang=\"de\">"), "{page}");
+}
