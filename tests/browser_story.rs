@@ -149,6 +149,17 @@ impl Story {
         .await;
         self.screenshot("01-login.png").await;
 
+        // The language links in the footer switch the page (and later pages) to German.
+        let step = "the footer's Deutsch link serves the sign-in page in German";
+        self.click(step, "#lang-de").await;
+        let text = self.expect_text(step, "Anmelden").await;
+        self.assert_shows(step, &text, &["Benutzername", "Kennwort", "English"])
+            .await;
+        self.screenshot("07-login-german.png").await;
+        let step = "the English link switches back";
+        self.click(step, "#lang-en").await;
+        self.expect_text(step, "User name").await;
+
         let step = "alice signs in with her password and is asked to approve a push";
         self.fill(step, "#username", "alice").await;
         self.fill(step, "#password", PASSWORD).await;
