@@ -243,6 +243,14 @@ pub fn templates(catalogue: Arc<Catalogue>) -> Environment<'static> {
         ("enroll.html", include_str!("../../templates/enroll.html")),
         ("mfa_pin.html", include_str!("../../templates/mfa_pin.html")),
         (
+            "_subtitle.html",
+            include_str!("../../templates/_subtitle.html"),
+        ),
+        (
+            "_different.html",
+            include_str!("../../templates/_different.html"),
+        ),
+        (
             "admin_base.html",
             include_str!("../../templates/admin_base.html"),
         ),
