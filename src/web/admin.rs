@@ -2,8 +2,9 @@
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum_extra::extract::CookieJar;
@@ -111,18 +112,34 @@ fn parse_form(body: &Bytes) -> Vec<(String, String)> {
     form_urlencoded::parse(body).into_owned().collect()
 }
 
-/// A form posted by a signed-in admin with the session's CSRF token, or the response to send
-/// instead (a new sign-in, or the refusal).
-pub(super) async fn admin_form(
-    ctx: &AppContext,
-    jar: &CookieJar,
-    body: &Bytes,
-) -> Result<(Admin, Vec<(String, String)>), Box<Response>> {
-    let admin = require(ctx, jar).await.map_err(Box::new)?;
-    let form = parse_form(body);
-    match csrf_refusal(ctx, &admin, &form) {
-        Some(refusal) => Err(Box::new(refusal)),
-        None => Ok((admin, form)),
+/// A console handler's signed-in admin; without a session (or with an expired one) the
+/// request is answered with a new sign-in instead.
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, ctx: &AppState) -> Result<Self, Response> {
+        require(ctx, &CookieJar::from_headers(&parts.headers)).await
+    }
+}
+
+/// A form posted by a signed-in admin with the session's CSRF token; otherwise the request is
+/// answered with a new sign-in or the refusal, and the form is never read.
+pub(super) struct AdminForm(pub(super) Admin, pub(super) Vec<(String, String)>);
+
+impl FromRequest<AppState> for AdminForm {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, ctx: &AppState) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let admin = Admin::from_request_parts(&mut parts, ctx).await?;
+        let body = Bytes::from_request(Request::from_parts(parts, body), ctx)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let form = parse_form(&body);
+        match csrf_refusal(ctx, &admin, &form) {
+            Some(refusal) => Err(refusal),
+            None => Ok(AdminForm(admin, form)),
+        }
     }
 }
 
@@ -242,11 +259,11 @@ pub async fn signed_in(
     (jar.add(cookie), Redirect::to("/admin")).into_response()
 }
 
-async fn signout(State(ctx): State<AppState>, jar: CookieJar, body: Bytes) -> Response {
-    let (admin, _) = match admin_form(&ctx, &jar, &body).await {
-        Ok(x) => x,
-        Err(r) => return *r,
-    };
+async fn signout(
+    State(ctx): State<AppState>,
+    jar: CookieJar,
+    AdminForm(admin, _): AdminForm,
+) -> Response {
     if let Err(e) = session::end(ctx.store.as_ref(), &admin.token).await {
         return super::saml::store_failure(&ctx, &e);
     }
@@ -268,13 +285,9 @@ struct SavedQuery {
 
 async fn settings_page(
     State(ctx): State<AppState>,
-    jar: CookieJar,
+    admin: Admin,
     Query(q): Query<SavedQuery>,
 ) -> Response {
-    let admin = match require(&ctx, &jar).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
     let (current, overrides) =
         match admin_settings::current(ctx.store.as_ref(), ctx.settings.base()).await {
             Ok(x) => x,
@@ -410,13 +423,8 @@ fn setting_row(
 async fn settings_save(
     State(ctx): State<AppState>,
     ClientIp(ip): ClientIp,
-    jar: CookieJar,
-    body: Bytes,
+    AdminForm(admin, form): AdminForm,
 ) -> Response {
-    let (admin, form) = match admin_form(&ctx, &jar, &body).await {
-        Ok(x) => x,
-        Err(r) => return *r,
-    };
     let mut edits = Vec::new();
     let mut errors = Vec::new();
     for s in SETTINGS {
@@ -472,13 +480,9 @@ async fn settings_save(
 /// its steps (a `<details>` element: no script needed).
 async fn signins_page(
     State(ctx): State<AppState>,
-    jar: CookieJar,
+    admin: Admin,
     Query(filter): Query<Filter>,
 ) -> Response {
-    let admin = match require(&ctx, &jar).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
     let shown = filter.clone();
     let (attempts, truncated, error, status) = match filter.query(ctx.clock.unix()) {
         Err(bad) => (
@@ -549,13 +553,9 @@ fn serde_urlencoded_filter(f: &Filter) -> String {
 /// GET /admin/signins.csv: the same search as a CSV download.
 async fn signins_csv(
     State(ctx): State<AppState>,
-    jar: CookieJar,
+    admin: Admin,
     Query(filter): Query<Filter>,
 ) -> Response {
-    let admin = match require(&ctx, &jar).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
     let q = match filter.query(ctx.clock.unix()) {
         Ok(q) => q,
         Err(bad) => return ctx.error_page(StatusCode::BAD_REQUEST, &bad.to_string()),
@@ -589,13 +589,9 @@ const SEARCH_LIMIT: usize = 25;
 /// GET /admin/users: search the directory.
 async fn users_page(
     State(ctx): State<AppState>,
-    jar: CookieJar,
+    admin: Admin,
     Query(search): Query<UserSearch>,
 ) -> Response {
-    let admin = match require(&ctx, &jar).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
     let q = search.q.trim();
     let (found, error, status) = if q.is_empty() {
         (Vec::new(), None, StatusCode::OK)
@@ -663,14 +659,10 @@ async fn directory_user(ctx: &AppContext, name: &str) -> Result<UserInfo, Box<Re
 
 async fn user_page(
     State(ctx): State<AppState>,
-    jar: CookieJar,
+    admin: Admin,
     Path(name): Path<String>,
     Query(done): Query<Done>,
 ) -> Response {
-    let admin = match require(&ctx, &jar).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
     let user = match directory_user(&ctx, &name).await {
         Ok(u) => u,
         Err(r) => return *r,
@@ -822,14 +814,9 @@ fn user_action_of(form: &[(String, String)], mfa: &MfaSettings) -> Result<Action
 async fn user_action(
     State(ctx): State<AppState>,
     ClientIp(ip): ClientIp,
-    jar: CookieJar,
     Path(name): Path<String>,
-    body: Bytes,
+    AdminForm(admin, form): AdminForm,
 ) -> Response {
-    let (admin, form) = match admin_form(&ctx, &jar, &body).await {
-        Ok(x) => x,
-        Err(r) => return *r,
-    };
     let user = match directory_user(&ctx, &name).await {
         Ok(u) => u,
         Err(r) => return *r,
@@ -940,13 +927,8 @@ async fn send_test(
 async fn gateway_test(
     State(ctx): State<AppState>,
     ClientIp(ip): ClientIp,
-    jar: CookieJar,
-    body: Bytes,
+    AdminForm(admin, form): AdminForm,
 ) -> Response {
-    let (admin, form) = match admin_form(&ctx, &jar, &body).await {
-        Ok(x) => x,
-        Err(r) => return *r,
-    };
     let field = |k: &str| form_value(&form, k).unwrap_or("").trim();
     let sent = send_test(&ctx, &admin.session.user, field("channel"), field("to")).await;
     let now = ctx.clock.unix();

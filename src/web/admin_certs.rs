@@ -1,14 +1,12 @@
 //! The console's token-signing certificate page: current and next certificate, downloads, generate / roll over / discard, and what NetScalers that pin the certificate must do.
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
-use axum_extra::extract::CookieJar;
 
-use super::admin::{Admin, Done, admin_form, form_value, log_refusal, require};
+use super::admin::{Admin, AdminForm, Done, form_value, log_refusal};
 use super::{AppContext, AppState, ClientIp};
 use crate::admin::AdminError;
 use crate::admin::certs;
@@ -34,11 +32,7 @@ fn cert_view(k: &KeyMaterial) -> minijinja::Value {
     }
 }
 
-async fn page(State(ctx): State<AppState>, jar: CookieJar, Query(done): Query<Done>) -> Response {
-    let admin = match require(&ctx, &jar).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
+async fn page(State(ctx): State<AppState>, admin: Admin, Query(done): Query<Done>) -> Response {
     render(
         &ctx,
         &admin,
@@ -85,13 +79,8 @@ async fn render(
 async fn act(
     State(ctx): State<AppState>,
     ClientIp(ip): ClientIp,
-    jar: CookieJar,
-    body: Bytes,
+    AdminForm(admin, form): AdminForm,
 ) -> Response {
-    let (admin, form) = match admin_form(&ctx, &jar, &body).await {
-        Ok(x) => x,
-        Err(r) => return *r,
-    };
     let actor = admin.actor(&ip);
     let now = ctx.clock.unix();
     let store = ctx.store.as_ref();
@@ -143,18 +132,12 @@ fn pem_download(file: &str, pem: String) -> Response {
 }
 
 /// GET /admin/certs/signing.cer: the current certificate (PEM), for an SP's trust store.
-async fn current_cert(State(ctx): State<AppState>, jar: CookieJar) -> Response {
-    if let Err(r) = require(&ctx, &jar).await {
-        return r;
-    }
+async fn current_cert(State(ctx): State<AppState>, _: Admin) -> Response {
     pem_download(netscaler::CERT_FILE, ctx.signing().await.current.cert_pem())
 }
 
 /// GET /admin/certs/next.cer: the next certificate, to import before the rollover.
-async fn next_cert(State(ctx): State<AppState>, jar: CookieJar) -> Response {
-    if let Err(r) = require(&ctx, &jar).await {
-        return r;
-    }
+async fn next_cert(State(ctx): State<AppState>, _: Admin) -> Response {
     match &ctx.signing().await.next {
         Some(k) => pem_download(NEXT_CERT_FILE, k.cert_pem()),
         None => ctx.error_page(StatusCode::NOT_FOUND, "There is no next certificate."),

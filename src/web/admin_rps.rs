@@ -1,15 +1,13 @@
 //! The console's relying-party pages: trusts in force, import of SP metadata (paste, file, URL) with a preview and an explicit approve, options, removal, and the NetScaler commands.
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum_extra::extract::CookieJar;
 use minijinja::Value;
 
-use super::admin::{Admin, Done, admin_form, csrf_refusal, form_value, log_refusal, require};
+use super::admin::{Admin, AdminForm, Done, csrf_refusal, form_value, log_refusal};
 use super::{AppContext, AppState, ClientIp};
 use crate::admin::AdminError;
 use crate::admin::netscaler;
@@ -28,11 +26,7 @@ pub fn routes() -> Router<AppState> {
 /// Largest metadata document accepted from any source.
 const MAX_METADATA: usize = 1024 * 1024;
 
-async fn page(State(ctx): State<AppState>, jar: CookieJar, Query(done): Query<Done>) -> Response {
-    let admin = match require(&ctx, &jar).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
+async fn page(State(ctx): State<AppState>, admin: Admin, Query(done): Query<Done>) -> Response {
     let notice = done.done.map(|d| format!("Done: {d}."));
     render(&ctx, &admin, notice, None, StatusCode::OK).await
 }
@@ -185,11 +179,7 @@ async fn fetch(url: &str) -> Result<String, String> {
 }
 
 /// POST /admin/rps/import: pasted XML, an uploaded file or a URL; kept for the preview.
-async fn import(State(ctx): State<AppState>, jar: CookieJar, multipart: Multipart) -> Response {
-    let admin = match require(&ctx, &jar).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
+async fn import(State(ctx): State<AppState>, admin: Admin, multipart: Multipart) -> Response {
     let form = match read_import(multipart).await {
         Ok(f) => f,
         Err(m) => return render(&ctx, &admin, None, Some(m), StatusCode::BAD_REQUEST).await,
@@ -233,11 +223,7 @@ async fn import(State(ctx): State<AppState>, jar: CookieJar, multipart: Multipar
 }
 
 /// GET /admin/rps/import/{id}: what the metadata says, what changes, and the options.
-async fn preview(State(ctx): State<AppState>, jar: CookieJar, Path(id): Path<String>) -> Response {
-    let admin = match require(&ctx, &jar).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
+async fn preview(State(ctx): State<AppState>, admin: Admin, Path(id): Path<String>) -> Response {
     preview_page(&ctx, &admin, &id, None, StatusCode::OK).await
 }
 
@@ -373,14 +359,9 @@ fn options_of(form: &[(String, String)]) -> Result<Options, String> {
 async fn approve(
     State(ctx): State<AppState>,
     ClientIp(ip): ClientIp,
-    jar: CookieJar,
     Path(id): Path<String>,
-    body: Bytes,
+    AdminForm(admin, form): AdminForm,
 ) -> Response {
-    let (admin, form) = match admin_form(&ctx, &jar, &body).await {
-        Ok(x) => x,
-        Err(r) => return *r,
-    };
     let options = match options_of(&form) {
         Ok(o) => o,
         Err(m) => return preview_page(&ctx, &admin, &id, Some(m), StatusCode::BAD_REQUEST).await,
@@ -413,14 +394,9 @@ async fn approve(
 async fn change(
     State(ctx): State<AppState>,
     ClientIp(ip): ClientIp,
-    jar: CookieJar,
     Path(slug): Path<String>,
-    body: Bytes,
+    AdminForm(admin, form): AdminForm,
 ) -> Response {
-    let (admin, form) = match admin_form(&ctx, &jar, &body).await {
-        Ok(x) => x,
-        Err(r) => return *r,
-    };
     let now = ctx.clock.unix();
     let actor = admin.actor(&ip);
     let action = form_value(&form, "action");
