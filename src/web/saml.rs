@@ -84,10 +84,9 @@ pub async fn idp_initiated(
     jar: CookieJar,
     Query(q): Query<IdpInitiated>,
 ) -> Response {
-    let rps = ctx.registry().await;
-    let Some(rp) = q.sp.as_deref().and_then(|sp| rps.get(sp)) else {
-        let e = RequestError::UnknownSp(q.sp.unwrap_or_default());
-        return refuse(&ctx, &lang, &e, &ip, None);
+    let rp = match registered(&ctx, &lang, q.sp.as_deref().unwrap_or_default(), &ip).await {
+        Ok(rp) => rp,
+        Err(r) => return r,
     };
     if let Some(rs) = &q.relay_state
         && rs.len() > ctx.config.idp.relay_state_max_bytes
@@ -141,14 +140,9 @@ async fn begin(
         Ok(r) => r,
         Err(e) => return refuse(ctx, lang, &e, ip, None),
     };
-    let Some(rp) = ctx.registry().await.get(&req.issuer) else {
-        return refuse(
-            ctx,
-            lang,
-            &RequestError::UnknownSp(req.issuer.clone()),
-            ip,
-            None,
-        );
+    let rp = match registered(ctx, lang, &req.issuer, ip).await {
+        Ok(rp) => rp,
+        Err(r) => return r,
     };
     let signed = match request::check_signature(&incoming, &root, binding, &rp) {
         Ok(s) => s,
@@ -234,14 +228,9 @@ async fn logout(
         Ok(r) => r,
         Err(e) => return refuse(ctx, lang, &e, ip, None),
     };
-    let Some(rp) = ctx.registry().await.get(&req.issuer) else {
-        return refuse(
-            ctx,
-            lang,
-            &RequestError::UnknownSp(req.issuer.clone()),
-            ip,
-            None,
-        );
+    let rp = match registered(ctx, lang, &req.issuer, ip).await {
+        Ok(rp) => rp,
+        Err(r) => return r,
     };
     let checked = request::check_signature(incoming, root, binding, &rp).and_then(|_| {
         request::check_envelope(
@@ -343,14 +332,9 @@ pub async fn issue(
     mut s: SsoSession,
     jar: CookieJar,
 ) -> Response {
-    let Some(rp) = ctx.registry().await.get(&pending.rp_entity_id) else {
-        return refuse(
-            ctx,
-            lang,
-            &RequestError::UnknownSp(pending.rp_entity_id.clone()),
-            "-",
-            None,
-        );
+    let rp = match registered(ctx, lang, &pending.rp_entity_id, "-").await {
+        Ok(rp) => rp,
+        Err(r) => return r,
     };
     let now = ctx.clock.now();
     // The session records the sign-in even when this RP's request cannot be met: the user
@@ -507,6 +491,19 @@ async fn status_response(
 }
 
 /// A refused request: never sent on to any ACS (it may be an attacker's), only explained.
+/// The enabled trust for `entity_id`, or the refusal page for an application we do not know.
+async fn registered(
+    ctx: &AppContext,
+    lang: &PageLang,
+    entity_id: &str,
+    ip: &str,
+) -> Result<std::sync::Arc<crate::rp::RelyingParty>, Response> {
+    ctx.registry().await.get(entity_id).ok_or_else(|| {
+        let e = RequestError::UnknownSp(entity_id.to_owned());
+        refuse(ctx, lang, &e, ip, None)
+    })
+}
+
 fn refuse(
     ctx: &AppContext,
     lang: &PageLang,
