@@ -45,6 +45,16 @@ pub fn record(event: &AuditEvent<'_>) -> Option<String> {
     }
 }
 
+/// At most `max` characters of `text`, with `…` when something was cut: for typed input
+/// (an unknown user name) that logs and the sign-in log keep, so an attacker's megabyte
+/// does not become a megabyte per log line.
+pub fn shorten(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_owned(),
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+    }
+}
+
 /// How long stored audit events are kept (a bit over a year, for yearly reviews).
 pub const RETENTION: Duration = Duration::from_secs(400 * 86_400);
 
@@ -65,4 +75,16 @@ pub async fn persist(store: &dyn Store, events: &[(i64, String)]) -> Result<(), 
             .await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shorten_cuts_on_characters_and_marks_the_cut() {
+        assert_eq!(shorten("alice", 64), "alice");
+        assert_eq!(shorten("ääääää", 3), "äää…");
+        assert_eq!(shorten(&"x".repeat(1_000_000), 64).chars().count(), 65);
+    }
 }

@@ -647,10 +647,13 @@ async fn user_show(config: &Config, username: &str) -> Result<(), String> {
         println!("pin             set {at}");
     }
     println!(
-        "status          {}{} denials, {} failed passwords{}",
+        "status          {}{}{} denials, {} wrong codes, {} + {} failed passwords (unfamiliar + familiar addresses){}",
         if r.is_blocked(now) { "BLOCKED, " } else { "" },
+        if r.codes_locked(now) { "CODES LOCKED, " } else { "" },
         r.mfa_denials,
-        v.password_failures,
+        v.code_failures,
+        v.password_failures.0,
+        v.password_failures.1,
         if v.bypass_pending {
             ", bypass waiting"
         } else {

@@ -5,7 +5,8 @@ use std::time::Duration;
 use super::changes::{self, Change};
 use super::signins::{self, Attempt, Filter, Query};
 use super::{Actor, AdminError, refused};
-use crate::login::{bypass_key, password_failure_key};
+use crate::login::{bypass_key, lockout as password_lockout};
+use crate::mfa::lockout as code_lockout;
 use crate::mfa::Method;
 use crate::mfa::registration::{self, PhoneSource, Registration};
 use crate::mfa::settings::MfaSettings;
@@ -28,7 +29,8 @@ pub enum Action {
     },
     /// Forgets the user's PIN: they choose a new one before their next call (PIN mode).
     ResetPin,
-    /// Ends a fraud block and an MFA denial lockout, and clears failed-password counts.
+    /// Ends a fraud block, an MFA denial lockout and a code lock, and clears the failed
+    /// password and wrong code counts.
     Unblock,
     Bypass {
         secs: u32,
@@ -97,7 +99,7 @@ pub async fn apply(
                 Err(message) => return refused(message),
             };
             if action == Action::Unblock {
-                store.delete(&password_failure_key(&reg.username)).await?;
+                password_lockout::clear(store, &reg.username).await?;
             }
             (before, after)
         }
@@ -163,16 +165,22 @@ fn change(
             Ok((Some("PIN set".into()), Some("no PIN".into())))
         }
         Action::Unblock => {
-            let before = match (r.blocked_until.filter(|&u| u > now), r.mfa_denials) {
+            let mut before = match (r.blocked_until.filter(|&u| u > now), r.mfa_denials) {
                 (Some(_), d) => format!(
                     "blocked ({}), {d} denials",
                     r.block_reason.as_deref().unwrap_or("no reason")
                 ),
                 (None, d) => format!("{d} denials"),
             };
+            if r.codes_locked(now) {
+                before.push_str(", codes locked");
+            }
             r.blocked_until = None;
             r.block_reason = None;
             r.mfa_denials = 0;
+            // Ending the lock now also starts a new wrong-code count (`mfa::lockout`).
+            r.codes_locked_until = Some(now);
+            r.code_lockouts = 0;
             Ok((Some(before), Some("unblocked".into())))
         }
         Action::Bypass { .. } => Err("not a registration change"),
@@ -183,7 +191,10 @@ fn change(
 pub struct UserView {
     pub registration: Registration,
     pub bypass_pending: bool,
-    pub password_failures: i64,
+    /// Failed passwords counted now: (unfamiliar addresses, familiar addresses).
+    pub password_failures: (i64, i64),
+    /// Wrong codes counted now towards the code lock.
+    pub code_failures: i64,
     pub recent: Vec<Attempt>,
 }
 
@@ -197,8 +208,9 @@ pub async fn view(
 ) -> Result<UserView, StoreError> {
     let registration = registration::load(store, username).await?;
     let bypass_pending = store.get(&bypass_key(username)).await?.is_some();
-    let password_failures = store
-        .get(&password_failure_key(username))
+    let password_failures = password_lockout::failures(store, username).await?;
+    let code_failures = store
+        .get(&code_lockout::failure_key(&registration))
         .await?
         .and_then(|b| String::from_utf8(b).ok()?.parse().ok())
         .unwrap_or(0);
@@ -221,6 +233,7 @@ pub async fn view(
         registration,
         bypass_pending,
         password_failures,
+        code_failures,
         recent: attempts,
     })
 }

@@ -182,6 +182,11 @@ impl Directory for FileDirectory {
         Ok(self.find(login).filter(|u| !u.disabled).map(|u| u.info()))
     }
 
+    async fn canonical_name(&self, login: &str) -> Result<Option<String>, AuthError> {
+        // Disabled users too: their failures count like anyone's.
+        Ok(self.find(login).map(|u| u.username.clone()))
+    }
+
     async fn search(&self, text: &str, limit: usize) -> Result<Vec<UserInfo>, AuthError> {
         let t = text.trim().to_lowercase();
         let starts = |v: &Option<String>| {

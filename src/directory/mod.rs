@@ -48,21 +48,25 @@ pub enum AuthError {
 }
 
 impl AuthError {
-    /// Text safe to show on the login page. Wrong user and wrong password read the same, so
-    /// the page does not tell an attacker which user names exist.
+    /// What a refused password reads unless the directory confirmed the password.
+    pub const GENERIC_MESSAGE: &'static str =
+        "Incorrect user ID or password. Type the correct user ID and password, and try again.";
+
+    /// Text safe to show on the login page. A wrong password, an unknown user and a disabled,
+    /// locked or expired account all read the same, so the page tells an attacker neither
+    /// which user names exist nor their state (the log and the sign-in log say which).
+    /// Only what a directory reports once the password is proven right — expired, must be
+    /// changed (AD's 532 / 773, ppolicy's pwdReset) — is said, as AD FS does.
     pub fn user_message(&self) -> &'static str {
         match self {
-            AuthError::InvalidCredentials | AuthError::EmptyPassword => {
-                "Incorrect user ID or password. Type the correct user ID and password, and try again."
-            }
-            AuthError::AccountLocked => {
-                "Your account is locked. Try again later or contact your help desk."
-            }
-            AuthError::AccountDisabled => "Your account is disabled. Contact your help desk.",
+            AuthError::InvalidCredentials
+            | AuthError::EmptyPassword
+            | AuthError::AccountLocked
+            | AuthError::AccountDisabled
+            | AuthError::AccountExpired => Self::GENERIC_MESSAGE,
             AuthError::PasswordExpired => {
                 "Your password has expired. Change it, then sign in again."
             }
-            AuthError::AccountExpired => "Your account has expired. Contact your help desk.",
             AuthError::MustChangePassword => {
                 "You must change your password before you can sign in."
             }
@@ -80,6 +84,13 @@ pub trait Directory: Send + Sync + 'static {
     async fn authenticate(&self, login: &str, password: &str) -> Result<UserInfo, AuthError>;
     /// Finds a user without a password (SSO session refresh, admin search).
     async fn lookup(&self, login: &str) -> Result<Option<UserInfo>, AuthError>;
+    /// The name every spelling of `login` (`alice`, `CORP\alice`, `alice.smith@corp`) is
+    /// known by, asked before the password is checked so that failed passwords are counted
+    /// once per person; `None` when no such user exists. A directory that cannot look users
+    /// up without their password answers the typed short name.
+    async fn canonical_name(&self, login: &str) -> Result<Option<String>, AuthError> {
+        Ok(self.lookup(login).await?.map(|u| u.username))
+    }
     /// Users whose login name, UPN or mail starts with `text`, or whose display name contains
     /// it (the admin console's user search); at most `limit`.
     async fn search(&self, text: &str, limit: usize) -> Result<Vec<UserInfo>, AuthError>;

@@ -15,7 +15,7 @@
 pub mod authn_context;
 mod enroll;
 pub use enroll::app_aad as enroll_aad;
-pub use password::failure_key as password_failure_key;
+pub mod lockout;
 pub use second_factor::{ChoiceOption, bypass_key, chooser, code_mac, sms_inbound_key};
 mod password;
 mod pin;
@@ -267,12 +267,24 @@ impl Event {
     }
 }
 
+/// Why a step could not be taken. Nothing changed: the flow is not saved, and the user may
+/// try the same step again once the store or directory answers.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("directory unavailable: {0}")]
+    DirectoryUnavailable(String),
+}
+
 /// Failed passwords allowed within one flow before it is ended.
 pub const MAX_FAILURES_PER_FLOW: u32 = 5;
 /// Longest user name accepted from the form (AD's UPN limit is 1024).
 pub const MAX_LOGIN_LEN: usize = 256;
 /// Longest password accepted from the form; longer input is refused without a directory call.
 pub const MAX_PASSWORD_LEN: usize = 1024;
+/// How much of a typed user name the audit keeps when the directory did not confirm it.
+pub const AUDIT_LOGIN_CHARS: usize = 64;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Flow {
@@ -359,10 +371,11 @@ impl Flow {
     }
 
     /// The only place a transition happens; each one writes one audit event.
-    pub async fn step(mut self, event: Event, deps: &Deps<'_>) -> Result<Flow, StoreError> {
+    pub async fn step(mut self, event: Event, deps: &Deps<'_>) -> Result<Flow, StepError> {
         let from = self.state.name();
+        // A name the directory did not confirm is typed input: the audit keeps only its start.
         let typed_login = match &event {
-            Event::Password { login, .. } => Some(login.trim().to_owned()),
+            Event::Password { login, .. } => Some(audit::shorten(login.trim(), AUDIT_LOGIN_CHARS)),
             _ => None,
         };
         let state = std::mem::replace(
@@ -413,6 +426,10 @@ impl Flow {
             }
         };
         let (next, note) = result;
+        if let LoginState::Authenticated { user, .. } = &next {
+            lockout::remember_address(deps.store, deps.mfa, &user.username, &self.client_ip)
+                .await?;
+        }
         if next.name() != from || note.outcome != Outcome::Ignored {
             let user = next.user().map(|u| u.username.clone()).or(typed_login);
             self.state = next;

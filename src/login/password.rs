@@ -1,23 +1,18 @@
-//! AwaitPassword: the directory check, with soft lockout and equal timing.
+//! AwaitPassword: the directory check, behind the soft lockout (`lockout`), with equal timing.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use super::{Deps, Flow, LoginState, MAX_FAILURES_PER_FLOW, MAX_LOGIN_LEN, MAX_PASSWORD_LEN, Note};
+use super::lockout::{self, Budget, Refusal};
+use super::{
+    Deps, Flow, LoginState, MAX_FAILURES_PER_FLOW, MAX_LOGIN_LEN, MAX_PASSWORD_LEN, Note,
+    StepError,
+};
 use crate::directory::AuthError;
-use crate::store::StoreError;
+
+/// What every refused password reads, whatever the reason the directory gave.
+const GENERIC: &str = AuthError::GENERIC_MESSAGE;
 
 const TOO_MANY: &str = "Too many failed sign-in attempts. Wait a few minutes, then try again.";
-
-/// The soft-lockout counter of a login (any of its spellings counts as one person).
-pub fn failure_key(login: &str) -> String {
-    // Count `DOMAIN\\alice`, `alice@corp` and `ALICE` as the same person.
-    let (short, _) = crate::directory::split_login(login);
-    format!("pwfail:u:{}", short.to_lowercase())
-}
-
-fn ip_key(ip: &str) -> String {
-    format!("pwfail:ip:{ip}")
-}
 
 pub(super) async fn on_password(
     flow: &Flow,
@@ -25,79 +20,61 @@ pub(super) async fn on_password(
     login: String,
     password: String,
     deps: &Deps<'_>,
-) -> Result<(LoginState, Note), StoreError> {
+) -> Result<(LoginState, Note), StepError> {
     let started = Instant::now();
     let login = login.trim().to_owned();
-    let mfa = deps.mfa;
-    let window = Some(Duration::from_secs(mfa.password_failure_window_secs.into()));
-    let (ukey, ikey) = (failure_key(&login), ip_key(&flow.client_ip));
-
-    // Soft lockout before the directory is asked: a spraying attacker must not be able to
-    // trip the directory's own lockout (AD, ppolicy) for real users.
-    let (user_fails, ip_fails) = tokio::try_join!(current(deps, &ukey), current(deps, &ikey))?;
-    let result = if user_fails >= i64::from(mfa.password_failures_per_user)
-        || ip_fails >= i64::from(mfa.password_failures_per_ip)
-    {
-        Err((
-            AuthError::AccountLocked,
-            "soft lockout".to_owned(),
-            TOO_MANY,
-        ))
-    } else if login.is_empty() || login.len() > MAX_LOGIN_LEN || password.len() > MAX_PASSWORD_LEN {
-        Err((
-            AuthError::InvalidCredentials,
-            "malformed input".to_owned(),
-            AuthError::InvalidCredentials.user_message(),
-        ))
-    } else {
-        deps.directory
-            .authenticate(&login, &password)
-            .await
-            .map_err(|e| (e.clone(), format!("{e:?}"), e.user_message()))
+    // Nothing the directory could accept: refused before anything is counted or stored
+    // (the web layer already refuses oversized fields with a page of its own).
+    if login.is_empty() || login.len() > MAX_LOGIN_LEN || password.len() > MAX_PASSWORD_LEN {
+        deps.timing.pad_failure(started).await;
+        return Ok(refused(failures, String::new(), "malformed input", GENERIC));
+    }
+    let gate = match lockout::admit(deps, &login, &flow.client_ip).await? {
+        Ok(gate) => gate,
+        Err(Refusal::Unavailable(detail)) => return Err(StepError::DirectoryUnavailable(detail)),
+        Err(Refusal::OverLimit { budget, by_address }) => {
+            deps.timing.pad_failure(started).await;
+            let reason = match (by_address, budget) {
+                (true, _) => "soft lockout: client address",
+                (false, Budget::Unfamiliar) => "soft lockout: unfamiliar address",
+                (false, Budget::Familiar) => "soft lockout: familiar address",
+            };
+            return Ok(refused(failures, login, reason, TOO_MANY));
+        }
     };
+    let result = deps.directory.authenticate(&login, &password).await;
     drop(password);
-
     match result {
         Ok(user) => {
             deps.timing.record_success(started.elapsed());
-            // A success clears the user's failure count; with none recorded (the common
-            // case) there is nothing to clear and no store round trip to pay.
-            if user_fails > 0 {
-                deps.store.delete(&ukey).await?;
-            }
-            super::second_factor::after_password(flow, user, deps).await
+            gate.passed(deps.store).await?;
+            Ok(super::second_factor::after_password(flow, user, deps).await?)
         }
-        Err((err, reason, message)) => {
-            if !matches!(err, AuthError::Unavailable(_)) && reason != "soft lockout" {
-                deps.store.incr(&ukey, 1, window).await?;
-                deps.store.incr(&ikey, 1, window).await?;
-            }
+        Err(AuthError::Unavailable(detail)) => {
+            gate.not_counted(deps.store).await?;
+            Err(StepError::DirectoryUnavailable(detail))
+        }
+        Err(err) => {
             deps.timing.pad_failure(started).await;
-            let failures = failures + 1;
-            let next = if failures >= MAX_FAILURES_PER_FLOW {
-                LoginState::Denied {
-                    message:
-                        "Too many failed attempts. Go back to the application and start again."
-                            .into(),
-                }
-            } else {
-                LoginState::AwaitPassword {
-                    login: Some(login),
-                    message: Some(message.to_owned()),
-                    failures,
-                }
-            };
-            Ok((next, Note::fail(Some("password"), reason)))
+            Ok(refused(failures, login, &format!("{err:?}"), err.user_message()))
         }
     }
 }
 
-async fn current(deps: &Deps<'_>, key: &str) -> Result<i64, StoreError> {
-    Ok(match deps.store.get(key).await? {
-        Some(b) => std::str::from_utf8(&b)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0),
-        None => 0,
-    })
+/// One failed attempt: the form again with `message`, or the end of the flow after too many.
+fn refused(failures: u32, login: String, reason: &str, message: &str) -> (LoginState, Note) {
+    let failures = failures + 1;
+    let next = if failures >= MAX_FAILURES_PER_FLOW {
+        LoginState::Denied {
+            message: "Too many failed attempts. Go back to the application and start again."
+                .into(),
+        }
+    } else {
+        LoginState::AwaitPassword {
+            login: (!login.is_empty()).then_some(login),
+            message: Some(message.to_owned()),
+            failures,
+        }
+    };
+    (next, Note::fail(Some("password"), reason))
 }

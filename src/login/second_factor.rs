@@ -11,12 +11,16 @@ use crate::mfa::challenge::{self, Action, hmac_hex, mac_eq};
 use crate::mfa::gateway::{CallRequest, PushAction, PushMessage, SmsMessage};
 use crate::mfa::registration::{self, Phone, Registration};
 use crate::mfa::settings::SmsMode;
-use crate::mfa::{Challenge, ChallengeStatus, Method, mask_phone, oath};
+use crate::mfa::{Challenge, ChallengeStatus, Method, lockout, mask_phone, oath};
 use crate::store::StoreError;
 
 type Step = Result<(LoginState, Note), StoreError>;
 
 const NOT_CORRECT: &str = "That code is not correct. Try again.";
+/// Code entry locked (`mfa::lockout`), other methods left.
+const CODES_LOCKED: &str = "Too many incorrect codes were entered for your account, so codes are not accepted for now. Choose another option, or try again later.";
+/// Code entry locked and the user has no other method.
+const CODES_LOCKED_ONLY: &str = "Too many incorrect codes were entered for your account, so codes are not accepted for now. Try again later or contact your help desk.";
 
 /// After a correct password: decide whether and how the second factor runs.
 pub(super) async fn after_password(flow: &Flow, user: UserInfo, deps: &Deps<'_>) -> Step {
@@ -73,6 +77,14 @@ pub(super) async fn after_password(flow: &Flow, user: UserInfo, deps: &Deps<'_>)
     }
     let options = available(deps, &user, &reg);
     let Some(first) = default_method(deps, &reg, &options) else {
+        if reg.codes_locked(now) && !available_unlocked(deps, &user, &reg).is_empty() {
+            return Ok((
+                LoginState::Denied {
+                    message: CODES_LOCKED_ONLY.into(),
+                },
+                Note::fail(None, "verification codes locked"),
+            ));
+        }
         if deps.mfa.allow_enrollment {
             return Ok((
                 LoginState::Enroll {
@@ -101,8 +113,23 @@ pub fn bypass_key(username: &str) -> String {
     format!("bypass:{}", username.to_lowercase())
 }
 
-/// The methods this user can use now: allowed by policy and with something enrolled.
+/// The methods this user can use now: allowed by policy, with something enrolled, and not a
+/// typed code while code entry is locked.
 fn available(deps: &Deps<'_>, user: &UserInfo, reg: &Registration) -> Vec<Method> {
+    let mut options = available_unlocked(deps, user, reg);
+    if reg.codes_locked(deps.clock.unix()) {
+        options.retain(|m| !takes_typed_code(*m, deps));
+    }
+    options
+}
+
+/// Methods whose proof is a code typed into the page, which a script can guess.
+fn takes_typed_code(method: Method, deps: &Deps<'_>) -> bool {
+    method == Method::Oath || (method == Method::Sms && deps.mfa.sms_mode == SmsMode::OneWay)
+}
+
+/// `available`, whatever the code lock says.
+fn available_unlocked(deps: &Deps<'_>, user: &UserInfo, reg: &Registration) -> Vec<Method> {
     let dir = registration::directory_phones(
         user,
         &deps.mfa.phone_attributes,
@@ -530,39 +557,7 @@ pub(super) async fn on_event(mut w: SecondFactor, event: Event, deps: &Deps<'_>)
                 )),
             }
         }
-        Event::Code { code } => {
-            let ok = match (w.method, w.challenge.as_deref()) {
-                (Method::Oath, _) => oath_ok(&w.user, &code, deps).await?,
-                (Method::Sms, Some(id)) => match challenge::load(deps.store, id).await? {
-                    Some(c) if sms_code_ok(&c, &code, deps) => {
-                        challenge::resolve(deps.store, id, ChallengeStatus::Approved)
-                            .await?
-                            .is_some()
-                    }
-                    _ => false,
-                },
-                _ => false,
-            };
-            if ok {
-                return verified(w, deps).await;
-            }
-            w.code_failures += 1;
-            if w.code_failures >= deps.mfa.max_code_attempts {
-                let message =
-                    "Too many incorrect codes. Go back to the application and start again.";
-                return Ok((
-                    LoginState::Denied {
-                        message: message.into(),
-                    },
-                    Note::fail(m, "too many wrong codes"),
-                ));
-            }
-            w.message = Some(NOT_CORRECT.into());
-            Ok((
-                LoginState::AwaitSecondFactor(w),
-                Note::fail(m, "wrong code"),
-            ))
-        }
+        Event::Code { code } => code_entered(w, code, deps).await,
         Event::UseDifferent => {
             if let Some(id) = w.challenge.as_deref() {
                 // A late approval of the abandoned challenge must not count for anything.
@@ -592,6 +587,73 @@ pub(super) async fn on_event(mut w: SecondFactor, event: Event, deps: &Deps<'_>)
             Ok(unchanged(w, Some(reason)))
         }
     }
+}
+
+/// A typed code (app, hardware token, one-way text): counted per user across sign-ins before
+/// it is checked (`mfa::lockout`), then per sign-in.
+async fn code_entered(mut w: SecondFactor, code: String, deps: &Deps<'_>) -> Step {
+    let m = Some(w.method.as_str());
+    let now = deps.clock.unix();
+    let reg = registration::load(deps.store, &w.user.username).await?;
+    let nth = match lockout::reserve(deps.store, deps.mfa, &reg, now).await? {
+        lockout::Attempt::Check { nth } => nth,
+        lockout::Attempt::Locked { .. } => return codes_locked(w, "code refused: codes locked", deps).await,
+    };
+    let ok = match (w.method, w.challenge.as_deref()) {
+        (Method::Oath, _) => oath_ok(&reg, &code, deps).await?,
+        (Method::Sms, Some(id)) => match challenge::load(deps.store, id).await? {
+            Some(c) if sms_code_ok(&c, &code, deps) => {
+                challenge::resolve(deps.store, id, ChallengeStatus::Approved)
+                    .await?
+                    .is_some()
+            }
+            _ => false,
+        },
+        _ => false,
+    };
+    if ok {
+        lockout::succeeded(deps.store, &reg).await?;
+        return verified(w, deps).await;
+    }
+    if lockout::failed(deps.store, deps.mfa, &w.user.username, nth, now)
+        .await?
+        .is_some()
+    {
+        return codes_locked(w, "wrong code; codes now locked", deps).await;
+    }
+    w.code_failures += 1;
+    if w.code_failures >= deps.mfa.max_code_attempts {
+        let message = "Too many incorrect codes. Go back to the application and start again.";
+        return Ok((
+            LoginState::Denied {
+                message: message.into(),
+            },
+            Note::fail(m, "too many wrong codes"),
+        ));
+    }
+    w.message = Some(NOT_CORRECT.into());
+    Ok((
+        LoginState::AwaitSecondFactor(w),
+        Note::fail(m, "wrong code"),
+    ))
+}
+
+/// Code entry is locked: the chooser without the code methods, or the end of the sign-in
+/// when nothing else is left.
+async fn codes_locked(w: SecondFactor, reason: &str, deps: &Deps<'_>) -> Step {
+    let m = Some(w.method.as_str());
+    if chooser(deps, &w.user).await?.is_empty() {
+        let next = LoginState::Denied {
+            message: CODES_LOCKED_ONLY.into(),
+        };
+        return Ok((next, Note::fail(m, reason)));
+    }
+    let next = LoginState::ChooseMethod {
+        user: w.user,
+        message: Some(CODES_LOCKED.into()),
+        code_failures: w.code_failures,
+    };
+    Ok((next, Note::fail(m, reason)))
 }
 
 pub(super) async fn on_choose(
@@ -647,18 +709,17 @@ pub(super) async fn on_choose(
 }
 
 /// Checks the code against each of the user's OATH tokens, each accepted once (RFC 6238 §5.2).
-async fn oath_ok(user: &UserInfo, code: &str, deps: &Deps<'_>) -> Result<bool, StoreError> {
-    let reg = registration::load(deps.store, &user.username).await?;
+async fn oath_ok(reg: &Registration, code: &str, deps: &Deps<'_>) -> Result<bool, StoreError> {
     let allowed = reg
         .tokens
         .iter()
         .filter(|t| deps.mfa.oath_tokens.contains(&t.kind.class()));
     for t in allowed {
         let Ok(secret) = reg.oath_secret(deps.secrets, &t.id) else {
-            tracing::error!(user = %user.username, token = %t.id, "OATH secret cannot be opened (wrong mfa.key?)");
+            tracing::error!(user = %reg.username, token = %t.id, "OATH secret cannot be opened (wrong mfa.key?)");
             continue;
         };
-        let replay = format!("{}/{}", user.username.to_lowercase(), t.id);
+        let replay = format!("{}/{}", reg.username.to_lowercase(), t.id);
         if oath::verify_once(
             deps.store,
             &replay,

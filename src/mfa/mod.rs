@@ -7,6 +7,7 @@
 pub mod challenge;
 pub mod gateway;
 pub mod live;
+pub mod lockout;
 pub mod networks;
 pub mod oath;
 pub mod pin;

@@ -38,6 +38,11 @@ pub struct Registration {
     pub block_reason: Option<String>,
     /// Denied / failed second factors since the last success, for the MFA lockout.
     pub mfa_denials: u32,
+    /// Typed codes (app, hardware token, text) are refused until then after too many wrong
+    /// ones (`mfa::lockout`); kept after it passes, so the next lock can grow.
+    pub codes_locked_until: Option<i64>,
+    /// Code locks in a row, which sets the next lock's length; cleared by a correct code.
+    pub code_lockouts: u32,
 }
 
 impl fmt::Debug for Registration {
@@ -54,6 +59,8 @@ impl fmt::Debug for Registration {
             .field("blocked_until", &self.blocked_until)
             .field("block_reason", &self.block_reason)
             .field("mfa_denials", &self.mfa_denials)
+            .field("codes_locked_until", &self.codes_locked_until)
+            .field("code_lockouts", &self.code_lockouts)
             .finish()
     }
 }
@@ -294,6 +301,11 @@ impl Registration {
     /// Whether the second factor is refused at `now` (fraud report or MFA lockout).
     pub fn is_blocked(&self, now: i64) -> bool {
         self.blocked_until.is_some_and(|until| now < until)
+    }
+
+    /// Whether typed codes are refused at `now` after too many wrong ones.
+    pub fn codes_locked(&self, now: i64) -> bool {
+        self.codes_locked_until.is_some_and(|until| now < until)
     }
 
     /// The phones to offer: the directory's current ones, then enrolled ones with a number not

@@ -74,11 +74,26 @@ pub struct MfaSettings {
     pub default_country_code: String,
     /// Wrong codes in one sign-in before the flow ends.
     pub max_code_attempts: u32,
-    /// Soft lockout: failed passwords per user (kept below the directory's own lockout so a
-    /// password-spraying attacker cannot lock real AD accounts) and per client address.
+    /// Wrong typed codes per user, over all sign-ins and nodes, within
+    /// `code_failure_window_secs`, before code entry is locked (`mfa::lockout`).
+    pub code_failures_per_user: u32,
+    pub code_failure_window_secs: u32,
+    /// The first code lock's length; each further lock in a row doubles it, up to
+    /// `code_lockout_max_secs`.
+    pub code_lockout_secs: u32,
+    pub code_lockout_max_secs: u32,
+    /// Soft lockout (`login::lockout`), counted before the directory is asked: failed
+    /// passwords per user from addresses they have not signed in from, and from familiar
+    /// ones (a separate budget, so an attacker elsewhere cannot lock the user out of their
+    /// usual places). Keep the sum of both below the directory's own lockout threshold, and
+    /// the window at least as long as the directory's, so no account is ever locked in the
+    /// directory through Tessera.
     pub password_failures_per_user: u32,
+    pub password_failures_familiar: u32,
     pub password_failures_per_ip: u32,
     pub password_failure_window_secs: u32,
+    /// How long an address stays familiar after the user's last full sign-in from it.
+    pub familiar_address_days: u32,
     /// Languages the sign-in pages are offered in (a browser asking for another one gets
     /// `default_language`); with more than one, the pages link to the others.
     pub languages: Vec<Lang>,
@@ -113,9 +128,15 @@ impl Default for MfaSettings {
             phone_attributes: vec!["mobile".into(), "telephonenumber".into()],
             default_country_code: "1".into(),
             max_code_attempts: 5,
+            code_failures_per_user: 5,
+            code_failure_window_secs: 900,
+            code_lockout_secs: 900,
+            code_lockout_max_secs: 86_400,
             password_failures_per_user: 4,
+            password_failures_familiar: 5,
             password_failures_per_ip: 20,
             password_failure_window_secs: 900,
+            familiar_address_days: 30,
             languages: Lang::ALL.to_vec(),
             default_language: Lang::En,
             gateway: GatewaySettings::default(),
@@ -138,6 +159,12 @@ impl MfaSettings {
             return Err((
                 "oath_tokens".into(),
                 "at least one kind of token while the verification code is offered".into(),
+            ));
+        }
+        if self.code_lockout_max_secs < self.code_lockout_secs {
+            return Err((
+                "code_lockout_max_secs".into(),
+                "at least code_lockout_secs".into(),
             ));
         }
         if !self.methods.contains(&self.company_default) {

@@ -261,10 +261,54 @@ pub const SETTINGS: &[Setting] = &[
         },
     ),
     s(
+        "code_failures_per_user",
+        Group::Lockout,
+        "Wrong codes per user",
+        "Wrong verification codes for one user, over all sign-ins, before code entry is locked.",
+        Kind::Number { min: 1, max: 100 },
+    ),
+    s(
+        "code_failure_window_secs",
+        Group::Lockout,
+        "Wrong code window (seconds)",
+        "How long wrong codes are counted.",
+        Kind::Number {
+            min: 60,
+            max: 86_400,
+        },
+    ),
+    s(
+        "code_lockout_secs",
+        Group::Lockout,
+        "Code lock (seconds)",
+        "How long codes are refused after the first lock; each further lock in a row doubles it.",
+        Kind::Number {
+            min: 60,
+            max: 86_400,
+        },
+    ),
+    s(
+        "code_lockout_max_secs",
+        Group::Lockout,
+        "Longest code lock (seconds)",
+        "The doubling stops here. Push and calls keep working while codes are locked.",
+        Kind::Number {
+            min: 60,
+            max: 2_592_000,
+        },
+    ),
+    s(
         "password_failures_per_user",
         Group::Lockout,
-        "Failed passwords per user",
-        "Soft lockout before the directory is asked; keep it below the directory's own lockout.",
+        "Failed passwords per user (unfamiliar addresses)",
+        "Soft lockout before the directory is asked, for addresses the user has not signed in from. Keep this plus the familiar budget below the directory's own lockout threshold.",
+        Kind::Number { min: 1, max: 1000 },
+    ),
+    s(
+        "password_failures_familiar",
+        Group::Lockout,
+        "Failed passwords per user (familiar addresses)",
+        "A separate budget for addresses the user signed in from, so failures elsewhere cannot lock them out there.",
         Kind::Number { min: 1, max: 1000 },
     ),
     s(
@@ -281,11 +325,18 @@ pub const SETTINGS: &[Setting] = &[
         "password_failure_window_secs",
         Group::Lockout,
         "Failed password window (seconds)",
-        "How long failed passwords are counted.",
+        "How long failed passwords are counted; at least as long as the directory's own lockout observation window.",
         Kind::Number {
             min: 60,
             max: 86_400,
         },
+    ),
+    s(
+        "familiar_address_days",
+        Group::Lockout,
+        "Familiar address memory (days)",
+        "How long an address stays familiar after the user's last sign-in from it.",
+        Kind::Number { min: 1, max: 365 },
     ),
     s(
         "trusted_networks",

@@ -17,6 +17,9 @@ use super::{BINDING_POST, NS_SAML, NS_SAMLP, parse_saml_time};
 const MAX_ENCODED: usize = 128 * 1024;
 /// SAML bindings §3.4.4.1: DEFLATE; capped so a deflate bomb cannot exhaust memory.
 const MAX_INFLATED: usize = 256 * 1024;
+/// AuthnContextClassRef values accepted in one RequestedAuthnContext, and their length.
+const MAX_CONTEXT_CLASSES: usize = 16;
+const MAX_CONTEXT_CLASS_BYTES: usize = 512;
 
 const SIG_RSA_SHA256: &str = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256";
 const SIG_RSA_SHA1: &str = "http://www.w3.org/2000/09/xmldsig#rsa-sha1";
@@ -268,10 +271,17 @@ pub fn read_authn_request(root: &Element) -> Result<AuthnRequest, RequestError> 
                 "better" => Comparison::Better,
                 _ => return Err(bad("unknown RequestedAuthnContext Comparison")),
             };
-            let classes = rc
+            let classes: Vec<String> = rc
                 .children_named(NS_SAML, "AuthnContextClassRef")
                 .map(|c| c.text().trim().to_owned())
                 .collect();
+            // The classes are kept in the sign-in's flow: a request must not be able to
+            // park a quarter megabyte there. Real SPs ask for one or two.
+            if classes.len() > MAX_CONTEXT_CLASSES
+                || classes.iter().any(|c| c.len() > MAX_CONTEXT_CLASS_BYTES)
+            {
+                return Err(bad("RequestedAuthnContext lists too many or too long classes"));
+            }
             Ok(RequestedContext {
                 comparison,
                 classes,
@@ -498,6 +508,28 @@ mod tests {
             r.requested_context.expect("rac").comparison,
             Comparison::Exact
         );
+    }
+
+    #[test]
+    fn a_request_cannot_park_a_flood_of_context_classes_in_the_flow() {
+        let class = "<saml:AuthnContextClassRef>urn:x</saml:AuthnContextClassRef>";
+        let many = REQ.replace(
+            "<saml:AuthnContextClassRef>",
+            &format!("{}<saml:AuthnContextClassRef>", class.repeat(MAX_CONTEXT_CLASSES)),
+        );
+        let long = REQ.replace(
+            "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport",
+            &"u".repeat(MAX_CONTEXT_CLASS_BYTES + 1),
+        );
+        for xml in [many, long] {
+            let root = xml::parse(&xml, &Limits::default()).expect("parse");
+            assert!(
+                matches!(read_authn_request(&root), Err(RequestError::Malformed(_))),
+                "refused"
+            );
+        }
+        let root = xml::parse(REQ, &Limits::default()).expect("parse");
+        assert!(read_authn_request(&root).is_ok());
     }
 
     #[test]

@@ -11,7 +11,10 @@ use subtle::ConstantTimeEq;
 
 use super::{AppContext, AppState, PageLang};
 use crate::login::session;
-use crate::login::{Event, Flow, LoginState, Pending, SecondFactorRule};
+use crate::login::{
+    Event, Flow, LoginState, MAX_LOGIN_LEN, MAX_PASSWORD_LEN, Pending, SecondFactorRule,
+    StepError,
+};
 use crate::store::StoreError;
 
 pub fn flow_key(id: &str) -> String {
@@ -52,7 +55,32 @@ pub struct LoginForm {
     confirm: String,
 }
 
+/// Longest code, PIN, phone number or choice a sign-in form field may carry; real ones are
+/// a few characters. (User name and password have their own limits in `login`.)
+const MAX_SHORT_FIELD: usize = 64;
+
 impl LoginForm {
+    /// The first field longer than anything a sign-in needs, with its length: such a form
+    /// is refused before anything of it is checked, stored or logged.
+    fn oversized(&self) -> Option<(&'static str, usize)> {
+        let short = MAX_SHORT_FIELD;
+        [
+            ("flow", self.flow.len(), short),
+            ("action", self.action.len(), short),
+            ("username", self.username.len(), MAX_LOGIN_LEN),
+            ("password", self.password.len(), MAX_PASSWORD_LEN),
+            ("code", self.code.len(), short),
+            ("method", self.method.len(), short),
+            ("number", self.number.len(), short),
+            ("make_default", self.make_default.len(), short),
+            ("pin", self.pin.len(), short),
+            ("confirm", self.confirm.len(), short),
+        ]
+        .into_iter()
+        .find(|(_, len, max)| len > max)
+        .map(|(name, len, _)| (name, len))
+    }
+
     fn event(self) -> Option<Event> {
         Some(match self.action.as_str() {
             "" | "password" => Event::Password {
@@ -109,6 +137,11 @@ pub async fn begin(ctx: &AppContext, lang: &PageLang, mut flow: Flow, jar: Cooki
     )
         .into_response()
 }
+
+const TOO_LONG: &str = "Something you typed is longer than this page accepts. Go back and try again.";
+
+const DIRECTORY_DOWN: &str =
+    "The sign-in service cannot reach the directory right now. Try again in a moment.";
 
 const EXPIRED: &str = "This sign-in page has expired. Go back to the application and start again.";
 
@@ -170,6 +203,10 @@ pub async fn submit(
     jar: CookieJar,
     Form(form): Form<LoginForm>,
 ) -> Response {
+    if let Some((field, len)) = form.oversized() {
+        tracing::warn!(field, len, "sign-in form refused: field too long");
+        return ctx.error_in(&lang, StatusCode::BAD_REQUEST, TOO_LONG);
+    }
     let (flow, old) = match load(&ctx, &lang, &form.flow, &jar).await {
         Ok(x) => x,
         Err(r) => return r,
@@ -203,9 +240,15 @@ async fn advance(
         Pending::AdminConsole => SecondFactorRule::Always,
     };
     let policy = ctx.policy().await;
+    let flow_id = flow.id.clone();
     let mut flow = match flow.step(event, &ctx.deps(&policy, rule)).await {
         Ok(f) => f,
-        Err(e) => return super::saml::store_failure_in(ctx, lang, &e),
+        Err(StepError::Store(e)) => return super::saml::store_failure_in(ctx, lang, &e),
+        Err(StepError::DirectoryUnavailable(detail)) => {
+            // Nothing was saved: the same page works again once the directory answers.
+            tracing::error!(flow = %flow_id, error = %detail, "directory unavailable");
+            return ctx.error_in(lang, StatusCode::SERVICE_UNAVAILABLE, DIRECTORY_DOWN);
+        }
     };
     let events = std::mem::take(&mut flow.audit_events);
     if let Err(e) = crate::audit::persist(ctx.store.as_ref(), &events).await {

@@ -199,6 +199,21 @@ impl Directory for LdapDirectory {
             self.user_info(entry, attrs, user)
         }))
     }
+
+    async fn canonical_name(&self, login: &str) -> Result<Option<String>, AuthError> {
+        let Ok((user, suffix)) = self.parse_login(login) else {
+            return Ok(None);
+        };
+        // Direct bind without a service account: nothing can be read before the bind, so
+        // the typed short name is the best there is (`DOMAIN\alice` and `alice` still agree).
+        if self.settings.bind_dn.is_empty() {
+            return Ok(Some(user.to_lowercase()));
+        }
+        Ok(self.find_user(user, suffix).await?.map(|entry| {
+            let attrs = lower_attrs(&entry);
+            self.user_info(entry, attrs, user).username
+        }))
+    }
 }
 
 #[cfg(test)]

@@ -171,7 +171,9 @@ impl LdapDirectory {
         password: &str,
     ) -> Result<UserInfo, AuthError> {
         let Some(entry) = self.find_user(user, suffix).await? else {
-            tracing::info!(login = user, "LDAP sign-in refused: no such user");
+            // Typed input: only its start reaches the log.
+            let login = crate::audit::shorten(user, crate::login::AUDIT_LOGIN_CHARS);
+            tracing::info!(%login, "LDAP sign-in refused: no such user");
             return Err(AuthError::InvalidCredentials);
         };
         let attrs = lower_attrs(&entry);
@@ -259,7 +261,7 @@ impl LdapDirectory {
 fn single(entries: Vec<SearchEntry>, user: &str) -> Option<SearchEntry> {
     if entries.len() > 1 {
         tracing::warn!(
-            login = user,
+            login = %crate::audit::shorten(user, crate::login::AUDIT_LOGIN_CHARS),
             "LDAP login matches more than one entry; refused"
         );
         return None;

@@ -1,0 +1,214 @@
+//! The soft lockout: failed passwords counted before the directory is asked, per person (familiar addresses on a budget of their own) and per client address.
+//!
+//! Modelled on AD FS Extranet Smart Lockout. Each attempt takes one unit from two counters
+//! *before* the directory bind — atomically, so twenty parallel guesses cannot all slip past
+//! a check-then-count — and an attempt over either budget is refused without a bind. So at
+//! most `password_failures_per_user + password_failures_familiar` binds per person and window
+//! ever reach the directory, which the admin keeps below the directory's own threshold: an
+//! attacker can never lock the directory account through Tessera. The person is the name
+//! the directory resolves every spelling to (`fjones`, `CORP\fjones`,
+//! `frank.jones@example.com` count once). An address the user completed a sign-in from is
+//! familiar for `familiar_address_days`; failures from familiar addresses use a separate
+//! budget, so failures from elsewhere do not lock the user out of their usual places.
+//!
+//! Store keys never hold typed input: the person is hashed (an unknown name is typed input).
+
+use std::time::Duration;
+
+use openssl::hash::{MessageDigest, hash};
+
+use super::Deps;
+use crate::directory::AuthError;
+use crate::mfa::settings::MfaSettings;
+use crate::store::{Store, StoreError};
+
+/// Which budget an attempt is counted on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Budget {
+    /// An address the user has not completed a sign-in from lately.
+    Unfamiliar,
+    /// An address the user completed a sign-in from within `familiar_address_days`.
+    Familiar,
+}
+
+impl Budget {
+    fn tag(self) -> &'static str {
+        match self {
+            Budget::Unfamiliar => "new",
+            Budget::Familiar => "fam",
+        }
+    }
+
+    fn limit(self, mfa: &MfaSettings) -> u32 {
+        match self {
+            Budget::Unfamiliar => mfa.password_failures_per_user,
+            Budget::Familiar => mfa.password_failures_familiar,
+        }
+    }
+}
+
+/// An attempt admitted to the directory; settle it with `passed` or `not_counted`.
+pub struct Gate {
+    ip_key: String,
+    user_key: String,
+}
+
+/// Why an attempt does not reach the directory.
+pub enum Refusal {
+    /// A budget is used up: refused without a bind.
+    OverLimit { budget: Budget, by_address: bool },
+    /// The directory could not say who the user is.
+    Unavailable(String),
+}
+
+/// A short, fixed-length stand-in for a person in store keys.
+fn person_hash(person: &str) -> String {
+    let digest = hash(MessageDigest::sha256(), person.as_bytes())
+        .map(|d| hex::encode(&d[..16]))
+        // SHA-256 from OpenSSL does not fail; an empty name would still be a valid key.
+        .unwrap_or_default();
+    digest
+}
+
+/// The person an attempt counts for: the directory's name for the user, lower-cased; for a
+/// name the directory does not know, the typed name marked as such (so it cannot collide
+/// with a real user's).
+fn person(canonical: Option<String>, typed: &str) -> String {
+    match canonical {
+        Some(name) => name.to_lowercase(),
+        None => format!("?{}", typed.to_lowercase()),
+    }
+}
+
+fn user_key(person: &str, budget: Budget) -> String {
+    format!("pwfail:{}:{}", budget.tag(), person_hash(person))
+}
+
+fn ip_key(ip: &str) -> String {
+    format!("pwfail:ip:{ip}")
+}
+
+fn familiar_key(person: &str, ip: &str) -> String {
+    format!("pwfam:{}:{ip}", person_hash(person))
+}
+
+/// Takes one attempt from the person's budget and the address's; refuses when either is used
+/// up. The counters are never taken back for a wrong password.
+pub async fn admit(deps: &Deps<'_>, login: &str, ip: &str) -> Result<Result<Gate, Refusal>, StoreError> {
+    let canonical = match deps.directory.canonical_name(login).await {
+        Ok(c) => c,
+        Err(AuthError::Unavailable(detail)) => return Ok(Err(Refusal::Unavailable(detail))),
+        // A login the directory refuses to parse names nobody.
+        Err(_) => None,
+    };
+    let person = person(canonical, login);
+    let budget = if deps.store.get(&familiar_key(&person, ip)).await?.is_some() {
+        Budget::Familiar
+    } else {
+        Budget::Unfamiliar
+    };
+    let mfa = deps.mfa;
+    let window = Some(Duration::from_secs(mfa.password_failure_window_secs.into()));
+    let gate = Gate {
+        user_key: user_key(&person, budget),
+        ip_key: ip_key(ip),
+    };
+    let (by_user, by_ip) = tokio::try_join!(
+        deps.store.incr(&gate.user_key, 1, window),
+        deps.store.incr(&gate.ip_key, 1, window),
+    )?;
+    if by_user > i64::from(budget.limit(mfa)) || by_ip > i64::from(mfa.password_failures_per_ip)
+    {
+        let by_address = by_ip > i64::from(mfa.password_failures_per_ip);
+        return Ok(Err(Refusal::OverLimit { budget, by_address }));
+    }
+    Ok(Ok(gate))
+}
+
+impl Gate {
+    /// The password was right: the person's count of this budget starts again, and the
+    /// attempt is given back to the address (it was no failure).
+    pub async fn passed(self, store: &dyn Store) -> Result<(), StoreError> {
+        store.delete(&self.user_key).await?;
+        store.incr(&self.ip_key, -1, None).await?;
+        Ok(())
+    }
+
+    /// The directory could not answer: the attempt counts for nothing.
+    pub async fn not_counted(self, store: &dyn Store) -> Result<(), StoreError> {
+        store.incr(&self.user_key, -1, None).await?;
+        store.incr(&self.ip_key, -1, None).await?;
+        Ok(())
+    }
+}
+
+/// After a completed sign-in (password and, where required, second factor): `ip` is familiar
+/// for the user from now on.
+pub async fn remember_address(
+    store: &dyn Store,
+    mfa: &MfaSettings,
+    username: &str,
+    ip: &str,
+) -> Result<(), StoreError> {
+    let ttl = Duration::from_secs(u64::from(mfa.familiar_address_days) * 86_400);
+    store
+        .put(&familiar_key(&username.to_lowercase(), ip), b"1", Some(ttl))
+        .await
+}
+
+/// The user's current failure counts (unfamiliar, familiar), for the help desk.
+pub async fn failures(store: &dyn Store, username: &str) -> Result<(i64, i64), StoreError> {
+    let person = username.to_lowercase();
+    let mut counts = [0i64; 2];
+    for (count, budget) in counts
+        .iter_mut()
+        .zip([Budget::Unfamiliar, Budget::Familiar])
+    {
+        *count = store
+            .get(&user_key(&person, budget))
+            .await?
+            .and_then(|b| String::from_utf8(b).ok()?.parse().ok())
+            .unwrap_or(0);
+    }
+    Ok((counts[0], counts[1]))
+}
+
+/// Forgets the user's failure counts (the help desk's "unblock").
+pub async fn clear(store: &dyn Store, username: &str) -> Result<(), StoreError> {
+    let person = username.to_lowercase();
+    for budget in [Budget::Unfamiliar, Budget::Familiar] {
+        store.delete(&user_key(&person, budget)).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_keys_hold_no_typed_input() {
+        let long = "x".repeat(256);
+        let k = user_key(&person(None, &long), Budget::Unfamiliar);
+        assert!(!k.contains("xxxx"), "{k}");
+        assert!(k.len() < 48, "{k}");
+        let f = familiar_key(&person(None, "Mallory<script>"), "192.0.2.7");
+        assert!(!f.to_lowercase().contains("mallory"), "{f}");
+    }
+
+    #[test]
+    fn spellings_resolved_by_the_directory_share_one_key_and_unknown_names_do_not_collide() {
+        let a = user_key(&person(Some("FJones".into()), "fjones"), Budget::Unfamiliar);
+        let b = user_key(
+            &person(Some("fjones".into()), "frank.jones@example.com"),
+            Budget::Unfamiliar,
+        );
+        assert_eq!(a, b);
+        let unknown = user_key(&person(None, "fjones"), Budget::Unfamiliar);
+        assert_ne!(a, unknown);
+        assert_ne!(
+            a,
+            user_key(&person(Some("fjones".into()), "x"), Budget::Familiar)
+        );
+    }
+}
