@@ -62,6 +62,19 @@ impl Browser {
         }
     }
 
+    /// A browser on another machine: its connections come from `ip` (any 127.x address
+    /// reaches a server on 127.0.0.1), so the server sees a different client address.
+    pub fn from_address(ip: std::net::IpAddr) -> Self {
+        Self {
+            http: Client::builder()
+                .cookie_store(true)
+                .redirect(Policy::none())
+                .local_address(ip)
+                .build()
+                .expect("client"),
+        }
+    }
+
     /// GET, following up to 10 redirects; returns (final URL, status, body).
     pub async fn get(&self, url: &str) -> (String, StatusCode, String) {
         let mut url = url.to_owned();
