@@ -649,7 +649,11 @@ async fn user_show(config: &Config, username: &str) -> Result<(), String> {
     println!(
         "status          {}{}{} denials, {} wrong codes, {} + {} failed passwords (unfamiliar + familiar addresses){}",
         if r.is_blocked(now) { "BLOCKED, " } else { "" },
-        if r.codes_locked(now) { "CODES LOCKED, " } else { "" },
+        if r.codes_locked(now) {
+            "CODES LOCKED, "
+        } else {
+            ""
+        },
         r.mfa_denials,
         v.code_failures,
         v.password_failures.0,

@@ -177,7 +177,9 @@ async fn guessing_codes_across_sign_ins_locks_code_entry_until_unblocked() {
     );
 
     // The right code is refused now, in the sign-in that was open before the lock.
-    let (_, page) = e.send_code(&victim, &victim_flow, &code(e.clock.unix())).await;
+    let (_, page) = e
+        .send_code(&victim, &victim_flow, &code(e.clock.unix()))
+        .await;
     assert!(!signed_in(&page), "a valid code is refused while locked");
     assert!(page.contains(CODES_LOCKED), "{page}");
 
@@ -196,9 +198,16 @@ async fn guessing_codes_across_sign_ins_locks_code_entry_until_unblocked() {
         name: "helpdesk".into(),
         client_ip: "127.0.0.1".into(),
     };
-    users::apply(store, &e.idp.state.config.mfa, &admin, now, "alice", Action::Unblock)
-        .await
-        .expect("unblock");
+    users::apply(
+        store,
+        &e.idp.state.config.mfa,
+        &admin,
+        now,
+        "alice",
+        Action::Unblock,
+    )
+    .await
+    .expect("unblock");
     let (browser, flow) = e.at_code_page("alice").await;
     let (_, page) = e.send_code(&browser, &flow, &code(e.clock.unix())).await;
     assert!(signed_in(&page), "after the unblock: {page}");
@@ -228,7 +237,11 @@ async fn a_code_lock_ends_by_itself_and_parallel_guesses_are_judged_at_most_the_
     for (browser, flow) in flows.drain(1..) {
         let (url, wrong) = (format!("{}/adfs/ls/login", e.idp.base), wrong.clone());
         guesses.spawn(async move {
-            let form = [("flow", flow.as_str()), ("action", "code"), ("code", &wrong)];
+            let form = [
+                ("flow", flow.as_str()),
+                ("action", "code"),
+                ("code", &wrong),
+            ];
             browser.post(&url, &form).await.2
         });
     }
@@ -281,9 +294,16 @@ async fn parallel_wrong_passwords_reach_the_directory_at_most_the_budget() {
         too_many += usize::from(page.contains(TOO_MANY));
     }
     let slapd = e._slapd.as_ref().expect("slapd");
-    assert_eq!(binds_refused(slapd, "wrongpw1"), 3, "only the budget was bound");
+    assert_eq!(
+        binds_refused(slapd, "wrongpw1"),
+        3,
+        "only the budget was bound"
+    );
     assert_eq!(too_many, 17, "the rest were refused without a bind");
-    assert!(!directory_locked(slapd, "wrongpw1"), "slapd's lockout untouched");
+    assert!(
+        !directory_locked(slapd, "wrongpw1"),
+        "slapd's lockout untouched"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -325,7 +345,11 @@ async fn failures_from_elsewhere_do_not_lock_the_user_out_of_their_usual_address
     let (_, page) = e.attempt_from(away, &open, "carol", &pw).await;
     assert!(page.contains(TOO_MANY), "elsewhere is locked: {page}");
     let slapd = e._slapd.as_ref().expect("slapd");
-    assert_eq!(binds_refused(slapd, "carol"), 3, "only the budget was bound");
+    assert_eq!(
+        binds_refused(slapd, "carol"),
+        3,
+        "only the budget was bound"
+    );
     // At home carol still signs in.
     let (_, page) = e.attempt_from(home, &open, "carol", &pw).await;
     assert!(signed_in(&page), "home still works: {page}");
@@ -394,13 +418,19 @@ async fn oversized_user_names_are_refused_and_nothing_of_them_is_stored() {
     let long = "q".repeat(300);
     for name in [&huge, &long] {
         let (_, status, page) = browser
-            .post(&login, &[("flow", &flow), ("username", name), ("password", "x")])
+            .post(
+                &login,
+                &[("flow", &flow), ("username", name), ("password", "x")],
+            )
             .await;
         assert!(
             status == StatusCode::BAD_REQUEST || status == StatusCode::PAYLOAD_TOO_LARGE,
             "{status}"
         );
-        assert!(page.contains("/static/tessera.css"), "a Tessera page: {page}");
+        assert!(
+            page.contains("/static/tessera.css"),
+            "a Tessera page: {page}"
+        );
         assert!(page.len() < 20_000, "the name is not echoed");
     }
     // An unknown name within the limit: refused like any wrong password; the audit keeps
@@ -411,12 +441,21 @@ async fn oversized_user_names_are_refused_and_nothing_of_them_is_stored() {
 
     let store = e.idp.state.store.as_ref();
     for key in store.keys("").await.expect("keys") {
-        assert!(!key.contains("mmmm") && !key.contains("qqqq") && !key.contains("uuuu"), "{key}");
+        assert!(
+            !key.contains("mmmm") && !key.contains("qqqq") && !key.contains("uuuu"),
+            "{key}"
+        );
         let value = store.get(&key).await.expect("get").unwrap_or_default();
         let value = String::from_utf8_lossy(&value);
-        assert!(!value.contains("mmmmmmmm") && !value.contains("qqqqqqqq"), "{key}");
+        assert!(
+            !value.contains("mmmmmmmm") && !value.contains("qqqqqqqq"),
+            "{key}"
+        );
     }
     let log = e.signin_log();
     assert!(log.iter().all(|l| !l.contains(&"u".repeat(65))), "{log:#?}");
-    assert!(log.iter().any(|l| l.contains(&format!("{}…", "u".repeat(64)))));
+    assert!(
+        log.iter()
+            .any(|l| l.contains(&format!("{}…", "u".repeat(64))))
+    );
 }

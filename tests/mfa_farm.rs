@@ -253,3 +253,62 @@ async fn codes_sent_on_node_a_are_checked_on_node_b_once() {
         "A refuses the code B already accepted: {page}"
     );
 }
+
+#[tokio::test]
+async fn wrong_codes_and_passwords_on_two_nodes_share_one_budget() {
+    let redis = RedisServer::start();
+    let f = farm(&redis, "farm3", Method::Oath).await;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let valid: Vec<String> = [-30, 0, 30, 60]
+        .iter()
+        .map(|d| code_at(SECRET, &OathParams::default(), now + d))
+        .collect();
+    let wrong = ["111111", "222222", "333333", "444444", "555555", "666666"]
+        .into_iter()
+        .find(|c| !valid.iter().any(|v| v == c))
+        .expect("a wrong code");
+
+    // A script alternates nodes and starts a new sign-in for every guess (the default
+    // budget: 5 wrong codes per user).
+    let mut locked_at = None;
+    for guess in 1..=8 {
+        let node = if guess % 2 == 0 { &f.b } else { &f.a };
+        let browser = Browser::new();
+        let (flow, page) = start_on(node, &f.sp, &browser).await;
+        assert!(page.contains("name=\"code\"") || guess > 5, "{page}");
+        let (_, _, page) = browser
+            .post(
+                &format!("{}/adfs/ls/login", node.base),
+                &[("flow", &flow), ("action", "code"), ("code", wrong)],
+            )
+            .await;
+        if page.contains("codes are not accepted for now") {
+            locked_at = Some(guess);
+            break;
+        }
+    }
+    assert_eq!(
+        locked_at,
+        Some(5),
+        "the fifth wrong code, over both nodes, locks"
+    );
+
+    // The soft lockout is shared too: 4 wrong passwords over both nodes (the default
+    // unfamiliar budget), then even the right one is refused on either node.
+    for guess in 0..4 {
+        let node = if guess % 2 == 0 { &f.a } else { &f.b };
+        let browser = Browser::new();
+        let url = format!(
+            "{}/adfs/ls/idpinitiatedsignon?loginToRp={}",
+            node.base, f.sp.entity_id
+        );
+        let (url, _, page) = browser.get(&url).await;
+        let (_, status, _) = browser.sign_in(&url, &page, "alice", "wrong").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    for node in [&f.a, &f.b] {
+        let browser = Browser::new();
+        let (_, page) = start_on(node, &f.sp, &browser).await;
+        assert!(page.contains("Too many failed sign-in attempts"), "{page}");
+    }
+}

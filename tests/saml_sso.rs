@@ -510,7 +510,7 @@ async fn malformed_unknown_and_oversize_requests_get_a_clear_page() {
 }
 
 #[tokio::test]
-async fn wrong_password_and_disabled_accounts_get_clear_messages_and_flows_bind_to_the_browser() {
+async fn wrong_password_and_disabled_accounts_read_the_same_and_flows_bind_to_the_browser() {
     let s = setup().await;
     let sp = &s.sps[0];
     let browser = Browser::new();
@@ -520,9 +520,12 @@ async fn wrong_password_and_disabled_accounts_get_clear_messages_and_flows_bind_
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(again.contains("Incorrect user ID or password"), "{again}");
     assert!(again.contains("value=\"alice\""), "the user name is kept");
+    // A disabled account reads like a wrong password: the page does not tell an attacker
+    // which accounts exist or their state (the sign-in log tells the help desk).
     let (_, status, again) = browser.sign_in(&url, &again, "dora", PASSWORD).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert!(again.contains("disabled"), "{again}");
+    assert!(again.contains("Incorrect user ID or password"), "{again}");
+    assert!(!again.contains("disabled"), "{again}");
     let (_, status, _) = browser.sign_in(&url, &again, "alice", "").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 

@@ -94,7 +94,11 @@ fn familiar_key(person: &str, ip: &str) -> String {
 
 /// Takes one attempt from the person's budget and the address's; refuses when either is used
 /// up. The counters are never taken back for a wrong password.
-pub async fn admit(deps: &Deps<'_>, login: &str, ip: &str) -> Result<Result<Gate, Refusal>, StoreError> {
+pub async fn admit(
+    deps: &Deps<'_>,
+    login: &str,
+    ip: &str,
+) -> Result<Result<Gate, Refusal>, StoreError> {
     let canonical = match deps.directory.canonical_name(login).await {
         Ok(c) => c,
         Err(AuthError::Unavailable(detail)) => return Ok(Err(Refusal::Unavailable(detail))),
@@ -117,8 +121,7 @@ pub async fn admit(deps: &Deps<'_>, login: &str, ip: &str) -> Result<Result<Gate
         deps.store.incr(&gate.user_key, 1, window),
         deps.store.incr(&gate.ip_key, 1, window),
     )?;
-    if by_user > i64::from(budget.limit(mfa)) || by_ip > i64::from(mfa.password_failures_per_ip)
-    {
+    if by_user > i64::from(budget.limit(mfa)) || by_ip > i64::from(mfa.password_failures_per_ip) {
         let by_address = by_ip > i64::from(mfa.password_failures_per_ip);
         return Ok(Err(Refusal::OverLimit { budget, by_address }));
     }

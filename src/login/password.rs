@@ -4,8 +4,7 @@ use std::time::Instant;
 
 use super::lockout::{self, Budget, Refusal};
 use super::{
-    Deps, Flow, LoginState, MAX_FAILURES_PER_FLOW, MAX_LOGIN_LEN, MAX_PASSWORD_LEN, Note,
-    StepError,
+    Deps, Flow, LoginState, MAX_FAILURES_PER_FLOW, MAX_LOGIN_LEN, MAX_PASSWORD_LEN, Note, StepError,
 };
 use crate::directory::AuthError;
 
@@ -56,7 +55,12 @@ pub(super) async fn on_password(
         }
         Err(err) => {
             deps.timing.pad_failure(started).await;
-            Ok(refused(failures, login, &format!("{err:?}"), err.user_message()))
+            Ok(refused(
+                failures,
+                login,
+                &format!("{err:?}"),
+                err.user_message(),
+            ))
         }
     }
 }
@@ -66,8 +70,7 @@ fn refused(failures: u32, login: String, reason: &str, message: &str) -> (LoginS
     let failures = failures + 1;
     let next = if failures >= MAX_FAILURES_PER_FLOW {
         LoginState::Denied {
-            message: "Too many failed attempts. Go back to the application and start again."
-                .into(),
+            message: "Too many failed attempts. Go back to the application and start again.".into(),
         }
     } else {
         LoginState::AwaitPassword {

@@ -597,7 +597,9 @@ async fn code_entered(mut w: SecondFactor, code: String, deps: &Deps<'_>) -> Ste
     let reg = registration::load(deps.store, &w.user.username).await?;
     let nth = match lockout::reserve(deps.store, deps.mfa, &reg, now).await? {
         lockout::Attempt::Check { nth } => nth,
-        lockout::Attempt::Locked { .. } => return codes_locked(w, "code refused: codes locked", deps).await,
+        lockout::Attempt::Locked { .. } => {
+            return codes_locked(w, "code refused: codes locked", deps).await;
+        }
     };
     let ok = match (w.method, w.challenge.as_deref()) {
         (Method::Oath, _) => oath_ok(&reg, &code, deps).await?,

@@ -6,7 +6,7 @@
 //! code is checked, so parallel guesses from many flows and nodes each use one up. After
 //! `code_failures_per_user` wrong codes within `code_failure_window_secs`, code entry is
 //! locked for `code_lockout_secs`, doubled with each further lock in a row up to
-//! `code_lockout_max_secs`. A correct code resets the count and the doubling; an admin's
+//! `code_lockout_max_secs`. A correct code resets the count; an admin's
 //! "unblock" ends a lock (it sets the lock's end to now, which also starts a new count). Push and calls, which the user answers on their own phone, keep
 //! working while codes are locked, so an attacker who knows the password cannot use the lock
 //! to keep the user out.
@@ -79,13 +79,11 @@ pub async fn failed(
     lock(store, mfa, username, now).await.map(Some)
 }
 
-/// After a correct code: the count and the doubling start again. Costs a store write only
-/// when there is something to clear.
+/// After a correct code: the count starts again. The doubling does not: it fades only a day
+/// after the last lock ended, so an attacker cannot reset it by waiting for the user to
+/// sign in.
 pub async fn succeeded(store: &dyn Store, reg: &Registration) -> Result<(), StoreError> {
     store.delete(&failure_key(reg)).await?;
-    if reg.code_lockouts > 0 {
-        registration::update(store, &reg.username, |r| r.code_lockouts = 0).await?;
-    }
     Ok(())
 }
 
@@ -176,7 +174,9 @@ mod tests {
         let later = now + 601;
         for nth in 1..=3 {
             assert_eq!(reserve_as(&store, &m, later).await, Attempt::Check { nth });
-            failed(&store, &m, "alice", nth, later).await.expect("failed");
+            failed(&store, &m, "alice", nth, later)
+                .await
+                .expect("failed");
         }
         assert_eq!(
             reserve_as(&store, &m, later).await,
@@ -184,11 +184,39 @@ mod tests {
                 until: later + 1_200
             }
         );
-        // A correct code (after the lock) resets the doubling.
+        // A correct code resets the count, not the doubling: the next lock is longer still.
+        let after = later + 1_201;
         let reg = registration::load(&store, "alice").await.expect("reg");
         succeeded(&store, &reg).await.expect("ok");
-        let reg = registration::load(&store, "alice").await.expect("reg");
-        assert_eq!(reg.code_lockouts, 0);
+        for nth in 1..=3 {
+            assert_eq!(reserve_as(&store, &m, after).await, Attempt::Check { nth });
+            failed(&store, &m, "alice", nth, after)
+                .await
+                .expect("failed");
+        }
+        assert_eq!(
+            reserve_as(&store, &m, after).await,
+            Attempt::Locked {
+                until: after + 2_400
+            }
+        );
+        // A day after the last lock ended, a new lock is the base length again.
+        let next_day = after + 2_400 + 86_400;
+        for nth in 1..=3 {
+            assert_eq!(
+                reserve_as(&store, &m, next_day).await,
+                Attempt::Check { nth }
+            );
+            failed(&store, &m, "alice", nth, next_day)
+                .await
+                .expect("failed");
+        }
+        assert_eq!(
+            reserve_as(&store, &m, next_day).await,
+            Attempt::Locked {
+                until: next_day + 600
+            }
+        );
     }
 
     #[tokio::test]

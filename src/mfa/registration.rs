@@ -41,7 +41,8 @@ pub struct Registration {
     /// Typed codes (app, hardware token, text) are refused until then after too many wrong
     /// ones (`mfa::lockout`); kept after it passes, so the next lock can grow.
     pub codes_locked_until: Option<i64>,
-    /// Code locks in a row, which sets the next lock's length; cleared by a correct code.
+    /// Code locks in a row (each within a day of the last one's end), which sets the next
+    /// lock's length; cleared by an admin's unblock.
     pub code_lockouts: u32,
 }
 

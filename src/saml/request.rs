@@ -280,7 +280,9 @@ pub fn read_authn_request(root: &Element) -> Result<AuthnRequest, RequestError> 
             if classes.len() > MAX_CONTEXT_CLASSES
                 || classes.iter().any(|c| c.len() > MAX_CONTEXT_CLASS_BYTES)
             {
-                return Err(bad("RequestedAuthnContext lists too many or too long classes"));
+                return Err(bad(
+                    "RequestedAuthnContext lists too many or too long classes",
+                ));
             }
             Ok(RequestedContext {
                 comparison,
@@ -515,7 +517,10 @@ mod tests {
         let class = "<saml:AuthnContextClassRef>urn:x</saml:AuthnContextClassRef>";
         let many = REQ.replace(
             "<saml:AuthnContextClassRef>",
-            &format!("{}<saml:AuthnContextClassRef>", class.repeat(MAX_CONTEXT_CLASSES)),
+            &format!(
+                "{}<saml:AuthnContextClassRef>",
+                class.repeat(MAX_CONTEXT_CLASSES)
+            ),
         );
         let long = REQ.replace(
             "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport",

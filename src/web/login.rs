@@ -12,8 +12,7 @@ use subtle::ConstantTimeEq;
 use super::{AppContext, AppState, PageLang};
 use crate::login::session;
 use crate::login::{
-    Event, Flow, LoginState, MAX_LOGIN_LEN, MAX_PASSWORD_LEN, Pending, SecondFactorRule,
-    StepError,
+    Event, Flow, LoginState, MAX_LOGIN_LEN, MAX_PASSWORD_LEN, Pending, SecondFactorRule, StepError,
 };
 use crate::store::StoreError;
 
@@ -138,7 +137,8 @@ pub async fn begin(ctx: &AppContext, lang: &PageLang, mut flow: Flow, jar: Cooki
         .into_response()
 }
 
-const TOO_LONG: &str = "Something you typed is longer than this page accepts. Go back and try again.";
+const TOO_LONG: &str =
+    "Something you typed is longer than this page accepts. Go back and try again.";
 
 const DIRECTORY_DOWN: &str =
     "The sign-in service cannot reach the directory right now. Try again in a moment.";
