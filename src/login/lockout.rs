@@ -63,11 +63,10 @@ pub enum Refusal {
 
 /// A short, fixed-length stand-in for a person in store keys.
 fn person_hash(person: &str) -> String {
-    let digest = hash(MessageDigest::sha256(), person.as_bytes())
+    hash(MessageDigest::sha256(), person.as_bytes())
         .map(|d| hex::encode(&d[..16]))
         // SHA-256 from OpenSSL does not fail; an empty name would still be a valid key.
-        .unwrap_or_default();
-    digest
+        .unwrap_or_default()
 }
 
 /// The person an attempt counts for: the directory's name for the user, lower-cased; for a
