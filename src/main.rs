@@ -1,5 +1,6 @@
 //! The `tessera` command line: serve, check-config, metadata, rp, keys, users.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -182,8 +183,11 @@ fn load_config(path: Option<&Path>) -> Result<Config, String> {
 fn init_logging(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
+    // Colour codes only for a person at a terminal: in a file or a journal they are noise
+    // that breaks grep. The log goes to stderr, so that is the stream that decides.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     if config.log.json {
         builder.json().init();

@@ -569,3 +569,67 @@ async fn rp_list_shows_file_and_console_trusts_and_rp_remove_drops_a_console_one
     let listed = text(&run(dir.path(), &["rp", "list"]).stdout);
     assert!(!listed.contains("console-sp"), "{listed}");
 }
+
+/// Logs redirected to a file (systemd, docker, `2> tessera.log`) are plain text: no colour
+/// codes. The refused request also shows what the error pages log: method, path, status and
+/// the framework's words, never the body that was sent.
+#[tokio::test]
+async fn logs_to_a_file_have_no_colour_codes_and_no_request_bodies() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let log_path = dir.path().join("tessera.log");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let child = tessera(dir.path(), &["serve"])
+        .env("TESSERA__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("TESSERA__SERVER__PUBLIC_URL", &base)
+        .env("RUST_LOG", "info")
+        // tracing-subscriber also turns colour off for NO_COLOR: that must not be why.
+        .env_remove("NO_COLOR")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("serve starts");
+    let server = Server(child);
+    let http = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..100 {
+        if http.get(format!("{base}/healthz")).send().await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(up, "tessera did not start");
+    let res = http
+        .post(format!("{base}/adfs/ls/login"))
+        .form(&[("password", "SECRET-IN-THE-BODY")])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(res.status(), reqwest::StatusCode::UNPROCESSABLE_ENTITY);
+    drop(server);
+
+    let log = std::fs::read_to_string(&log_path).expect("log");
+    assert!(
+        !log.contains('\x1b'),
+        "colour codes in the log file:\n{log:?}"
+    );
+    let line = log
+        .lines()
+        .find(|l| l.contains("error page"))
+        .unwrap_or_else(|| panic!("no line for the refused request:\n{log}"));
+    for needle in [
+        "method=POST",
+        "path=/adfs/ls/login",
+        "status=422",
+        "missing field",
+    ] {
+        assert!(line.contains(needle), "{needle} not in {line}");
+    }
+    assert!(!log.contains("SECRET-IN-THE-BODY"), "{log}");
+}

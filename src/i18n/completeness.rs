@@ -30,6 +30,7 @@ const RUST_SOURCES: &[&str] = &[
     "src/web/saml.rs",
     "src/web/views.rs",
     "src/web/mod.rs",
+    "src/web/errors.rs",
     "src/web/pages.rs",
     "src/saml/request.rs",
 ];

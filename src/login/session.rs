@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use openssl::hash::{MessageDigest, hash};
 use serde::{Deserialize, Serialize};
 
 use crate::directory::UserInfo;
@@ -13,6 +14,9 @@ pub const COOKIE: &str = "tessera_sso";
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SsoSession {
+    /// The cookie value. Never stored: the record lives under its hash (see `key`), and a
+    /// loaded session gets it back from the cookie that named it.
+    #[serde(skip)]
     pub id: String,
     pub user: UserInfo,
     pub methods: Vec<AuthMethod>,
@@ -24,8 +28,13 @@ pub struct SsoSession {
     pub rps: Vec<String>,
 }
 
+/// The store holds the cookie's SHA-256, so a copy of the store (a Redis replica, a backup
+/// of the redb file) does not yield cookies that sign anyone in.
 fn key(id: &str) -> String {
-    format!("sso:{id}")
+    let digest = hash(MessageDigest::sha256(), id.as_bytes())
+        .map(|d| hex::encode(&*d))
+        .unwrap_or_default();
+    format!("sso:{digest}")
 }
 
 /// A live session, or `None` if the cookie is unknown, expired or malformed.
@@ -35,7 +44,11 @@ pub async fn load(store: &dyn Store, id: &str, now: i64) -> Result<Option<SsoSes
     }
     Ok(store::get_json::<SsoSession>(store, &key(id))
         .await?
-        .filter(|s| s.expires > now))
+        .filter(|s| s.expires > now)
+        .map(|s| SsoSession {
+            id: id.to_owned(),
+            ..s
+        }))
 }
 
 pub async fn save(store: &dyn Store, s: &SsoSession, now: i64) -> Result<(), StoreError> {
@@ -67,5 +80,40 @@ pub fn start(
         expires: now + lifetime,
         session_index: crate::saml::new_id(),
         rps: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::clock::SystemClock;
+    use crate::store::embedded::EmbeddedStore;
+
+    #[tokio::test]
+    async fn the_store_never_holds_the_cookie_value() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store =
+            EmbeddedStore::open(&dir.path().join("s.redb"), Arc::new(SystemClock)).expect("store");
+        let user = UserInfo {
+            username: "alice".into(),
+            ..Default::default()
+        };
+        let s = start(user, vec![AuthMethod::Password], 1_000, 1_000, 3_600);
+        save(&store, &s, 1_000).await.expect("save");
+
+        let keys = store.keys("sso:").await.expect("keys");
+        assert_eq!(keys.len(), 1);
+        assert!(!keys[0].contains(&s.id), "key {} holds the cookie", keys[0]);
+        let record = store.get(&keys[0]).await.expect("get").expect("record");
+        let record = String::from_utf8_lossy(&record);
+        assert!(!record.contains(&s.id), "record holds the cookie: {record}");
+
+        let loaded = load(&store, &s.id, 1_001).await.expect("load");
+        assert_eq!(loaded.as_ref(), Some(&s), "the cookie finds its session");
+        assert_eq!(end(&store, &s.id).await.expect("end"), Some(s.clone()));
+        assert_eq!(load(&store, &s.id, 1_001).await.expect("load"), None);
+        assert!(store.keys("sso:").await.expect("keys").is_empty());
     }
 }

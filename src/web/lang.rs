@@ -4,14 +4,14 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
-use axum::http::{HeaderValue, header, request::Parts};
+use axum::http::{HeaderMap, HeaderValue, header, request::Parts};
 use axum::response::Response;
 use axum_extra::extract::CookieJar;
 use axum_extra::extract::cookie::{Cookie, SameSite};
 use minijinja::value::{Kwargs, Value};
 use minijinja::{Environment, Error, HtmlEscape, State};
 
-use super::AppState;
+use super::{AppContext, AppState};
 use crate::i18n::{self, Asked, Catalogue, Lang, Piece};
 
 /// Keeps the language picked with a page's language links.
@@ -75,14 +75,22 @@ impl FromRequestParts<AppState> for PageLang {
         parts: &mut Parts,
         ctx: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        Ok(PageLang::negotiate(ctx, &parts.headers, parts.uri.query()).await)
+    }
+}
+
+impl PageLang {
+    /// The language for a request with these headers (the cookie, `Accept-Language`) and
+    /// query string (`lang=`); the error pages call it after the handler has run.
+    pub async fn negotiate(ctx: &AppContext, headers: &HeaderMap, query: Option<&str>) -> Self {
         let policy = ctx.policy().await;
-        let query = parts.uri.query().and_then(|q| {
+        let query = query.and_then(|q| {
             form_urlencoded::parse(q.as_bytes())
                 .find(|(k, _)| k == "lang")
                 .map(|(_, v)| v.into_owned())
         });
-        let jar = CookieJar::from_headers(&parts.headers);
-        let accept = parts.headers.get(header::ACCEPT_LANGUAGE).map(|v| {
+        let jar = CookieJar::from_headers(headers);
+        let accept = headers.get(header::ACCEPT_LANGUAGE).map(|v| {
             let bytes = v.as_bytes();
             String::from_utf8_lossy(&bytes[..bytes.len().min(HEADER_BYTES)]).into_owned()
         });
@@ -95,12 +103,12 @@ impl FromRequestParts<AppState> for PageLang {
                 accept_language: accept.as_deref(),
             },
         );
-        Ok(PageLang {
+        PageLang {
             lang: n.lang,
             offered: policy.mfa.languages.clone(),
             remember: n.remember,
             secure: ctx.config.is_https(),
-        })
+        }
     }
 }
 

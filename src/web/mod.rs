@@ -3,6 +3,7 @@
 mod admin;
 mod admin_certs;
 mod admin_rps;
+mod errors;
 pub mod lang;
 mod login;
 mod mfa;
@@ -14,7 +15,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::{HeaderValue, StatusCode, header, request::Parts};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -72,12 +73,39 @@ pub fn app(state: AppState) -> Router {
     let mut r = Router::new()
         .route("/", get(pages::home))
         .route("/docs", get(pages::docs))
-        .route("/healthz", get(pages::health))
         .route("/static/tessera.css", get(pages::css))
         .route("/static/autosubmit.js", get(pages::autosubmit_js))
         .route("/adfs/ls/login", get(login::show).post(login::submit))
         .route("/adfs/ls/idpinitiatedsignon", get(saml::idp_initiated))
-        .route("/saml/idp-init", get(saml::idp_initiated))
+        .route("/saml/idp-init", get(saml::idp_initiated));
+    for p in SSO_PATHS {
+        r = r.route(p, get(saml::sso_redirect).post(saml::sso_post));
+    }
+    r = r
+        .merge(admin::routes())
+        .merge(admin_rps::routes())
+        .merge(admin_certs::routes())
+        .merge(machine_routes(&state))
+        .fallback(errors::no_route);
+    // Layers that refuse requests on their own (a body limit, a timeout) go on `r` here:
+    // layered before `errors::pages` they sit inside it, so their 413 / 408 reach people as
+    // the error page too.
+    r.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        errors::pages,
+    ))
+    .layer(axum::middleware::map_response_with_state(
+        state.clone(),
+        security_headers,
+    ))
+    .with_state(state)
+}
+
+/// The routes whose clients are programs (carriers, SPs fetching metadata, monitors, the
+/// simulator's API): their answers, refusals included, are never turned into pages.
+fn machine_routes(state: &AppState) -> Router<AppState> {
+    let mut r = Router::new()
+        .route("/healthz", get(pages::health))
         .route("/mfa/callback/{token}", post(mfa::push_action))
         .route("/mfa/voice/{token}", post(mfa::voice))
         .route("/mfa/voice/status/{token}", post(mfa::voice_status))
@@ -87,26 +115,31 @@ pub fn app(state: AppState) -> Router {
             post(mfa::test_call_status),
         )
         .route("/mfa/sms/inbound", post(mfa::sms_inbound));
-    for p in SSO_PATHS {
-        r = r.route(p, get(saml::sso_redirect).post(saml::sso_post));
-    }
     for p in METADATA_PATHS {
         r = r.route(p, get(pages::metadata));
     }
-    r = r
-        .merge(admin::routes())
-        .merge(admin_rps::routes())
-        .merge(admin_certs::routes());
     if let Some(sim) = &state.simulator {
         r = r.merge(crate::sim::router(sim.clone()));
     }
-    r.layer(axum::middleware::map_response(security_headers))
-        .with_state(state)
+    r.layer(axum::middleware::map_response(errors::machine_answers))
 }
 
+/// The Content-Security-Policy of every page, with `form-action` (where its forms may post,
+/// and where a POST may be redirected: Chromium checks redirects too) given by the caller.
+pub fn csp(form_action: &str) -> String {
+    format!(
+        "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
+    )
+}
+
+/// HSTS for a year, only when we are reached over https (over http a browser ignores it,
+/// and it would be a lie). Not `includeSubDomains`: other hosts of the domain are not ours.
+const HSTS: &str = "max-age=31536000";
+
 /// Pages must not be framed (clickjacking of the login form), scripts come only from us,
+/// forms post only to us unless a handler allows one destination (the auto-POST to an SP),
 /// and nothing sign-in related is cached.
-async fn security_headers(mut res: Response) -> Response {
+async fn security_headers(State(ctx): State<AppState>, mut res: Response) -> Response {
     let h = res.headers_mut();
     let set = |h: &mut axum::http::HeaderMap, k: &'static str, v: &'static str| {
         h.insert(k, HeaderValue::from_static(v));
@@ -114,11 +147,17 @@ async fn security_headers(mut res: Response) -> Response {
     set(h, "x-frame-options", "DENY");
     set(h, "x-content-type-options", "nosniff");
     set(h, "referrer-policy", "no-referrer");
-    set(
-        h,
-        "content-security-policy",
-        "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'",
-    );
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY)
+        && let Ok(v) = HeaderValue::from_str(&csp("'self'"))
+    {
+        h.insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    if ctx.config.is_https() {
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static(HSTS),
+        );
+    }
     if !h.contains_key(header::CACHE_CONTROL) {
         set(h, "cache-control", "no-store");
     }
@@ -169,10 +208,21 @@ impl AppContext {
 
     /// `error_page` in the sign-in's language (`message` is the English text, the id).
     pub fn error_in(&self, lang: &PageLang, status: StatusCode, message: &str) -> Response {
+        self.error_titled(lang, status, msgid("Sign-in problem"), message)
+    }
+
+    /// `error_in` under another title (also an English message id).
+    pub fn error_titled(
+        &self,
+        lang: &PageLang,
+        status: StatusCode,
+        title: &str,
+        message: &str,
+    ) -> Response {
         let mut res = self.page(
             lang,
             "error.html",
-            minijinja::context! { title => msgid("Sign-in problem"), message => message },
+            minijinja::context! { title => title, message => message },
         );
         *res.status_mut() = status;
         res

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use axum::Form;
 use axum::extract::{Query, RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
 use axum_extra::extract::cookie::{Cookie, SameSite};
@@ -429,6 +429,8 @@ pub async fn issue(
     }
 }
 
+/// The auto-POST of a Response (to an ACS) or a LogoutResponse (to an SLO endpoint). Its
+/// CSP lets the form post to that one origin and nowhere else, not even back to us.
 fn post_page(
     ctx: &AppContext,
     lang: &PageLang,
@@ -436,7 +438,7 @@ fn post_page(
     xml: &str,
     relay_state: Option<&str>,
 ) -> Response {
-    ctx.page(
+    let mut res = ctx.page(
         lang,
         "post.html",
         minijinja::context! {
@@ -445,7 +447,20 @@ fn post_page(
             saml_response => response::encode_post(xml),
             relay_state => relay_state,
         },
-    )
+    );
+    if let Ok(v) = HeaderValue::from_str(&super::csp(&form_origin(acs))) {
+        res.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    res
+}
+
+/// `url`'s origin as a CSP source (`https://sp.example`, `http://127.0.0.1:8081`); `'none'`
+/// for a URL without one (an ACS that is no web address cannot be posted to anyway).
+fn form_origin(url: &str) -> String {
+    match url::Url::parse(url).map(|u| u.origin()) {
+        Ok(o @ url::Origin::Tuple(..)) => o.ascii_serialization(),
+        _ => "'none'".to_owned(),
+    }
 }
 
 /// An error status sent back to the SP (it decides what to show), signed like any Response.
@@ -527,4 +542,28 @@ pub fn store_failure_in(ctx: &AppContext, lang: &PageLang, e: &store::StoreError
         StatusCode::SERVICE_UNAVAILABLE,
         "The sign-in service is temporarily unavailable. Try again in a moment.",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::form_origin;
+
+    #[test]
+    fn the_post_page_may_post_to_the_endpoint_origin_only() {
+        assert_eq!(
+            form_origin("https://gw.corp.example/cgi/samlauth?x=1"),
+            "https://gw.corp.example"
+        );
+        assert_eq!(
+            form_origin("http://127.0.0.1:8081/mellon/postResponse"),
+            "http://127.0.0.1:8081"
+        );
+        assert_eq!(
+            form_origin("HTTPS://GW.example:443/acs"),
+            "https://gw.example"
+        );
+        // A value that would end the directive or add a source is no origin.
+        assert_eq!(form_origin("javascript:alert(1)"), "'none'");
+        assert_eq!(form_origin("not a url; script-src *"), "'none'");
+    }
 }

@@ -1,0 +1,304 @@
+//! Tessera's error page, in the user's language, for the requests the framework refuses on its own (unknown path, wrong method, unreadable form or query, too large, too slow).
+//!
+//! Axum's routing and extractors (and tower layers such as a body limit or a timeout) answer
+//! such requests with a terse plain-text or empty 4xx written for developers ("Failed to
+//! deserialize form body: missing field `flow`"). `pages` puts `error.html` in its place,
+//! keeps the status, and logs the framework's words once. A response counts as such an
+//! answer when all of these hold:
+//! - its status is one the framework uses for a refused request (`Case::of`);
+//! - it is plain text or has no content type: every page we render on purpose is HTML;
+//! - it is not marked `MachineAnswer`. Routes that answer machines (carrier callbacks, the
+//!   phone simulator, metadata, health) are layered with `machine_answers` where they are
+//!   declared, so whatever they answer — on purpose or not — reaches the machine unchanged.
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::{AppState, PageLang};
+use crate::i18n::msgid;
+
+/// The framework's detail goes to the log this long at most (it may echo client input).
+const DETAIL_CHARS: usize = 200;
+/// A rejection is one line; reading more than this of a body would only waste memory.
+const BODY_BYTES: usize = 16 * 1024;
+
+/// Marks a response for a machine: `pages` leaves it alone.
+#[derive(Debug, Clone, Copy)]
+pub struct MachineAnswer;
+
+/// `map_response` layer for the routers whose clients are programs, not people.
+pub async fn machine_answers(mut res: Response) -> Response {
+    res.extensions_mut().insert(MachineAnswer);
+    res
+}
+
+/// The router's fallback: no route has this path. Answered like any framework refusal, so
+/// `pages` turns it into the page and the log line.
+pub async fn no_route() -> Response {
+    (StatusCode::NOT_FOUND, "no route for this path").into_response()
+}
+
+/// The refusals we explain, each with its own words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Case {
+    NotFound,
+    /// A query string the handler cannot read (a GET).
+    BadAddress,
+    /// A form that is missing fields, has the wrong content type or does not parse.
+    BadForm,
+    TooLarge,
+    WrongMethod,
+    TooSlow,
+}
+
+impl Case {
+    fn of(method: &Method, status: StatusCode) -> Option<Case> {
+        Some(match status {
+            StatusCode::NOT_FOUND => Case::NotFound,
+            StatusCode::METHOD_NOT_ALLOWED => Case::WrongMethod,
+            StatusCode::REQUEST_TIMEOUT => Case::TooSlow,
+            StatusCode::PAYLOAD_TOO_LARGE => Case::TooLarge,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE | StatusCode::UNPROCESSABLE_ENTITY => Case::BadForm,
+            // Axum's query rejection and its form rejection for a GET are both 400.
+            StatusCode::BAD_REQUEST if method == Method::GET || method == Method::HEAD => {
+                Case::BadAddress
+            }
+            StatusCode::BAD_REQUEST => Case::BadForm,
+            _ => return None,
+        })
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Case::NotFound => msgid("Page not found"),
+            _ => msgid("Request not completed"),
+        }
+    }
+
+    fn message(self) -> &'static str {
+        match self {
+            Case::NotFound => {
+                "This page does not exist. Check the address, or start again from the application you want to use."
+            }
+            Case::BadAddress => {
+                "The address of this page is incomplete or damaged. Go back and try again."
+            }
+            Case::BadForm => "The form was incomplete. Go back and try again.",
+            Case::TooLarge => "What was sent is too large.",
+            Case::WrongMethod => "This address does not accept that kind of request.",
+            Case::TooSlow => "The request took too long. Try again.",
+        }
+    }
+}
+
+/// Is this the framework speaking? (See the module comment.)
+fn framework_refusal(res: &Response) -> bool {
+    if res.extensions().get::<MachineAnswer>().is_some() {
+        return false;
+    }
+    match res.headers().get(header::CONTENT_TYPE) {
+        None => true,
+        Some(v) => v.to_str().is_ok_and(|t| {
+            t.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("text/plain")
+        }),
+    }
+}
+
+/// What the page's language is negotiated from, kept from the request before the handler
+/// takes it (the cookie and `Accept-Language`; the query is in the URI).
+fn language_headers(headers: &HeaderMap) -> HeaderMap {
+    let mut kept = HeaderMap::new();
+    for name in [header::COOKIE, header::ACCEPT_LANGUAGE] {
+        for v in headers.get_all(&name) {
+            kept.append(name.clone(), v.clone());
+        }
+    }
+    kept
+}
+
+/// The admin console is English (README, Languages); everything else follows the user.
+fn is_console(path: &str) -> bool {
+    path == "/admin" || path.starts_with("/admin/")
+}
+
+fn shortened(text: &str) -> &str {
+    match text.char_indices().nth(DETAIL_CHARS) {
+        Some((at, _)) => &text[..at],
+        None => text,
+    }
+}
+
+/// Middleware over the whole app: see the module comment.
+pub async fn pages(State(ctx): State<AppState>, req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let uri = req.uri().clone();
+    let asked = language_headers(req.headers());
+    let res = next.run(req).await;
+    let Some(case) = Case::of(&method, res.status()) else {
+        return res;
+    };
+    if !framework_refusal(&res) {
+        return res;
+    }
+    let status = res.status();
+    let (parts, body) = res.into_parts();
+    let detail = match axum::body::to_bytes(body, BODY_BYTES).await {
+        Ok(b) if b.is_empty() => "(no detail)".to_owned(),
+        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        Err(_) => "(a long or unreadable detail)".to_owned(),
+    };
+    // `?` quotes and escapes: a detail that echoes client input cannot forge a log line.
+    tracing::info!(
+        method = %method,
+        path = %shortened(uri.path()),
+        status = status.as_u16(),
+        detail = ?shortened(&detail),
+        "refused request answered with the error page"
+    );
+    let lang = if is_console(uri.path()) {
+        PageLang::default()
+    } else {
+        PageLang::negotiate(&ctx, &asked, uri.query()).await
+    };
+    let mut page = ctx.error_titled(&lang, status, case.title(), case.message());
+    // A 405 says which methods the address does accept (RFC 9110 §15.5.6).
+    if let Some(allow) = parts.headers.get(header::ALLOW) {
+        page.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    page
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use axum::Router;
+    use axum::body::Body;
+    use axum::extract::DefaultBodyLimit;
+    use axum::routing::post;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    /// A body-less answer, as tower layers (a timeout) make them.
+    fn empty(status: StatusCode) -> Response {
+        let mut r = Response::new(Body::empty());
+        *r.status_mut() = status;
+        r
+    }
+
+    #[test]
+    fn only_refusals_the_framework_makes_are_cases() {
+        let get = Method::GET;
+        let post = Method::POST;
+        assert_eq!(
+            Case::of(&get, StatusCode::BAD_REQUEST),
+            Some(Case::BadAddress)
+        );
+        assert_eq!(
+            Case::of(&post, StatusCode::BAD_REQUEST),
+            Some(Case::BadForm)
+        );
+        assert_eq!(
+            Case::of(&post, StatusCode::UNPROCESSABLE_ENTITY),
+            Some(Case::BadForm)
+        );
+        for status in [
+            StatusCode::OK,
+            StatusCode::SEE_OTHER,
+            StatusCode::FORBIDDEN,
+            StatusCode::GONE,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            StatusCode::SERVICE_UNAVAILABLE,
+        ] {
+            assert_eq!(Case::of(&post, status), None, "{status}");
+        }
+    }
+
+    #[test]
+    fn html_and_machine_answers_are_not_refusals() {
+        assert!(framework_refusal(&empty(StatusCode::REQUEST_TIMEOUT)));
+        assert!(framework_refusal(
+            &(StatusCode::UNPROCESSABLE_ENTITY, "Failed").into_response()
+        ));
+        let page = (StatusCode::BAD_REQUEST, axum::response::Html("<p>ours</p>")).into_response();
+        assert!(!framework_refusal(&page));
+        let mut machine = (StatusCode::NOT_FOUND, "unknown request").into_response();
+        machine.extensions_mut().insert(MachineAnswer);
+        assert!(!framework_refusal(&machine));
+    }
+
+    #[test]
+    fn details_are_cut_on_a_character_boundary() {
+        let long = "é".repeat(DETAIL_CHARS + 5);
+        assert_eq!(shortened(&long).chars().count(), DETAIL_CHARS);
+        assert_eq!(shortened("short"), "short");
+    }
+
+    async fn state(dir: &std::path::Path) -> AppState {
+        let mut config = crate::config::Config::default();
+        config.server.data_dir = dir.join("data");
+        config.metadata_dir = dir.join("metadata");
+        std::fs::create_dir_all(&config.metadata_dir).expect("metadata dir");
+        crate::startup::build(config, Arc::new(crate::clock::SystemClock))
+            .await
+            .expect("state")
+            .0
+    }
+
+    /// What a body limit and a timeout layered inside `app()` answer must become the page too.
+    #[tokio::test]
+    async fn limits_and_timeouts_inside_the_router_get_the_page() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ctx = state(dir.path()).await;
+        let router = Router::new()
+            .route("/form", post(|body: String| async move { body }))
+            .route(
+                "/slow",
+                post(|| async { empty(StatusCode::REQUEST_TIMEOUT) }),
+            )
+            .layer(DefaultBodyLimit::max(16))
+            .layer(axum::middleware::from_fn_with_state(ctx.clone(), pages));
+        for (path, body, status, words) in [
+            (
+                "/form",
+                "x".repeat(17),
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Die gesendeten Daten sind zu groß.",
+            ),
+            (
+                "/slow",
+                String::new(),
+                StatusCode::REQUEST_TIMEOUT,
+                "Die Anfrage hat zu lange gedauert.",
+            ),
+        ] {
+            let req = Request::post(path)
+                .header(header::ACCEPT_LANGUAGE, "de")
+                .body(Body::from(body))
+                .expect("request");
+            let res = router.clone().oneshot(req).await.expect("answer");
+            assert_eq!(res.status(), status, "{path}");
+            let page = axum::body::to_bytes(res.into_body(), 1 << 20)
+                .await
+                .expect("body");
+            let page = String::from_utf8_lossy(&page);
+            assert!(page.contains("href=\"/static/tessera.css\""), "{page}");
+            assert!(page.contains(words), "{page}");
+            assert!(!page.contains("length limit"), "{page}");
+        }
+        let small = Request::post("/form")
+            .body(Body::from("ok"))
+            .expect("request");
+        let res = router.oneshot(small).await.expect("answer");
+        assert_eq!(
+            res.status(),
+            StatusCode::OK,
+            "a request within the limits is untouched"
+        );
+    }
+}
