@@ -156,66 +156,36 @@ mod tests {
         reserve(store, m, &reg, now).await.expect("reserve")
     }
 
+    /// Three wrong codes at `at` (the whole budget), each checked; then the next attempt.
+    async fn spend_budget(store: &dyn Store, m: &MfaSettings, at: i64) -> Attempt {
+        for nth in 1..=3 {
+            assert_eq!(reserve_as(store, m, at).await, Attempt::Check { nth });
+            let locked = failed(store, m, "alice", nth, at).await.expect("failed");
+            assert_eq!(locked.is_some(), nth == 3);
+        }
+        reserve_as(store, m, at).await
+    }
+
     #[tokio::test]
     async fn the_budget_is_shared_by_every_sign_in_and_then_locks() {
         let (_dir, store) = store();
         let m = settings();
         let now = 1_000_000;
-        for nth in 1..=3 {
-            assert_eq!(reserve_as(&store, &m, now).await, Attempt::Check { nth });
-            let locked = failed(&store, &m, "alice", nth, now).await.expect("failed");
-            assert_eq!(locked.is_some(), nth == 3);
-        }
-        assert_eq!(
-            reserve_as(&store, &m, now + 1).await,
-            Attempt::Locked { until: now + 600 }
-        );
+        let locked = |until| Attempt::Locked { until };
+        assert_eq!(spend_budget(&store, &m, now).await, locked(now + 600));
         // After the lock, a new budget; the next lock in a row is twice as long.
         let later = now + 601;
-        for nth in 1..=3 {
-            assert_eq!(reserve_as(&store, &m, later).await, Attempt::Check { nth });
-            failed(&store, &m, "alice", nth, later)
-                .await
-                .expect("failed");
-        }
-        assert_eq!(
-            reserve_as(&store, &m, later).await,
-            Attempt::Locked {
-                until: later + 1_200
-            }
-        );
+        assert_eq!(spend_budget(&store, &m, later).await, locked(later + 1_200));
         // A correct code resets the count, not the doubling: the next lock is longer still.
         let after = later + 1_201;
         let reg = registration::load(&store, "alice").await.expect("reg");
         succeeded(&store, &reg).await.expect("ok");
-        for nth in 1..=3 {
-            assert_eq!(reserve_as(&store, &m, after).await, Attempt::Check { nth });
-            failed(&store, &m, "alice", nth, after)
-                .await
-                .expect("failed");
-        }
-        assert_eq!(
-            reserve_as(&store, &m, after).await,
-            Attempt::Locked {
-                until: after + 2_400
-            }
-        );
+        assert_eq!(spend_budget(&store, &m, after).await, locked(after + 2_400));
         // A day after the last lock ended, a new lock is the base length again.
         let next_day = after + 2_400 + 86_400;
-        for nth in 1..=3 {
-            assert_eq!(
-                reserve_as(&store, &m, next_day).await,
-                Attempt::Check { nth }
-            );
-            failed(&store, &m, "alice", nth, next_day)
-                .await
-                .expect("failed");
-        }
         assert_eq!(
-            reserve_as(&store, &m, next_day).await,
-            Attempt::Locked {
-                until: next_day + 600
-            }
+            spend_budget(&store, &m, next_day).await,
+            locked(next_day + 600)
         );
     }
 
