@@ -100,7 +100,13 @@ pub fn app(state: AppState) -> Router {
     if let Some(sim) = &state.simulator {
         r = r.merge(crate::sim::router(sim.clone()));
     }
-    r.layer(axum::middleware::map_response(security_headers))
+    let limits = crate::server::ServerLimits::from_config(&state.config.server);
+    r.layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            limits,
+            crate::server::deadlines,
+        ))
+        .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
 }
 
