@@ -625,6 +625,60 @@ mod tests {
     }
 
     #[test]
+    fn server_limits_out_of_range_are_named() {
+        for (var, value, key) in [
+            (
+                "TESSERA__SERVER__HEADER_READ_TIMEOUT_SECS",
+                "0",
+                "server.header_read_timeout_secs",
+            ),
+            (
+                "TESSERA__SERVER__IDLE_TIMEOUT_SECS",
+                "0",
+                "server.idle_timeout_secs",
+            ),
+            (
+                "TESSERA__SERVER__BODY_READ_TIMEOUT_SECS",
+                "0",
+                "server.body_read_timeout_secs",
+            ),
+            (
+                "TESSERA__SERVER__REQUEST_TIMEOUT_SECS",
+                "0",
+                "server.request_timeout_secs",
+            ),
+            (
+                "TESSERA__SERVER__MAX_HEADER_BYTES",
+                "4096",
+                "server.max_header_bytes",
+            ),
+            (
+                "TESSERA__SERVER__MAX_BODY_BYTES",
+                "1000",
+                "server.max_body_bytes",
+            ),
+        ] {
+            let err = Config::load(None, env(&[(var, value)])).expect_err(var);
+            assert!(err.to_string().contains(key), "{var}: {err}");
+        }
+        // A header cap too small for a Redirect-binding URL with the longest RelayState.
+        let err = Config::load(
+            None,
+            env(&[("TESSERA__IDP__RELAY_STATE_MAX_BYTES", "8192")]),
+        )
+        .expect_err("16 KiB cannot carry 8 KiB of RelayState, percent-encoded");
+        assert!(err.to_string().contains("server.max_header_bytes"), "{err}");
+        let ok = Config::load(
+            None,
+            env(&[
+                ("TESSERA__IDP__RELAY_STATE_MAX_BYTES", "8192"),
+                ("TESSERA__SERVER__MAX_HEADER_BYTES", "40000"),
+            ]),
+        );
+        assert!(ok.is_ok(), "{ok:?}");
+    }
+
+    #[test]
     fn bad_public_url_is_named() {
         let err = Config::load(None, env(&[("TESSERA__SERVER__PUBLIC_URL", "ftp://x")]))
             .expect_err("scheme");
