@@ -217,6 +217,48 @@ async fn a_body_trickled_past_the_request_timeout_answers_408() {
 }
 
 #[tokio::test]
+async fn a_client_that_stops_reading_its_answers_is_cut_off() {
+    // Some 10 MB of answers (5 KB each): more than the socket buffers on the way can hold
+    // (Linux grows a send buffer up to 4 MB). Each answer is handed to hyper whole, so a
+    // connection whose client reads nothing more counts as idle and the idle timeout ends it.
+    const PIPELINED: usize = 2000;
+    let t = server(|c| c.server.idle_timeout_secs = 2).await;
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("rcvbuf");
+    let addr = t.base.trim_start_matches("http://").parse().expect("addr");
+    let c = socket.connect(addr).await.expect("connect");
+    let (mut read, mut write) = c.into_split();
+    // The requests are written aside: once the server stops reading, so would this.
+    let writer = tokio::spawn(async move {
+        for _ in 0..PIPELINED {
+            if write.write_all(&get("/static/tessera.css")).await.is_err() {
+                break;
+            }
+        }
+        write
+    });
+    tokio::time::sleep(secs(2) + MARGIN).await;
+    // Had the server waited, reading now would get every answer; it gave up instead.
+    let mut got = Vec::new();
+    tokio::time::timeout(secs(2) + MARGIN, async {
+        let mut buf = vec![0u8; 64 * 1024];
+        while let Ok(n @ 1..) = read.read(&mut buf).await {
+            got.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await
+    .expect("closed in time");
+    writer.abort();
+    let answers = String::from_utf8_lossy(&got)
+        .matches("HTTP/1.1 200")
+        .count();
+    assert!(
+        answers < PIPELINED,
+        "all {answers} answers were still delivered"
+    );
+}
+
+#[tokio::test]
 async fn a_handler_that_outlasts_the_request_timeout_answers_503_with_retry_after() {
     // A directory that accepts connections and never answers: the sign-in waits on it.
     let hole = tokio::net::TcpListener::bind("127.0.0.1:0")
