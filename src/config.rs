@@ -91,6 +91,20 @@ pub struct ServerConfig {
     /// The URL browsers and SPs use to reach Tessera (behind a proxy: the proxy's URL).
     pub public_url: String,
     pub data_dir: PathBuf,
+    /// A request head must be complete this long after its first byte arrived.
+    pub header_read_timeout_secs: u32,
+    /// A connection with no request in flight and no new one begun is closed after this.
+    pub idle_timeout_secs: u32,
+    /// A request body that sends nothing for this long fails with 408.
+    pub body_read_timeout_secs: u32,
+    /// A request (its body read and the handler's answer) must be done within this.
+    pub request_timeout_secs: u32,
+    /// Open connections at most; 0 = derived from the file-descriptor limit.
+    pub max_connections: u32,
+    /// Request line and headers together, in bytes.
+    pub max_header_bytes: u32,
+    /// Request bodies, in bytes (the console's metadata import has its own 1 MiB).
+    pub max_body_bytes: u32,
 }
 
 impl Default for ServerConfig {
@@ -99,6 +113,13 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             public_url: "http://localhost:8080".into(),
             data_dir: PathBuf::from("tessera-data"),
+            header_read_timeout_secs: 10,
+            idle_timeout_secs: 75,
+            body_read_timeout_secs: 10,
+            request_timeout_secs: 30,
+            max_connections: 0,
+            max_header_bytes: 16 * 1024,
+            max_body_bytes: 64 * 1024,
         }
     }
 }
@@ -273,6 +294,7 @@ impl Config {
                 "must be an http(s) URL with a host",
             ));
         }
+        self.validate_server_limits()?;
         if self.idp.entity_id.as_deref() == Some("") {
             return Err(invalid("idp.entity_id", "must not be empty"));
         }
@@ -381,6 +403,58 @@ impl Config {
         for (i, rp) in self.relying_parties.iter().enumerate() {
             rp.validate()
                 .map_err(|detail| invalid(&format!("relying_party[{i}]"), detail))?;
+        }
+        Ok(())
+    }
+
+    /// The connection limits of `[server]`; the header cap must leave room for a
+    /// Redirect-binding URL carrying the longest RelayState we accept.
+    fn validate_server_limits(&self) -> Result<(), ConfigError> {
+        let s = &self.server;
+        check_range(
+            "server.header_read_timeout_secs",
+            s.header_read_timeout_secs,
+            1,
+            300,
+        )?;
+        check_range("server.idle_timeout_secs", s.idle_timeout_secs, 1, 3600)?;
+        check_range(
+            "server.body_read_timeout_secs",
+            s.body_read_timeout_secs,
+            1,
+            300,
+        )?;
+        check_range(
+            "server.request_timeout_secs",
+            s.request_timeout_secs,
+            1,
+            600,
+        )?;
+        check_range("server.max_connections", s.max_connections, 0, 1 << 20)?;
+        check_range(
+            "server.max_header_bytes",
+            s.max_header_bytes,
+            8 * 1024,
+            1024 * 1024,
+        )?;
+        check_range(
+            "server.max_body_bytes",
+            s.max_body_bytes,
+            16 * 1024,
+            64 * 1024 * 1024,
+        )?;
+        // Percent-encoding can triple the RelayState; the rest of a signed AuthnRequest's
+        // query (deflated request, SigAlg, Signature) and the other headers fit in 8 KiB.
+        let needed = self.idp.relay_state_max_bytes.saturating_mul(3) + 8 * 1024;
+        if (s.max_header_bytes as usize) < needed {
+            return Err(invalid(
+                "server.max_header_bytes",
+                format!(
+                    "must be at least {needed} to carry a Redirect-binding request with \
+                     idp.relay_state_max_bytes = {}",
+                    self.idp.relay_state_max_bytes
+                ),
+            ));
         }
         Ok(())
     }
@@ -548,6 +622,60 @@ mod tests {
         let err =
             Config::load(None, env(&[("TESSERA__DIRECTORY__KIND", "ldap")])).expect_err("no ldap");
         assert!(err.to_string().contains("directory.ldap"));
+    }
+
+    #[test]
+    fn server_limits_out_of_range_are_named() {
+        for (var, value, key) in [
+            (
+                "TESSERA__SERVER__HEADER_READ_TIMEOUT_SECS",
+                "0",
+                "server.header_read_timeout_secs",
+            ),
+            (
+                "TESSERA__SERVER__IDLE_TIMEOUT_SECS",
+                "0",
+                "server.idle_timeout_secs",
+            ),
+            (
+                "TESSERA__SERVER__BODY_READ_TIMEOUT_SECS",
+                "0",
+                "server.body_read_timeout_secs",
+            ),
+            (
+                "TESSERA__SERVER__REQUEST_TIMEOUT_SECS",
+                "0",
+                "server.request_timeout_secs",
+            ),
+            (
+                "TESSERA__SERVER__MAX_HEADER_BYTES",
+                "4096",
+                "server.max_header_bytes",
+            ),
+            (
+                "TESSERA__SERVER__MAX_BODY_BYTES",
+                "1000",
+                "server.max_body_bytes",
+            ),
+        ] {
+            let err = Config::load(None, env(&[(var, value)])).expect_err(var);
+            assert!(err.to_string().contains(key), "{var}: {err}");
+        }
+        // A header cap too small for a Redirect-binding URL with the longest RelayState.
+        let err = Config::load(
+            None,
+            env(&[("TESSERA__IDP__RELAY_STATE_MAX_BYTES", "8192")]),
+        )
+        .expect_err("16 KiB cannot carry 8 KiB of RelayState, percent-encoded");
+        assert!(err.to_string().contains("server.max_header_bytes"), "{err}");
+        let ok = Config::load(
+            None,
+            env(&[
+                ("TESSERA__IDP__RELAY_STATE_MAX_BYTES", "8192"),
+                ("TESSERA__SERVER__MAX_HEADER_BYTES", "40000"),
+            ]),
+        );
+        assert!(ok.is_ok(), "{ok:?}");
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod login;
 pub mod mfa;
 pub mod rp;
 pub mod saml;
+pub mod server;
 pub mod sim;
 pub mod startup;
 pub mod store;

@@ -261,6 +261,15 @@ async fn run(cli: Cli) -> Result<(), String> {
 
 async fn serve(config: Config) -> Result<(), String> {
     init_logging(&config);
+    // The connection cap is derived from this limit; the soft one is often 1,024 while the
+    // hard one allows far more.
+    match tessera::server::raise_fd_limit() {
+        Ok((before, after)) if after > before => {
+            tracing::info!(before, after, "raised the file-descriptor limit");
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not raise the file-descriptor limit"),
+    }
     let listen = config.server.listen;
     let base = config.public_base().to_owned();
     let admin_group = config.admin.group.clone();
@@ -312,13 +321,13 @@ async fn serve(config: Config) -> Result<(), String> {
             }
         }
     });
-    let app = tessera::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .map_err(|e| e.to_string())
+    let limits = tessera::server::ServerLimits::from_config(&state.config.server);
+    let app = tessera::app(state);
+    tessera::server::serve(listener, app, &limits, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+    .map_err(|e| e.to_string())
 }
 
 async fn rp_command(config: &Config, command: RpCommand) -> Result<(), String> {

@@ -821,6 +821,27 @@ async fn import(
 }
 
 #[tokio::test]
+async fn metadata_import_takes_files_past_the_general_body_cap_up_to_1_mib() {
+    let e = env(|_| {}).await;
+    let (admin, _, page) = e.sign_in("alice").await;
+    let csrf = input_value(&page, "csrf").expect("csrf");
+    let padded = |bytes: usize| {
+        let mut md = TestSp::new("big").metadata(false);
+        md.push_str(&format!("<!--{}-->", "x".repeat(bytes)));
+        md
+    };
+    let general = tessera::config::Config::default().server.max_body_bytes as usize;
+    // Real metadata with many certificates and endpoints outgrows the sign-in forms' cap.
+    let (status, page, location) =
+        import(&e, &admin, Some(&csrf), "file", &padded(4 * general)).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    assert!(location.is_some_and(|l| l.starts_with("/admin/rps/import/")));
+    let (status, page, _) = import(&e, &admin, Some(&csrf), "file", &padded(1100 * 1024)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(page.contains("larger than 1 MiB"), "{page}");
+}
+
+#[tokio::test]
 async fn sp_metadata_is_imported_previewed_approved_and_signs_users_in() {
     let e = env(|_| {}).await;
     let (admin, _, page) = e.sign_in("alice").await;

@@ -1,7 +1,7 @@
 //! The console's relying-party pages: trusts in force, import of SP metadata (paste, file, URL) with a preview and an explicit approve, options, removal, and the NetScaler commands.
 
 use axum::Router;
-use axum::extract::{Multipart, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -18,13 +18,18 @@ use crate::saml::metadata::parse_sp_metadata;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/admin/rps", get(page))
-        .route("/admin/rps/import", post(import))
+        .route(
+            "/admin/rps/import",
+            post(import).layer(DefaultBodyLimit::max(MAX_IMPORT_FORM)),
+        )
         .route("/admin/rps/import/{id}", get(preview).post(approve))
         .route("/admin/rps/{slug}", post(change))
 }
 
 /// Largest metadata document accepted from any source.
 const MAX_METADATA: usize = 1024 * 1024;
+/// The import form: one metadata document plus the form's own fields and multipart framing.
+const MAX_IMPORT_FORM: usize = MAX_METADATA + 64 * 1024;
 
 async fn page(State(ctx): State<AppState>, admin: Admin, Query(done): Query<Done>) -> Response {
     let notice = done.done.map(|d| format!("Done: {d}."));
@@ -118,21 +123,25 @@ struct ImportForm {
     file: Option<(String, Vec<u8>)>,
 }
 
-async fn read_import(mut multipart: Multipart) -> Result<ImportForm, String> {
+async fn read_import(mut multipart: Multipart) -> Result<ImportForm, (StatusCode, String)> {
+    // Past the route's body limit the reader fails with 413; the admin reads why.
+    let unreadable = |e: axum::extract::multipart::MultipartError| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "The metadata is larger than 1 MiB.".to_owned(),
+        ),
+        status => (status, format!("the form could not be read: {e}")),
+    };
     let mut f = ImportForm::default();
-    while let Some(field) = multipart
-        .next_field()
-        .await
-        .map_err(|e| format!("the form could not be read: {e}"))?
-    {
+    while let Some(field) = multipart.next_field().await.map_err(unreadable)? {
         let name = field.name().unwrap_or_default().to_owned();
         let file_name = field.file_name().map(str::to_owned);
-        let bytes = field
-            .bytes()
-            .await
-            .map_err(|e| format!("the form could not be read: {e}"))?;
+        let bytes = field.bytes().await.map_err(unreadable)?;
         if bytes.len() > MAX_METADATA {
-            return Err("The metadata is larger than 1 MiB.".into());
+            return Err((
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "The metadata is larger than 1 MiB.".into(),
+            ));
         }
         let text = || String::from_utf8_lossy(&bytes).into_owned();
         match name.as_str() {
@@ -182,7 +191,7 @@ async fn fetch(url: &str) -> Result<String, String> {
 async fn import(State(ctx): State<AppState>, admin: Admin, multipart: Multipart) -> Response {
     let form = match read_import(multipart).await {
         Ok(f) => f,
-        Err(m) => return render(&ctx, &admin, None, Some(m), StatusCode::BAD_REQUEST).await,
+        Err((status, m)) => return render(&ctx, &admin, None, Some(m), status).await,
     };
     if let Some(r) = csrf_refusal(&ctx, &admin, &[("csrf".to_owned(), form.csrf.clone())]) {
         return r;

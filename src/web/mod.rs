@@ -87,18 +87,24 @@ pub fn app(state: AppState) -> Router {
         .merge(admin_certs::routes())
         .merge(machine_routes(&state))
         .fallback(errors::no_route);
-    // Layers that refuse requests on their own (a body limit, a timeout) go on `r` here:
-    // layered before `errors::pages` they sit inside it, so their 413 / 408 reach people as
-    // the error page too.
-    r.layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        errors::pages,
-    ))
-    .layer(axum::middleware::map_response_with_state(
-        state.clone(),
-        security_headers,
-    ))
-    .with_state(state)
+    // Layers that refuse requests on their own (the body limit, the body and request
+    // deadlines) go on `r` here: layered before `errors::pages` they sit inside it, so their
+    // 413 / 408 reach people as the error page too.
+    let limits = crate::server::ServerLimits::from_config(&state.config.server);
+    r.layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            limits,
+            crate::server::deadlines,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            errors::pages,
+        ))
+        .layer(axum::middleware::map_response_with_state(
+            state.clone(),
+            security_headers,
+        ))
+        .with_state(state)
 }
 
 /// The routes whose clients are programs (carriers, SPs fetching metadata, monitors, the

@@ -109,9 +109,10 @@ impl TesseraBuilder {
             .expect("tessera starts");
         self.listener.set_nonblocking(true).expect("nonblocking");
         let listener = tokio::net::TcpListener::from_std(self.listener).expect("listener");
-        let app = tessera::app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let limits = tessera::server::ServerLimits::from_config(&state.config.server);
+        let app = tessera::app(state.clone());
         let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            let _ = tessera::server::serve(listener, app, &limits, std::future::pending()).await;
         });
         Tessera {
             base,
