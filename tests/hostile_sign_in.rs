@@ -459,3 +459,34 @@ async fn oversized_user_names_are_refused_and_nothing_of_them_is_stored() {
             .any(|l| l.contains(&format!("{}…", "u".repeat(64))))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn good_sign_ins_in_flight_together_from_one_address_are_never_refused() {
+    // The address budget counts failures only: an office behind one NAT signing in at once
+    // is not a password spray.
+    let e = env(None, |m| m.password_failures_per_ip = 2).await;
+    let mut sign_ins = tokio::task::JoinSet::new();
+    // Three each for two people: more than the address budget, within each person's.
+    for i in 0..6 {
+        let base = e.idp.base.clone();
+        let rp = e.open_rp.clone();
+        let user = if i % 2 == 0 { "alice" } else { "bob" };
+        sign_ins.spawn(async move {
+            let browser = Browser::new();
+            let url = format!("{base}/adfs/ls/idpinitiatedsignon?loginToRp={rp}");
+            let (url, _, page) = browser.get(&url).await;
+            browser.sign_in(&url, &page, user, PW).await.2
+        });
+    }
+    while let Some(page) = sign_ins.join_next().await {
+        let page = page.expect("sign-in");
+        assert!(signed_in(&page), "{page}");
+    }
+    // Two failures from the address, and it is refused, whoever signs in.
+    for _ in 0..2 {
+        let (status, _) = e.attempt_from("127.0.0.1", &e.open_rp, "alice", "x").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (_, page) = e.attempt_from("127.0.0.1", &e.open_rp, "bob", PW).await;
+    assert!(page.contains(TOO_MANY), "{page}");
+}

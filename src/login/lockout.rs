@@ -1,8 +1,9 @@
 //! The soft lockout: failed passwords counted before the directory is asked, per person (familiar addresses on a budget of their own) and per client address.
 //!
-//! Modelled on AD FS Extranet Smart Lockout. Each attempt takes one unit from two counters
-//! *before* the directory bind — atomically, so twenty parallel guesses cannot all slip past
-//! a check-then-count — and an attempt over either budget is refused without a bind. So at
+//! Modelled on AD FS Extranet Smart Lockout. Each attempt takes one unit from the person's
+//! counter *before* the directory bind — atomically, so twenty parallel guesses cannot all
+//! slip past a check-then-count — and an attempt over the budget, or from an address with
+//! too many failures, is refused without a bind. So at
 //! most `password_failures_per_user + password_failures_familiar` binds per person and window
 //! ever reach the directory, which the admin keeps below the directory's own threshold: an
 //! attacker can never lock the directory account through Tessera. The person is the name
@@ -91,8 +92,8 @@ fn familiar_key(person: &str, ip: &str) -> String {
     format!("pwfam:{}:{ip}", person_hash(person))
 }
 
-/// Takes one attempt from the person's budget and the address's; refuses when either is used
-/// up. The counters are never taken back for a wrong password.
+/// Takes one attempt from the person's budget (never given back for a wrong password) and
+/// refuses when it, or the address's failure budget, is used up.
 pub async fn admit(
     deps: &Deps<'_>,
     login: &str,
@@ -116,30 +117,46 @@ pub async fn admit(
         user_key: user_key(&person, budget),
         ip_key: ip_key(ip),
     };
+    // The address's count is read, not taken: it only counts failures. Taking it up front
+    // would refuse good sign-ins whenever more of them than the budget are in flight from
+    // one address at once (an office behind one NAT at nine o'clock); the per-person
+    // budget, which protects the directory account, is the one that must be exact.
     let (by_user, by_ip) = tokio::try_join!(
         deps.store.incr(&gate.user_key, 1, window),
-        deps.store.incr(&gate.ip_key, 1, window),
+        read_count(deps.store, &gate.ip_key),
     )?;
-    if by_user > i64::from(budget.limit(mfa)) || by_ip > i64::from(mfa.password_failures_per_ip) {
-        let by_address = by_ip > i64::from(mfa.password_failures_per_ip);
+    let by_address = by_ip >= i64::from(mfa.password_failures_per_ip);
+    if by_user > i64::from(budget.limit(mfa)) || by_address {
         return Ok(Err(Refusal::OverLimit { budget, by_address }));
     }
     Ok(Ok(gate))
 }
 
+async fn read_count(store: &dyn Store, key: &str) -> Result<i64, StoreError> {
+    Ok(store
+        .get(key)
+        .await?
+        .and_then(|b| String::from_utf8(b).ok()?.parse().ok())
+        .unwrap_or(0))
+}
+
 impl Gate {
-    /// The password was right: the person's count of this budget starts again, and the
-    /// attempt is given back to the address (it was no failure).
+    /// The password was right: the person's count of this budget starts again.
     pub async fn passed(self, store: &dyn Store) -> Result<(), StoreError> {
         store.delete(&self.user_key).await?;
-        store.incr(&self.ip_key, -1, None).await?;
+        Ok(())
+    }
+
+    /// The password was wrong: the address's count grows (the person's was taken already).
+    pub async fn failed(self, store: &dyn Store, mfa: &MfaSettings) -> Result<(), StoreError> {
+        let window = Duration::from_secs(mfa.password_failure_window_secs.into());
+        store.incr(&self.ip_key, 1, Some(window)).await?;
         Ok(())
     }
 
     /// The directory could not answer: the attempt counts for nothing.
     pub async fn not_counted(self, store: &dyn Store) -> Result<(), StoreError> {
         store.incr(&self.user_key, -1, None).await?;
-        store.incr(&self.ip_key, -1, None).await?;
         Ok(())
     }
 }
@@ -166,11 +183,7 @@ pub async fn failures(store: &dyn Store, username: &str) -> Result<(i64, i64), S
         .iter_mut()
         .zip([Budget::Unfamiliar, Budget::Familiar])
     {
-        *count = store
-            .get(&user_key(&person, budget))
-            .await?
-            .and_then(|b| String::from_utf8(b).ok()?.parse().ok())
-            .unwrap_or(0);
+        *count = read_count(store, &user_key(&person, budget)).await?;
     }
     Ok((counts[0], counts[1]))
 }

@@ -54,6 +54,7 @@ pub(super) async fn on_password(
             Err(StepError::DirectoryUnavailable(detail))
         }
         Err(err) => {
+            gate.failed(deps.store, deps.mfa).await?;
             deps.timing.pad_failure(started).await;
             Ok(refused(
                 failures,
