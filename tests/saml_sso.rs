@@ -482,7 +482,7 @@ async fn malformed_unknown_and_oversize_requests_get_a_clear_page() {
         (
             "wrong destination",
             sp.redirect_query(&sp.xml(&wrong_dest), None, None),
-            "not registered",
+            "addressed to a different sign-in service",
         ),
         (
             "oversize relaystate",

@@ -67,8 +67,13 @@ impl RequestError {
             RequestError::UnknownSp(_) => {
                 "The application that sent you here is not registered with this sign-in service."
             }
-            RequestError::UnregisteredAcs(_) | RequestError::WrongDestination(_) => {
+            RequestError::UnregisteredAcs(_) => {
                 "The application asked to send your sign-in to an address that is not registered."
+            }
+            // SAML core §3.2.1: the request names another IdP endpoint (a misconfigured SP,
+            // or a request captured elsewhere and replayed here).
+            RequestError::WrongDestination(_) => {
+                "This sign-in request was addressed to a different sign-in service. Go back to the application and start again; if it happens again, tell your help desk."
             }
             RequestError::Stale(_) | RequestError::Replayed(_) => {
                 "This sign-in request has expired or was already used. Go back to the application and start again."
@@ -535,6 +540,14 @@ mod tests {
         }
         let root = xml::parse(REQ, &Limits::default()).expect("parse");
         assert!(read_authn_request(&root).is_ok());
+    }
+
+    #[test]
+    fn a_wrong_destination_is_not_called_an_unregistered_address() {
+        let wrong = RequestError::WrongDestination("https://other.example/sso".into());
+        let acs = RequestError::UnregisteredAcs("https://evil.example/acs".into());
+        assert_ne!(wrong.user_message(), acs.user_message());
+        assert!(wrong.user_message().contains("different sign-in service"));
     }
 
     #[test]
