@@ -3,6 +3,7 @@
 
 mod support {
     pub mod browser;
+    pub mod process;
     pub mod sp;
 }
 
@@ -95,12 +96,7 @@ async fn first_run_creates_keys_store_and_a_demo_user_who_can_sign_in() {
     let sidecar = std::fs::read_to_string(dir.path().join("metadata/strict.toml")).expect("toml");
     assert!(sidecar.contains("sign = \"both\""), "{sidecar}");
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let base = format!("http://127.0.0.1:{port}");
+    let (port, base) = support::process::free_base();
     let mut child = tessera(dir.path(), &["serve"])
         .env("TESSERA__SERVER__LISTEN", format!("127.0.0.1:{port}"))
         .env("TESSERA__SERVER__PUBLIC_URL", &base)
@@ -576,12 +572,7 @@ async fn rp_list_shows_file_and_console_trusts_and_rp_remove_drops_a_console_one
 #[tokio::test]
 async fn logs_to_a_file_have_no_colour_codes_and_no_request_bodies() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let base = format!("http://127.0.0.1:{port}");
+    let (port, base) = support::process::free_base();
     let log_path = dir.path().join("tessera.log");
     let log = std::fs::File::create(&log_path).expect("log file");
     let child = tessera(dir.path(), &["serve"])

@@ -4,6 +4,7 @@
 
 mod support {
     pub mod browser;
+    pub mod process;
     pub mod tessera;
 }
 
@@ -399,12 +400,7 @@ impl Drop for Binary {
 impl Binary {
     fn start(nofile: Option<u32>, settings: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("bind")
-            .local_addr()
-            .expect("addr")
-            .port();
-        let base = format!("http://127.0.0.1:{port}");
+        let (port, base) = support::process::free_base();
         let exe = env!("CARGO_BIN_EXE_tessera");
         let mut cmd = match nofile {
             // Without -S or -H bash lowers both limits, so the server cannot raise them back.

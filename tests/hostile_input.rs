@@ -37,6 +37,11 @@ fn client() -> Client {
         .expect("client")
 }
 
+/// Sends the request; its status, headers and body.
+async fn send(req: reqwest::RequestBuilder) -> (StatusCode, reqwest::header::HeaderMap, String) {
+    body(req.send().await.expect("request")).await
+}
+
 async fn body(res: Response) -> (StatusCode, reqwest::header::HeaderMap, String) {
     let status = res.status();
     let headers = res.headers().clone();
@@ -171,24 +176,15 @@ async fn deliberate_answers_pass_unchanged() {
     let base = &idp.base;
 
     // Our own refusal page keeps its own words (it is HTML, not the framework's text).
-    let (status, _, page) = body(
-        http.get(format!("{base}/adfs/ls/"))
-            .send()
-            .await
-            .expect("GET"),
-    )
-    .await;
+    let (status, _, page) = send(http.get(format!("{base}/adfs/ls/"))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(page.contains("There is no sign-in request here."), "{page}");
 
     // A carrier callback with a bad signature: the carrier gets the short plain answer.
-    let (status, headers, text) = body(
+    let (status, headers, text) = send(
         http.post(format!("{base}/mfa/sms/inbound"))
             .header("x-twilio-signature", "bm90IGEgc2lnbmF0dXJl")
-            .form(&[("From", "+15550100"), ("Body", "123456")])
-            .send()
-            .await
-            .expect("POST"),
+            .form(&[("From", "+15550100"), ("Body", "123456")]),
     )
     .await;
     assert_eq!(
@@ -198,13 +194,7 @@ async fn deliberate_answers_pass_unchanged() {
     assert!(header(&headers, "content-type").starts_with("text/plain"));
 
     // A push button with a forged token: 404 in plain words for the app, not a page.
-    let (status, _, text) = body(
-        http.post(format!("{base}/mfa/callback/forged"))
-            .send()
-            .await
-            .expect("POST"),
-    )
-    .await;
+    let (status, _, text) = send(http.post(format!("{base}/mfa/callback/forged"))).await;
     assert_eq!(
         (status, text.as_str()),
         (StatusCode::NOT_FOUND, "unknown request")
@@ -212,42 +202,18 @@ async fn deliberate_answers_pass_unchanged() {
 
     // Even the framework's own refusals stay bare on machine endpoints (a carrier that
     // GETs a POST-only webhook, the simulator's API asked about a call it never placed).
-    let (status, _, text) = body(
-        http.get(format!("{base}/mfa/sms/inbound"))
-            .send()
-            .await
-            .expect("GET"),
-    )
-    .await;
+    let (status, _, text) = send(http.get(format!("{base}/mfa/sms/inbound"))).await;
     assert_eq!(
         (status, text.as_str()),
         (StatusCode::METHOD_NOT_ALLOWED, "")
     );
-    let (status, _, text) = body(
-        http.post(format!("{base}/sim/api/call/CAnone/no-answer"))
-            .send()
-            .await
-            .expect("POST"),
-    )
-    .await;
+    let (status, _, text) = send(http.post(format!("{base}/sim/api/call/CAnone/no-answer"))).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(!text.contains(OUR_PAGE), "{text}");
 
-    let (status, _, text) = body(
-        http.get(format!("{base}/healthz"))
-            .send()
-            .await
-            .expect("GET"),
-    )
-    .await;
+    let (status, _, text) = send(http.get(format!("{base}/healthz"))).await;
     assert_eq!((status, text.as_str()), (StatusCode::OK, "ok"));
-    let (status, headers, text) = body(
-        http.get(format!("{base}/saml/metadata"))
-            .send()
-            .await
-            .expect("GET"),
-    )
-    .await;
+    let (status, headers, text) = send(http.get(format!("{base}/saml/metadata"))).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         header(&headers, "content-type"),

@@ -22,12 +22,7 @@ impl Node {
     /// Starts the real binary in `dir` (its data dir, users file and metadata live there)
     /// with `env` on top of a listen address and public URL of its own.
     pub async fn start(dir: &Path, env: &[(&str, String)]) -> Node {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("bind")
-            .local_addr()
-            .expect("addr")
-            .port();
-        let base = format!("http://127.0.0.1:{port}");
+        let (port, base) = free_base();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
         cmd.current_dir(dir)
             .arg("serve")
@@ -51,4 +46,14 @@ impl Node {
         }
         panic!("tessera node at {} did not become healthy", node.base);
     }
+}
+
+/// A free loopback port (bound and released) and the base URL of a server listening there.
+pub fn free_base() -> (u16, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    (port, format!("http://127.0.0.1:{port}"))
 }
