@@ -326,6 +326,14 @@ pub(crate) struct Note {
     pub reason: Option<String>,
 }
 
+/// The sign-in ends here with `message` for the user.
+pub(crate) fn end_with(message: &str, note: Note) -> (LoginState, Note) {
+    let state = LoginState::Denied {
+        message: message.to_owned(),
+    };
+    (state, note)
+}
+
 impl Note {
     pub fn ok(method: Option<&'static str>, reason: impl Into<Option<String>>) -> Self {
         Note {

@@ -3,7 +3,9 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use super::{AuthMethod, Deps, Event, Flow, LoginState, Note, SecondFactor, SecondFactorRule};
+use super::{
+    AuthMethod, Deps, Event, Flow, LoginState, Note, SecondFactor, SecondFactorRule, end_with,
+};
 use crate::audit::Outcome;
 use crate::directory::UserInfo;
 use crate::i18n::msgid;
@@ -59,29 +61,23 @@ pub(super) async fn after_password(flow: &Flow, user: UserInfo, deps: &Deps<'_>)
     if reg.is_blocked(now) {
         let message =
             "Sign-in for your account is blocked after a fraud report. Contact your help desk.";
-        return Ok((
-            LoginState::Denied {
-                message: message.into(),
-            },
+        return Ok(end_with(
+            message,
             Note::fail(None, "blocked after fraud report"),
         ));
     }
     if reg.mfa_denials >= deps.mfa.denial_lockout_threshold {
         let message = "Your verification is locked after repeated denials. Contact your help desk.";
-        return Ok((
-            LoginState::Denied {
-                message: message.into(),
-            },
+        return Ok(end_with(
+            message,
             Note::fail(None, "MFA locked after denials"),
         ));
     }
     let options = available(deps, &user, &reg);
     let Some(first) = default_method(deps, &reg, &options) else {
         if reg.codes_locked(now) && !available_unlocked(deps, &user, &reg).is_empty() {
-            return Ok((
-                LoginState::Denied {
-                    message: CODES_LOCKED_ONLY.into(),
-                },
+            return Ok(end_with(
+                CODES_LOCKED_ONLY,
                 Note::fail(None, "verification codes locked"),
             ));
         }
@@ -99,10 +95,8 @@ pub(super) async fn after_password(flow: &Flow, user: UserInfo, deps: &Deps<'_>)
             ));
         }
         let message = "No verification method is set up for your account. Contact your help desk.";
-        return Ok((
-            LoginState::Denied {
-                message: message.into(),
-            },
+        return Ok(end_with(
+            message,
             Note::fail(Some("password"), "no method enrolled"),
         ));
     };
@@ -626,12 +620,7 @@ async fn code_entered(mut w: SecondFactor, code: String, deps: &Deps<'_>) -> Ste
     w.code_failures += 1;
     if w.code_failures >= deps.mfa.max_code_attempts {
         let message = "Too many incorrect codes. Go back to the application and start again.";
-        return Ok((
-            LoginState::Denied {
-                message: message.into(),
-            },
-            Note::fail(m, "too many wrong codes"),
-        ));
+        return Ok(end_with(message, Note::fail(m, "too many wrong codes")));
     }
     w.message = Some(NOT_CORRECT.into());
     Ok((
@@ -645,10 +634,7 @@ async fn code_entered(mut w: SecondFactor, code: String, deps: &Deps<'_>) -> Ste
 async fn codes_locked(w: SecondFactor, reason: &str, deps: &Deps<'_>) -> Step {
     let m = Some(w.method.as_str());
     if chooser(deps, &w.user).await?.is_empty() {
-        let next = LoginState::Denied {
-            message: CODES_LOCKED_ONLY.into(),
-        };
-        return Ok((next, Note::fail(m, reason)));
+        return Ok(end_with(CODES_LOCKED_ONLY, Note::fail(m, reason)));
     }
     let next = LoginState::ChooseMethod {
         user: w.user,
@@ -785,12 +771,7 @@ async fn denied(user: UserInfo, method: Method, deps: &Deps<'_>) -> Step {
     let m = Some(method.as_str());
     if reg.mfa_denials >= deps.mfa.denial_lockout_threshold {
         let message = "Your verification is locked after repeated denials. Contact your help desk.";
-        return Ok((
-            LoginState::Denied {
-                message: message.into(),
-            },
-            Note::fail(m, "denied; MFA now locked"),
-        ));
+        return Ok(end_with(message, Note::fail(m, "denied; MFA now locked")));
     }
     Ok((
         choose(user, "The sign-in request was denied on your device."),
@@ -813,10 +794,8 @@ async fn fraud(user: UserInfo, method: Method, deps: &Deps<'_>) -> Step {
     .await?;
     tracing::warn!(target: "audit", user = %user.username, method = method.as_str(), "fraud reported: account blocked");
     let message = "You reported this sign-in as fraud. Your account is blocked; your help desk has been told.";
-    Ok((
-        LoginState::Denied {
-            message: message.into(),
-        },
+    Ok(end_with(
+        message,
         Note::fail(Some(method.as_str()), "fraud reported"),
     ))
 }
