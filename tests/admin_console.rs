@@ -553,6 +553,8 @@ async fn the_help_desk_finds_a_user_and_changes_their_second_factor() {
         r.blocked_until = Some(e.clock.unix() + 86_400);
         r.block_reason = Some("fraud reported from the phone".into());
         r.mfa_denials = 3;
+        r.codes_locked_until = Some(e.clock.unix() + 900);
+        r.code_lockouts = 1;
         r.pin_hash = Some(pin.clone());
         r.pin_set_at = Some(e.clock.unix());
     })
@@ -583,6 +585,10 @@ async fn the_help_desk_finds_a_user_and_changes_their_second_factor() {
         page.contains(PHONE),
         "the help desk sees the enrolled number: {page}"
     );
+    assert!(
+        page.contains("id=\"codes-status\"><strong class=\"bad\">locked until"),
+        "the help desk sees the code lock: {page}"
+    );
     let csrf = input_value(&page, "csrf").expect("csrf");
     let act = |fields: Vec<(&'static str, String)>| {
         let mut f = vec![("csrf".to_owned(), csrf.clone())];
@@ -603,10 +609,12 @@ async fn the_help_desk_finds_a_user_and_changes_their_second_factor() {
     assert_eq!(status, StatusCode::OK, "{page}");
     assert!(url.contains("done=user.unblock"), "{url}");
     assert!(page.contains("usable"), "{page}");
+    assert!(page.contains("id=\"codes-status\">accepted"), "{page}");
     let reg = tessera::mfa::registration::load(store.as_ref(), "bob")
         .await
         .expect("reg");
     assert_eq!((reg.blocked_until, reg.mfa_denials), (None, 0));
+    assert!(!reg.codes_locked(e.clock.unix()), "the code lock ended");
     assert!(reg.pin_hash.is_some(), "unblocking keeps the PIN");
 
     // Reset PIN: bob chooses a new one before his next call; twice is refused.
