@@ -303,6 +303,11 @@ async fn a_handler_that_outlasts_the_request_timeout_answers_503_with_retry_afte
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(res.headers()["retry-after"], "5");
     assert_eq!(res.headers()["connection"], "close");
+    let page = res.text().await.expect("body");
+    assert!(
+        page.contains("/static/tessera.css") && page.contains("temporarily unavailable"),
+        "the user gets a Tessera page: {page}"
+    );
 }
 
 #[tokio::test]

@@ -51,6 +51,9 @@ enum Case {
     TooLarge,
     WrongMethod,
     TooSlow,
+    /// The request deadline passed while we were answering (a directory or store that does
+    /// not answer): the server's state, not the user's fault.
+    Unavailable,
 }
 
 impl Case {
@@ -59,6 +62,7 @@ impl Case {
             StatusCode::NOT_FOUND => Case::NotFound,
             StatusCode::METHOD_NOT_ALLOWED => Case::WrongMethod,
             StatusCode::REQUEST_TIMEOUT => Case::TooSlow,
+            StatusCode::SERVICE_UNAVAILABLE => Case::Unavailable,
             StatusCode::PAYLOAD_TOO_LARGE => Case::TooLarge,
             StatusCode::UNSUPPORTED_MEDIA_TYPE | StatusCode::UNPROCESSABLE_ENTITY => Case::BadForm,
             // Axum's query rejection and its form rejection for a GET are both 400.
@@ -89,6 +93,9 @@ impl Case {
             Case::TooLarge => "What was sent is too large.",
             Case::WrongMethod => "This address does not accept that kind of request.",
             Case::TooSlow => "The request took too long. Try again.",
+            Case::Unavailable => {
+                "The sign-in service is temporarily unavailable. Try again in a moment."
+            }
         }
     }
 }
@@ -125,13 +132,6 @@ fn is_console(path: &str) -> bool {
     path == "/admin" || path.starts_with("/admin/")
 }
 
-fn shortened(text: &str) -> &str {
-    match text.char_indices().nth(DETAIL_CHARS) {
-        Some((at, _)) => &text[..at],
-        None => text,
-    }
-}
-
 /// Middleware over the whole app: see the module comment.
 pub async fn pages(State(ctx): State<AppState>, req: Request, next: Next) -> Response {
     let method = req.method().clone();
@@ -154,9 +154,9 @@ pub async fn pages(State(ctx): State<AppState>, req: Request, next: Next) -> Res
     // `?` quotes and escapes: a detail that echoes client input cannot forge a log line.
     tracing::info!(
         method = %method,
-        path = %shortened(uri.path()),
+        path = %crate::audit::shorten(uri.path(), DETAIL_CHARS),
         status = status.as_u16(),
-        detail = ?shortened(&detail),
+        detail = ?crate::audit::shorten(&detail, DETAIL_CHARS),
         "refused request answered with the error page"
     );
     let lang = if is_console(uri.path()) {
@@ -165,9 +165,13 @@ pub async fn pages(State(ctx): State<AppState>, req: Request, next: Next) -> Res
         PageLang::negotiate(&ctx, &asked, uri.query()).await
     };
     let mut page = ctx.error_titled(&lang, status, case.title(), case.message());
-    // A 405 says which methods the address does accept (RFC 9110 §15.5.6).
-    if let Some(allow) = parts.headers.get(header::ALLOW) {
-        page.headers_mut().insert(header::ALLOW, allow.clone());
+    // What the refusal told the client stays: a 405 says which methods the address does
+    // accept (RFC 9110 §15.5.6), a 503 when to come back (§10.2.3), and a half-read request
+    // closes its connection.
+    for name in [header::ALLOW, header::RETRY_AFTER, header::CONNECTION] {
+        if let Some(v) = parts.headers.get(&name) {
+            page.headers_mut().insert(name, v.clone());
+        }
     }
     page
 }
@@ -213,7 +217,6 @@ mod tests {
             StatusCode::FORBIDDEN,
             StatusCode::GONE,
             StatusCode::INTERNAL_SERVER_ERROR,
-            StatusCode::SERVICE_UNAVAILABLE,
         ] {
             assert_eq!(Case::of(&post, status), None, "{status}");
         }
@@ -232,13 +235,6 @@ mod tests {
         assert!(!framework_refusal(&machine));
     }
 
-    #[test]
-    fn details_are_cut_on_a_character_boundary() {
-        let long = "é".repeat(DETAIL_CHARS + 5);
-        assert_eq!(shortened(&long).chars().count(), DETAIL_CHARS);
-        assert_eq!(shortened("short"), "short");
-    }
-
     async fn state(dir: &std::path::Path) -> AppState {
         let mut config = crate::config::Config::default();
         config.server.data_dir = dir.join("data");
@@ -248,6 +244,13 @@ mod tests {
             .await
             .expect("state")
             .0
+    }
+
+    fn quick_deadlines() -> crate::server::ServerLimits {
+        crate::server::ServerLimits::from_config(&crate::config::ServerConfig {
+            request_timeout_secs: 1,
+            ..Default::default()
+        })
     }
 
     /// What a body limit and a timeout layered inside `app()` answer must become the page too.
@@ -261,7 +264,18 @@ mod tests {
                 "/slow",
                 post(|| async { empty(StatusCode::REQUEST_TIMEOUT) }),
             )
+            .route(
+                "/stuck",
+                post(|| async {
+                    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                    "too late"
+                }),
+            )
             .layer(DefaultBodyLimit::max(16))
+            .layer(axum::middleware::from_fn_with_state(
+                quick_deadlines(),
+                crate::server::deadlines,
+            ))
             .layer(axum::middleware::from_fn_with_state(ctx.clone(), pages));
         for (path, body, status, words) in [
             (
@@ -276,6 +290,13 @@ mod tests {
                 StatusCode::REQUEST_TIMEOUT,
                 "Die Anfrage hat zu lange gedauert.",
             ),
+            // The server's own request deadline, with a handler that never answers.
+            (
+                "/stuck",
+                String::new(),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Der Anmeldedienst ist vorübergehend nicht verfügbar.",
+            ),
         ] {
             let req = Request::post(path)
                 .header(header::ACCEPT_LANGUAGE, "de")
@@ -283,6 +304,11 @@ mod tests {
                 .expect("request");
             let res = router.clone().oneshot(req).await.expect("answer");
             assert_eq!(res.status(), status, "{path}");
+            if status == StatusCode::SERVICE_UNAVAILABLE {
+                // What the deadline told the client survives the page.
+                assert_eq!(res.headers()[header::RETRY_AFTER], "5");
+                assert_eq!(res.headers()[header::CONNECTION], "close");
+            }
             let page = axum::body::to_bytes(res.into_body(), 1 << 20)
                 .await
                 .expect("body");
