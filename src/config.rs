@@ -568,6 +568,30 @@ mod tests {
         assert_eq!(c.store.backend, StoreKind::Embedded);
     }
 
+    /// The documented example loads as it is, and its lockout values are the defaults it
+    /// claims to show.
+    #[test]
+    fn the_example_config_loads_and_shows_the_lockout_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/tessera.example.toml");
+        let c = Config::load(Some(&path), Vec::new()).expect("the example loads");
+        let d = crate::mfa::settings::MfaSettings::default();
+        let pick = |m: &crate::mfa::settings::MfaSettings| {
+            [
+                m.max_code_attempts,
+                m.code_failures_per_user,
+                m.code_failure_window_secs,
+                m.code_lockout_secs,
+                m.code_lockout_max_secs,
+                m.password_failures_per_user,
+                m.password_failures_familiar,
+                m.password_failures_per_ip,
+                m.password_failure_window_secs,
+                m.familiar_address_days,
+            ]
+        };
+        assert_eq!(pick(&c.mfa), pick(&d));
+    }
+
     #[test]
     fn env_overrides_file_and_names_bad_keys() {
         let dir = tempfile::tempdir().expect("tempdir");
