@@ -490,3 +490,29 @@ async fn good_sign_ins_in_flight_together_from_one_address_are_never_refused() {
     let (_, page) = e.attempt_from("127.0.0.1", &e.open_rp, "bob", PW).await;
     assert!(page.contains(TOO_MANY), "{page}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_spraying_many_users_is_stopped_before_the_directory() {
+    let e = env(Some(Slapd::start()), |m| m.password_failures_per_ip = 3).await;
+    let open = e.open_rp.clone();
+    for uid in ["alice", "bob", "carol"] {
+        let (_, page) = e.attempt_from("127.0.0.3", &open, uid, "Winter2026!").await;
+        assert!(page.contains(GENERIC), "{uid}: {page}");
+    }
+    let (_, page) = e
+        .attempt_from("127.0.0.3", &open, "wrongpw2", "Winter2026!")
+        .await;
+    assert!(page.contains(TOO_MANY), "{page}");
+    let slapd = e._slapd.as_ref().expect("slapd");
+    assert_eq!(binds_refused(slapd, "alice"), 1);
+    assert_eq!(
+        binds_refused(slapd, "wrongpw2"),
+        0,
+        "no bind for the fourth"
+    );
+    // Another address is not affected.
+    let (_, page) = e
+        .attempt_from("127.0.0.4", &open, "wrongpw2", &password_of("wrongpw2"))
+        .await;
+    assert!(signed_in(&page), "{page}");
+}

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use openssl::hash::{MessageDigest, hash};
 
-use super::Deps;
+use super::{Deps, StepError};
 use crate::directory::AuthError;
 use crate::mfa::settings::MfaSettings;
 use crate::store::{Store, StoreError};
@@ -56,10 +56,22 @@ pub struct Gate {
 
 /// Why an attempt does not reach the directory.
 pub enum Refusal {
-    /// A budget is used up: refused without a bind.
-    OverLimit { budget: Budget, by_address: bool },
-    /// The directory could not say who the user is.
-    Unavailable(String),
+    /// The client address has too many failures: refused before the directory is asked
+    /// anything, not even who the user is.
+    Address,
+    /// The person's budget for this kind of address is used up: refused without a bind.
+    Person(Budget),
+}
+
+impl Refusal {
+    /// What the sign-in log says.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Refusal::Address => "soft lockout: client address",
+            Refusal::Person(Budget::Unfamiliar) => "soft lockout: unfamiliar address",
+            Refusal::Person(Budget::Familiar) => "soft lockout: familiar address",
+        }
+    }
 }
 
 /// A short, fixed-length stand-in for a person in store keys.
@@ -93,15 +105,25 @@ fn familiar_key(person: &str, ip: &str) -> String {
 }
 
 /// Takes one attempt from the person's budget (never given back for a wrong password) and
-/// refuses when it, or the address's failure budget, is used up.
+/// refuses when it, or the address's failure budget, is used up. Fails when the directory
+/// cannot say who the user is.
 pub async fn admit(
     deps: &Deps<'_>,
     login: &str,
     ip: &str,
-) -> Result<Result<Gate, Refusal>, StoreError> {
+) -> Result<Result<Gate, Refusal>, StepError> {
+    let mfa = deps.mfa;
+    let ip_key = ip_key(ip);
+    // The address's count is read, not taken: it only counts failures. Taking it up front
+    // would refuse good sign-ins whenever more of them than the budget are in flight from
+    // one address at once (an office behind one NAT at nine o'clock); the per-person
+    // budget, which protects the directory account, is the one that must be exact.
+    if read_count(deps.store, &ip_key).await? >= i64::from(mfa.password_failures_per_ip) {
+        return Ok(Err(Refusal::Address));
+    }
     let canonical = match deps.directory.canonical_name(login).await {
         Ok(c) => c,
-        Err(AuthError::Unavailable(detail)) => return Ok(Err(Refusal::Unavailable(detail))),
+        Err(AuthError::Unavailable(detail)) => return Err(StepError::DirectoryUnavailable(detail)),
         // A login the directory refuses to parse names nobody.
         Err(_) => None,
     };
@@ -111,25 +133,12 @@ pub async fn admit(
     } else {
         Budget::Unfamiliar
     };
-    let mfa = deps.mfa;
     let window = Some(Duration::from_secs(mfa.password_failure_window_secs.into()));
-    let gate = Gate {
-        user_key: user_key(&person, budget),
-        ip_key: ip_key(ip),
-    };
-    // The address's count is read, not taken: it only counts failures. Taking it up front
-    // would refuse good sign-ins whenever more of them than the budget are in flight from
-    // one address at once (an office behind one NAT at nine o'clock); the per-person
-    // budget, which protects the directory account, is the one that must be exact.
-    let (by_user, by_ip) = tokio::try_join!(
-        deps.store.incr(&gate.user_key, 1, window),
-        read_count(deps.store, &gate.ip_key),
-    )?;
-    let by_address = by_ip >= i64::from(mfa.password_failures_per_ip);
-    if by_user > i64::from(budget.limit(mfa)) || by_address {
-        return Ok(Err(Refusal::OverLimit { budget, by_address }));
+    let user_key = user_key(&person, budget);
+    if deps.store.incr(&user_key, 1, window).await? > i64::from(budget.limit(mfa)) {
+        return Ok(Err(Refusal::Person(budget)));
     }
-    Ok(Ok(gate))
+    Ok(Ok(Gate { ip_key, user_key }))
 }
 
 async fn read_count(store: &dyn Store, key: &str) -> Result<i64, StoreError> {

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use super::lockout::{self, Budget, Refusal};
+use super::lockout;
 use super::{
     Deps, Flow, LoginState, MAX_FAILURES_PER_FLOW, MAX_LOGIN_LEN, MAX_PASSWORD_LEN, Note, StepError,
 };
@@ -30,15 +30,9 @@ pub(super) async fn on_password(
     }
     let gate = match lockout::admit(deps, &login, &flow.client_ip).await? {
         Ok(gate) => gate,
-        Err(Refusal::Unavailable(detail)) => return Err(StepError::DirectoryUnavailable(detail)),
-        Err(Refusal::OverLimit { budget, by_address }) => {
+        Err(refusal) => {
             deps.timing.pad_failure(started).await;
-            let reason = match (by_address, budget) {
-                (true, _) => "soft lockout: client address",
-                (false, Budget::Unfamiliar) => "soft lockout: unfamiliar address",
-                (false, Budget::Familiar) => "soft lockout: familiar address",
-            };
-            return Ok(refused(failures, login, reason, TOO_MANY));
+            return Ok(refused(failures, login, refusal.reason(), TOO_MANY));
         }
     };
     let result = deps.directory.authenticate(&login, &password).await;
