@@ -105,6 +105,24 @@ pub struct ServerConfig {
     pub max_header_bytes: u32,
     /// Request bodies, in bytes (the console's metadata import has its own 1 MiB).
     pub max_body_bytes: u32,
+    /// Reverse proxies / load balancers (addresses, `a-b` ranges, CIDRs) whose forwarded
+    /// header names the client; nobody else's is believed (see `web::client`).
+    pub trusted_proxies: Vec<String>,
+    /// The header those proxies write the client's address into.
+    pub forwarded_header: ForwardedHeader,
+}
+
+/// Which header carries the client's address from a trusted proxy. One only: a proxy that
+/// writes one of them passes a client's own copy of the other through unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For` (+ `X-Forwarded-Proto`): NetScaler, nginx, HAProxy, cloud balancers.
+    #[default]
+    #[serde(rename = "x-forwarded-for")]
+    XForwardedFor,
+    /// `Forwarded` (RFC 7239), `for=` and `proto=`.
+    #[serde(rename = "forwarded")]
+    Forwarded,
 }
 
 impl Default for ServerConfig {
@@ -120,6 +138,8 @@ impl Default for ServerConfig {
             max_connections: 0,
             max_header_bytes: 16 * 1024,
             max_body_bytes: 64 * 1024,
+            trusted_proxies: Vec::new(),
+            forwarded_header: ForwardedHeader::default(),
         }
     }
 }
@@ -295,6 +315,8 @@ impl Config {
             ));
         }
         self.validate_server_limits()?;
+        crate::mfa::networks::parse_all(&self.server.trusted_proxies)
+            .map_err(|e| invalid("server.trusted_proxies", e))?;
         if self.idp.entity_id.as_deref() == Some("") {
             return Err(invalid("idp.entity_id", "must not be empty"));
         }
@@ -590,6 +612,36 @@ mod tests {
             ]
         };
         assert_eq!(pick(&c.mfa), pick(&d));
+    }
+
+    #[test]
+    fn trusted_proxies_are_checked_at_start() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("t.toml");
+        std::fs::write(
+            &file,
+            "[server]\ntrusted_proxies = [\"10.0.0.5\", \"10.0.1.0/28\"]\nforwarded_header = \"forwarded\"\n",
+        )
+        .expect("write");
+        let c = Config::load(Some(&file), Vec::new()).expect("load");
+        assert_eq!(c.server.trusted_proxies.len(), 2);
+        assert_eq!(c.server.forwarded_header, ForwardedHeader::Forwarded);
+        assert_eq!(
+            Config::default().server.forwarded_header,
+            ForwardedHeader::XForwardedFor
+        );
+
+        for bad in [
+            "trusted_proxies = [\"10.0.0.5\", \"lb.corp.example\"]",
+            "trusted_proxies = [\"10.0.1.1/28\"]",
+        ] {
+            std::fs::write(&file, format!("[server]\n{bad}\n")).expect("write");
+            let err = Config::load(Some(&file), Vec::new()).expect_err(bad);
+            assert!(err.to_string().contains("server.trusted_proxies"), "{err}");
+        }
+        std::fs::write(&file, "[server]\nforwarded_header = \"x-real-ip\"\n").expect("write");
+        let err = Config::load(Some(&file), Vec::new()).expect_err("unknown header");
+        assert!(err.to_string().contains("forwarded_header"), "{err}");
     }
 
     #[test]

@@ -574,14 +574,14 @@ impl AsyncWrite for Watched {
 }
 
 /// At most one log line per period for an event that may repeat thousands of times a second.
-struct Throttle {
+pub(crate) struct Throttle {
     every: Duration,
     last: Option<Instant>,
     skipped: u64,
 }
 
 impl Throttle {
-    fn new(every: Duration) -> Self {
+    pub(crate) fn new(every: Duration) -> Self {
         Self {
             every,
             last: None,
@@ -590,7 +590,7 @@ impl Throttle {
     }
 
     /// `Some(n)` when a line is due: it stands for `n` events (this one and those skipped).
-    fn hit(&mut self, now: Instant) -> Option<u64> {
+    pub(crate) fn hit(&mut self, now: Instant) -> Option<u64> {
         match self.last {
             Some(t) if now.duration_since(t) < self.every => {
                 self.skipped += 1;

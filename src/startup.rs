@@ -132,6 +132,7 @@ pub async fn build(
         tokens,
         timing: Timing::default(),
         simulator,
+        proxies: Arc::new(crate::web::client::Proxies::from_config(&config.server)),
         config,
         keys,
         rps: LiveRegistry::new(rps),

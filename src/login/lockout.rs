@@ -13,6 +13,12 @@
 //! budget, so failures from elsewhere do not lock the user out of their usual places.
 //!
 //! Store keys never hold typed input: the person is hashed (an unknown name is typed input).
+//!
+//! A trusted proxy's own address (`server.trusted_proxies`; the client is the proxy only
+//! when it sent no usable forwarded header) stands for everyone behind it. It has no
+//! per-address budget — counting it would lock every user out at once — and it is never
+//! familiar, so attempts through it use each person's stricter unfamiliar budget, which
+//! still keeps the directory account safe.
 
 use std::time::Duration;
 
@@ -50,7 +56,8 @@ impl Budget {
 
 /// An attempt admitted to the directory; settle it with `passed` or `not_counted`.
 pub struct Gate {
-    ip_key: String,
+    /// `None` for a trusted proxy's own address, which has no budget.
+    ip_key: Option<String>,
     user_key: String,
 }
 
@@ -113,12 +120,15 @@ pub async fn admit(
     ip: &str,
 ) -> Result<Result<Gate, Refusal>, StepError> {
     let mfa = deps.mfa;
-    let ip_key = ip_key(ip);
+    let proxy = deps.is_proxy(ip);
+    let ip_key = (!proxy).then(|| ip_key(ip));
     // The address's count is read, not taken: it only counts failures. Taking it up front
     // would refuse good sign-ins whenever more of them than the budget are in flight from
     // one address at once (an office behind one NAT at nine o'clock); the per-person
     // budget, which protects the directory account, is the one that must be exact.
-    if read_count(deps.store, &ip_key).await? >= i64::from(mfa.password_failures_per_ip) {
+    if let Some(key) = &ip_key
+        && read_count(deps.store, key).await? >= i64::from(mfa.password_failures_per_ip)
+    {
         return Ok(Err(Refusal::Address));
     }
     let canonical = match deps.directory.canonical_name(login).await {
@@ -128,7 +138,7 @@ pub async fn admit(
         Err(_) => None,
     };
     let person = person(canonical, login);
-    let budget = if deps.store.get(&familiar_key(&person, ip)).await?.is_some() {
+    let budget = if !proxy && deps.store.get(&familiar_key(&person, ip)).await?.is_some() {
         Budget::Familiar
     } else {
         Budget::Unfamiliar
@@ -159,7 +169,9 @@ impl Gate {
     /// The password was wrong: the address's count grows (the person's was taken already).
     pub async fn failed(self, store: &dyn Store, mfa: &MfaSettings) -> Result<(), StoreError> {
         let window = Duration::from_secs(mfa.password_failure_window_secs.into());
-        store.incr(&self.ip_key, 1, Some(window)).await?;
+        if let Some(key) = &self.ip_key {
+            store.incr(key, 1, Some(window)).await?;
+        }
         Ok(())
     }
 

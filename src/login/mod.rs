@@ -310,6 +310,9 @@ pub struct Deps<'a> {
     pub tokens: &'a TokenSigner,
     pub mfa: &'a MfaSettings,
     pub trusted: &'a [NetRange],
+    /// `server.trusted_proxies`: a client at one of these is a proxy that did not say whom
+    /// it forwards (no header), an address shared by everyone behind it.
+    pub proxies: &'a [NetRange],
     pub timing: &'a timing::Timing,
     /// Our public URL, for the callback links in pushes and calls.
     pub public_base: &'a str,
@@ -355,6 +358,15 @@ impl Note {
             outcome: Outcome::Started,
             reason: reason.into(),
         }
+    }
+}
+
+impl Deps<'_> {
+    /// Is `ip` a trusted proxy's own address? Then it stands for everyone behind the proxy:
+    /// it never counts as a trusted network, a familiar address or a per-address budget.
+    pub fn is_proxy(&self, ip: &str) -> bool {
+        ip.parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| self.proxies.iter().any(|n| n.contains(ip)))
     }
 }
 
@@ -434,7 +446,9 @@ impl Flow {
             }
         };
         let (next, note) = result;
-        if let LoginState::Authenticated { user, .. } = &next {
+        if let LoginState::Authenticated { user, .. } = &next
+            && !deps.is_proxy(&self.client_ip)
+        {
             lockout::remember_address(deps.store, deps.mfa, &user.username, &self.client_ip)
                 .await?;
         }

@@ -44,7 +44,10 @@ pub(super) async fn after_password(flow: &Flow, user: UserInfo, deps: &Deps<'_>)
             return password_only("second factor switched off");
         }
         SecondFactorRule::Required => {
+            // A trusted network never matches a proxy's own address: one containing the load
+            // balancer would otherwise skip the second factor for everyone behind it.
             if let Ok(ip) = flow.client_ip.parse::<IpAddr>()
+                && !deps.is_proxy(&flow.client_ip)
                 && deps.trusted.iter().any(|n| n.contains(ip))
             {
                 return password_only("trusted network");

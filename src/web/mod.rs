@@ -3,6 +3,7 @@
 mod admin;
 mod admin_certs;
 mod admin_rps;
+pub mod client;
 mod errors;
 pub mod lang;
 mod login;
@@ -58,6 +59,8 @@ pub struct AppContext {
     pub timing: Timing,
     /// The phone simulator's state, when a gateway is set to "simulator".
     pub simulator: Option<crate::sim::SimState>,
+    /// `server.trusted_proxies`: whose forwarded headers name the client (`client`).
+    pub proxies: Arc<client::Proxies>,
 }
 
 pub type AppState = Arc<AppContext>;
@@ -103,6 +106,11 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::middleware::map_response_with_state(
             state.clone(),
             security_headers,
+        ))
+        // Outermost, so every layer and handler inside sees the real client.
+        .layer(axum::middleware::from_fn_with_state(
+            state.proxies.clone(),
+            client::middleware,
         ))
         .with_state(state)
 }
@@ -170,17 +178,23 @@ async fn security_headers(State(ctx): State<AppState>, mut res: Response) -> Res
     res
 }
 
-/// The client's address as seen on the socket ("unknown" in in-process tests).
+/// The client's address: behind a trusted proxy the one its header names, else the socket
+/// peer (see `client`); "unknown" in in-process tests, which have no socket.
 pub struct ClientIp(pub String);
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = std::convert::Infallible;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientIp(
-            parts
+        let ip = match parts.extensions.get::<client::ClientAddr>() {
+            Some(c) => Some(c.ip),
+            // A router built without `app`'s layers (none today): the socket still counts.
+            None => parts
                 .extensions
                 .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip().to_string())
+                .map(|c| c.0.ip().to_canonical()),
+        };
+        Ok(ClientIp(
+            ip.map(|ip| ip.to_string())
                 .unwrap_or_else(|| "unknown".into()),
         ))
     }
@@ -260,6 +274,7 @@ impl AppContext {
             tokens: &self.tokens,
             mfa: &policy.mfa,
             trusted: &policy.trusted,
+            proxies: self.proxies.nets(),
             timing: &self.timing,
             public_base: self.config.public_base(),
             issuer_name: &self.config.idp.display_name,
