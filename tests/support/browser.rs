@@ -75,6 +75,20 @@ impl Browser {
         }
     }
 
+    /// A browser at `ip` whose every request carries `headers` (a proxy's forwarded
+    /// headers, or a client's spoofed ones).
+    pub fn from_address_with(ip: std::net::IpAddr, headers: reqwest::header::HeaderMap) -> Self {
+        Self {
+            http: Client::builder()
+                .cookie_store(true)
+                .redirect(Policy::none())
+                .local_address(ip)
+                .default_headers(headers)
+                .build()
+                .expect("client"),
+        }
+    }
+
     /// GET, following up to 10 redirects; returns (final URL, status, body).
     pub async fn get(&self, url: &str) -> (String, StatusCode, String) {
         let mut url = url.to_owned();
