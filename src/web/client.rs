@@ -626,4 +626,61 @@ mod tests {
         let c = xff(LB, &[]);
         assert_eq!((c.ip, c.source), (ip(LB), Source::Socket));
     }
+
+    /// Log output captured from `f`, one string per line.
+    fn logged(f: impl FnOnce()) -> Vec<String> {
+        #[derive(Clone, Default)]
+        struct Buf(std::sync::Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().expect("buf").extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let writer = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, f);
+        let text = String::from_utf8(buf.0.lock().expect("buf").clone()).expect("utf8");
+        text.lines().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn ignored_and_unusable_headers_are_logged_once_not_per_request() {
+        let p = proxies(ForwardedHeader::XForwardedFor);
+        let spoof = headers(&[("x-forwarded-for", "10.0.0.1")]);
+        let garbage = headers(&[("x-forwarded-for", "<script>")]);
+        let fine = headers(&[("x-forwarded-for", "203.0.113.9")]);
+        let lines = logged(|| {
+            for _ in 0..1000 {
+                p.client(ip("192.0.2.50"), &spoof);
+                p.client(ip(LB), &garbage);
+                p.client(ip(LB), &fine);
+            }
+        });
+        assert_eq!(lines.len(), 2, "{lines:#?}");
+        assert!(
+            lines[0].contains("not in server.trusted_proxies"),
+            "{}",
+            lines[0]
+        );
+        assert!(lines[0].contains("peer=192.0.2.50"), "{}", lines[0]);
+        assert!(
+            lines[1].contains("an entry is not an address"),
+            "{}",
+            lines[1]
+        );
+        // Headerless requests from anyone are not worth a line.
+        let lines = logged(|| {
+            p.client(ip("192.0.2.50"), &HeaderMap::new());
+            p.client(ip(LB), &HeaderMap::new());
+        });
+        assert!(lines.is_empty(), "{lines:#?}");
+    }
 }
