@@ -83,8 +83,6 @@ pub enum Unusable {
     /// Every entry read was a trusted proxy (or the header was cut at `MAX_HOPS` /
     /// `MAX_BYTES` before an untrusted one).
     OnlyProxies,
-    /// Not visible ASCII, so not a header any proxy writes.
-    NotText,
 }
 
 impl Unusable {
@@ -93,7 +91,6 @@ impl Unusable {
             Unusable::Garbage => "an entry is not an address",
             Unusable::Hidden => "the client is unknown or obfuscated",
             Unusable::OnlyProxies => "no untrusted hop within the entries read",
-            Unusable::NotText => "the header is not text",
         }
     }
 }
@@ -223,22 +220,26 @@ fn resolve(
 ) -> Result<(IpAddr, Option<Scheme>), Unusable> {
     match header {
         ForwardedHeader::XForwardedFor => {
-            let hops = tail_entries(headers, &X_FORWARDED_FOR)?;
-            let (index, ip) = walk(hops.iter().map(|e| parse_xff(e)), &is_proxy)?;
+            let hops = tail_entries(headers, &X_FORWARDED_FOR);
+            let hops = hops
+                .iter()
+                .map(|e| e.as_deref().map_or(Hop::Garbage, parse_xff));
+            let (index, ip) = walk(hops, &is_proxy)?;
             // X-Forwarded-Proto has no standard; a chain of proxies appends like
             // X-Forwarded-For, so the entry at the client's position is the client's scheme,
             // and a single value (the usual case) is the first proxy's.
-            let protos = tail_entries(headers, &X_FORWARDED_PROTO).unwrap_or_default();
+            let protos = tail_entries(headers, &X_FORWARDED_PROTO);
             let scheme = protos
                 .get(index)
                 .or(protos.last())
-                .and_then(|p| Scheme::parse(p));
+                .and_then(|p| Scheme::parse(p.as_deref()?));
             Ok((ip, scheme))
         }
         ForwardedHeader::Forwarded => {
-            let elements = tail_entries(headers, &FORWARDED)?;
-            let parsed: Vec<(Hop, Option<Scheme>)> =
-                elements.iter().map(|e| parse_forwarded(e)).collect();
+            let parsed: Vec<(Hop, Option<Scheme>)> = tail_entries(headers, &FORWARDED)
+                .iter()
+                .map(|e| e.as_deref().map_or((Hop::Garbage, None), parse_forwarded))
+                .collect();
             let (index, ip) = walk(parsed.iter().map(|p| p.0), &is_proxy)?;
             Ok((ip, parsed.get(index).and_then(|p| p.1)))
         }
@@ -264,8 +265,10 @@ fn walk(
 /// At most `MAX_HOPS` comma-separated entries of every `name` field together (RFC 9110
 /// §5.3: repeated fields are one comma-joined list), rightmost first, from the last
 /// `MAX_BYTES` bytes only. An entry cut by the byte limit is not returned: its visible part
-/// could look like a different address ("10.1.2.3" from "110.1.2.3").
-fn tail_entries(headers: &HeaderMap, name: &HeaderName) -> Result<Vec<String>, Unusable> {
+/// could look like a different address ("10.1.2.3" from "110.1.2.3"). An entry that is not
+/// visible ASCII is `None`: no proxy writes one, but it only matters if the walk reaches it,
+/// so a client's non-ASCII bytes left of the proxy's entry cannot spoil that entry.
+fn tail_entries(headers: &HeaderMap, name: &HeaderName) -> Vec<Option<String>> {
     let mut out = Vec::new();
     let mut budget = MAX_BYTES;
     for value in headers.get_all(name).iter().rev() {
@@ -273,26 +276,25 @@ fn tail_entries(headers: &HeaderMap, name: &HeaderName) -> Result<Vec<String>, U
         let cut = bytes.len() > budget;
         let tail = &bytes[bytes.len() - bytes.len().min(budget)..];
         budget -= tail.len();
-        // Header values a proxy writes are visible ASCII; anything else is not one of theirs.
-        if !tail.iter().all(|b| (0x20..0x7f).contains(b) || *b == b'\t') {
-            return Err(Unusable::NotText);
-        }
-        let tail = std::str::from_utf8(tail).map_err(|_| Unusable::NotText)?;
-        let mut parts = tail.rsplit(',').peekable();
+        let mut parts = tail.rsplit(|b| *b == b',').peekable();
         while let Some(part) = parts.next() {
             if cut && parts.peek().is_none() {
-                return Ok(out);
+                return out;
             }
-            out.push(part.trim().to_owned());
+            let text = part
+                .iter()
+                .all(|b| (0x20..0x7f).contains(b) || *b == b'\t')
+                .then(|| String::from_utf8_lossy(part).trim().to_owned());
+            out.push(text);
             if out.len() == MAX_HOPS {
-                return Ok(out);
+                return out;
             }
         }
         if budget == 0 {
             break;
         }
     }
-    Ok(out)
+    out
 }
 
 /// An X-Forwarded-For entry: an address, optionally with a port (`1.2.3.4:80`,
@@ -580,9 +582,14 @@ mod tests {
             let c = fwd(bad);
             assert_eq!((c.ip, c.source), (ip(LB), Source::Socket), "{bad}");
         }
-        // Non-ASCII bytes are not a proxy's.
+        // Non-ASCII bytes are not a proxy's...
         let c = xff(LB, &[("x-forwarded-for", "203.0.113.9\u{e9}")]);
         assert_eq!(c.ip, ip(LB));
+        // ...but a client's, left of the proxy's entry, do not spoil that entry.
+        let c = xff(LB, &[("x-forwarded-for", "\u{e9}\u{1f600}, 203.0.113.9")]);
+        assert_eq!(c.ip, ip("203.0.113.9"));
+        let c = fwd("for=\"\u{e9}\", for=203.0.113.9;proto=https");
+        assert_eq!((c.ip, c.scheme), (ip("203.0.113.9"), Some(Scheme::Https)));
     }
 
     #[test]
