@@ -11,5 +11,9 @@ RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates
 COPY --from=build /src/target/release/tessera /usr/local/bin/tessera
 USER tessera
 ENV TESSERA__METADATA_DIR=/metadata
+# What `docker stop` sends: Tessera stops accepting, lets requests in flight finish for up
+# to server.shutdown_grace_secs (20) and exits 0. Docker kills after 10 s unless given
+# more (`docker stop -t 25`, compose's stop_grace_period).
+STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/tessera"]
 CMD ["serve"]

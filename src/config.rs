@@ -105,6 +105,13 @@ pub struct ServerConfig {
     pub max_header_bytes: u32,
     /// Request bodies, in bytes (the console's metadata import has its own 1 MiB).
     pub max_body_bytes: u32,
+    /// On SIGTERM / SIGINT, requests in flight get this long to finish before the process
+    /// exits anyway (a supervisor's own kill timeout should be longer).
+    pub shutdown_grace_secs: u32,
+    /// PEM certificate (chain allowed, leaf first) and key: with both set the listener
+    /// speaks HTTPS itself; changed files are picked up without a restart.
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -120,6 +127,9 @@ impl Default for ServerConfig {
             max_connections: 0,
             max_header_bytes: 16 * 1024,
             max_body_bytes: 64 * 1024,
+            shutdown_grace_secs: 20,
+            tls_cert_file: None,
+            tls_key_file: None,
         }
     }
 }
@@ -443,6 +453,7 @@ impl Config {
             16 * 1024,
             64 * 1024 * 1024,
         )?;
+        check_range("server.shutdown_grace_secs", s.shutdown_grace_secs, 0, 3600)?;
         // Percent-encoding can triple the RelayState; the rest of a signed AuthnRequest's
         // query (deflated request, SigAlg, Signature) and the other headers fit in 8 KiB.
         let needed = self.idp.relay_state_max_bytes.saturating_mul(3) + 8 * 1024;
@@ -680,6 +691,11 @@ mod tests {
                 "TESSERA__SERVER__MAX_BODY_BYTES",
                 "1000",
                 "server.max_body_bytes",
+            ),
+            (
+                "TESSERA__SERVER__SHUTDOWN_GRACE_SECS",
+                "3601",
+                "server.shutdown_grace_secs",
             ),
         ] {
             let err = Config::load(None, env(&[(var, value)])).expect_err(var);

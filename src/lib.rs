@@ -12,6 +12,7 @@ pub mod mfa;
 pub mod rp;
 pub mod saml;
 pub mod server;
+pub mod shutdown;
 pub mod sim;
 pub mod startup;
 pub mod store;

@@ -261,6 +261,8 @@ async fn run(cli: Cli) -> Result<(), String> {
 
 async fn serve(config: Config) -> Result<(), String> {
     init_logging(&config);
+    let stop = tessera::shutdown::stop_signal()
+        .map_err(|e| format!("cannot install the SIGTERM / SIGINT handlers: {e}"))?;
     // The connection cap is derived from this limit; the soft one is often 1,024 while the
     // hard one allows far more.
     match tessera::server::raise_fd_limit() {
@@ -323,8 +325,13 @@ async fn serve(config: Config) -> Result<(), String> {
     });
     let limits = tessera::server::ServerLimits::from_config(&state.config.server);
     let app = tessera::app(state);
+    // Every store write is durable when it returns (redb commits with fsync, Redis answers
+    // after applying it), so nothing is left to flush once the requests are done; a sign-in
+    // waiting on a push is a record in the store and continues on whichever node the
+    // browser's next refresh reaches.
     tessera::server::serve(listener, app, &limits, async {
-        let _ = tokio::signal::ctrl_c().await;
+        let signal = stop.await;
+        tracing::info!(%signal, "stop requested");
     })
     .await
     .map_err(|e| e.to_string())

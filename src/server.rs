@@ -73,6 +73,8 @@ pub struct ServerLimits {
     pub max_connections: ConnectionCap,
     pub max_header_bytes: usize,
     pub max_body_bytes: usize,
+    /// How long requests in flight may take to finish once shutdown has begun.
+    pub shutdown_grace: Duration,
 }
 
 impl ServerLimits {
@@ -89,6 +91,7 @@ impl ServerLimits {
             },
             max_header_bytes: c.max_header_bytes as usize,
             max_body_bytes: c.max_body_bytes as usize,
+            shutdown_grace: secs(c.shutdown_grace_secs),
         }
     }
 
@@ -201,8 +204,8 @@ fn set_soft_fd_limit(_: usize) -> io::Result<()> {
     Err(io::Error::other("no RLIMIT_NOFILE here"))
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves, then lets the requests in
-/// flight finish (each within the request timeout) and closes idle connections.
+/// Serves `router` on `listener` until `shutdown` resolves, then stops accepting, closes
+/// idle connections and lets the requests in flight finish, for `shutdown_grace` at most.
 /// Handlers see the client's address as `ConnectInfo<SocketAddr>`.
 pub async fn serve(
     listener: TcpListener,
@@ -282,10 +285,25 @@ pub async fn serve(
             }
         }
     }
+    // Closing the socket first makes a load balancer's next connection attempt fail at once
+    // and go to another node, instead of queueing here behind the ones finishing.
     drop(listener);
     let _ = stop.send(());
+    let open = cap - slots.available_permits();
+    tracing::info!(
+        connections = open,
+        grace_secs = limits.shutdown_grace.as_secs(),
+        "stopping: no new connections; letting requests in flight finish"
+    );
     // Every connection holds one slot until it ends: all slots back means all done.
-    let _ = slots.acquire_many(cap as u32).await;
+    let all_back = slots.acquire_many(u32::try_from(cap).unwrap_or(u32::MAX));
+    match tokio::time::timeout(limits.shutdown_grace, all_back).await {
+        Ok(_) => tracing::info!("stopped: every request in flight was answered"),
+        Err(_) => tracing::warn!(
+            connections = cap - slots.available_permits(),
+            "stopped with requests still in flight after server.shutdown_grace_secs"
+        ),
+    }
     Ok(())
 }
 

@@ -1,0 +1,192 @@
+//! The `tessera serve` process as a supervisor sees it: stopping on SIGTERM / SIGINT without
+//! dropping requests in flight, `/readyz` following its directory and store, and HTTPS whose
+//! certificate is renewed without a restart.
+
+mod support {
+    pub mod process;
+}
+
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Bounds for "soon": generous, since two cores are shared with other tests.
+const PATIENCE: Duration = Duration::from_secs(15);
+
+/// A `tessera serve` child, killed on drop if it is still running.
+struct Served {
+    child: Child,
+    base: String,
+    addr: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Served {
+    /// Starts the real binary in `dir` with `env` and waits for `/healthz`. The log goes to
+    /// `dir/tessera.log` so a failure can show it.
+    async fn start(dir: &Path, env: &[(&str, String)]) -> Served {
+        let (port, base) = support::process::free_base();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
+        cmd.current_dir(dir)
+            .arg("serve")
+            .env_remove("TESSERA_CONFIG")
+            .env("TESSERA__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+            .env("TESSERA__SERVER__PUBLIC_URL", &base)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("tessera.log")).expect("log file"));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let served = Served {
+            child: cmd.spawn().expect("tessera serve starts"),
+            addr: format!("127.0.0.1:{port}"),
+            base,
+        };
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + PATIENCE;
+        while Instant::now() < deadline {
+            if let Ok(r) = client.get(format!("{}/healthz", served.base)).send().await
+                && r.status().is_success()
+            {
+                return served;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("tessera did not start; its log:\n{}", log(dir));
+    }
+
+    fn signal(&self, name: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(ok.success(), "kill -{name} failed");
+    }
+
+    /// The exit status once the process has ended, or `None` if it is still running after
+    /// `within`.
+    async fn exited_within(&mut self, within: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn log(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("tessera.log")).unwrap_or_default()
+}
+
+/// A sign-in form posted from a slow link: the head and part of the body arrive, then
+/// SIGTERM, then the rest. The server stops taking connections at once, still reads and
+/// answers this one, and only then exits 0.
+#[tokio::test]
+async fn sigterm_lets_a_request_in_flight_finish_and_exits_zero() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut served = Served::start(dir.path(), &[]).await;
+    let body = "flow=a-sign-in-from-a-slow-link&action=password&username=demo&password=not-it";
+    let (first, rest) = body.split_at(20);
+    let mut conn = TcpStream::connect(&served.addr).await.expect("connect");
+    let head = format!(
+        "POST /adfs/ls/login HTTP/1.1\r\nHost: {}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
+        served.addr,
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).await.expect("head");
+    conn.write_all(first.as_bytes()).await.expect("first part");
+    // Let the server take the request up and start reading the body.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    served.signal("TERM");
+    let deadline = Instant::now() + PATIENCE;
+    while TcpStream::connect(&served.addr).await.is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "still accepting connections after SIGTERM; log:\n{}",
+            log(dir.path())
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        served.child.try_wait().expect("try_wait").is_none(),
+        "exited with a request in flight; log:\n{}",
+        log(dir.path())
+    );
+
+    for part in rest.as_bytes().chunks(rest.len() / 2 + 1) {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        conn.write_all(part).await.expect("rest of the body");
+    }
+    let mut answer = Vec::new();
+    tokio::time::timeout(PATIENCE, conn.read_to_end(&mut answer))
+        .await
+        .expect("the answer arrives")
+        .expect("read the answer");
+    let answer = String::from_utf8_lossy(&answer);
+    let status_line = answer.lines().next().unwrap_or_default().to_owned();
+    assert!(status_line.starts_with("HTTP/1.1 "), "{answer}");
+    for cut_short in ["408", "500", "503"] {
+        assert!(!status_line.contains(cut_short), "{answer}");
+    }
+    // The page came whole: Tessera's error page for the unknown flow, in full.
+    assert!(answer.trim_end().ends_with("</html>"), "{answer}");
+
+    let status = served
+        .exited_within(PATIENCE)
+        .await
+        .unwrap_or_else(|| panic!("still running; log:\n{}", log(dir.path())));
+    assert_eq!(status.code(), Some(0), "log:\n{}", log(dir.path()));
+    let log = log(dir.path());
+    assert!(log.contains("SIGTERM"), "{log}");
+}
+
+/// An idle server stops at once on either signal, even with a browser's keep-alive
+/// connection open and a grace period far longer than the bound checked here.
+#[tokio::test]
+async fn an_idle_server_exits_zero_promptly_on_sigterm_and_sigint() {
+    for signal in ["TERM", "INT"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut served = Served::start(
+            dir.path(),
+            &[("TESSERA__SERVER__SHUTDOWN_GRACE_SECS", "300".into())],
+        )
+        .await;
+        // reqwest keeps this connection open for the next request.
+        let browser = reqwest::Client::new();
+        let home = browser
+            .get(format!("{}/", served.base))
+            .send()
+            .await
+            .expect("home page");
+        assert!(home.status().is_success());
+        served.signal(signal);
+        let status = served
+            .exited_within(Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|| {
+                panic!(
+                    "SIG{signal}: still running after 10 s; log:\n{}",
+                    log(dir.path())
+                )
+            });
+        assert_eq!(status.code(), Some(0), "SIG{signal}: {}", log(dir.path()));
+        drop(browser);
+    }
+}
