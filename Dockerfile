@@ -5,7 +5,8 @@ COPY . .
 RUN cargo build --release --locked
 
 FROM debian:bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates libssl3 \
+# curl is for the health check (docker-compose.yml asks /readyz).
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates libssl3 curl \
     && rm -rf /var/lib/apt/lists/* && useradd --system --home /var/lib/tessera tessera \
     && mkdir -p /var/lib/tessera && chown tessera /var/lib/tessera
 COPY --from=build /src/target/release/tessera /usr/local/bin/tessera

@@ -4,12 +4,20 @@
 
 mod support {
     pub mod process;
+    pub mod redis;
+    pub mod slapd;
+    pub mod tessera;
 }
 
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use reqwest::StatusCode;
+use support::redis::RedisServer;
+use support::slapd::Slapd;
+use support::tessera::TesseraBuilder;
+use tessera::config::{DirectoryKind, StoreKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -189,4 +197,88 @@ async fn an_idle_server_exits_zero_promptly_on_sigterm_and_sigint() {
         assert_eq!(status.code(), Some(0), "SIG{signal}: {}", log(dir.path()));
         drop(browser);
     }
+}
+
+/// GET `url` until `want` holds for (status, body), for `PATIENCE` at most; returns the last
+/// answer either way so the assertion can show it.
+async fn poll_until(url: &str, want: impl Fn(StatusCode, &str) -> bool) -> (StatusCode, String) {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let res = client.get(url).send().await.expect("GET");
+        let status = res.status();
+        let body = res.text().await.expect("body");
+        if want(status, &body) || Instant::now() >= deadline {
+            return (status, body);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// `/readyz` says which dependency is down while `/healthz` keeps saying the process lives,
+/// and it recovers when a server comes back on the same port, without restarting Tessera.
+#[tokio::test]
+async fn readyz_names_a_stopped_directory_or_store_and_recovers_without_restart() {
+    let mut slapd = Slapd::start();
+    let mut redis = RedisServer::start();
+    let mut b = TesseraBuilder::new();
+    b.config.directory.kind = DirectoryKind::Ldap;
+    b.config.directory.ldap = Some(slapd.settings());
+    b.config.store.backend = StoreKind::Redis;
+    b.config.store.redis_url = Some(redis.url());
+    let t = b.start().await;
+    let readyz = format!("{}/readyz", t.base);
+    let ready = |s: StatusCode, b: &str| s == StatusCode::OK && b.trim() == "ready";
+    let (status, body) = poll_until(&readyz, ready).await;
+    assert!(ready(status, &body), "{status} {body}");
+
+    slapd.stop();
+    let directory_down = |s: StatusCode, b: &str| {
+        s == StatusCode::SERVICE_UNAVAILABLE && b.contains("directory") && !b.contains("store")
+    };
+    let (status, body) = poll_until(&readyz, directory_down).await;
+    assert!(directory_down(status, &body), "{status} {body}");
+    let alive = reqwest::get(format!("{}/healthz", t.base))
+        .await
+        .expect("healthz");
+    assert_eq!(alive.status(), StatusCode::OK, "the process is still alive");
+
+    slapd.restart();
+    let (status, body) = poll_until(&readyz, ready).await;
+    assert!(
+        ready(status, &body),
+        "after slapd came back: {status} {body}"
+    );
+
+    redis.stop();
+    let store_down = |s: StatusCode, b: &str| {
+        s == StatusCode::SERVICE_UNAVAILABLE && b.contains("store") && !b.contains("directory")
+    };
+    let (status, body) = poll_until(&readyz, store_down).await;
+    assert!(store_down(status, &body), "{status} {body}");
+
+    redis.restart();
+    let (status, body) = poll_until(&readyz, ready).await;
+    assert!(
+        ready(status, &body),
+        "after redis came back: {status} {body}"
+    );
+}
+
+/// With the users file there is no directory server to lose: the embedded store alone
+/// decides, and it is ready from the start.
+#[tokio::test]
+async fn readyz_on_embedded_defaults_is_ready() {
+    let t = TesseraBuilder::new().start().await;
+    let res = reqwest::get(format!("{}/readyz", t.base))
+        .await
+        .expect("readyz");
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        res.headers()
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok()),
+        Some("no-store")
+    );
+    assert_eq!(res.text().await.expect("body").trim(), "ready");
 }
