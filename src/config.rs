@@ -510,6 +510,19 @@ fn check_range(key: &str, value: u32, min: u32, max: u32) -> Result<(), ConfigEr
     }
 }
 
+/// Keys whose own names end in `_file` because their value is a path: their variables carry
+/// the path itself (`TESSERA__SERVER__TLS_CERT_FILE=/etc/tessera/tls.crt`), where any other
+/// `_FILE` variable names a file to read the value from.
+const PATH_KEYS: [&str; 7] = [
+    "server.tls_cert_file",
+    "server.tls_key_file",
+    "idp.signing.key_file",
+    "idp.signing.cert_file",
+    "idp.signing.pfx_file",
+    "directory.users_file",
+    "directory.ldap.ca_file",
+];
+
 /// `TESSERA__DIRECTORY__LDAP__BIND_PASSWORD_FILE=/run/secrets/x` sets
 /// `directory.ldap.bind_password` to the file's contents (trailing newline removed).
 fn apply_env(
@@ -527,7 +540,18 @@ fn apply_env(
         return Err(env_err("empty key segment".into()));
     }
     let leaf = path.pop().unwrap_or_default();
-    let (leaf, value) = match leaf.strip_suffix("_file") {
+    let dotted = path
+        .iter()
+        .chain([&leaf])
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(".");
+    let secret = if PATH_KEYS.contains(&dotted.as_str()) {
+        None
+    } else {
+        leaf.strip_suffix("_file")
+    };
+    let (leaf, value) = match secret {
         Some(secret_key) => {
             let contents = std::fs::read_to_string(value)
                 .map_err(|e| env_err(format!("cannot read secret file {value}: {e}")))?;
@@ -647,6 +671,31 @@ mod tests {
         )
         .expect_err("not a redis url");
         assert!(c.to_string().contains("store.redis_url"), "{c}");
+    }
+
+    #[test]
+    fn path_keys_ending_in_file_take_the_path_from_the_environment() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("TESSERA__SERVER__TLS_CERT_FILE", "/etc/tessera/tls.crt"),
+                ("TESSERA__SERVER__TLS_KEY_FILE", "/etc/tessera/tls.key"),
+                ("TESSERA__DIRECTORY__USERS_FILE", "/etc/tessera/users.toml"),
+            ]),
+        )
+        .expect("paths");
+        assert_eq!(
+            c.server.tls_cert_file.as_deref(),
+            Some(Path::new("/etc/tessera/tls.crt"))
+        );
+        assert_eq!(
+            c.server.tls_key_file.as_deref(),
+            Some(Path::new("/etc/tessera/tls.key"))
+        );
+        assert_eq!(
+            c.directory.users_file.as_deref(),
+            Some(Path::new("/etc/tessera/users.toml"))
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod shutdown;
 pub mod sim;
 pub mod startup;
 pub mod store;
+pub mod tls;
 pub mod web;
 pub mod xml;
 pub mod xmldsig;

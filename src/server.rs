@@ -1,8 +1,8 @@
 //! Serves the router over HTTP/1.1 within limits a hostile client cannot outlast: time to send a request head, idle keep-alive, stalled bodies, slow requests, header size, open connections and file descriptors.
 //!
 //! Built on hyper directly rather than `axum::serve`, which has none of these limits.
-//! HTTP/1.1 only: browsers speak HTTP/2 only over TLS, which a proxy in front terminates,
-//! and cleartext HTTP/2 would be one more protocol to bound.
+//! HTTP/1.1 only, over TLS too (`tls`): one protocol to bound, and a sign-in is a handful of
+//! requests, where HTTP/2's multiplexing buys little.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -30,6 +30,7 @@ use tokio::time::{Instant, Sleep};
 use tower::ServiceExt;
 
 use crate::config::ServerConfig;
+use crate::tls::Transport;
 
 /// What a refused connection reads: it may come back shortly.
 const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
@@ -204,13 +205,24 @@ fn set_soft_fd_limit(_: usize) -> io::Result<()> {
     Err(io::Error::other("no RLIMIT_NOFILE here"))
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves, then stops accepting, closes
-/// idle connections and lets the requests in flight finish, for `shutdown_grace` at most.
-/// Handlers see the client's address as `ConnectInfo<SocketAddr>`.
+/// Serves `router` over plain HTTP; see `serve_on`.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: &ServerLimits,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    serve_on(listener, router, limits, Transport::Plain, shutdown).await
+}
+
+/// Serves `router` on `listener` (over `transport`) until `shutdown` resolves, then stops
+/// accepting, closes idle connections and lets the requests in flight finish, for
+/// `shutdown_grace` at most. Handlers see the client's address as `ConnectInfo<SocketAddr>`.
+pub async fn serve_on(
+    listener: TcpListener,
+    router: Router,
+    limits: &ServerLimits,
+    transport: Transport,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let fds = FdBudget::measure();
@@ -269,6 +281,7 @@ pub async fn serve(
                     addr,
                     router.clone(),
                     limits.clone(),
+                    transport.clone(),
                     slot,
                     stopping.clone(),
                 ));
@@ -361,17 +374,56 @@ fn refuse(mut stream: TcpStream, refusers: &Arc<Semaphore>) {
     });
 }
 
-/// One connection: hyper parses and answers; this task closes it when it idles too long or
-/// a request head takes too long, and asks hyper to finish up on shutdown.
+/// One connection, holding its slot until it ends: the TLS handshake first when serving
+/// HTTPS, then the HTTP exchange.
 async fn connection(
     stream: TcpStream,
     addr: SocketAddr,
     router: Router,
     limits: ServerLimits,
+    transport: Transport,
     _slot: OwnedSemaphorePermit,
-    mut stopping: watch::Receiver<()>,
+    stopping: watch::Receiver<()>,
 ) {
     let _ = stream.set_nodelay(true);
+    match transport {
+        Transport::Plain => exchange(stream, addr, router, limits, stopping).await,
+        Transport::Tls(live) => {
+            // A handshake is a client's first bytes: it gets the time a request head gets,
+            // so a client that opens a connection and says nothing cannot hold the slot.
+            let handshake = async {
+                let ssl =
+                    openssl::ssl::Ssl::new(live.acceptor().context()).map_err(io::Error::other)?;
+                let mut tls =
+                    tokio_openssl::SslStream::new(ssl, stream).map_err(io::Error::other)?;
+                Pin::new(&mut tls)
+                    .accept()
+                    .await
+                    .map_err(io::Error::other)?;
+                Ok::<_, io::Error>(tls)
+            };
+            match tokio::time::timeout(limits.header_read_timeout, handshake).await {
+                Ok(Ok(tls)) => exchange(tls, addr, router, limits, stopping).await,
+                Ok(Err(e)) => {
+                    tracing::debug!(client = %addr, error = %e, "TLS handshake failed");
+                }
+                Err(_) => tracing::debug!(client = %addr, "TLS handshake took too long"),
+            }
+        }
+    }
+}
+
+/// The HTTP exchange on one connection: hyper parses and answers; this task closes it when it
+/// idles too long or a request head takes too long, and asks hyper to finish up on shutdown.
+async fn exchange<S>(
+    stream: S,
+    addr: SocketAddr,
+    router: Router,
+    limits: ServerLimits,
+    mut stopping: watch::Receiver<()>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let activity = Arc::new(Activity::new());
     let io = TokioIo::new(Watched {
         inner: stream,
@@ -540,12 +592,12 @@ impl HttpBody for Tracked {
 
 /// The socket, noting when bytes arrive so an idle connection's next request starts the
 /// header clock.
-struct Watched {
-    inner: TcpStream,
+struct Watched<S> {
+    inner: S,
     activity: Arc<Activity>,
 }
 
-impl AsyncRead for Watched {
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -561,7 +613,7 @@ impl AsyncRead for Watched {
     }
 }
 
-impl AsyncWrite for Watched {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

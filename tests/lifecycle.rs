@@ -42,7 +42,18 @@ impl Served {
     /// Starts the real binary in `dir` with `env` and waits for `/healthz`. The log goes to
     /// `dir/tessera.log` so a failure can show it.
     async fn start(dir: &Path, env: &[(&str, String)]) -> Served {
-        let (port, base) = support::process::free_base();
+        Self::start_with(dir, env, "http", &reqwest::Client::new()).await
+    }
+
+    /// `start` for a listener on `scheme`, asking `/healthz` with `client`.
+    async fn start_with(
+        dir: &Path,
+        env: &[(&str, String)],
+        scheme: &str,
+        client: &reqwest::Client,
+    ) -> Served {
+        let (port, _) = support::process::free_base();
+        let base = format!("{scheme}://127.0.0.1:{port}");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
         cmd.current_dir(dir)
             .arg("serve")
@@ -60,7 +71,6 @@ impl Served {
             addr: format!("127.0.0.1:{port}"),
             base,
         };
-        let client = reqwest::Client::new();
         let deadline = Instant::now() + PATIENCE;
         while Instant::now() < deadline {
             if let Ok(r) = client.get(format!("{}/healthz", served.base)).send().await
@@ -281,4 +291,112 @@ async fn readyz_on_embedded_defaults_is_ready() {
         Some("no-store")
     );
     assert_eq!(res.text().await.expect("body").trim(), "ready");
+}
+
+/// A client that trusts only the test CA in `ca_dir` and opens a new connection (a new TLS
+/// handshake) for every request.
+fn trusting(ca_dir: &Path) -> reqwest::Client {
+    let pem = std::fs::read(ca_dir.join("ca.pem")).expect("ca.pem");
+    reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&pem).expect("CA")])
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client")
+}
+
+/// Installs the leaf (with its CA after it, as a chain file) and key from `generation`.
+fn install_certificate(generation: &Path, cert: &Path, key: &Path) {
+    let read = |name: &str| std::fs::read_to_string(generation.join(name)).expect(name);
+    std::fs::write(cert, read("server.pem") + &read("ca.pem")).expect("write cert");
+    std::fs::write(key, read("server.key")).expect("write key");
+}
+
+/// HTTPS straight from the listener, and a renewed certificate (new files in place) served
+/// to new connections without a restart, while the process that serves it stays the same.
+#[tokio::test]
+async fn https_serves_the_certificate_files_and_picks_up_a_renewal_without_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (first, renewed) = (dir.path().join("first"), dir.path().join("renewed"));
+    for generation in [&first, &renewed] {
+        std::fs::create_dir(generation).expect("dir");
+        support::slapd::write_certificates(generation);
+    }
+    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    install_certificate(&first, &cert, &key);
+    let (old_ca, new_ca) = (trusting(&first), trusting(&renewed));
+    let mut served = Served::start_with(
+        dir.path(),
+        &[
+            ("TESSERA__SERVER__TLS_CERT_FILE", cert.display().to_string()),
+            ("TESSERA__SERVER__TLS_KEY_FILE", key.display().to_string()),
+        ],
+        "https",
+        &old_ca,
+    )
+    .await;
+    let home = format!("{}/", served.base);
+    let page = old_ca.get(&home).send().await.expect("HTTPS home page");
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(
+        new_ca.get(&home).send().await.is_err(),
+        "the renewed certificate is served before it was installed"
+    );
+    let plain = reqwest::get(format!("http://{}/healthz", served.addr)).await;
+    assert!(plain.is_err(), "plain HTTP answered on the HTTPS listener");
+
+    install_certificate(&renewed, &cert, &key);
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        match new_ca.get(&home).send().await {
+            Ok(r) => {
+                assert_eq!(r.status(), StatusCode::OK);
+                break;
+            }
+            Err(e) => assert!(
+                Instant::now() < deadline,
+                "the renewed certificate is not served: {e}; log:\n{}",
+                log(dir.path())
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(
+        old_ca.get(&home).send().await.is_err(),
+        "the replaced certificate is still served"
+    );
+    assert!(
+        served.child.try_wait().expect("try_wait").is_none(),
+        "the process restarted or died"
+    );
+    served.signal("TERM");
+    let status = served.exited_within(PATIENCE).await.expect("exits");
+    assert_eq!(status.code(), Some(0), "log:\n{}", log(dir.path()));
+}
+
+/// A key that does not belong to the certificate stops the start with the key to fix.
+#[tokio::test]
+async fn a_key_that_does_not_match_the_certificate_stops_the_start_naming_the_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (one, other) = (dir.path().join("one"), dir.path().join("other"));
+    for generation in [&one, &other] {
+        std::fs::create_dir(generation).expect("dir");
+        support::slapd::write_certificates(generation);
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .current_dir(dir.path())
+        .arg("serve")
+        .env_remove("TESSERA_CONFIG")
+        .env("TESSERA__SERVER__LISTEN", "127.0.0.1:0")
+        .env("TESSERA__SERVER__TLS_CERT_FILE", one.join("server.pem"))
+        .env("TESSERA__SERVER__TLS_KEY_FILE", other.join("server.key"))
+        .output()
+        .expect("tessera runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("server.tls_key_file"), "{err}");
+    assert!(err.contains("is not the private key"), "{err}");
+    assert!(
+        !dir.path().join("tessera-data").exists(),
+        "nothing is created before the refusal"
+    );
 }

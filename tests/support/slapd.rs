@@ -369,7 +369,7 @@ ppolicy_hash_cleartext
 /// A real CA (basicConstraints CA:TRUE, keyCertSign) and a server leaf signed by it: a
 /// self-signed leaf is rejected by the TLS client (reference/xml-signatures.md). The SAN
 /// covers every name a test may dial.
-fn write_certificates(dir: &Path) {
+pub fn write_certificates(dir: &Path) {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .expect("clock")
