@@ -344,6 +344,25 @@ async fn https_serves_the_certificate_files_and_picks_up_a_renewal_without_resta
     let plain = reqwest::get(format!("http://{}/healthz", served.addr)).await;
     assert!(plain.is_err(), "plain HTTP answered on the HTTPS listener");
 
+    // A renewal tool writes the certificate, then the key: in between the files do not
+    // belong together, and the previous pair stays in service. (3 s is past the 2 s after
+    // which Tessera looks at the files again.)
+    let renewed_chain = std::fs::read_to_string(renewed.join("server.pem")).expect("leaf")
+        + &std::fs::read_to_string(renewed.join("ca.pem")).expect("ca");
+    std::fs::write(&cert, renewed_chain).expect("write the new certificate");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let between = old_ca.get(&home).send().await;
+    assert!(
+        between.is_ok_and(|r| r.status() == StatusCode::OK),
+        "half-renewed files took the old certificate out of service; log:\n{}",
+        log(dir.path())
+    );
+    assert!(
+        log(dir.path()).contains("still serving the previous certificate"),
+        "{}",
+        log(dir.path())
+    );
+
     install_certificate(&renewed, &cert, &key);
     let deadline = Instant::now() + PATIENCE;
     loop {
