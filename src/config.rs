@@ -110,6 +110,13 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<String>,
     /// The header those proxies write the client's address into.
     pub forwarded_header: ForwardedHeader,
+    /// On SIGTERM / SIGINT, requests in flight get this long to finish before the process
+    /// exits anyway (a supervisor's own kill timeout should be longer).
+    pub shutdown_grace_secs: u32,
+    /// PEM certificate (chain allowed, leaf first) and key: with both set the listener
+    /// speaks HTTPS itself; changed files are picked up without a restart.
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
 }
 
 /// Which header carries the client's address from a trusted proxy. One only: a proxy that
@@ -140,6 +147,9 @@ impl Default for ServerConfig {
             max_body_bytes: 64 * 1024,
             trusted_proxies: Vec::new(),
             forwarded_header: ForwardedHeader::default(),
+            shutdown_grace_secs: 20,
+            tls_cert_file: None,
+            tls_key_file: None,
         }
     }
 }
@@ -465,6 +475,7 @@ impl Config {
             16 * 1024,
             64 * 1024 * 1024,
         )?;
+        check_range("server.shutdown_grace_secs", s.shutdown_grace_secs, 0, 3600)?;
         // Percent-encoding can triple the RelayState; the rest of a signed AuthnRequest's
         // query (deflated request, SigAlg, Signature) and the other headers fit in 8 KiB.
         let needed = self.idp.relay_state_max_bytes.saturating_mul(3) + 8 * 1024;
@@ -521,6 +532,19 @@ fn check_range(key: &str, value: u32, min: u32, max: u32) -> Result<(), ConfigEr
     }
 }
 
+/// Keys whose own names end in `_file` because their value is a path: their variables carry
+/// the path itself (`TESSERA__SERVER__TLS_CERT_FILE=/etc/tessera/tls.crt`), where any other
+/// `_FILE` variable names a file to read the value from.
+const PATH_KEYS: [&str; 7] = [
+    "server.tls_cert_file",
+    "server.tls_key_file",
+    "idp.signing.key_file",
+    "idp.signing.cert_file",
+    "idp.signing.pfx_file",
+    "directory.users_file",
+    "directory.ldap.ca_file",
+];
+
 /// `TESSERA__DIRECTORY__LDAP__BIND_PASSWORD_FILE=/run/secrets/x` sets
 /// `directory.ldap.bind_password` to the file's contents (trailing newline removed).
 fn apply_env(
@@ -538,7 +562,18 @@ fn apply_env(
         return Err(env_err("empty key segment".into()));
     }
     let leaf = path.pop().unwrap_or_default();
-    let (leaf, value) = match leaf.strip_suffix("_file") {
+    let dotted = path
+        .iter()
+        .chain([&leaf])
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(".");
+    let secret = if PATH_KEYS.contains(&dotted.as_str()) {
+        None
+    } else {
+        leaf.strip_suffix("_file")
+    };
+    let (leaf, value) = match secret {
         Some(secret_key) => {
             let contents = std::fs::read_to_string(value)
                 .map_err(|e| env_err(format!("cannot read secret file {value}: {e}")))?;
@@ -691,6 +726,31 @@ mod tests {
     }
 
     #[test]
+    fn path_keys_ending_in_file_take_the_path_from_the_environment() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("TESSERA__SERVER__TLS_CERT_FILE", "/etc/tessera/tls.crt"),
+                ("TESSERA__SERVER__TLS_KEY_FILE", "/etc/tessera/tls.key"),
+                ("TESSERA__DIRECTORY__USERS_FILE", "/etc/tessera/users.toml"),
+            ]),
+        )
+        .expect("paths");
+        assert_eq!(
+            c.server.tls_cert_file.as_deref(),
+            Some(Path::new("/etc/tessera/tls.crt"))
+        );
+        assert_eq!(
+            c.server.tls_key_file.as_deref(),
+            Some(Path::new("/etc/tessera/tls.key"))
+        );
+        assert_eq!(
+            c.directory.users_file.as_deref(),
+            Some(Path::new("/etc/tessera/users.toml"))
+        );
+    }
+
+    #[test]
     fn redis_backend_needs_url_and_ldap_needs_section() {
         let err =
             Config::load(None, env(&[("TESSERA__STORE__BACKEND", "redis")])).expect_err("no url");
@@ -732,6 +792,11 @@ mod tests {
                 "TESSERA__SERVER__MAX_BODY_BYTES",
                 "1000",
                 "server.max_body_bytes",
+            ),
+            (
+                "TESSERA__SERVER__SHUTDOWN_GRACE_SECS",
+                "3601",
+                "server.shutdown_grace_secs",
             ),
         ] {
             let err = Config::load(None, env(&[(var, value)])).expect_err(var);

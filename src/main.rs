@@ -261,6 +261,16 @@ async fn run(cli: Cli) -> Result<(), String> {
 
 async fn serve(config: Config) -> Result<(), String> {
     init_logging(&config);
+    let stop = tessera::shutdown::stop_signal()
+        .map_err(|e| format!("cannot install the SIGTERM / SIGINT handlers: {e}"))?;
+    // Before anything is created or bound: a certificate that cannot serve is a start-up
+    // error naming the key to fix, not a listener that fails every handshake.
+    let transport =
+        tessera::tls::Transport::from_config(&config.server).map_err(|e| e.to_string())?;
+    let scheme = match transport {
+        tessera::tls::Transport::Plain => "HTTP",
+        tessera::tls::Transport::Tls(_) => "HTTPS",
+    };
     // The connection cap is derived from this limit; the soft one is often 1,024 while the
     // hard one allows far more.
     match tessera::server::raise_fd_limit() {
@@ -293,7 +303,7 @@ async fn serve(config: Config) -> Result<(), String> {
         ));
     }
     banner.push_str(&format!(
-        "Tessera is listening on {listen}\n\
+        "Tessera is listening on {listen} ({scheme})\n\
          \x20 home page      {base}/\n\
          \x20 login page     {base}/adfs/ls/  (SPs send their AuthnRequests here)\n\
          \x20 metadata       {base}/FederationMetadata/2007-06/FederationMetadata.xml\n\
@@ -323,8 +333,13 @@ async fn serve(config: Config) -> Result<(), String> {
     });
     let limits = tessera::server::ServerLimits::from_config(&state.config.server);
     let app = tessera::app(state);
-    tessera::server::serve(listener, app, &limits, async {
-        let _ = tokio::signal::ctrl_c().await;
+    // Every store write is durable when it returns (redb commits with fsync, Redis answers
+    // after applying it), so nothing is left to flush once the requests are done; a sign-in
+    // waiting on a push is a record in the store and continues on whichever node the
+    // browser's next refresh reaches.
+    tessera::server::serve_on(listener, app, &limits, transport, async {
+        let signal = stop.await;
+        tracing::info!(%signal, "stop requested");
     })
     .await
     .map_err(|e| e.to_string())

@@ -1,8 +1,8 @@
 //! Serves the router over HTTP/1.1 within limits a hostile client cannot outlast: time to send a request head, idle keep-alive, stalled bodies, slow requests, header size, open connections and file descriptors.
 //!
 //! Built on hyper directly rather than `axum::serve`, which has none of these limits.
-//! HTTP/1.1 only: browsers speak HTTP/2 only over TLS, which a proxy in front terminates,
-//! and cleartext HTTP/2 would be one more protocol to bound.
+//! HTTP/1.1 only, over TLS too (`tls`): one protocol to bound, and a sign-in is a handful of
+//! requests, where HTTP/2's multiplexing buys little.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -30,6 +30,7 @@ use tokio::time::{Instant, Sleep};
 use tower::ServiceExt;
 
 use crate::config::ServerConfig;
+use crate::tls::Transport;
 
 /// What a refused connection reads: it may come back shortly.
 const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
@@ -73,6 +74,8 @@ pub struct ServerLimits {
     pub max_connections: ConnectionCap,
     pub max_header_bytes: usize,
     pub max_body_bytes: usize,
+    /// How long requests in flight may take to finish once shutdown has begun.
+    pub shutdown_grace: Duration,
 }
 
 impl ServerLimits {
@@ -89,6 +92,7 @@ impl ServerLimits {
             },
             max_header_bytes: c.max_header_bytes as usize,
             max_body_bytes: c.max_body_bytes as usize,
+            shutdown_grace: secs(c.shutdown_grace_secs),
         }
     }
 
@@ -201,13 +205,24 @@ fn set_soft_fd_limit(_: usize) -> io::Result<()> {
     Err(io::Error::other("no RLIMIT_NOFILE here"))
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves, then lets the requests in
-/// flight finish (each within the request timeout) and closes idle connections.
-/// Handlers see the client's address as `ConnectInfo<SocketAddr>`.
+/// Serves `router` over plain HTTP; see `serve_on`.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: &ServerLimits,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    serve_on(listener, router, limits, Transport::Plain, shutdown).await
+}
+
+/// Serves `router` on `listener` (over `transport`) until `shutdown` resolves, then stops
+/// accepting, closes idle connections and lets the requests in flight finish, for
+/// `shutdown_grace` at most. Handlers see the client's address as `ConnectInfo<SocketAddr>`.
+pub async fn serve_on(
+    listener: TcpListener,
+    router: Router,
+    limits: &ServerLimits,
+    transport: Transport,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let fds = FdBudget::measure();
@@ -266,6 +281,7 @@ pub async fn serve(
                     addr,
                     router.clone(),
                     limits.clone(),
+                    transport.clone(),
                     slot,
                     stopping.clone(),
                 ));
@@ -282,10 +298,25 @@ pub async fn serve(
             }
         }
     }
+    // Closing the socket first makes a load balancer's next connection attempt fail at once
+    // and go to another node, instead of queueing here behind the ones finishing.
     drop(listener);
     let _ = stop.send(());
+    let open = cap - slots.available_permits();
+    tracing::info!(
+        connections = open,
+        grace_secs = limits.shutdown_grace.as_secs(),
+        "stopping: no new connections; letting requests in flight finish"
+    );
     // Every connection holds one slot until it ends: all slots back means all done.
-    let _ = slots.acquire_many(cap as u32).await;
+    let all_back = slots.acquire_many(u32::try_from(cap).unwrap_or(u32::MAX));
+    match tokio::time::timeout(limits.shutdown_grace, all_back).await {
+        Ok(_) => tracing::info!("stopped: every request in flight was answered"),
+        Err(_) => tracing::warn!(
+            connections = cap - slots.available_permits(),
+            "stopped with requests still in flight after server.shutdown_grace_secs"
+        ),
+    }
     Ok(())
 }
 
@@ -343,17 +374,56 @@ fn refuse(mut stream: TcpStream, refusers: &Arc<Semaphore>) {
     });
 }
 
-/// One connection: hyper parses and answers; this task closes it when it idles too long or
-/// a request head takes too long, and asks hyper to finish up on shutdown.
+/// One connection, holding its slot until it ends: the TLS handshake first when serving
+/// HTTPS, then the HTTP exchange.
 async fn connection(
     stream: TcpStream,
     addr: SocketAddr,
     router: Router,
     limits: ServerLimits,
+    transport: Transport,
     _slot: OwnedSemaphorePermit,
-    mut stopping: watch::Receiver<()>,
+    stopping: watch::Receiver<()>,
 ) {
     let _ = stream.set_nodelay(true);
+    match transport {
+        Transport::Plain => exchange(stream, addr, router, limits, stopping).await,
+        Transport::Tls(live) => {
+            // A handshake is a client's first bytes: it gets the time a request head gets,
+            // so a client that opens a connection and says nothing cannot hold the slot.
+            let handshake = async {
+                let ssl =
+                    openssl::ssl::Ssl::new(live.acceptor().context()).map_err(io::Error::other)?;
+                let mut tls =
+                    tokio_openssl::SslStream::new(ssl, stream).map_err(io::Error::other)?;
+                Pin::new(&mut tls)
+                    .accept()
+                    .await
+                    .map_err(io::Error::other)?;
+                Ok::<_, io::Error>(tls)
+            };
+            match tokio::time::timeout(limits.header_read_timeout, handshake).await {
+                Ok(Ok(tls)) => exchange(tls, addr, router, limits, stopping).await,
+                Ok(Err(e)) => {
+                    tracing::debug!(client = %addr, error = %e, "TLS handshake failed");
+                }
+                Err(_) => tracing::debug!(client = %addr, "TLS handshake took too long"),
+            }
+        }
+    }
+}
+
+/// The HTTP exchange on one connection: hyper parses and answers; this task closes it when it
+/// idles too long or a request head takes too long, and asks hyper to finish up on shutdown.
+async fn exchange<S>(
+    stream: S,
+    addr: SocketAddr,
+    router: Router,
+    limits: ServerLimits,
+    mut stopping: watch::Receiver<()>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let activity = Arc::new(Activity::new());
     let io = TokioIo::new(Watched {
         inner: stream,
@@ -522,12 +592,12 @@ impl HttpBody for Tracked {
 
 /// The socket, noting when bytes arrive so an idle connection's next request starts the
 /// header clock.
-struct Watched {
-    inner: TcpStream,
+struct Watched<S> {
+    inner: S,
     activity: Arc<Activity>,
 }
 
-impl AsyncRead for Watched {
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -543,7 +613,7 @@ impl AsyncRead for Watched {
     }
 }
 
-impl AsyncWrite for Watched {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

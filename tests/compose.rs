@@ -79,3 +79,37 @@ fn compose_environment_is_a_valid_tessera_config() {
     let ldap = config.directory.ldap.expect("ldap");
     assert_eq!(ldap.bind_password, "svc-tessera-Pass-1");
 }
+
+/// Docker (and compose's `depends_on: service_healthy`) judges Tessera by readiness — store
+/// and directory reachable — not by the process merely running; the image can run the check,
+/// and a stop leaves the requests in flight time to finish.
+#[test]
+fn compose_checks_tessera_readiness_and_gives_it_time_to_stop() {
+    let c = compose();
+    let tessera = &c["services"]["tessera"];
+    let test: Vec<&str> = tessera["healthcheck"]["test"]
+        .as_sequence()
+        .expect("tessera healthcheck")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(test.iter().any(|a| a.ends_with("/readyz")), "{test:?}");
+    let tool = test.get(1).expect("a command after CMD");
+    let dockerfile =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Dockerfile"))
+            .expect("Dockerfile");
+    assert!(
+        dockerfile.contains(&format!(" {tool} ")) || dockerfile.contains(&format!(" {tool}\n")),
+        "the image does not install {tool}"
+    );
+    assert!(dockerfile.contains("STOPSIGNAL SIGTERM"));
+    let grace = tessera["stop_grace_period"]
+        .as_str()
+        .expect("stop_grace_period");
+    let secs: u32 = grace.trim_end_matches('s').parse().expect("seconds");
+    let config = tessera::config::Config::default();
+    assert!(
+        secs > config.server.shutdown_grace_secs,
+        "docker would kill Tessera ({grace}) before its own grace period ends"
+    );
+}

@@ -94,6 +94,11 @@ pub trait Directory: Send + Sync + 'static {
     /// Users whose login name, UPN or mail starts with `text`, or whose display name contains
     /// it (the admin console's user search); at most `limit`.
     async fn search(&self, text: &str, limit: usize) -> Result<Vec<UserInfo>, AuthError>;
+    /// Whether sign-ins could reach the directory now (readiness). A directory held in
+    /// memory, like the users file loaded at start, has nothing to reach.
+    async fn check(&self) -> Result<(), AuthError> {
+        Ok(())
+    }
 }
 
 /// Splits the three accepted login forms into (short name, upn suffix / domain hint).

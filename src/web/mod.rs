@@ -9,6 +9,7 @@ pub mod lang;
 mod login;
 mod mfa;
 mod pages;
+mod ready;
 mod saml;
 mod views;
 
@@ -118,8 +119,14 @@ pub fn app(state: AppState) -> Router {
 /// The routes whose clients are programs (carriers, SPs fetching metadata, monitors, the
 /// simulator's API): their answers, refusals included, are never turned into pages.
 fn machine_routes(state: &AppState) -> Router<AppState> {
+    // Readiness keeps what it last saw in this router, for logging changes only.
+    let seen = Arc::new(ready::Seen::default());
     let mut r = Router::new()
         .route("/healthz", get(pages::health))
+        .route(
+            "/readyz",
+            get(move |State(ctx): State<AppState>| ready::readyz(ctx, seen.clone())),
+        )
         .route("/mfa/callback/{token}", post(mfa::push_action))
         .route("/mfa/voice/{token}", post(mfa::voice))
         .route("/mfa/voice/status/{token}", post(mfa::voice_status))

@@ -3,6 +3,8 @@
 //! Tests that need Redis must run against a real server; they never skip silently. When the
 //! binary is missing the start panics and says how to install it.
 
+#![allow(dead_code)]
+
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
@@ -20,8 +22,8 @@ const START_ATTEMPTS: usize = 5;
 pub struct RedisServer {
     child: Child,
     port: u16,
-    // Held only so the working directory outlives the server.
-    _dir: TempDir,
+    /// The working directory; it outlives the process, so a restart uses it again.
+    dir: TempDir,
 }
 
 impl RedisServer {
@@ -45,46 +47,45 @@ impl RedisServer {
     fn try_start() -> Result<Self, String> {
         let port = free_port();
         let dir = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
-        let log = dir.path().join("redis.log");
-        let spawned = Command::new("redis-server")
-            .arg("--port")
-            .arg(port.to_string())
-            .args(["--bind", "127.0.0.1"])
-            .args(["--save", ""])
-            .args(["--appendonly", "no"])
-            .arg("--dir")
-            .arg(dir.path())
-            .arg("--logfile")
-            .arg(&log)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
-        let child = match spawned {
-            Ok(child) => child,
-            Err(e) if e.kind() == ErrorKind::NotFound => panic!(
-                "redis-server is not installed (not on PATH); the Store contract tests need a \
-                 real Redis: run scripts/install-deps.sh"
-            ),
-            Err(e) => panic!("cannot start redis-server: {e}"),
-        };
-        let mut server = RedisServer {
-            child,
-            port,
-            _dir: dir,
-        };
-        server.wait_ready(&log)?;
+        let child = spawn(port, dir.path());
+        let mut server = RedisServer { child, port, dir };
+        server.wait_ready()?;
         Ok(server)
     }
 
-    fn wait_ready(&mut self, log: &Path) -> Result<(), String> {
+    /// Stops the server, as a crash or a maintenance stop would; clients see refused
+    /// connections until `restart`.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same port (empty: nothing is persisted).
+    pub fn restart(&mut self) {
+        self.stop();
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            self.child = spawn(self.port, self.dir.path());
+            match self.wait_ready() {
+                Ok(()) => return,
+                // The old socket can linger for a moment after the kill.
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(why) => panic!("redis-server did not come back on its port: {why}"),
+            }
+        }
+    }
+
+    fn wait_ready(&mut self) -> Result<(), String> {
+        let log = self.dir.path().join("redis.log");
         let deadline = Instant::now() + READY_TIMEOUT;
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return Err(format!(
                     "redis-server exited with {status} on port {}: {}",
                     self.port,
-                    std::fs::read_to_string(log).unwrap_or_default()
+                    std::fs::read_to_string(&log).unwrap_or_default()
                 ));
             }
             if ping(self.port) {
@@ -104,6 +105,32 @@ impl Drop for RedisServer {
         // Errors here mean the process is already gone, which is the goal anyway.
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Starts `redis-server` on `port` with its files in `dir`; panics when it is not installed.
+fn spawn(port: u16, dir: &Path) -> Child {
+    let spawned = Command::new("redis-server")
+        .arg("--port")
+        .arg(port.to_string())
+        .args(["--bind", "127.0.0.1"])
+        .args(["--save", ""])
+        .args(["--appendonly", "no"])
+        .arg("--dir")
+        .arg(dir)
+        .arg("--logfile")
+        .arg(dir.join("redis.log"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    match spawned {
+        Ok(child) => child,
+        Err(e) if e.kind() == ErrorKind::NotFound => panic!(
+            "redis-server is not installed (not on PATH); the Store contract tests need a \
+             real Redis: run scripts/install-deps.sh"
+        ),
+        Err(e) => panic!("cannot start redis-server: {e}"),
     }
 }
 

@@ -82,22 +82,7 @@ impl Slapd {
         let mut last_log = String::new();
         for _ in 0..3 {
             let (ldap_port, ldaps_port) = (free_port(), free_port());
-            let log = std::fs::File::create(dir.path().join("slapd.log")).expect("log file");
-            let child = Command::new(SLAPD)
-                .arg("-f")
-                .arg(dir.path().join("slapd.conf"))
-                .arg("-h")
-                .arg(format!(
-                    "ldap://127.0.0.1:{ldap_port}/ ldaps://127.0.0.1:{ldaps_port}/"
-                ))
-                // Any -d keeps slapd in the foreground, so the Child is the server itself.
-                .args(["-d", "0"])
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().expect("log handle"))
-                .stderr(log)
-                .spawn()
-                .expect("spawn slapd");
-            let mut child = child;
+            let mut child = spawn(dir.path(), ldap_port, ldaps_port);
             if wait_ready(&mut child, ldap_port, ldaps_port) {
                 let server = Slapd {
                     child,
@@ -113,6 +98,34 @@ impl Slapd {
             last_log = std::fs::read_to_string(dir.path().join("slapd.log")).unwrap_or_default();
         }
         panic!("slapd did not start; its log:\n{last_log}");
+    }
+
+    /// Stops the server, as a crashed or rebooting domain controller would; clients see
+    /// refused connections until `restart`.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts slapd again on the same ports with the same database (seeded data included).
+    pub fn restart(&mut self) {
+        self.stop();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            self.child = spawn(self.dir.path(), self.ldap_port, self.ldaps_port);
+            if wait_ready(&mut self.child, self.ldap_port, self.ldaps_port) {
+                return;
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            assert!(
+                Instant::now() < deadline,
+                "slapd did not come back on its ports; its log:\n{}",
+                std::fs::read_to_string(self.dir.path().join("slapd.log")).unwrap_or_default()
+            );
+            // The old listening sockets can linger for a moment after the kill.
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     fn seed(&self) {
@@ -256,6 +269,25 @@ impl Drop for Slapd {
     }
 }
 
+/// Starts slapd in the foreground on the two ports, logging to `dir/slapd.log`.
+fn spawn(dir: &Path, ldap_port: u16, ldaps_port: u16) -> Child {
+    let log = std::fs::File::create(dir.join("slapd.log")).expect("log file");
+    Command::new(SLAPD)
+        .arg("-f")
+        .arg(dir.join("slapd.conf"))
+        .arg("-h")
+        .arg(format!(
+            "ldap://127.0.0.1:{ldap_port}/ ldaps://127.0.0.1:{ldaps_port}/"
+        ))
+        // Any -d keeps slapd in the foreground, so the Child is the server itself.
+        .args(["-d", "0"])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log handle"))
+        .stderr(log)
+        .spawn()
+        .expect("spawn slapd")
+}
+
 /// Waits until slapd accepts connections on both ports; false if it exited or took > 10 s.
 fn wait_ready(child: &mut Child, ldap_port: u16, ldaps_port: u16) -> bool {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -337,7 +369,7 @@ ppolicy_hash_cleartext
 /// A real CA (basicConstraints CA:TRUE, keyCertSign) and a server leaf signed by it: a
 /// self-signed leaf is rejected by the TLS client (reference/xml-signatures.md). The SAN
 /// covers every name a test may dial.
-fn write_certificates(dir: &Path) {
+pub fn write_certificates(dir: &Path) {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .expect("clock")

@@ -145,16 +145,6 @@ impl LdapDirectory {
         &self.settings
     }
 
-    /// Opens (or reuses) a service connection: proves that a server answers and that the
-    /// service account can bind. For `check-config` and health checks.
-    pub async fn check(&self) -> Result<(), AuthError> {
-        if self.settings.bind_dn.is_empty() {
-            // Direct-bind mode has no account to test; reaching a server is all we can prove.
-            return self.connect_any().await.map(drop);
-        }
-        self.service_handle().await.map(|_| ())
-    }
-
     fn op_timeout(&self) -> Duration {
         Duration::from_millis(self.settings.op_timeout_ms)
     }
@@ -198,6 +188,37 @@ impl Directory for LdapDirectory {
             let attrs = lower_attrs(&entry);
             self.user_info(entry, attrs, user)
         }))
+    }
+
+    /// A fresh connection (servers in order, as a sign-in would try them) and, with a service
+    /// account, its bind. Not a pooled connection: one opened minutes ago proves nothing
+    /// about the server now, and the probe must not replace connections sign-ins are using.
+    async fn check(&self) -> Result<(), AuthError> {
+        let (mut ldap, server) = self.connect_any().await?;
+        if !self.settings.bind_dn.is_empty() {
+            let bound = ldap
+                .with_timeout(self.op_timeout())
+                .simple_bind(&self.settings.bind_dn, &self.settings.bind_password)
+                .await;
+            let url = &self.servers[server].url;
+            match bound {
+                Ok(r) if r.rc == 0 => {}
+                Ok(r) => {
+                    return Err(AuthError::Unavailable(format!(
+                        "{url}: service account bind refused: rc={} {}",
+                        r.rc, r.text
+                    )));
+                }
+                Err(e) => {
+                    return Err(AuthError::Unavailable(format!(
+                        "{url}: service account bind: {e}"
+                    )));
+                }
+            }
+        }
+        // Best effort: the server drops the connection itself when we go.
+        let _ = ldap.unbind().await;
+        Ok(())
     }
 
     async fn canonical_name(&self, login: &str) -> Result<Option<String>, AuthError> {
