@@ -765,7 +765,10 @@ fn check_config_login_names_the_failing_step() {
     let (ok, out, err) = check_login(dir.path(), &config, "a*)(uid=*", "whatever-1");
     assert!(!ok, "{out}");
     assert!(err.contains("failed at: entries found"), "{err}");
-    assert!(out.contains("(sAMAccountName=a\\2a\\29\\28uid=\\2a)"), "{out}");
+    assert!(
+        out.contains("(sAMAccountName=a\\2a\\29\\28uid=\\2a)"),
+        "{out}"
+    );
 
     // A disabled account is named before any bind.
     let (ok, _, err) = check_login(dir.path(), &config, "disabled1", "disabled1-Pass-1");
