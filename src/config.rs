@@ -72,6 +72,13 @@ pub struct AdminConfig {
     pub idle_timeout_secs: u32,
     /// A session ends this long after sign-in, used or not.
     pub max_session_secs: u32,
+    /// "Fetch metadata from URL" may reach loopback, private, link-local and other internal
+    /// addresses. Off by default: an admin's browser session must not become a way to probe
+    /// the network behind Tessera (SSRF).
+    pub allow_private_metadata_urls: bool,
+    /// Internal addresses, ranges or CIDRs that "fetch metadata from URL" may reach even with
+    /// `allow_private_metadata_urls` off (e.g. one SP on the internal network).
+    pub metadata_url_allowed_networks: Vec<String>,
 }
 
 impl Default for AdminConfig {
@@ -80,6 +87,8 @@ impl Default for AdminConfig {
             group: "Tessera Admins".into(),
             idle_timeout_secs: 900,
             max_session_secs: 8 * 3600,
+            allow_private_metadata_urls: false,
+            metadata_url_allowed_networks: Vec::new(),
         }
     }
 }
@@ -331,6 +340,8 @@ impl Config {
             return Err(invalid("idp.entity_id", "must not be empty"));
         }
         check_range("idp.clock_skew_secs", self.idp.clock_skew_secs, 0, 600)?;
+        crate::mfa::networks::parse_all(&self.admin.metadata_url_allowed_networks)
+            .map_err(|e| invalid("admin.metadata_url_allowed_networks", e))?;
         check_range(
             "admin.idle_timeout_secs",
             self.admin.idle_timeout_secs,

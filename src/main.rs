@@ -32,8 +32,13 @@ struct Cli {
 enum Command {
     /// Serve the identity provider (first run: creates keys, store and a demo user).
     Serve,
-    /// Load and validate the configuration, then print a summary.
-    CheckConfig,
+    /// Load and validate the configuration, then print a summary; with `--login`, also sign
+    /// that user in against the directory step by step (password read from stdin).
+    CheckConfig {
+        /// A user to sign in (`user`, `user@suffix` or `DOMAIN\user`).
+        #[arg(long)]
+        login: Option<String>,
+    },
     /// Print our IdP metadata (or only the signing certificate in PEM).
     Metadata {
         #[arg(long)]
@@ -214,11 +219,65 @@ fn main() -> ExitCode {
     }
 }
 
+/// `check-config --login`: reads the password, runs the directory steps and names the one
+/// that failed.
+async fn check_login(config: &tessera::config::Config, login: &str) -> Result<(), String> {
+    let password = read_password(login)?;
+    let diagnosis = tessera::directory::diagnose::run(config, login, &password).await?;
+    let kind = match config.directory.kind {
+        tessera::config::DirectoryKind::Ldap => "LDAP",
+        tessera::config::DirectoryKind::File => "users file",
+    };
+    println!("directory check for {login:?} ({kind}):");
+    print!("{diagnosis}");
+    match diagnosis.failed_step() {
+        Some(step) => Err(format!("directory check failed at: {}", step.label())),
+        None => {
+            println!("directory check OK");
+            Ok(())
+        }
+    }
+}
+
+/// One line from stdin; at a terminal, asked for on stderr with echo off, so the password
+/// shows neither on screen nor in the scrollback.
+fn read_password(login: &str) -> Result<String, String> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let stdin = std::io::stdin();
+    let tty = stdin.is_terminal();
+    let mut saved = None;
+    if tty {
+        eprint!("Password for {login}: ");
+        let _ = std::io::stderr().flush();
+        // SAFETY: tcgetattr/tcsetattr on fd 0 with a termios we own; the saved state is
+        // put back below whatever the read returned.
+        unsafe {
+            let mut t: libc::termios = std::mem::zeroed();
+            if libc::tcgetattr(0, &mut t) == 0 {
+                saved = Some(t);
+                t.c_lflag &= !libc::ECHO;
+                libc::tcsetattr(0, libc::TCSANOW, &t);
+            }
+        }
+    }
+    let mut line = String::new();
+    let read = stdin.lock().read_line(&mut line);
+    if let Some(t) = saved {
+        // SAFETY: as above, restoring the state read before.
+        unsafe {
+            libc::tcsetattr(0, libc::TCSANOW, &t);
+        }
+        eprintln!();
+    }
+    read.map_err(|e| format!("cannot read the password from stdin: {e}"))?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
 async fn run(cli: Cli) -> Result<(), String> {
     let config = load_config(cli.config.as_deref())?;
     match cli.command {
         Command::Serve => serve(config).await,
-        Command::CheckConfig => {
+        Command::CheckConfig { login } => {
             println!("configuration OK");
             println!("  public URL   {}", config.server.public_url);
             println!("  entity ID    {}", config.entity_id());
@@ -229,7 +288,10 @@ async fn run(cli: Cli) -> Result<(), String> {
             let rps = tessera::rp::Registry::load(&config.metadata_dir, &config.relying_parties)
                 .map_err(|e| e.to_string())?;
             println!("  relying parties: {}", rps.all().len());
-            Ok(())
+            match login {
+                Some(login) => check_login(&config, &login).await,
+                None => Ok(()),
+            }
         }
         Command::Metadata { cert } => {
             let (keys, _) = tessera::keys::load_or_create(

@@ -1314,3 +1314,153 @@ async fn a_console_trusts_endpoints_and_certificate_can_be_set_over_its_metadata
         "https://ep.sp.test/other-acs"
     );
 }
+
+/// A small HTTP server standing in for an SP's metadata host: `/md` serves `metadata`,
+/// `/redirect` answers 302 to `redirect_to`; every request is counted.
+struct MetadataHost {
+    addr: std::net::SocketAddr,
+    hits: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl MetadataHost {
+    async fn start(ip: &str, metadata: String, redirect_to: Option<String>) -> Self {
+        use axum::response::IntoResponse;
+        let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = hits.clone();
+        let app = axum::Router::new()
+            .route("/md", axum::routing::get(move || async move { metadata }))
+            .route(
+                "/redirect",
+                axum::routing::get(move || async move {
+                    let to = redirect_to.unwrap_or_default();
+                    (StatusCode::FOUND, [("location", to)]).into_response()
+                }),
+            )
+            .layer(axum::middleware::from_fn(
+                move |req: axum::extract::Request, next: axum::middleware::Next| {
+                    counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    next.run(req)
+                },
+            ));
+        let listener = tokio::net::TcpListener::bind((ip, 0)).await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self { addr, hits }
+    }
+
+    fn hits(&self) -> usize {
+        self.hits.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[tokio::test]
+async fn metadata_urls_on_internal_addresses_are_refused_and_nothing_is_sent() {
+    let e = env(|_| {}).await;
+    let (admin, _, page) = e.sign_in("alice").await;
+    let csrf = input_value(&page, "csrf").expect("csrf");
+    let host = MetadataHost::start("127.0.0.1", TestSp::new("inside").metadata(false), None).await;
+    let port = host.addr.port();
+    for (url, class) in [
+        (format!("http://127.0.0.1:{port}/md"), "loopback"),
+        (format!("http://localhost:{port}/md"), "loopback"),
+        (format!("http://[::1]:{port}/md"), "loopback"),
+        (format!("http://[::ffff:127.0.0.1]:{port}/md"), "loopback"),
+        (format!("http://0x7f000001:{port}/md"), "loopback"),
+        (format!("http://2130706433:{port}/md"), "loopback"),
+        (format!("http://0.0.0.0:{port}/md"), "unspecified"),
+        (
+            "http://169.254.169.254/latest/meta-data/".to_owned(),
+            "link-local",
+        ),
+        ("http://[fe80::1]/".to_owned(), "link-local"),
+        ("http://10.0.0.1/".to_owned(), "private"),
+        ("http://100.64.0.1/".to_owned(), "carrier-grade NAT"),
+        ("https://[fd00::1]/".to_owned(), "unique-local"),
+    ] {
+        let (status, page, location) = import(&e, &admin, Some(&csrf), "url", &url).await;
+        let page = unescape(&page);
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{url}: {page}");
+        assert!(location.is_none(), "{url}: nothing pending");
+        assert!(
+            page.contains("was not fetched") && page.contains(class),
+            "{url}: expected a {class} refusal in {page}"
+        );
+        assert!(page.contains("paste or upload"), "{url}: says what to do");
+    }
+    assert_eq!(host.hits(), 0, "no request reached the internal server");
+}
+
+#[tokio::test]
+async fn an_allowed_metadata_host_cannot_redirect_to_an_internal_one() {
+    // 127.0.0.1 stands in for a public metadata host (allowed by address, nothing else);
+    // 127.0.0.2 is the internal server the redirect tries to reach.
+    let e = env(|c| c.admin.metadata_url_allowed_networks = vec!["127.0.0.1".into()]).await;
+    let (admin, _, page) = e.sign_in("alice").await;
+    let csrf = input_value(&page, "csrf").expect("csrf");
+    let inside =
+        MetadataHost::start("127.0.0.2", TestSp::new("inside").metadata(false), None).await;
+    let to_inside = format!("http://127.0.0.2:{}/md", inside.addr.port());
+    let to_v6 = format!("http://[::1]:{}/md", inside.addr.port());
+    let outside = |to: String| {
+        MetadataHost::start(
+            "127.0.0.1",
+            TestSp::new("outside").metadata(false),
+            Some(to),
+        )
+    };
+
+    // The allowed host itself is fetched, directly and through a redirect to itself.
+    let own = outside(String::new()).await;
+    let (status, page, location) = import(
+        &e,
+        &admin,
+        Some(&csrf),
+        "url",
+        &format!("http://{}/md", own.addr),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    assert!(location.is_some_and(|l| l.starts_with("/admin/rps/import/")));
+    let hop = outside(format!("http://{}/md", own.addr)).await;
+    let (status, page, _) = import(
+        &e,
+        &admin,
+        Some(&csrf),
+        "url",
+        &format!("http://{}/redirect", hop.addr),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+
+    for target in [to_inside, to_v6] {
+        let bounce = outside(target.clone()).await;
+        let url = format!("http://{}/redirect", bounce.addr);
+        let (status, page, location) = import(&e, &admin, Some(&csrf), "url", &url).await;
+        let page = unescape(&page);
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{target}: {page}");
+        assert!(location.is_none());
+        assert!(
+            page.contains("was not fetched") && page.contains("loopback"),
+            "{target}: {page}"
+        );
+        assert_eq!(bounce.hits(), 1, "the allowed first hop was asked");
+    }
+    assert_eq!(
+        inside.hits(),
+        0,
+        "the redirect never reached the internal server"
+    );
+}
+
+#[tokio::test]
+async fn allow_private_metadata_urls_lets_the_console_fetch_from_loopback() {
+    let e = env(|c| c.admin.allow_private_metadata_urls = true).await;
+    let (admin, _, page) = e.sign_in("alice").await;
+    let csrf = input_value(&page, "csrf").expect("csrf");
+    let host = MetadataHost::start("127.0.0.1", TestSp::new("inside").metadata(false), None).await;
+    let url = format!("http://localhost:{}/md", host.addr.port());
+    let (status, page, location) = import(&e, &admin, Some(&csrf), "url", &url).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    assert!(location.is_some_and(|l| l.starts_with("/admin/rps/import/")));
+    assert_eq!(host.hits(), 1);
+}

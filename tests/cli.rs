@@ -1,9 +1,10 @@
 //! The `tessera` binary as an admin uses it: first run on embedded defaults, `rp add`,
-//! `keys import`, `check-config`, `metadata`.
+//! `keys import`, `check-config` (with a directory sign-in run step by step), `metadata`.
 
 mod support {
     pub mod browser;
     pub mod process;
+    pub mod slapd;
     pub mod sp;
 }
 
@@ -623,4 +624,216 @@ async fn logs_to_a_file_have_no_colour_codes_and_no_request_bodies() {
         assert!(line.contains(needle), "{needle} not in {line}");
     }
     assert!(!log.contains("SECRET-IN-THE-BODY"), "{log}");
+}
+
+/// `check-config --login USER` with `password` on stdin: (success, stdout, stderr).
+fn check_login(dir: &Path, config: &str, login: &str, password: &str) -> (bool, String, String) {
+    use std::io::Write as _;
+    let mut child = tessera(dir, &["--config", config, "check-config", "--login", login])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tessera runs");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin
+        .write_all(format!("{password}\n").as_bytes())
+        .expect("password to stdin");
+    drop(stdin);
+    let out = child.wait_with_output().expect("tessera ends");
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(
+        !stdout.contains(password) && !stderr.contains(password),
+        "the password is never echoed: {stdout}{stderr}"
+    );
+    (out.status.success(), stdout, stderr)
+}
+
+/// A config for the test slapd; `extra` is appended to `[directory.ldap]`, `mfa` to `[mfa]`.
+fn ldap_config(dir: &Path, slapd: &support::slapd::Slapd, extra: &str, mfa: &str) -> String {
+    let s = slapd.settings();
+    let name = format!("ldap-{}.toml", dir.read_dir().expect("dir").count());
+    std::fs::write(
+        dir.join(&name),
+        format!(
+            "[server]\ndata_dir = \"data\"\n[directory]\nkind = \"ldap\"\n[directory.ldap]\n\
+             servers = \"{}\"\nca_file = \"{}\"\nbind_dn = \"{}\"\nbind_password = \"{}\"\n\
+             base_dn = \"{}\"\n{extra}\n[mfa]\n{mfa}\n",
+            s.servers,
+            slapd.ca_file().display(),
+            s.bind_dn,
+            s.bind_password,
+            s.base_dn,
+        ),
+    )
+    .expect("write config");
+    name
+}
+
+#[test]
+fn check_config_login_prints_every_directory_step_of_a_good_sign_in() {
+    let slapd = support::slapd::Slapd::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = ldap_config(dir.path(), &slapd, "", "phone_attributes = [\"mobile\"]");
+    let pw = support::slapd::password_of("alice");
+    let (ok, out, err) = check_login(dir.path(), &config, "alice", &pw);
+    assert!(ok, "{out}{err}");
+    let server = slapd.ldap_url();
+    let steps = [
+        "connect",
+        server.trim_end_matches('/'),
+        "service bind",
+        support::slapd::SVC_DN,
+        "search filter",
+        "(sAMAccountName=alice)",
+        "entries found",
+        "1: uid=alice,ou=people,dc=corp,dc=example",
+        "user bind",
+        "success",
+        "attributes",
+        "userprincipalname: alice@corp.example",
+        "groups",
+        "Gateway Users, Staff",
+        "phones",
+        // Only the listed attribute: the mobile, not telephoneNumber (+1 555 0100 31).
+        "+1555010030 (mobile)",
+        "sign-in path",
+        "signs in as alice",
+        "directory check OK",
+    ];
+    let mut at = 0;
+    for step in steps.iter().copied() {
+        let found = out[at..].find(step);
+        assert!(found.is_some(), "{step:?} (in order) in {out}");
+        at += found.unwrap_or(0);
+    }
+    assert!(!out.contains("+1555010031"), "{out}");
+
+    // An empty phone list means no directory phones, though the entry has two.
+    let none = ldap_config(dir.path(), &slapd, "", "phone_attributes = []");
+    let (ok, out, err) = check_login(dir.path(), &none, "alice", &pw);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("no phones from the directory"), "{out}");
+    assert!(!out.contains("+155501000"), "{out}");
+
+    // An OpenLDAP-style filter (the README's example) finds the same entry.
+    let openldap = ldap_config(
+        dir.path(),
+        &slapd,
+        "user_filter = \"(&(objectClass=inetOrgPerson)(uid={user}))\"",
+        "",
+    );
+    let (ok, out, err) = check_login(dir.path(), &openldap, "alice", &pw);
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("(&(objectClass=inetOrgPerson)(uid=alice))"),
+        "{out}"
+    );
+}
+
+#[test]
+fn check_config_login_names_the_failing_step() {
+    let slapd = support::slapd::Slapd::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = ldap_config(dir.path(), &slapd, "", "");
+
+    // A wrong password: the user bind step fails, with the LDAP result.
+    let (ok, out, err) = check_login(dir.path(), &config, "wrongpw1", "not-the-password");
+    assert!(!ok, "{out}");
+    assert!(err.contains("failed at: user bind"), "{err}");
+    assert!(
+        out.contains("1: uid=wrongpw1,ou=people") && out.contains("invalidCredentials"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("sign-in path"),
+        "the pooled sign-in is not tried: {out}"
+    );
+
+    // An unknown user: the filter used and zero entries.
+    let (ok, out, err) = check_login(dir.path(), &config, "nobody-here", "whatever-1");
+    assert!(!ok, "{out}");
+    assert!(err.contains("failed at: entries found"), "{err}");
+    assert!(out.contains("(sAMAccountName=nobody-here)"), "{out}");
+    assert!(out.contains("0 entries"), "{out}");
+    assert!(
+        !out.contains("user bind"),
+        "no bind without an entry: {out}"
+    );
+
+    // Filter metacharacters are escaped (RFC 4515 §3): `*` matches itself, not everyone.
+    let (ok, out, err) = check_login(dir.path(), &config, "a*)(uid=*", "whatever-1");
+    assert!(!ok, "{out}");
+    assert!(err.contains("failed at: entries found"), "{err}");
+    assert!(
+        out.contains("(sAMAccountName=a\\2a\\29\\28uid=\\2a)"),
+        "{out}"
+    );
+
+    // A disabled account is named before any bind.
+    let (ok, _, err) = check_login(dir.path(), &config, "disabled1", "disabled1-Pass-1");
+    assert!(!ok);
+    assert!(err.contains("failed at: account state"), "{err}");
+
+    // A wrong service password: the service bind step.
+    let bad_svc = ldap_config(dir.path(), &slapd, "", "").to_owned();
+    let text_of = std::fs::read_to_string(dir.path().join(&bad_svc)).expect("read");
+    std::fs::write(
+        dir.path().join(&bad_svc),
+        text_of.replace(support::slapd::SVC_PASSWORD, "wrong-svc-password"),
+    )
+    .expect("write");
+    let (ok, out, err) = check_login(dir.path(), &bad_svc, "alice", "alice-Pass-1");
+    assert!(!ok, "{out}");
+    assert!(err.contains("failed at: service bind"), "{err}");
+
+    // No server answers: the connect step, naming the server.
+    let port = support::slapd::free_port();
+    let down = ldap_config(dir.path(), &slapd, "", "");
+    let text_of = std::fs::read_to_string(dir.path().join(&down)).expect("read");
+    std::fs::write(
+        dir.path().join(&down),
+        text_of.replace(&slapd.ldap_url(), &format!("ldap://127.0.0.1:{port}/")),
+    )
+    .expect("write");
+    let (ok, out, err) = check_login(dir.path(), &down, "alice", "alice-Pass-1");
+    assert!(!ok, "{out}");
+    assert!(err.contains("failed at: connect"), "{err}");
+    assert!(out.contains(&format!("127.0.0.1:{port}")), "{out}");
+}
+
+#[test]
+fn check_config_login_against_the_users_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let user = tessera::directory::file::FileUser {
+        username: "fjones".into(),
+        password_hash: tessera::directory::file::hash_password("Fj-Pass-1").expect("hash"),
+        mobile: Some("+1 555 0100 77".into()),
+        groups: vec!["Staff".into()],
+        ..Default::default()
+    };
+    let file = tessera::directory::file::UsersFile { users: vec![user] };
+    std::fs::write(
+        dir.path().join("users.toml"),
+        toml::to_string(&file).expect("toml"),
+    )
+    .expect("write");
+    std::fs::write(
+        dir.path().join("file.toml"),
+        "[directory]\nkind = \"file\"\nusers_file = \"users.toml\"\n",
+    )
+    .expect("write");
+    let (ok, out, err) = check_login(dir.path(), "file.toml", "fjones", "Fj-Pass-1");
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("found fjones") && out.contains("correct"),
+        "{out}"
+    );
+    assert!(out.contains("+1555010077 (mobile)"), "{out}");
+    let (ok, out, err) = check_login(dir.path(), "file.toml", "fjones", "wrong-1");
+    assert!(!ok, "{out}");
+    assert!(err.contains("failed at: password"), "{err}");
+    let (ok, _, err) = check_login(dir.path(), "file.toml", "nobody", "wrong-1");
+    assert!(!ok);
+    assert!(err.contains("failed at: users file"), "{err}");
 }

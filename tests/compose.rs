@@ -113,3 +113,67 @@ fn compose_checks_tessera_readiness_and_gives_it_time_to_stop() {
         "docker would kill Tessera ({grace}) before its own grace period ends"
     );
 }
+
+/// The host side of each `host:container[:mode]` volume of a service that is a path
+/// (named volumes have no `/` or `.` in front).
+fn bind_mounts(c: &Value, service: &str) -> Vec<(String, String)> {
+    c["services"][service]["volumes"]
+        .as_sequence()
+        .expect("volumes")
+        .iter()
+        .filter_map(Value::as_str)
+        .filter(|v| v.starts_with('.') || v.starts_with('/'))
+        .map(|v| {
+            let mut parts = v.split(':');
+            let host = parts.next().expect("host").to_owned();
+            let container = parts.next().expect("container").to_owned();
+            (host, container)
+        })
+        .collect()
+}
+
+#[test]
+fn the_metadata_folder_tessera_mounts_exists_where_the_image_reads_it() {
+    let c = compose();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mounts = bind_mounts(&c, "tessera");
+    for (host, _) in &mounts {
+        assert!(root.join(host).exists(), "{host} is mounted but missing");
+    }
+    let (host, container) = mounts
+        .iter()
+        .find(|(h, _)| h.trim_start_matches("./") == "metadata")
+        .expect("./metadata is mounted into the tessera container");
+    assert!(root.join(host).join("README.md").is_file());
+    // The image looks for trusts where compose puts them.
+    let dockerfile = std::fs::read_to_string(root.join("Dockerfile")).expect("Dockerfile");
+    assert!(
+        dockerfile.contains(&format!("TESSERA__METADATA_DIR={container}")),
+        "the Dockerfile's metadata dir is the mount target {container}"
+    );
+}
+
+#[test]
+fn the_shipped_metadata_folder_trusts_nothing_and_its_example_is_a_working_netscaler_pair() {
+    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("metadata");
+    // README and *.example are not trusts: a fresh checkout trusts no SP.
+    let shipped = tessera::rp::Registry::load(&folder, &[]).expect("the folder loads");
+    assert!(shipped.all().is_empty(), "{:?}", shipped.all());
+
+    // Copied as the README says, the example is a NetScaler trust with the preset's choices.
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (from, to) in [
+        ("netscaler-gateway.xml.example", "netscaler-gateway.xml"),
+        ("netscaler-gateway.toml.example", "netscaler-gateway.toml"),
+    ] {
+        std::fs::copy(folder.join(from), dir.path().join(to)).expect("copy");
+    }
+    let reg = tessera::rp::Registry::load(dir.path(), &[]).expect("the example loads");
+    let rp = reg.get("https://gateway.corp.example").expect("trusted");
+    assert_eq!(rp.name, "NetScaler Gateway");
+    assert_eq!(rp.sign, tessera::rp::SignChoice::Both);
+    assert_eq!(
+        rp.acs.first().map(|a| a.url.as_str()),
+        Some("https://gateway.corp.example/cgi/samlauth")
+    );
+}

@@ -475,3 +475,51 @@ async fn a_hundred_concurrent_sign_ins() {
     }
     assert_eq!(ok, 100);
 }
+
+/// Log output of the current thread, for asserting what an admin reads in the log.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log buffer").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("log buffer")).into_owned()
+    }
+}
+
+#[tokio::test]
+async fn no_such_user_is_logged_with_the_filter_that_found_nobody() {
+    let slapd = Slapd::start();
+    // An OpenLDAP-style filter that names an object class no entry has: every sign-in ends
+    // as "no such user", and the log must say which filter was asked.
+    let dir = directory(LdapSettings {
+        user_filter: "(&(objectClass=posixAccount)(uid={user}))".into(),
+        ..slapd.settings()
+    });
+    let log = Captured::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let refused = dir.authenticate("alice", &password_of("alice")).await;
+    assert_eq!(refused, Err(AuthError::InvalidCredentials));
+    let text = log.text();
+    assert!(text.contains("no such user"), "{text}");
+    assert!(
+        text.contains("(&(objectClass=posixAccount)(uid=alice))"),
+        "the filter used is logged: {text}"
+    );
+    assert!(text.contains("dc=corp,dc=example"), "and the base: {text}");
+    assert!(!text.contains(&password_of("alice")), "{text}");
+}

@@ -953,3 +953,45 @@ async fn every_transition_is_audited_in_the_store() {
     );
     assert!(!joined.contains(PW), "no secrets in the audit log");
 }
+
+#[tokio::test]
+async fn directory_phones_come_only_from_mfa_phone_attributes() {
+    // The same user, mobile in the directory, no enrolled phone: offered for calls and texts
+    // with the default attributes, not at all with an empty list.
+    for (attributes, offered) in [(None, true), (Some(Vec::new()), false)] {
+        let mut b = TesseraBuilder::new();
+        let clock = Arc::new(FixedClock::new(time::OffsetDateTime::now_utc()));
+        b.clock = clock.clone();
+        if let Some(list) = attributes.clone() {
+            b.config.mfa.phone_attributes = list;
+        }
+        let mut alice = file_user("alice", PW);
+        alice.mobile = Some("+1 555 0100 88".into());
+        b.add_user(&[alice]);
+        let sp = TestSp::new("mfa");
+        b.add_rp("mfa", &sp.metadata(false), "");
+        let e = Env {
+            idp: b.start().await,
+            clock,
+            sp,
+            current: std::sync::Mutex::new(Arc::new(Browser::new())),
+        };
+        enrol_all(&e.idp, "alice", Method::Oath, PHONE).await;
+        registration::update(e.idp.state.store.as_ref(), "alice", |r| r.phones.clear())
+            .await
+            .expect("no enrolled phone");
+        let (flow, _, _) = e.password("alice").await;
+        let (_, page) = e.act(&flow, &[("action", "different")]).await;
+        assert!(
+            page.contains("Use verification code from my mobile app"),
+            "{page}"
+        );
+        for label in ["Call me at +X XXXXXXX88", "Text me at +X XXXXXXX88"] {
+            assert_eq!(
+                page.contains(label),
+                offered,
+                "{label} with phone_attributes {attributes:?}: {page}"
+            );
+        }
+    }
+}

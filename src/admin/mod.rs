@@ -5,6 +5,7 @@
 
 pub mod certs;
 pub mod changes;
+pub mod metadata_fetch;
 pub mod netscaler;
 pub mod session;
 pub mod settings;

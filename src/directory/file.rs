@@ -145,7 +145,7 @@ impl FileDirectory {
         })
     }
 
-    fn find(&self, login: &str) -> Option<Arc<FileUser>> {
+    pub(super) fn find(&self, login: &str) -> Option<Arc<FileUser>> {
         let lower = login.to_lowercase();
         if let Some(u) = self.index.get(&lower) {
             return Some(u.clone());

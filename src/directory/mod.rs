@@ -1,5 +1,6 @@
 //! The `Directory` edge: checks a user's password and looks users up (LDAP/AD or a users file).
 
+pub mod diagnose;
 pub mod file;
 pub mod ldap;
 

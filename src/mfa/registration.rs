@@ -402,15 +402,14 @@ pub fn normalize_phone(raw: &str, default_country_code: &str) -> Option<String> 
     Some(format!("+{e164}"))
 }
 
-/// The user's phones from the directory: `user.mobile`, each configured attribute (names
-/// matched lower-cased, as `UserInfo::attributes` stores them), then `user.telephone`;
+/// The user's phones from the directory: the values of each configured attribute (names
+/// matched lower-cased, as `UserInfo::attributes` stores them), in the order listed;
 /// normalised, de-duplicated, mobiles first. An attribute whose name contains "mobile"
-/// (`mobile`, `otherMobile`) gives mobiles; any other gives office phones.
+/// (`mobile`, `otherMobile`) gives mobiles; any other gives office phones. Only the listed
+/// attributes count — not the mapped `user.mobile` / `user.telephone` — so an empty list
+/// means no directory phones at all.
 pub fn directory_phones(user: &UserInfo, attributes: &[String], cc: &str) -> Vec<Phone> {
     let mut raw: Vec<(PhoneKind, &str)> = Vec::new();
-    if let Some(m) = &user.mobile {
-        raw.push((PhoneKind::Mobile, m));
-    }
     for attr in attributes {
         let name = attr.to_lowercase();
         let kind = if name.contains("mobile") {
@@ -421,9 +420,6 @@ pub fn directory_phones(user: &UserInfo, attributes: &[String], cc: &str) -> Vec
         for v in user.attributes.get(&name).into_iter().flatten() {
             raw.push((kind, v));
         }
-    }
-    if let Some(t) = &user.telephone {
-        raw.push((PhoneKind::Office, t));
     }
     let phones = raw
         .into_iter()
@@ -757,8 +753,12 @@ mod tests {
             ]
         );
         assert!(phones.iter().all(|p| p.source == PhoneSource::Directory));
-        // Only user.mobile / user.telephone when no attributes are configured.
-        assert_eq!(directory_phones(&user, &[], "49").len(), 2);
+        // An empty list means no directory phones, even with mobile / telephone mapped.
+        assert!(directory_phones(&user, &[], "49").is_empty());
+        // Only the listed attributes are read.
+        let office_only = directory_phones(&user, &["telephoneNumber".to_owned()], "49");
+        assert!(office_only.iter().all(|p| p.kind == PhoneKind::Office));
+        assert_eq!(office_only.len(), 2);
         assert!(directory_phones(&UserInfo::default(), &attrs, "49").is_empty());
     }
 

@@ -10,6 +10,7 @@ use minijinja::Value;
 use super::admin::{Admin, AdminForm, Done, csrf_refusal, form_value, log_refusal};
 use super::{AppContext, AppState, ClientIp};
 use crate::admin::AdminError;
+use crate::admin::metadata_fetch::{FetchPolicy, fetch};
 use crate::admin::netscaler;
 use crate::admin::trusts::{self, Options};
 use crate::rp::{Preset, RelyingParty, RpConfig, SignChoice};
@@ -27,7 +28,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// Largest metadata document accepted from any source.
-const MAX_METADATA: usize = 1024 * 1024;
+const MAX_METADATA: usize = crate::admin::metadata_fetch::MAX_METADATA;
 /// The import form: one metadata document plus the form's own fields and multipart framing.
 const MAX_IMPORT_FORM: usize = MAX_METADATA + 64 * 1024;
 
@@ -157,36 +158,6 @@ async fn read_import(mut multipart: Multipart) -> Result<ImportForm, (StatusCode
     Ok(f)
 }
 
-/// Fetches metadata from an http(s) URL: 10 s, 3 redirects, 1 MiB at most.
-async fn fetch(url: &str) -> Result<String, String> {
-    let parsed =
-        url::Url::parse(url.trim()).map_err(|e| format!("`{}` is not a URL: {e}", url.trim()))?;
-    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-        return Err("Only http and https URLs can be fetched.".into());
-    }
-    let client = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(10))
-        .redirect(reqwest::redirect::Policy::limited(3))
-        .build()
-        .map_err(|e| e.to_string())?;
-    let mut res = client
-        .get(parsed.clone())
-        .send()
-        .await
-        .map_err(|e| format!("{parsed} could not be fetched: {e}"))?;
-    if !res.status().is_success() {
-        return Err(format!("{parsed} answered {}", res.status()));
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = res.chunk().await.map_err(|e| format!("{parsed}: {e}"))? {
-        body.extend_from_slice(&chunk);
-        if body.len() > MAX_METADATA {
-            return Err(format!("{parsed} sent more than 1 MiB"));
-        }
-    }
-    String::from_utf8(body).map_err(|_| format!("{parsed} did not send UTF-8 text"))
-}
-
 /// POST /admin/rps/import: pasted XML, an uploaded file or a URL; kept for the preview.
 async fn import(State(ctx): State<AppState>, admin: Admin, multipart: Multipart) -> Response {
     let form = match read_import(multipart).await {
@@ -213,9 +184,13 @@ async fn import(State(ctx): State<AppState>, admin: Admin, multipart: Multipart)
     } else if !form.pasted.trim().is_empty() {
         (form.pasted, "pasted XML".to_owned())
     } else if !form.url.trim().is_empty() {
-        match fetch(&form.url).await {
+        let policy = FetchPolicy::from_config(&ctx.config.admin);
+        match fetch(&form.url, &policy).await {
             Ok(t) => (t, format!("URL {}", form.url.trim())),
-            Err(m) => return render(&ctx, &admin, None, Some(m), StatusCode::BAD_REQUEST).await,
+            Err(e) => {
+                let m = e.to_string();
+                return render(&ctx, &admin, None, Some(m), StatusCode::BAD_REQUEST).await;
+            }
         }
     } else {
         let m = "Paste the metadata, choose a file or give its URL.".to_owned();

@@ -15,6 +15,7 @@
 
 mod account;
 mod connect;
+mod diagnose;
 mod entry;
 mod failover;
 mod login;

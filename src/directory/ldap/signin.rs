@@ -9,6 +9,9 @@ use super::entry::lower_attrs;
 use super::pool::BindConn;
 use crate::directory::{AuthError, UserInfo};
 
+/// The filter in a log line is cut here: it carries typed input (twice, escaped).
+const FILTER_LOG_CHARS: usize = 512;
+
 impl LdapDirectory {
     /// Simple bind on a dedicated connection; on a transport failure the connection is
     /// dropped and the bind retried once on a fresh one (possibly another server). The
@@ -39,7 +42,7 @@ impl LdapDirectory {
 
     /// Search for the user (subtree under `base_dn` unless told otherwise); size limit 2 is
     /// enough to tell "one" from "ambiguous".
-    async fn search(
+    pub(super) async fn search(
         &self,
         ldap: &mut Ldap,
         filter: &str,
@@ -172,8 +175,11 @@ impl LdapDirectory {
     ) -> Result<UserInfo, AuthError> {
         let Some(entry) = self.find_user(user, suffix).await? else {
             // Typed input: only its start reaches the log.
+            // With the filter, so an admin whose every sign-in ends here sees what was
+            // asked (e.g. the AD default `objectClass=user` against OpenLDAP).
             let login = crate::audit::shorten(user, crate::login::AUDIT_LOGIN_CHARS);
-            tracing::info!(%login, "LDAP sign-in refused: no such user");
+            let filter = crate::audit::shorten(&self.user_filter(user, suffix), FILTER_LOG_CHARS);
+            tracing::info!(%login, %filter, base = %self.settings.base_dn, "LDAP sign-in refused: no such user");
             return Err(AuthError::InvalidCredentials);
         };
         let attrs = lower_attrs(&entry);
