@@ -241,6 +241,80 @@ pub struct StoreConfig {
     pub path: Option<PathBuf>,
     pub redis_url: Option<String>,
     pub redis_prefix: String,
+    /// Redis Sentinel addresses (`host:port`); when set, the master is found through them
+    /// and `redis_url` is not used. A list, or one comma-separated string from the environment.
+    #[serde(deserialize_with = "list_or_comma_separated")]
+    pub redis_sentinels: Vec<String>,
+    /// The name the sentinels monitor the master under (`sentinel monitor <name> ...`).
+    pub redis_master_name: Option<String>,
+    /// The master's (and replicas') password, with sentinels; `redis_url` carries it otherwise.
+    pub redis_password: Option<String>,
+    /// The sentinels' own password (`requirepass` in sentinel.conf), if they have one.
+    pub redis_sentinel_password: Option<String>,
+}
+
+/// A list as TOML writes it, or one comma-separated string as an environment variable can.
+fn list_or_comma_separated<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        List(Vec<String>),
+        Text(String),
+    }
+    Ok(match Either::deserialize(d)? {
+        Either::List(list) => list,
+        Either::Text(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    })
+}
+
+impl StoreConfig {
+    /// Either a `redis_url`, or sentinels with the master's name; errors name the key.
+    fn validate_redis(&self) -> Result<(), ConfigError> {
+        if !self.redis_sentinels.is_empty() {
+            for s in &self.redis_sentinels {
+                let port = s
+                    .rsplit_once(':')
+                    .map(|(host, port)| (host, port.parse::<u16>()));
+                if !matches!(port, Some((host, Ok(p))) if !host.is_empty() && p != 0) {
+                    return Err(invalid(
+                        "store.redis_sentinels",
+                        format!("{s:?} is not host:port"),
+                    ));
+                }
+            }
+            return match self.redis_master_name.as_deref().map(str::trim) {
+                None | Some("") => Err(invalid(
+                    "store.redis_master_name",
+                    "redis_sentinels need the name the sentinels monitor the master under",
+                )),
+                Some(_) => Ok(()),
+            };
+        }
+        if self.redis_master_name.is_some() {
+            return Err(invalid(
+                "store.redis_sentinels",
+                "redis_master_name is set but no sentinels are listed",
+            ));
+        }
+        match &self.redis_url {
+            None => Err(invalid(
+                "store.redis_url",
+                "backend = \"redis\" needs redis_url (or redis_sentinels)",
+            )),
+            Some(u) if !(u.starts_with("redis://") || u.starts_with("rediss://")) => Err(invalid(
+                "store.redis_url",
+                "must start with redis:// or rediss://",
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 impl Default for StoreConfig {
@@ -250,6 +324,10 @@ impl Default for StoreConfig {
             path: None,
             redis_url: None,
             redis_prefix: "tessera:".into(),
+            redis_sentinels: Vec::new(),
+            redis_master_name: None,
+            redis_password: None,
+            redis_sentinel_password: None,
         }
     }
 }
@@ -424,21 +502,7 @@ impl Config {
             _ => {}
         }
         if self.store.backend == StoreKind::Redis {
-            match &self.store.redis_url {
-                None => {
-                    return Err(invalid(
-                        "store.redis_url",
-                        "backend = \"redis\" needs redis_url",
-                    ));
-                }
-                Some(u) if !(u.starts_with("redis://") || u.starts_with("rediss://")) => {
-                    return Err(invalid(
-                        "store.redis_url",
-                        "must start with redis:// or rediss://",
-                    ));
-                }
-                _ => {}
-            }
+            self.store.validate_redis()?;
         }
         self.mfa
             .validate()
@@ -759,6 +823,53 @@ mod tests {
             c.directory.users_file.as_deref(),
             Some(Path::new("/etc/tessera/users.toml"))
         );
+    }
+
+    #[test]
+    fn sentinel_settings_are_checked_and_name_their_key() {
+        let redis = ("TESSERA__STORE__BACKEND", "redis");
+        let c = Config::load(
+            None,
+            env(&[
+                redis,
+                (
+                    "TESSERA__STORE__REDIS_SENTINELS",
+                    "s1:26379, s2:26379,s3:26379",
+                ),
+                ("TESSERA__STORE__REDIS_MASTER_NAME", "tessera"),
+            ]),
+        )
+        .expect("sentinels without a redis_url");
+        assert_eq!(
+            c.store.redis_sentinels,
+            ["s1:26379", "s2:26379", "s3:26379"]
+        );
+        let err = Config::load(
+            None,
+            env(&[redis, ("TESSERA__STORE__REDIS_SENTINELS", "s1:26379")]),
+        )
+        .expect_err("no master name");
+        assert!(err.to_string().contains("store.redis_master_name"), "{err}");
+        let err = Config::load(
+            None,
+            env(&[
+                redis,
+                ("TESSERA__STORE__REDIS_SENTINELS", "s1"),
+                ("TESSERA__STORE__REDIS_MASTER_NAME", "tessera"),
+            ]),
+        )
+        .expect_err("no port");
+        assert!(err.to_string().contains("store.redis_sentinels"), "{err}");
+        let err = Config::load(
+            None,
+            env(&[
+                redis,
+                ("TESSERA__STORE__REDIS_URL", "redis://r:6379"),
+                ("TESSERA__STORE__REDIS_MASTER_NAME", "tessera"),
+            ]),
+        )
+        .expect_err("a master name without sentinels");
+        assert!(err.to_string().contains("store.redis_sentinels"), "{err}");
     }
 
     #[test]

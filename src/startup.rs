@@ -21,7 +21,7 @@ use crate::saml::metadata::IdpEndpoints;
 use crate::sim::{SimConfig, SimState};
 use crate::store::Store;
 use crate::store::embedded::EmbeddedStore;
-use crate::store::redis::RedisStore;
+use crate::store::redis::{Endpoint, RedisStore, SentinelSettings};
 use crate::web::{AppContext, AppState};
 
 #[derive(Debug, thiserror::Error)]
@@ -158,9 +158,21 @@ pub async fn open_store(
             EmbeddedStore::open(&path, clock).map_err(|e| StartError::Store(e.to_string()))?
         }),
         StoreKind::Redis => {
-            let url = config.store.redis_url.as_deref().unwrap_or_default();
+            let s = &config.store;
+            // Validation made sure there are sentinels with a master name, or a URL.
+            let endpoint = match &s.redis_master_name {
+                Some(name) if !s.redis_sentinels.is_empty() => {
+                    Endpoint::Sentinel(SentinelSettings {
+                        sentinels: s.redis_sentinels.clone(),
+                        master_name: name.clone(),
+                        password: s.redis_password.clone(),
+                        sentinel_password: s.redis_sentinel_password.clone(),
+                    })
+                }
+                _ => Endpoint::Url(s.redis_url.clone().unwrap_or_default()),
+            };
             Arc::new(
-                RedisStore::connect(url, &config.store.redis_prefix)
+                RedisStore::connect_to(endpoint, &s.redis_prefix)
                     .await
                     .map_err(|e| StartError::Store(e.to_string()))?,
             )

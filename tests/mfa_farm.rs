@@ -17,7 +17,7 @@ use std::path::Path;
 use reqwest::StatusCode;
 use support::browser::{Browser, input_value};
 use support::process::Node;
-use support::redis::RedisServer;
+use support::redis::{MASTER_NAME, RedisServer, SentinelFarm};
 use support::sp::TestSp;
 use support::tessera::file_user;
 use tessera::mfa::Method;
@@ -69,6 +69,20 @@ fn copy_provisioning(from: &Path, to: &Path) {
 }
 
 async fn farm(redis: &RedisServer, name: &str, default: Method) -> Farm {
+    let store_env = [
+        ("TESSERA__STORE__BACKEND", "redis".to_owned()),
+        ("TESSERA__STORE__REDIS_URL", redis.url()),
+    ];
+    farm_with(&redis.url(), &store_env, name, default).await
+}
+
+/// Two nodes whose store settings are `store_env`; alice is enrolled through `seed_url`.
+async fn farm_with(
+    seed_url: &str,
+    store_env: &[(&str, String)],
+    name: &str,
+    default: Method,
+) -> Farm {
     let sp = TestSp::new(name);
     let (da, db) = (
         tempfile::tempdir().expect("dir"),
@@ -77,19 +91,16 @@ async fn farm(redis: &RedisServer, name: &str, default: Method) -> Farm {
     provision(da.path(), &sp);
     copy_provisioning(da.path(), db.path());
     // Seed alice's registration through the shared store, sealed with the shared key.
-    let store = RedisStore::connect(&redis.url(), "tessera:")
+    let store = RedisStore::connect(seed_url, "tessera:")
         .await
         .expect("redis");
     let secrets = SecretBox::load_or_create(&da.path().join("tessera-data/mfa.key")).expect("key");
     support::mfa::enrol(&store, &secrets, "alice", default, PHONE).await;
-    let env = [
-        ("TESSERA__STORE__BACKEND", "redis".to_owned()),
-        ("TESSERA__STORE__REDIS_URL", redis.url()),
-        (
-            "TESSERA__IDP__ENTITY_ID",
-            "https://idp.corp.example/adfs/services/trust".to_owned(),
-        ),
-    ];
+    let mut env = store_env.to_vec();
+    env.push((
+        "TESSERA__IDP__ENTITY_ID",
+        "https://idp.corp.example/adfs/services/trust".to_owned(),
+    ));
     let a = Node::start(da.path(), &env).await;
     let b = Node::start(db.path(), &env).await;
     Farm {
@@ -311,4 +322,54 @@ async fn wrong_codes_and_passwords_on_two_nodes_share_one_budget() {
         let (_, page) = start_on(node, &f.sp, &browser).await;
         assert!(page.contains("Too many failed sign-in attempts"), "{page}");
     }
+}
+
+/// Redis Sentinel: the master dies, a sentinel vote promotes the replica, and the nodes follow
+/// it. A sign-in waiting at the code page on node A before the failover is finished on node B
+/// after it, and both nodes keep serving new sign-ins.
+#[tokio::test]
+async fn a_sign_in_begun_before_a_sentinel_failover_completes_after_it() {
+    let mut redis = tokio::task::spawn_blocking(SentinelFarm::start)
+        .await
+        .expect("sentinel farm");
+    assert_eq!(redis.master_port(), Some(redis.master.port()));
+    let store_env = [
+        ("TESSERA__STORE__BACKEND", "redis".to_owned()),
+        ("TESSERA__STORE__REDIS_SENTINELS", redis.sentinels()),
+        ("TESSERA__STORE__REDIS_MASTER_NAME", MASTER_NAME.to_owned()),
+    ];
+    let f = farm_with(&redis.master.url(), &store_env, "failover", Method::Oath).await;
+    let browser = Browser::new();
+    let (flow, page) = start_on(&f.a, &f.sp, &browser).await;
+    assert!(page.contains("name=\"code\""), "{page}");
+
+    let replica = redis.replica.port();
+    redis = tokio::task::spawn_blocking(move || {
+        redis.fail_over();
+        redis
+    })
+    .await
+    .expect("failover");
+    assert_eq!(redis.master_port(), Some(replica));
+    // The flow record written before the failover reached the replica, and node B finds the
+    // new master by itself: the first request after the failover completes the sign-in.
+    let totp = code_at(
+        SECRET,
+        &OathParams::default(),
+        time::OffsetDateTime::now_utc().unix_timestamp(),
+    );
+    let (_, status, page) = browser
+        .post(
+            &format!("{}/adfs/ls/login", f.b.base),
+            &[("flow", &flow), ("action", "code"), ("code", &totp)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("SAMLResponse"), "{page}");
+
+    // Node A, whose connection also went to the dead master, serves a new sign-in: the
+    // password page, then the code page (flow and lockout records written to the new master).
+    let fresh = Browser::new();
+    let (_, page) = start_on(&f.a, &f.sp, &fresh).await;
+    assert!(page.contains("name=\"code\""), "{page}");
 }

@@ -4,14 +4,22 @@
 //! operations (`compare_and_set`, `incr` with a TTL only on creation) are Lua scripts, which
 //! Redis runs atomically, so two nodes racing on one flow cannot both win. The key prefix
 //! (e.g. `tessera:`) keeps several deployments on one server apart; callers never see it.
+//!
+//! With Redis Sentinel the store asks the sentinels which server is the master and, when a
+//! command meets a dead connection or a `READONLY` reply (the server it talks to was demoted),
+//! asks again and moves to the new master, so the farm outlives a failover.
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands, Client, RedisError, Script, SetExpiry, SetOptions};
+use redis::{
+    AsyncCommands, AsyncConnectionConfig, Client, ErrorKind, RedisError, Script, ServerErrorKind,
+    SetExpiry, SetOptions,
+};
 
 use super::{LogEntry, Result, Store, StoreError, ttl_millis};
 
@@ -55,13 +63,55 @@ return {1, redis.call('GET', KEYS[1])}
 /// keyspace, small enough not to stall the server.
 const SCAN_COUNT: usize = 500;
 
+/// How long one sentinel gets to answer "who is the master?".
+const SENTINEL_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Where the master is: one fixed server, or whichever the sentinels name now.
+pub enum Endpoint {
+    /// `redis://[user][:password]@host:port/db`, `rediss://` (TLS) or `redis+unix://`.
+    Url(String),
+    Sentinel(SentinelSettings),
+}
+
+/// A master watched by Redis Sentinel.
+pub struct SentinelSettings {
+    /// `host:port` of each sentinel; asked in order, the first answer counts.
+    pub sentinels: Vec<String>,
+    /// The name in the sentinels' `sentinel monitor <name> ...`.
+    pub master_name: String,
+    /// The master's password (`requirepass`), if it has one.
+    pub password: Option<String>,
+    /// The sentinels' own password, if they have one.
+    pub sentinel_password: Option<String>,
+}
+
+/// Whether a command may be sent again after a failover was followed.
+#[derive(Clone, Copy)]
+enum Retry {
+    /// Running it twice leaves the same state and answer (reads, plain writes).
+    Idempotent,
+    /// Only when the first try surely changed nothing: the server refused it (`READONLY`) or
+    /// the connection was refused before it was sent.
+    IfNotApplied,
+}
+
+/// The connection in use and the server it goes to.
+struct Current {
+    conn: ConnectionManager,
+    /// `host:port` of the master; compared with the sentinels' answer.
+    addr: String,
+}
+
 /// The Redis-backed `Store`. Cheap to clone; clones share the managed connection, which
-/// reconnects by itself after a server restart.
+/// reconnects by itself after a server restart, and (with sentinels) follows a failover.
 #[derive(Clone)]
 pub struct RedisStore {
-    conn: ConnectionManager,
+    current: Arc<RwLock<Current>>,
+    /// Set with Sentinel; one lookup at a time, so a burst of failing requests asks once.
+    sentinel: Option<Arc<tokio::sync::Mutex<SentinelSettings>>>,
     key_prefix: String,
-    /// The server URL without its password, for error messages and logs.
+    /// The server URL without its password (or the sentinels and master name), for error
+    /// messages and logs.
     url: String,
     cas: Script,
     incr: Script,
@@ -76,33 +126,152 @@ impl fmt::Debug for RedisStore {
     }
 }
 
+/// Bounded so a dead server fails start-up (or an operation) within seconds instead of
+/// hanging a login; the manager still reconnects in the background later on.
+fn manager_config() -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_number_of_retries(2)
+        .set_min_delay(Duration::from_millis(100))
+        .set_max_delay(Duration::from_secs(1))
+        .set_connection_timeout(Some(Duration::from_secs(3)))
+        .set_response_timeout(Some(Duration::from_secs(3)))
+}
+
+/// A managed connection to `client` that has answered PING.
+async fn open_manager(
+    client: Client,
+) -> std::result::Result<ConnectionManager, (String, RedisError)> {
+    let mut conn = ConnectionManager::new_with_config(client, manager_config())
+        .await
+        .map_err(|e| ("cannot connect".to_owned(), e))?;
+    let _: () = redis::cmd("PING")
+        .query_async(&mut conn)
+        .await
+        .map_err(|e| ("PING failed".to_owned(), e))?;
+    Ok(conn)
+}
+
+/// `redis://[:password@]host:port/` for an address a sentinel gave.
+fn master_url(addr: &str, password: Option<&str>) -> std::result::Result<String, String> {
+    let (host, port) = addr
+        .rsplit_once(':')
+        .ok_or_else(|| format!("sentinel named {addr:?}, not host:port"))?;
+    let host = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    };
+    let mut url = url::Url::parse(&format!("redis://{host}:{port}/"))
+        .map_err(|e| format!("sentinel named {addr:?}: {e}"))?;
+    if let Some(pw) = password {
+        // Cannot fail: a redis:// URL with a host can carry credentials.
+        let _ = url.set_password(Some(pw));
+    }
+    Ok(url.to_string())
+}
+
+/// Asks the sentinels in order for the master's `host:port`; the first that answers wins.
+async fn ask_sentinels(settings: &SentinelSettings) -> std::result::Result<String, String> {
+    let mut failures = Vec::new();
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(SENTINEL_TIMEOUT))
+        .set_response_timeout(Some(SENTINEL_TIMEOUT));
+    for sentinel in &settings.sentinels {
+        let url = master_url(sentinel, settings.sentinel_password.as_deref())?;
+        let answer = async {
+            let client = Client::open(url)?;
+            let mut conn = client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await?;
+            redis::cmd("SENTINEL")
+                .arg("get-master-addr-by-name")
+                .arg(&settings.master_name)
+                .query_async::<Option<(String, u16)>>(&mut conn)
+                .await
+        }
+        .await;
+        match answer {
+            Ok(Some((host, port))) => return Ok(format!("{host}:{port}")),
+            Ok(None) => failures.push(format!(
+                "{sentinel}: no master named {:?}",
+                settings.master_name
+            )),
+            Err(e) => failures.push(format!("{sentinel}: {e}")),
+        }
+    }
+    Err(format!(
+        "no sentinel named the master ({})",
+        failures.join("; ")
+    ))
+}
+
+/// Errors that mean "this may no longer be the master": worth asking the sentinels.
+fn points_at_old_master(e: &RedisError) -> bool {
+    e.kind() == ErrorKind::Server(ServerErrorKind::ReadOnly)
+        || e.is_io_error()
+        || e.is_connection_refusal()
+        || e.is_connection_dropped()
+        || e.is_timeout()
+}
+
+/// Errors after which the command surely did not run.
+fn surely_not_applied(e: &RedisError) -> bool {
+    e.kind() == ErrorKind::Server(ServerErrorKind::ReadOnly) || e.is_connection_refusal()
+}
+
 impl RedisStore {
     /// Connects to `url` (`redis://[user][:password]@host:port/db`, `rediss://`, or
     /// `redis+unix://`) and checks the server answers. Every key is stored as
     /// `key_prefix + key`.
     pub async fn connect(url: &str, key_prefix: &str) -> Result<Self> {
-        let shown = redact_url(url);
-        let fail = |what: &str, e: RedisError| {
-            StoreError::Backend(format!("redis at {shown}: {what}: {e}"))
+        Self::connect_to(Endpoint::Url(url.to_owned()), key_prefix).await
+    }
+
+    /// Connects to a fixed server or, through the sentinels, to the current master.
+    pub async fn connect_to(endpoint: Endpoint, key_prefix: &str) -> Result<Self> {
+        let (current, sentinel, shown) = match endpoint {
+            Endpoint::Url(url) => {
+                let shown = redact_url(&url);
+                let fail = |what: &str, e: RedisError| {
+                    StoreError::Backend(format!("redis at {shown}: {what}: {e}"))
+                };
+                let client = Client::open(url.as_str()).map_err(|e| fail("invalid URL", e))?;
+                let conn = open_manager(client)
+                    .await
+                    .map_err(|(what, e)| fail(&what, e))?;
+                (
+                    Current {
+                        conn,
+                        addr: shown.clone(),
+                    },
+                    None,
+                    shown,
+                )
+            }
+            Endpoint::Sentinel(settings) => {
+                let shown = format!(
+                    "master {:?} of sentinels {}",
+                    settings.master_name,
+                    settings.sentinels.join(",")
+                );
+                let fail = |what: String| StoreError::Backend(format!("redis {shown}: {what}"));
+                let addr = ask_sentinels(&settings).await.map_err(fail)?;
+                let client =
+                    Client::open(master_url(&addr, settings.password.as_deref()).map_err(fail)?)
+                        .map_err(|e| fail(format!("invalid master address {addr}: {e}")))?;
+                let conn = open_manager(client)
+                    .await
+                    .map_err(|(what, e)| fail(format!("at {addr}: {what}: {e}")))?;
+                (
+                    Current { conn, addr },
+                    Some(Arc::new(tokio::sync::Mutex::new(settings))),
+                    shown,
+                )
+            }
         };
-        let client = Client::open(url).map_err(|e| fail("invalid URL", e))?;
-        // Bounded so a dead server fails start-up (or an operation) within seconds instead of
-        // hanging a login; the manager still reconnects in the background later on.
-        let config = ConnectionManagerConfig::new()
-            .set_number_of_retries(2)
-            .set_min_delay(Duration::from_millis(100))
-            .set_max_delay(Duration::from_secs(1))
-            .set_connection_timeout(Some(Duration::from_secs(3)))
-            .set_response_timeout(Some(Duration::from_secs(3)));
-        let mut conn = ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(|e| fail("cannot connect", e))?;
-        let _: () = redis::cmd("PING")
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| fail("PING failed", e))?;
         Ok(Self {
-            conn,
+            current: Arc::new(RwLock::new(current)),
+            sentinel,
             key_prefix: key_prefix.to_owned(),
             url: shown,
             cas: Script::new(CAS_SCRIPT),
@@ -119,9 +288,70 @@ impl RedisStore {
     }
 
     /// A fresh handle on the shared connection (the manager is cheap to clone, and the
-    /// command API wants `&mut`).
-    fn conn(&self) -> ConnectionManager {
-        self.conn.clone()
+    /// command API wants `&mut`), with the master it goes to.
+    fn conn(&self) -> (ConnectionManager, String) {
+        let current = self.current.read().unwrap_or_else(|p| p.into_inner());
+        (current.conn.clone(), current.addr.clone())
+    }
+
+    /// Runs `command`; with sentinels, an error that suggests a failover makes the store ask
+    /// the sentinels for the master, move to it when it changed, and (when `retry` allows)
+    /// send the command once more there.
+    async fn run<T, F, Fut>(&self, op: &str, retry: Retry, command: F) -> Result<T>
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let (conn, addr) = self.conn();
+        let first = match command(conn).await {
+            Ok(v) => return Ok(v),
+            Err(e) => e,
+        };
+        let Some(sentinel) = &self.sentinel else {
+            return Err(self.backend(op, first));
+        };
+        if !points_at_old_master(&first) {
+            return Err(self.backend(op, first));
+        }
+        match self.follow_master(sentinel, &addr).await {
+            Ok(true) if matches!(retry, Retry::Idempotent) || surely_not_applied(&first) => {
+                command(self.conn().0)
+                    .await
+                    .map_err(|e| self.backend(op, e))
+            }
+            Ok(_) => Err(self.backend(op, first)),
+            Err(lookup) => Err(StoreError::Backend(format!(
+                "redis {}: {op}: {first}; then {lookup}",
+                self.url
+            ))),
+        }
+    }
+
+    /// Asks the sentinels for the master and connects to it when it is not `seen` (the
+    /// master the failed command went to). `true` when the store now uses another master,
+    /// whether this call or a concurrent one moved it.
+    async fn follow_master(
+        &self,
+        sentinel: &tokio::sync::Mutex<SentinelSettings>,
+        seen: &str,
+    ) -> std::result::Result<bool, String> {
+        let settings = sentinel.lock().await;
+        if self.conn().1 != seen {
+            return Ok(true);
+        }
+        let addr = ask_sentinels(&settings).await?;
+        if addr == seen {
+            // The sentinels have not (yet) failed over; the manager reconnects on its own.
+            return Ok(false);
+        }
+        let client = Client::open(master_url(&addr, settings.password.as_deref())?)
+            .map_err(|e| format!("invalid master address {addr}: {e}"))?;
+        let conn = open_manager(client)
+            .await
+            .map_err(|(what, e)| format!("new master {addr}: {what}: {e}"))?;
+        tracing::warn!(from = seen, to = %addr, "redis master changed, following the sentinels");
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Current { conn, addr };
+        Ok(true)
     }
 }
 
@@ -171,28 +401,31 @@ fn redact_url(url: &str) -> String {
 #[async_trait]
 impl Store for RedisStore {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        self.conn()
-            .get(self.full_key(key))
-            .await
-            .map_err(|e| self.backend("GET", e))
+        let key = &self.full_key(key);
+        self.run("GET", Retry::Idempotent, move |mut c| async move {
+            c.get(key).await
+        })
+        .await
     }
 
     async fn put(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<()> {
         // A plain SET also drops any previous TTL, as the contract requires.
-        self.conn()
-            .set_options(self.full_key(key), value, set_options(ttl))
-            .await
-            .map_err(|e| self.backend("SET", e))
+        let key = &self.full_key(key);
+        self.run("SET", Retry::Idempotent, move |mut c| async move {
+            c.set_options(key, value, set_options(ttl)).await
+        })
+        .await
     }
 
     async fn put_if_absent(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<bool> {
-        let options = set_options(ttl).conditional_set(redis::ExistenceCheck::NX);
+        let key = &self.full_key(key);
         // SET NX replies OK when written and nil when the key exists.
         let reply: Option<String> = self
-            .conn()
-            .set_options(self.full_key(key), value, options)
-            .await
-            .map_err(|e| self.backend("SET NX", e))?;
+            .run("SET NX", Retry::IfNotApplied, move |mut c| async move {
+                let options = set_options(ttl).conditional_set(redis::ExistenceCheck::NX);
+                c.set_options(key, value, options).await
+            })
+            .await?;
         Ok(reply.is_some())
     }
 
@@ -207,37 +440,52 @@ impl Store for RedisStore {
             Some(bytes) => ("1", bytes),
             None => ("0", &b""[..]),
         };
+        let key = &self.full_key(key);
         let replaced: i64 = self
-            .cas
-            .key(self.full_key(key))
-            .arg(mode)
-            .arg(expected)
-            .arg(new)
-            .arg(ttl_arg(ttl))
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(|e| self.backend("compare_and_set script", e))?;
+            .run(
+                "compare_and_set script",
+                Retry::IfNotApplied,
+                move |mut c| async move {
+                    self.cas
+                        .key(key)
+                        .arg(mode)
+                        .arg(expected)
+                        .arg(new)
+                        .arg(ttl_arg(ttl))
+                        .invoke_async(&mut c)
+                        .await
+                },
+            )
+            .await?;
         Ok(replaced == 1)
     }
 
     async fn delete(&self, key: &str) -> Result<bool> {
+        let key = &self.full_key(key);
         let removed: i64 = self
-            .conn()
-            .del(self.full_key(key))
-            .await
-            .map_err(|e| self.backend("DEL", e))?;
+            .run("DEL", Retry::IfNotApplied, move |mut c| async move {
+                c.del(key).await
+            })
+            .await?;
         Ok(removed > 0)
     }
 
     async fn incr(&self, key: &str, by: i64, ttl: Option<Duration>) -> Result<i64> {
+        let full = &self.full_key(key);
         let (ok, payload): (i64, String) = self
-            .incr
-            .key(self.full_key(key))
-            .arg(by)
-            .arg(ttl_arg(ttl))
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(|e| self.backend("incr script", e))?;
+            .run(
+                "incr script",
+                Retry::IfNotApplied,
+                move |mut c| async move {
+                    self.incr
+                        .key(full)
+                        .arg(by)
+                        .arg(ttl_arg(ttl))
+                        .invoke_async(&mut c)
+                        .await
+                },
+            )
+            .await?;
         let corrupt = |detail: String| StoreError::Corrupt {
             key: key.to_owned(),
             detail,
@@ -252,32 +500,33 @@ impl Store for RedisStore {
     }
 
     async fn keys(&self, prefix: &str) -> Result<Vec<String>> {
-        let pattern = format!("{}*", escape_glob(&self.full_key(prefix)));
-        let mut conn = self.conn();
-        // SCAN may return a key more than once; the set both dedups and sorts.
-        let mut found = BTreeSet::new();
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(SCAN_COUNT)
-                .query_async(&mut conn)
-                .await
-                .map_err(|e| self.backend("SCAN", e))?;
-            found.extend(
-                batch
-                    .into_iter()
-                    .filter_map(|k| k.strip_prefix(&self.key_prefix).map(str::to_owned)),
-            );
-            if next == 0 {
-                break;
+        let pattern = &format!("{}*", escape_glob(&self.full_key(prefix)));
+        self.run("SCAN", Retry::Idempotent, move |mut conn| async move {
+            // SCAN may return a key more than once; the set both dedups and sorts.
+            let mut found = BTreeSet::new();
+            let mut cursor: u64 = 0;
+            loop {
+                let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(pattern)
+                    .arg("COUNT")
+                    .arg(SCAN_COUNT)
+                    .query_async(&mut conn)
+                    .await?;
+                found.extend(
+                    batch
+                        .into_iter()
+                        .filter_map(|k| k.strip_prefix(&self.key_prefix).map(str::to_owned)),
+                );
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
             }
-            cursor = next;
-        }
-        Ok(found.into_iter().collect())
+            Ok(found.into_iter().collect())
+        })
+        .await
     }
 
     /// A Redis stream per log: entry IDs are `<at_ms>-<seq>`, so XREVRANGE reads a time
@@ -285,7 +534,7 @@ impl Store for RedisStore {
     async fn append(&self, log: &str, at_ms: i64, value: &[u8], retention: Duration) -> Result<()> {
         let key = self.full_key(&format!("log:{log}"));
         let oldest = at_ms.saturating_sub(ttl_millis(retention)).max(0);
-        let xadd = |id: String| {
+        let xadd = &|id: String| {
             let mut c = redis::cmd("XADD");
             // Exact trimming (no `~`): retention is a promise, and an audit trail evicts
             // few entries per append.
@@ -297,21 +546,24 @@ impl Store for RedisStore {
                 .arg(value);
             c
         };
-        let mut conn = self.conn();
-        let first: std::result::Result<String, RedisError> = xadd(format!("{}-*", at_ms.max(0)))
-            .query_async(&mut conn)
-            .await;
-        match first {
-            Ok(_) => Ok(()),
-            // Another node's clock ran ahead and its entry is newer than our stamp: a
-            // stream's IDs only grow, so take the next free one (the stamp is off by the skew).
-            Err(e) if e.to_string().contains("equal or smaller") => xadd("*".into())
-                .query_async::<String>(&mut conn)
-                .await
-                .map(drop)
-                .map_err(|e| self.backend("XADD", e)),
-            Err(e) => Err(self.backend("XADD", e)),
-        }
+        self.run("XADD", Retry::IfNotApplied, move |mut conn| async move {
+            let first: std::result::Result<String, RedisError> =
+                xadd(format!("{}-*", at_ms.max(0)))
+                    .query_async(&mut conn)
+                    .await;
+            match first {
+                Ok(_) => Ok(()),
+                // Another node's clock ran ahead and its entry is newer than our stamp: a
+                // stream's IDs only grow, so take the next free one (the stamp is off by the
+                // skew).
+                Err(e) if e.to_string().contains("equal or smaller") => xadd("*".into())
+                    .query_async::<String>(&mut conn)
+                    .await
+                    .map(drop),
+                Err(e) => Err(e),
+            }
+        })
+        .await
     }
 
     async fn read_log(
@@ -324,18 +576,20 @@ impl Store for RedisStore {
         if from_ms > to_ms || limit == 0 || to_ms < 0 {
             return Ok(Vec::new());
         }
-        let key = self.full_key(&format!("log:{log}"));
-        let mut conn = self.conn();
+        let key = &self.full_key(&format!("log:{log}"));
         // An incomplete end ID means "any sequence within that millisecond".
-        let entries: Vec<(String, Vec<Vec<u8>>)> = redis::cmd("XREVRANGE")
-            .arg(&key)
-            .arg(to_ms)
-            .arg(from_ms.max(0))
-            .arg("COUNT")
-            .arg(limit)
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| self.backend("XREVRANGE", e))?;
+        let entries: Vec<(String, Vec<Vec<u8>>)> = self
+            .run("XREVRANGE", Retry::Idempotent, move |mut conn| async move {
+                redis::cmd("XREVRANGE")
+                    .arg(key)
+                    .arg(to_ms)
+                    .arg(from_ms.max(0))
+                    .arg("COUNT")
+                    .arg(limit)
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await?;
         entries
             .into_iter()
             .map(|(id, mut fields)| {
