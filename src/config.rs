@@ -251,6 +251,9 @@ pub struct StoreConfig {
     pub redis_password: Option<String>,
     /// The sentinels' own password (`requirepass` in sentinel.conf), if they have one.
     pub redis_sentinel_password: Option<String>,
+    /// PEM CA(s) a `rediss://` server's certificate is checked against; the system store
+    /// when unset.
+    pub redis_ca_file: Option<PathBuf>,
 }
 
 /// A list as TOML writes it, or one comma-separated string as an environment variable can.
@@ -277,6 +280,17 @@ fn list_or_comma_separated<'de, D: serde::Deserializer<'de>>(
 impl StoreConfig {
     /// Either a `redis_url`, or sentinels with the master's name; errors name the key.
     fn validate_redis(&self) -> Result<(), ConfigError> {
+        if self.redis_ca_file.is_some()
+            && !self
+                .redis_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("rediss://") && self.redis_sentinels.is_empty())
+        {
+            return Err(invalid(
+                "store.redis_ca_file",
+                "applies to a rediss:// redis_url (TLS through sentinels is not supported)",
+            ));
+        }
         if !self.redis_sentinels.is_empty() {
             for s in &self.redis_sentinels {
                 let port = s
@@ -328,6 +342,7 @@ impl Default for StoreConfig {
             redis_master_name: None,
             redis_password: None,
             redis_sentinel_password: None,
+            redis_ca_file: None,
         }
     }
 }
@@ -610,7 +625,7 @@ fn check_range(key: &str, value: u32, min: u32, max: u32) -> Result<(), ConfigEr
 /// Keys whose own names end in `_file` because their value is a path: their variables carry
 /// the path itself (`TESSERA__SERVER__TLS_CERT_FILE=/etc/tessera/tls.crt`), where any other
 /// `_FILE` variable names a file to read the value from.
-const PATH_KEYS: [&str; 7] = [
+const PATH_KEYS: [&str; 8] = [
     "server.tls_cert_file",
     "server.tls_key_file",
     "idp.signing.key_file",
@@ -618,6 +633,7 @@ const PATH_KEYS: [&str; 7] = [
     "idp.signing.pfx_file",
     "directory.users_file",
     "directory.ldap.ca_file",
+    "store.redis_ca_file",
 ];
 
 /// `TESSERA__DIRECTORY__LDAP__BIND_PASSWORD_FILE=/run/secrets/x` sets
@@ -870,6 +886,29 @@ mod tests {
         )
         .expect_err("a master name without sentinels");
         assert!(err.to_string().contains("store.redis_sentinels"), "{err}");
+        let err = Config::load(
+            None,
+            env(&[
+                redis,
+                ("TESSERA__STORE__REDIS_URL", "redis://r:6379"),
+                ("TESSERA__STORE__REDIS_CA_FILE", "/etc/tessera/redis-ca.pem"),
+            ]),
+        )
+        .expect_err("a CA file without TLS");
+        assert!(err.to_string().contains("store.redis_ca_file"), "{err}");
+        let c = Config::load(
+            None,
+            env(&[
+                redis,
+                ("TESSERA__STORE__REDIS_URL", "rediss://r:6379"),
+                ("TESSERA__STORE__REDIS_CA_FILE", "/etc/tessera/redis-ca.pem"),
+            ]),
+        )
+        .expect("rediss:// with a CA file (a path, not a secret)");
+        assert_eq!(
+            c.store.redis_ca_file.as_deref(),
+            Some(Path::new("/etc/tessera/redis-ca.pem"))
+        );
     }
 
     #[test]

@@ -169,7 +169,18 @@ pub async fn open_store(
                         sentinel_password: s.redis_sentinel_password.clone(),
                     })
                 }
-                _ => Endpoint::Url(s.redis_url.clone().unwrap_or_default()),
+                _ => Endpoint::Url {
+                    url: s.redis_url.clone().unwrap_or_default(),
+                    ca_pem: match &s.redis_ca_file {
+                        Some(path) => Some(std::fs::read(path).map_err(|e| {
+                            StartError::Store(format!(
+                                "store.redis_ca_file {}: {e}",
+                                path.display()
+                            ))
+                        })?),
+                        None => None,
+                    },
+                },
             };
             Arc::new(
                 RedisStore::connect_to(endpoint, &s.redis_prefix)

@@ -3,6 +3,7 @@
 
 mod support {
     pub mod redis;
+    pub mod slapd;
 }
 
 use std::collections::BTreeSet;
@@ -13,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use tempfile::TempDir;
 use tessera::clock::FixedClock;
 use tessera::store::embedded::EmbeddedStore;
-use tessera::store::redis::RedisStore;
+use tessera::store::redis::{Endpoint, RedisStore};
 use tessera::store::{LogEntry, Store, StoreError, get_json, put_json};
 use time::macros::datetime;
 
@@ -598,6 +599,31 @@ async fn redis_connect_failure_hides_the_password() {
         }
         other => panic!("expected a Backend error, got {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn redis_over_tls_checks_the_server_against_the_configured_ca() {
+    let certs = tempfile::tempdir().expect("tempdir");
+    support::slapd::write_certificates(certs.path());
+    let (_server, url) = RedisServer::start_tls(certs.path());
+    let ca = std::fs::read(certs.path().join("ca.pem")).expect("ca");
+    let endpoint = Endpoint::Url {
+        url: url.clone(),
+        ca_pem: Some(ca),
+    };
+    let store = RedisStore::connect_to(endpoint, "tessera:")
+        .await
+        .expect("TLS with the test CA");
+    store.put("k", b"over tls", None).await.expect("put");
+    assert_eq!(
+        store.get("k").await.expect("get").as_deref(),
+        Some(&b"over tls"[..])
+    );
+    // The system store does not know the test CA: the certificate is really checked.
+    let err = RedisStore::connect(&url, "tessera:")
+        .await
+        .expect_err("an unknown CA is refused");
+    assert!(err.to_string().contains(&url), "{err}");
 }
 
 #[tokio::test]

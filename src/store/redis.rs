@@ -68,8 +68,12 @@ const SENTINEL_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Where the master is: one fixed server, or whichever the sentinels name now.
 pub enum Endpoint {
-    /// `redis://[user][:password]@host:port/db`, `rediss://` (TLS) or `redis+unix://`.
-    Url(String),
+    /// `redis://[user][:password]@host:port/db`, `rediss://` (TLS) or `redis+unix://`; for
+    /// `rediss://`, `ca_pem` holds the CA(s) to trust instead of the system store.
+    Url {
+        url: String,
+        ca_pem: Option<Vec<u8>>,
+    },
     Sentinel(SentinelSettings),
 }
 
@@ -224,18 +228,32 @@ impl RedisStore {
     /// `redis+unix://`) and checks the server answers. Every key is stored as
     /// `key_prefix + key`.
     pub async fn connect(url: &str, key_prefix: &str) -> Result<Self> {
-        Self::connect_to(Endpoint::Url(url.to_owned()), key_prefix).await
+        let endpoint = Endpoint::Url {
+            url: url.to_owned(),
+            ca_pem: None,
+        };
+        Self::connect_to(endpoint, key_prefix).await
     }
 
     /// Connects to a fixed server or, through the sentinels, to the current master.
     pub async fn connect_to(endpoint: Endpoint, key_prefix: &str) -> Result<Self> {
         let (current, sentinel, shown) = match endpoint {
-            Endpoint::Url(url) => {
+            Endpoint::Url { url, ca_pem } => {
                 let shown = redact_url(&url);
                 let fail = |what: &str, e: RedisError| {
                     StoreError::Backend(format!("redis at {shown}: {what}: {e}"))
                 };
-                let client = Client::open(url.as_str()).map_err(|e| fail("invalid URL", e))?;
+                let client = match ca_pem {
+                    None => Client::open(url.as_str()),
+                    Some(pem) => Client::build_with_tls(
+                        url.as_str(),
+                        redis::TlsCertificates {
+                            client_tls: None,
+                            root_cert: Some(pem),
+                        },
+                    ),
+                }
+                .map_err(|e| fail("invalid URL or CA file", e))?;
                 let conn = open_manager(client)
                     .await
                     .map_err(|(what, e)| fail(&what, e))?;

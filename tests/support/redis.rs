@@ -56,6 +56,28 @@ impl RedisServer {
         self.port
     }
 
+    /// A server that also serves TLS on a second port with the certificate and key in
+    /// `certs` (`server.pem`, `server.key`, signed by `ca.pem`); clients need no certificate.
+    /// Returns the server and `rediss://localhost:<tls port>`. The plain port stays open for
+    /// the readiness check.
+    pub fn start_tls(certs: &Path) -> (Self, String) {
+        let tls_port = free_port();
+        let file = |name: &str| certs.join(name).display().to_string();
+        let server = Self::start_with(&[
+            "--tls-port".into(),
+            tls_port.to_string(),
+            "--tls-cert-file".into(),
+            file("server.pem"),
+            "--tls-key-file".into(),
+            file("server.key"),
+            "--tls-ca-cert-file".into(),
+            file("ca.pem"),
+            "--tls-auth-clients".into(),
+            "no".into(),
+        ]);
+        (server, format!("rediss://localhost:{tls_port}"))
+    }
+
     fn try_start(extra: &[String]) -> Result<Self, String> {
         let port = free_port();
         let dir = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
