@@ -373,3 +373,52 @@ async fn a_sign_in_begun_before_a_sentinel_failover_completes_after_it() {
     let (_, page) = start_on(&f.a, &f.sp, &fresh).await;
     assert!(page.contains("name=\"code\""), "{page}");
 }
+
+/// A node whose Redis is gone answers the "temporarily unavailable" page (503), and serves
+/// sign-ins again by itself once Redis is back on its address: no restart of Tessera.
+#[tokio::test]
+async fn a_node_whose_redis_is_gone_answers_503_and_recovers_by_itself() {
+    let mut redis = RedisServer::start();
+    let f = farm(&redis, "outage", Method::Oath).await;
+    let url = format!(
+        "{}/adfs/ls/idpinitiatedsignon?loginToRp={}",
+        f.a.base, f.sp.entity_id
+    );
+    let browser = Browser::new();
+    let (_, status, page) = browser.get(&url).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+
+    redis.stop();
+    let (_, status, down) = browser.get(&url).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{down}");
+    assert!(down.contains("temporarily unavailable"), "{down}");
+    assert!(
+        down.contains("/static/tessera.css"),
+        "a Tessera page: {down}"
+    );
+
+    // Back, empty (the test server persists nothing): alice's registration is provisioned
+    // again, as a restore from the AOF would bring it back.
+    redis.restart();
+    let store = RedisStore::connect(&redis.url(), "tessera:")
+        .await
+        .expect("redis is back");
+    let secrets =
+        SecretBox::load_or_create(&f._dirs.0.path().join("tessera-data/mfa.key")).expect("key");
+    support::mfa::enrol(&store, &secrets, "alice", Method::Oath, PHONE).await;
+    // The node reconnects in the background; poll, bounded, until its page is back.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (_, status, _) = browser.get(&url).await;
+        if status == StatusCode::OK {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node A did not recover: {status}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (_, page) = start_on(&f.a, &f.sp, &browser).await;
+    assert!(page.contains("name=\"code\""), "{page}");
+}
