@@ -115,7 +115,9 @@ pub struct ServerConfig {
     /// Request bodies, in bytes (the console's metadata import has its own 1 MiB).
     pub max_body_bytes: u32,
     /// Reverse proxies / load balancers (addresses, `a-b` ranges, CIDRs) whose forwarded
-    /// header names the client; nobody else's is believed (see `web::client`).
+    /// header names the client; nobody else's is believed (see `web::client`). From the
+    /// environment: one comma-separated string.
+    #[serde(deserialize_with = "list_or_comma_separated")]
     pub trusted_proxies: Vec<String>,
     /// The header those proxies write the client's address into.
     pub forwarded_header: ForwardedHeader,

@@ -16,7 +16,15 @@ fn compose() -> Value {
 fn compose_has_ldap_redis_with_aof_and_tessera() {
     let c = compose();
     let services = c["services"].as_mapping().expect("services");
-    for name in ["ldap", "redis", "tessera"] {
+    for name in [
+        "ldap",
+        "redis",
+        "redis-replica",
+        "sentinel",
+        "tessera",
+        "tessera-2",
+        "proxy",
+    ] {
         assert!(services.contains_key(name), "service {name} missing");
     }
     let redis_cmd: Vec<&str> = c["services"]["redis"]["command"]
@@ -52,16 +60,16 @@ fn compose_has_ldap_redis_with_aof_and_tessera() {
     assert!(root.join("Dockerfile").is_file());
 }
 
-#[test]
-fn compose_environment_is_a_valid_tessera_config() {
-    let c = compose();
+/// The environment of a Tessera service, as a config: `_FILE` secrets read from the file
+/// compose would mount.
+fn node_config(c: &Value, service: &str) -> tessera::config::Config {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let secret_file = c["secrets"]["ldap_bind_password"]["file"]
         .as_str()
         .expect("secret file");
-    let env: Vec<(String, String)> = c["services"]["tessera"]["environment"]
+    let env: Vec<(String, String)> = c["services"][service]["environment"]
         .as_mapping()
-        .expect("environment")
+        .unwrap_or_else(|| panic!("{service} environment"))
         .iter()
         .map(|(k, v)| {
             let k = k.as_str().expect("key").to_owned();
@@ -73,11 +81,99 @@ fn compose_environment_is_a_valid_tessera_config() {
             (k, v)
         })
         .collect();
-    let config = tessera::config::Config::load(None, env).expect("compose env is a valid config");
+    tessera::config::Config::load(None, env)
+        .unwrap_or_else(|e| panic!("{service}: compose env is not a valid config: {e}"))
+}
+
+#[test]
+fn compose_environment_is_a_valid_tessera_config() {
+    let config = node_config(&compose(), "tessera");
     assert_eq!(config.directory.kind, tessera::config::DirectoryKind::Ldap);
     assert_eq!(config.store.backend, tessera::config::StoreKind::Redis);
     let ldap = config.directory.ldap.expect("ldap");
     assert_eq!(ldap.bind_password, "svc-tessera-Pass-1");
+}
+
+/// Two nodes, one IdP: the same store (through the sentinel, under the master name the
+/// sentinel monitors), the same data volume (keys, mfa.key), behind a proxy whose config
+/// names both and whose address is the one trusted proxy.
+#[test]
+fn two_nodes_share_the_sentinel_store_behind_the_proxy() {
+    let c = compose();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let nodes = ["tessera", "tessera-2"];
+    let configs: Vec<_> = nodes.iter().map(|n| node_config(&c, n)).collect();
+    for (node, config) in nodes.iter().zip(&configs) {
+        assert_eq!(config.store.redis_sentinels, ["sentinel:26379"], "{node}");
+        assert_eq!(
+            config.store.redis_master_name.as_deref(),
+            Some("tessera"),
+            "{node}"
+        );
+        assert_eq!(config.store.redis_prefix, configs[0].store.redis_prefix);
+        assert_eq!(config.server.public_url, configs[0].server.public_url);
+    }
+    assert_eq!(
+        bind_or_named_volumes(&c, "tessera"),
+        bind_or_named_volumes(&c, "tessera-2"),
+        "both nodes read the same keys"
+    );
+
+    // The sentinel watches the redis service under that name; the replica follows it.
+    let sentinel_conf = std::fs::read_to_string(root.join("deploy/redis/sentinel.conf"))
+        .expect("deploy/redis/sentinel.conf");
+    assert!(
+        sentinel_conf.contains("sentinel monitor tessera redis 6379 "),
+        "{sentinel_conf}"
+    );
+    let replica: Vec<&str> = c["services"]["redis-replica"]["command"]
+        .as_sequence()
+        .expect("replica command")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        replica
+            .windows(3)
+            .any(|w| w == ["--replicaof", "redis", "6379"]),
+        "{replica:?}"
+    );
+    let sentinel_mounts = bind_mounts(&c, "sentinel");
+    assert!(
+        sentinel_mounts
+            .iter()
+            .any(|(h, _)| h == "./deploy/redis/sentinel.conf"),
+        "{sentinel_mounts:?}"
+    );
+
+    // The proxy sends to both nodes on the port they listen on, and only it is trusted.
+    let proxy = &c["services"]["proxy"];
+    let context = proxy["build"].as_str().expect("proxy build");
+    let nginx = std::fs::read_to_string(root.join(context).join("nginx.conf")).expect("nginx.conf");
+    for (node, config) in nodes.iter().zip(&configs) {
+        let upstream = format!("server {node}:{} ", config.server.listen.port());
+        assert!(nginx.contains(&upstream), "nginx.conf lacks `{upstream}`");
+        assert_eq!(
+            config.server.trusted_proxies,
+            [proxy["networks"]["default"]["ipv4_address"]
+                .as_str()
+                .expect("the proxy's fixed address")],
+            "{node}"
+        );
+    }
+    assert!(nginx.contains("X-Forwarded-For"), "{nginx}");
+    assert!(root.join(context).join("Dockerfile").is_file());
+}
+
+/// Every `host:container` volume of a service, named or bound, as written.
+fn bind_or_named_volumes(c: &Value, service: &str) -> Vec<String> {
+    c["services"][service]["volumes"]
+        .as_sequence()
+        .expect("volumes")
+        .iter()
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Docker (and compose's `depends_on: service_healthy`) judges Tessera by readiness — store
