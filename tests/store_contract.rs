@@ -14,11 +14,11 @@ use serde::{Deserialize, Serialize};
 use tempfile::TempDir;
 use tessera::clock::FixedClock;
 use tessera::store::embedded::EmbeddedStore;
-use tessera::store::redis::{Endpoint, RedisStore};
+use tessera::store::redis::{Endpoint, RedisStore, SentinelSettings};
 use tessera::store::{LogEntry, Store, StoreError, get_json, put_json};
 use time::macros::datetime;
 
-use support::redis::RedisServer;
+use support::redis::{MASTER_NAME, RedisServer, SentinelFarm};
 
 /// The TTL used by the cases: short, because Redis needs real time to pass.
 const TTL: Duration = Duration::from_millis(300);
@@ -624,6 +624,54 @@ async fn redis_over_tls_checks_the_server_against_the_configured_ca() {
         .await
         .expect_err("an unknown CA is refused");
     assert!(err.to_string().contains(&url), "{err}");
+}
+
+/// A store found through sentinels keeps working across a planned failover: its master is
+/// demoted to a replica while it runs (its connections are killed or answer `READONLY`), and
+/// the store moves to the promoted replica: the very next commands succeed there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sentinel_store_follows_the_master_across_a_switchover() {
+    let mut farm = tokio::task::spawn_blocking(SentinelFarm::start)
+        .await
+        .expect("sentinel farm");
+    let store = RedisStore::connect_to(
+        Endpoint::Sentinel(SentinelSettings {
+            sentinels: farm.sentinels().split(',').map(str::to_owned).collect(),
+            master_name: MASTER_NAME.to_owned(),
+            password: None,
+            sentinel_password: None,
+        }),
+        "tessera:",
+    )
+    .await
+    .expect("connect through the sentinels");
+    store.put("before", b"1", None).await.expect("put");
+    assert_eq!(store.incr("count", 1, None).await.expect("incr"), 1);
+
+    farm = tokio::task::spawn_blocking(move || {
+        farm.switch_over();
+        farm
+    })
+    .await
+    .expect("switchover");
+
+    store
+        .put("after", b"2", None)
+        .await
+        .expect("a write right after the switchover");
+    assert_eq!(
+        store.get("before").await.expect("get").as_deref(),
+        Some(&b"1"[..])
+    );
+    assert_eq!(store.incr("count", 1, None).await.expect("incr"), 2);
+    // The write went to the promoted replica, not the demoted master.
+    let direct = RedisStore::connect(&farm.replica.url(), "tessera:")
+        .await
+        .expect("new master");
+    assert_eq!(
+        direct.get("after").await.expect("get").as_deref(),
+        Some(&b"2"[..])
+    );
 }
 
 #[tokio::test]

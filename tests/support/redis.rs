@@ -272,6 +272,23 @@ impl SentinelFarm {
     /// asynchronous: what a crashed master had not sent yet is lost, in production too), then
     /// waits until every sentinel names the replica as master and the replica says it is one.
     pub fn fail_over(&mut self) {
+        self.wait_for_replica();
+        self.master.stop();
+        let new = self.replica.port;
+        self.wait_until("the sentinels to promote the replica", |s| {
+            let (_, port): (String, u16) =
+                sentinel_cmd(s, &["get-master-addr-by-name", MASTER_NAME])?;
+            Some(port == new)
+        });
+        let deadline = Instant::now() + FAILOVER_TIMEOUT;
+        while role(&self.replica).as_deref() != Some("master") {
+            assert!(Instant::now() < deadline, "the replica never became master");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits until the replica has every write the master made so far.
+    fn wait_for_replica(&self) {
         let written = replication_offset(&self.master, "master_repl_offset").expect("master");
         let deadline = Instant::now() + FAILOVER_TIMEOUT;
         while replication_offset(&self.replica, "slave_repl_offset").is_none_or(|o| o < written) {
@@ -281,24 +298,27 @@ impl SentinelFarm {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        self.master.stop();
+    }
+
+    /// A planned failover (`SENTINEL FAILOVER`, which does not wait for the replica itself):
+    /// once the replica has caught up it is promoted and the master, still running, is
+    /// demoted to its replica. Waits until every sentinel names the new master and both
+    /// servers have their new roles.
+    pub fn switch_over(&mut self) {
+        self.wait_for_replica();
+        let s = self.sentinels.first().expect("a sentinel").port;
+        let _: String = sentinel_cmd(s, &["failover", MASTER_NAME]).expect("SENTINEL FAILOVER");
         let new = self.replica.port;
-        self.wait_until("the sentinels to promote the replica", |s| {
+        self.wait_until("the sentinels to switch to the replica", |s| {
             let (_, port): (String, u16) =
                 sentinel_cmd(s, &["get-master-addr-by-name", MASTER_NAME])?;
             Some(port == new)
         });
         let deadline = Instant::now() + FAILOVER_TIMEOUT;
-        loop {
-            let role: Option<Vec<redis::Value>> = redis::Client::open(self.replica.url())
-                .and_then(|c| c.get_connection())
-                .and_then(|mut c| redis::cmd("ROLE").query(&mut c))
-                .ok();
-            if matches!(role.as_deref(), Some([redis::Value::BulkString(r), ..]) if r == b"master")
-            {
-                return;
-            }
-            assert!(Instant::now() < deadline, "the replica never became master");
+        while !(role(&self.replica).as_deref() == Some("master")
+            && role(&self.master).as_deref() == Some("slave"))
+        {
+            assert!(Instant::now() < deadline, "the roles never swapped");
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -359,6 +379,19 @@ impl Sentinel {
             port,
             _dir: dir,
         }
+    }
+}
+
+/// What `ROLE` says `server` is: `master`, `slave`, or `None` when it does not answer.
+fn role(server: &RedisServer) -> Option<String> {
+    let mut conn = redis::Client::open(server.url())
+        .ok()?
+        .get_connection_with_timeout(Duration::from_secs(1))
+        .ok()?;
+    let reply: Vec<redis::Value> = redis::cmd("ROLE").query(&mut conn).ok()?;
+    match reply.first()? {
+        redis::Value::BulkString(r) => String::from_utf8(r.clone()).ok(),
+        _ => None,
     }
 }
 
