@@ -1,5 +1,6 @@
-//! The one `Store` contract: every case below runs against the embedded (redb) backend and
-//! against the Redis backend on a private redis-server, plus a few backend-specific checks.
+//! The one `Store` contract: every case below runs against the embedded (redb) backend,
+//! against the Redis backend on a private redis-server, and against Redis found through a
+//! sentinel, plus a few backend-specific checks.
 
 mod support {
     pub mod redis;
@@ -18,7 +19,7 @@ use tessera::store::redis::{Endpoint, RedisStore, SentinelSettings};
 use tessera::store::{LogEntry, Store, StoreError, get_json, put_json};
 use time::macros::datetime;
 
-use support::redis::{MASTER_NAME, RedisServer, SentinelFarm};
+use support::redis::{MASTER_NAME, RedisServer, SentinelFarm, WatchedMaster};
 
 /// The TTL used by the cases: short, because Redis needs real time to pass.
 const TTL: Duration = Duration::from_millis(300);
@@ -39,6 +40,7 @@ struct Fixture {
     // Whichever backs the store, held so it lives as long as the case.
     _dir: Option<TempDir>,
     _redis: Option<RedisServer>,
+    _sentinel: Option<WatchedMaster>,
 }
 
 impl Fixture {
@@ -52,6 +54,7 @@ impl Fixture {
             time: Time::Fixed(clock),
             _dir: Some(dir),
             _redis: None,
+            _sentinel: None,
         }
     }
 
@@ -65,6 +68,30 @@ impl Fixture {
             time: Time::Real,
             _dir: None,
             _redis: Some(server),
+            _sentinel: None,
+        }
+    }
+
+    /// Redis again, the master found through a sentinel.
+    async fn sentinel() -> Self {
+        let watched = WatchedMaster::start();
+        let store = RedisStore::connect_to(
+            Endpoint::Sentinel(SentinelSettings {
+                sentinels: vec![watched.sentinel()],
+                master_name: MASTER_NAME.to_owned(),
+                password: None,
+                sentinel_password: None,
+            }),
+            "tessera:test:",
+        )
+        .await
+        .expect("connect through the sentinel");
+        Fixture {
+            store: Arc::new(store),
+            time: Time::Real,
+            _dir: None,
+            _redis: None,
+            _sentinel: Some(watched),
         }
     }
 
@@ -96,6 +123,14 @@ macro_rules! contract {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
                     super::$case(&super::Fixture::redis().await).await;
+                }
+            )*
+        }
+        mod sentinel_backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(&super::Fixture::sentinel().await).await;
                 }
             )*
         }

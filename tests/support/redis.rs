@@ -333,6 +333,26 @@ impl SentinelFarm {
     }
 }
 
+/// One master and one sentinel naming it: no failover possible, but a store that finds its
+/// master through Sentinel, for the contract cases (cheaper than a whole farm).
+pub struct WatchedMaster {
+    pub master: RedisServer,
+    sentinel: Sentinel,
+}
+
+impl WatchedMaster {
+    pub fn start() -> Self {
+        let master = RedisServer::start();
+        let sentinel = Sentinel::start(master.port);
+        WatchedMaster { master, sentinel }
+    }
+
+    /// The one sentinel's `host:port`.
+    pub fn sentinel(&self) -> String {
+        format!("127.0.0.1:{}", self.sentinel.port)
+    }
+}
+
 impl Sentinel {
     fn start(master_port: u16) -> Self {
         let port = free_port();
