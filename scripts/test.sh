@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
-for tool in slapd ldapadd apache2 xmlsec1 redis-server; do
+for tool in slapd ldapadd apache2 xmlsec1 redis-server redis-sentinel chromium chromedriver; do
   command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || { echo "missing $tool after install" >&2; exit 1; }
 done
 cargo fmt --check
