@@ -61,7 +61,9 @@ async fn first_run_creates_keys_store_and_a_demo_user_who_can_sign_in() {
         ],
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(dir.path().join("metadata/gateway.xml").is_file());
+    // Registered in the store, like a console trust: no file, in force without a restart.
+    let listed = text(&run(dir.path(), &["rp", "list"]).stdout);
+    assert!(listed.contains("console:gateway"), "{listed}");
     let again = run(dir.path(), &["rp", "add", "--metadata", "sp.xml"]);
     assert!(!again.status.success(), "a duplicate entity ID is refused");
     assert!(
@@ -94,8 +96,12 @@ async fn first_run_creates_keys_store_and_a_demo_user_who_can_sign_in() {
         ],
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let sidecar = std::fs::read_to_string(dir.path().join("metadata/strict.toml")).expect("toml");
-    assert!(sidecar.contains("sign = \"both\""), "{sidecar}");
+    let listed = text(&run(dir.path(), &["rp", "list"]).stdout);
+    let strict_line = listed
+        .lines()
+        .find(|l| l.contains("console:strict"))
+        .unwrap_or_default();
+    assert!(strict_line.contains("sign=Both"), "{listed}");
 
     let (port, base) = support::process::free_base();
     let mut child = tessera(dir.path(), &["serve"])
@@ -521,12 +527,9 @@ fn certs_generate_next_rollover_and_show() {
 async fn rp_list_shows_file_and_console_trusts_and_rp_remove_drops_a_console_one() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file_sp = TestSp::new("file-sp");
-    std::fs::write(dir.path().join("file.xml"), file_sp.metadata(false)).expect("write");
-    assert!(
-        run(dir.path(), &["rp", "add", "--metadata", "file.xml"])
-            .status
-            .success()
-    );
+    // A file trust, as an admin (or an older `rp add`) leaves it in the metadata folder.
+    std::fs::create_dir_all(dir.path().join("metadata")).expect("mkdir");
+    std::fs::write(dir.path().join("metadata/file.xml"), file_sp.metadata(false)).expect("write");
     {
         let mut config = tessera::config::Config::default();
         config.server.data_dir = dir.path().join("tessera-data");

@@ -4,9 +4,10 @@ use clap::Subcommand;
 use tessera::clock::{Clock, SystemClock};
 use tessera::config::Config;
 
-use super::{Result, cli_actor, open_store};
+use super::Result;
+use super::ops::{Ctx, Operation, Out};
 
-#[derive(Subcommand)]
+#[derive(Subcommand, Clone, Copy)]
 pub enum CertsCommand {
     /// The current and next token-signing certificates.
     Show,
@@ -18,14 +19,26 @@ pub enum CertsCommand {
     DiscardNext,
 }
 
-pub async fn run(config: &Config, command: CertsCommand) -> Result<()> {
+pub async fn command(config: &Config, command: CertsCommand) -> Result<()> {
+    let op = match command {
+        CertsCommand::Show => Operation::CertsShow,
+        CertsCommand::GenerateNext => Operation::CertsGenerateNext,
+        CertsCommand::Rollover => Operation::CertsRollover,
+        CertsCommand::DiscardNext => Operation::CertsDiscardNext,
+    };
+    super::ops::run(config, op).await
+}
+
+pub async fn run(ctx: &Ctx<'_>, out: &mut Out, command: CertsCommand) -> Result<()> {
     use tessera::admin::certs;
+    let config = ctx.config;
+    let store = ctx.store;
+    let actor = ctx.actor;
     let data = &config.server.data_dir;
     let (file, _) =
         tessera::keys::load_or_create(data, &config.idp.signing, "Tessera Token Signing")?;
     let secrets = tessera::mfa::secrets::SecretBox::load_or_create(&data.join("mfa.key"))?;
-    let store = open_store(config).await?;
-    let stored = tessera::keys::live::stored(store.as_ref()).await?;
+    let stored = tessera::keys::live::stored(store).await?;
     let current = match &stored.current {
         Some(k) => k.open(&secrets)?,
         None => file,
@@ -38,19 +51,19 @@ pub async fn run(config: &Config, command: CertsCommand) -> Result<()> {
             } else {
                 "data folder"
             };
-            println!(
+            out.line(format_args!(
                 "current  SHA-1 {}  valid until {}  ({from})",
                 current.thumbprint_sha1, current.not_after
-            );
+            ));
             match &stored.next {
                 Some(k) => {
                     let next = k.open(&secrets)?;
-                    println!(
+                    out.line(format_args!(
                         "next     SHA-1 {}  valid until {}  (published in metadata)",
                         next.thumbprint_sha1, next.not_after
-                    );
+                    ));
                 }
-                None => println!("next     none"),
+                None => out.line("next     none"),
             }
             return Ok(());
         }
@@ -59,20 +72,16 @@ pub async fn run(config: &Config, command: CertsCommand) -> Result<()> {
                 "Tessera Token Signing - {}",
                 tessera::saml::saml_time(SystemClock.now())
             );
-            certs::generate_next(store.as_ref(), &secrets, &cli_actor(), now, &cn).await
+            certs::generate_next(store, &secrets, actor, now, &cn).await
         }
-        CertsCommand::Rollover => {
-            certs::rollover(store.as_ref(), &secrets, &current, &cli_actor(), now).await
-        }
-        CertsCommand::DiscardNext => {
-            certs::discard_next(store.as_ref(), &secrets, &cli_actor(), now).await
-        }
+        CertsCommand::Rollover => certs::rollover(store, &secrets, &current, actor, now).await,
+        CertsCommand::DiscardNext => certs::discard_next(store, &secrets, actor, now).await,
     }?;
-    println!(
+    out.line(format_args!(
         "{}: {} -> {} (every node within a second)",
         done.action,
         done.before.as_deref().unwrap_or("-"),
         done.after.as_deref().unwrap_or("-")
-    );
+    ));
     Ok(())
 }

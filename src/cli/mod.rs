@@ -4,16 +4,16 @@
 mod certs;
 mod check;
 mod keys;
+mod ops;
 mod rp;
 mod serve;
 mod settings;
+mod socket;
 mod users;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use tessera::clock::SystemClock;
 use tessera::config::Config;
 
 #[derive(Parser)]
@@ -99,9 +99,12 @@ pub enum CliError {
     Store(#[from] tessera::store::StoreError),
     #[error("mfa.key: {0}")]
     MfaKey(#[from] tessera::mfa::secrets::SecretError),
-    /// The store could not be opened; the hint names the usual cause.
-    #[error("{0} (is Tessera running? the embedded store allows one process at a time)")]
+    /// The store could not be opened (and is not merely held by a running server).
+    #[error("{0}")]
     StoreUnavailable(String),
+    /// The running server refused the operation; its words, as the CLI would have said them.
+    #[error("{0}")]
+    Remote(String),
     /// A file the command reads or writes.
     #[error("{path}: {source}")]
     File {
@@ -140,7 +143,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Keys { command } => keys::run(&config, command),
         Command::Users { command } => users::run(&config, command).await,
         Command::Settings { command } => settings::run(&config, command).await,
-        Command::Certs { command } => certs::run(&config, command).await,
+        Command::Certs { command } => certs::command(&config, command).await,
     }
 }
 
@@ -150,14 +153,8 @@ fn load_config(path: Option<&Path>) -> Result<Config> {
     Ok(Config::load(path, std::env::vars())?)
 }
 
-async fn open_store(config: &Config) -> Result<Arc<dyn tessera::store::Store>> {
-    tessera::startup::open_store(config, Arc::new(SystemClock))
-        .await
-        .map_err(|e| CliError::StoreUnavailable(e.to_string()))
-}
-
 /// Who the change log names for a change made from the shell.
-fn cli_actor() -> tessera::admin::Actor {
+pub(crate) fn cli_actor() -> tessera::admin::Actor {
     tessera::admin::Actor {
         name: format!(
             "cli:{}",

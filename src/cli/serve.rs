@@ -80,6 +80,26 @@ pub async fn serve(config: Config) -> Result<()> {
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
     }
+    // With the embedded store this process is the only one that can open it: CLI commands
+    // come in over the admin socket instead. Redis they reach directly.
+    let admin_socket = match state.config.store.backend {
+        tessera::config::StoreKind::Embedded => match super::socket::bind(&state.config) {
+            Ok((listener, path)) => {
+                tokio::spawn(super::socket::serve(
+                    listener,
+                    state.config.clone(),
+                    state.store.clone(),
+                ));
+                Some(path)
+            }
+            Err(e) => {
+                // Serving matters more than the CLI: say why `tessera users ...` will fail.
+                tracing::error!(error = %e, "cannot open the admin socket; CLI commands that use the store will not work while serving");
+                None
+            }
+        },
+        tessera::config::StoreKind::Redis => None,
+    };
     let store = state.store.clone();
     tokio::spawn(async move {
         // Expired flows and replay-cache entries would otherwise stay in the redb file until
@@ -100,10 +120,13 @@ pub async fn serve(config: Config) -> Result<()> {
     // after applying it), so nothing is left to flush once the requests are done; a sign-in
     // waiting on a push is a record in the store and continues on whichever node the
     // browser's next refresh reaches.
-    tessera::server::serve_on(listener, app, &limits, transport, async {
+    let served = tessera::server::serve_on(listener, app, &limits, transport, async {
         let signal = stop.await;
         tracing::info!(%signal, "stop requested");
     })
-    .await?;
-    Ok(())
+    .await;
+    if let Some(path) = admin_socket {
+        super::socket::remove(&path);
+    }
+    Ok(served?)
 }

@@ -4,7 +4,10 @@ use clap::Subcommand;
 use tessera::clock::{Clock, SystemClock};
 use tessera::config::Config;
 
-use super::{CliError, Result, cli_actor, open_store};
+use tessera::admin::users::Action;
+
+use super::ops::{Ctx, Operation, Out};
+use super::{CliError, Result};
 
 #[derive(Subcommand)]
 pub enum UsersCommand {
@@ -52,61 +55,109 @@ pub enum UsersCommand {
     },
 }
 
-/// One help-desk action from the shell, through the same code as the admin console.
-async fn user_action(
-    config: &Config,
-    username: &str,
-    action: tessera::admin::users::Action,
-) -> Result<()> {
-    let store = open_store(config).await?;
-    let (mfa, _) = tessera::admin::settings::current(store.as_ref(), &config.mfa).await?;
+/// A help-desk action as typed, checked where it runs.
+pub enum Act {
+    Unblock,
+    ResetPin,
+    SetDefault(String),
+    Remove {
+        token: Option<String>,
+        push: Option<String>,
+        phone: Option<String>,
+    },
+}
+
+/// One help-desk action, through the same code as the admin console.
+pub async fn act(ctx: &Ctx<'_>, out: &mut Out, username: &str, act: Act) -> Result<()> {
+    let action = match act {
+        Act::Unblock => Action::Unblock,
+        Act::ResetPin => Action::ResetPin,
+        Act::SetDefault(method) => Action::SetDefault(match method.as_str() {
+            "company" => None,
+            m => Some(
+                m.parse()
+                    .map_err(|_| CliError::Invalid(format!("`{m}` is not a method")))?,
+            ),
+        }),
+        Act::Remove { token, push, phone } => match (token, push, phone) {
+            (Some(id), None, None) => Action::RemoveToken { id },
+            (None, Some(id), None) => Action::RemovePushDevice { id },
+            (None, None, Some(number)) => Action::RemovePhone { number },
+            _ => {
+                return Err(CliError::Invalid(
+                    "give exactly one of --token, --push, --phone".into(),
+                ));
+            }
+        },
+    };
+    apply(ctx, out, username, action).await
+}
+
+async fn apply(ctx: &Ctx<'_>, out: &mut Out, username: &str, action: Action) -> Result<()> {
+    let (mfa, _) = tessera::admin::settings::current(ctx.store, &ctx.config.mfa).await?;
     let change = tessera::admin::users::apply(
-        store.as_ref(),
+        ctx.store,
         &mfa,
-        &cli_actor(),
+        ctx.actor,
         SystemClock.unix(),
         username,
         action,
     )
     .await?;
-    println!(
+    out.line(format_args!(
         "{}: {} -> {}",
         change.action,
         change.before.as_deref().unwrap_or("-"),
         change.after.as_deref().unwrap_or("-")
-    );
+    ));
     Ok(())
 }
 
-async fn user_show(config: &Config, username: &str) -> Result<()> {
-    let store = open_store(config).await?;
-    let v = tessera::admin::users::view(store.as_ref(), username, SystemClock.unix(), 5).await?;
+/// Lets the user sign in once without the second factor.
+pub async fn bypass(
+    ctx: &Ctx<'_>,
+    out: &mut Out,
+    username: &str,
+    secs: Option<u32>,
+    reason: String,
+) -> Result<()> {
+    let (mfa, _) = tessera::admin::settings::current(ctx.store, &ctx.config.mfa).await?;
+    let secs = secs.unwrap_or(mfa.bypass_default_secs);
+    apply(ctx, out, username, Action::Bypass { secs, reason }).await
+}
+
+/// A user's second factor: methods, default, blocks, recent sign-ins.
+pub async fn show(ctx: &Ctx<'_>, out: &mut Out, username: &str) -> Result<()> {
+    let v = tessera::admin::users::view(ctx.store, username, SystemClock.unix(), 5).await?;
     let r = &v.registration;
     let now = SystemClock.unix();
-    println!("user            {username}");
-    println!(
+    out.line(format_args!("user            {username}"));
+    out.line(format_args!(
         "default method  {}",
         r.default_method.map_or("company default", |m| m.as_str())
-    );
+    ));
     for t in &r.tokens {
-        println!("token           {} {} ({:?})", t.id, t.label, t.kind);
+        out.line(format_args!(
+            "token           {} {} ({:?})",
+            t.id, t.label, t.kind
+        ));
     }
     for d in &r.push_devices {
-        println!("push device     {} {}", d.id, d.label);
+        out.line(format_args!("push device     {} {}", d.id, d.label));
     }
     for p in &r.phones {
-        println!(
+        out.line(format_args!(
             "phone           {} ({:?}, {:?})",
             p.number, p.kind, p.source
-        );
+        ));
     }
     if r.pin_hash.is_some() {
         let at = r.pin_set_at.map_or("at an unknown time".to_owned(), |t| {
             format!("at {t} (unix)")
         });
-        println!("pin             set {at}");
+        out.line(format_args!("pin             set {at}"));
     }
-    println!(
+    out.line(format_args!(
         "status          {}{}{} denials, {} wrong codes, {} + {} failed passwords (unfamiliar + familiar addresses){}",
         if r.is_blocked(now) { "BLOCKED, " } else { "" },
         if r.codes_locked(now) {
@@ -123,15 +174,15 @@ async fn user_show(config: &Config, username: &str) -> Result<()> {
         } else {
             ""
         }
-    );
+    ));
     for a in &v.recent {
-        println!(
+        out.line(format_args!(
             "sign-in         {} {} {} {}",
             a.started,
             a.rp,
             a.result.as_str(),
             a.reason.as_deref().unwrap_or("")
-        );
+        ));
     }
     Ok(())
 }
@@ -147,60 +198,41 @@ fn read_secret_line() -> Result<String> {
 }
 
 pub async fn run(config: &Config, command: UsersCommand) -> Result<()> {
-    use tessera::admin::users::Action;
     use tessera::directory::file::{FileUser, UsersFile, hash_password};
-    match command {
+    let op = match command {
         UsersCommand::Hash => {
             println!(
                 "{}",
                 hash_password(&read_secret_line()?).map_err(CliError::Failed)?
             );
-            Ok(())
+            return Ok(());
         }
         UsersCommand::Bypass {
             username,
             secs,
             reason,
-        } => {
-            let store = open_store(config).await?;
-            let (mfa, _) = tessera::admin::settings::current(store.as_ref(), &config.mfa).await?;
-            drop(store); // the embedded store admits one opener at a time
-            let secs = secs.unwrap_or(mfa.bypass_default_secs);
-            user_action(config, &username, Action::Bypass { secs, reason }).await
-        }
-        UsersCommand::Show { username } => user_show(config, &username).await,
-        UsersCommand::Unblock { username } => user_action(config, &username, Action::Unblock).await,
-        UsersCommand::ResetPin { username } => {
-            user_action(config, &username, Action::ResetPin).await
-        }
+        } => Operation::UsersBypass {
+            username,
+            secs,
+            reason,
+        },
+        UsersCommand::Show { username } => Operation::UsersShow { username },
+        UsersCommand::Unblock { username } => Operation::UsersUnblock { username },
+        UsersCommand::ResetPin { username } => Operation::UsersResetPin { username },
         UsersCommand::SetDefault { username, method } => {
-            let m = match method.as_str() {
-                "company" => None,
-                m => Some(
-                    m.parse()
-                        .map_err(|_| CliError::Invalid(format!("`{m}` is not a method")))?,
-                ),
-            };
-            user_action(config, &username, Action::SetDefault(m)).await
+            Operation::UsersSetDefault { username, method }
         }
         UsersCommand::Remove {
             username,
             token,
             push,
             phone,
-        } => {
-            let action = match (token, push, phone) {
-                (Some(id), None, None) => Action::RemoveToken { id },
-                (None, Some(id), None) => Action::RemovePushDevice { id },
-                (None, None, Some(number)) => Action::RemovePhone { number },
-                _ => {
-                    return Err(CliError::Invalid(
-                        "give exactly one of --token, --push, --phone".into(),
-                    ));
-                }
-            };
-            user_action(config, &username, action).await
-        }
+        } => Operation::UsersRemove {
+            username,
+            token,
+            push,
+            phone,
+        },
         UsersCommand::Add {
             username,
             upn,
@@ -243,7 +275,8 @@ pub async fn run(config: &Config, command: UsersCommand) -> Result<()> {
                 toml::to_string_pretty(&file).map_err(|e| CliError::Invalid(e.to_string()))?;
             std::fs::write(&path, text).map_err(|e| CliError::file(&path, e))?;
             println!("added {username} to {}", path.display());
-            Ok(())
+            return Ok(());
         }
-    }
+    };
+    super::ops::run(config, op).await
 }
