@@ -52,6 +52,27 @@ pub async fn serve(config: Config) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| CliError::Failed(format!("cannot listen on {listen}: {e}")))?;
+    // Bound before the banner, which tells scripts the server is ready. With the embedded
+    // store this process is the only one that can open it: CLI commands come in over the
+    // admin socket instead. Redis they reach directly.
+    let admin_socket = match state.config.store.backend {
+        tessera::config::StoreKind::Embedded => match super::socket::bind(&state.config) {
+            Ok((listener, path)) => {
+                tokio::spawn(super::socket::serve(
+                    listener,
+                    state.config.clone(),
+                    state.store.clone(),
+                ));
+                Some(path)
+            }
+            Err(e) => {
+                // Serving matters more than the CLI: say why `tessera users ...` will fail.
+                tracing::error!(error = %e, "cannot open the admin socket; CLI commands that use the store will not work while serving");
+                None
+            }
+        },
+        tessera::config::StoreKind::Redis => None,
+    };
     let mut banner = String::new();
     if first.key_created {
         banner.push_str(&format!(
@@ -80,26 +101,6 @@ pub async fn serve(config: Config) -> Result<()> {
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
     }
-    // With the embedded store this process is the only one that can open it: CLI commands
-    // come in over the admin socket instead. Redis they reach directly.
-    let admin_socket = match state.config.store.backend {
-        tessera::config::StoreKind::Embedded => match super::socket::bind(&state.config) {
-            Ok((listener, path)) => {
-                tokio::spawn(super::socket::serve(
-                    listener,
-                    state.config.clone(),
-                    state.store.clone(),
-                ));
-                Some(path)
-            }
-            Err(e) => {
-                // Serving matters more than the CLI: say why `tessera users ...` will fail.
-                tracing::error!(error = %e, "cannot open the admin socket; CLI commands that use the store will not work while serving");
-                None
-            }
-        },
-        tessera::config::StoreKind::Redis => None,
-    };
     let store = state.store.clone();
     tokio::spawn(async move {
         // Expired flows and replay-cache entries would otherwise stay in the redb file until
