@@ -1086,3 +1086,25 @@ async fn the_admin_socket_refuses_garbage_oversize_and_unknown_operations() {
     let (_, status, _) = Browser::new().get(&format!("{base}/healthz")).await;
     assert_eq!(status, reqwest::StatusCode::OK);
 }
+
+/// Without a server, commands started together take turns on the embedded store instead of
+/// failing on its lock.
+#[test]
+fn store_commands_started_together_take_turns() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    ok(dir.path(), &["settings", "get", "methods"]);
+    let children: Vec<_> = (0..6)
+        .map(|_| {
+            tessera(dir.path(), &["settings", "get", "methods"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().expect("wait");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(text(&out.stdout).starts_with("methods"));
+    }
+}

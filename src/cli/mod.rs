@@ -102,6 +102,9 @@ pub enum CliError {
     /// The store could not be opened (and is not merely held by a running server).
     #[error("{0}")]
     StoreUnavailable(String),
+    /// The store is held by another process and no server answers on the admin socket.
+    #[error("{0}")]
+    NoServer(String),
     /// The running server refused the operation; its words, as the CLI would have said them.
     #[error("{0}")]
     Remote(String),

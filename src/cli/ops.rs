@@ -136,7 +136,11 @@ pub async fn exec(op: Operation, ctx: &Ctx<'_>) -> Result<String> {
 /// server's admin socket. Prints what the operation printed.
 pub async fn run(config: &Config, op: Operation) -> Result<()> {
     let actor = super::cli_actor();
-    let output =
+    // Another short-lived command (not a server) may hold the store for a moment: then
+    // there is no socket to talk to, and the store is free again shortly.
+    let mut attempts = 0;
+    let output = loop {
+        attempts += 1;
         match tessera::startup::open_store(config, Arc::new(tessera::clock::SystemClock)).await {
             Ok(store) => {
                 let ctx = Ctx {
@@ -144,13 +148,19 @@ pub async fn run(config: &Config, op: Operation) -> Result<()> {
                     store: store.as_ref(),
                     actor: &actor,
                 };
-                exec(op, &ctx).await?
+                break exec(op, &ctx).await?;
             }
             Err(tessera::startup::StartError::StoreInUse(_)) => {
-                socket::send(config, &actor, op).await?
+                match socket::send(config, &actor, op.clone()).await {
+                    Err(CliError::NoServer(_)) if attempts < 20 => {
+                        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+                    }
+                    sent => break sent?,
+                }
             }
             Err(e) => return Err(CliError::StoreUnavailable(e.to_string())),
-        };
+        }
+    };
     print!("{output}");
     Ok(())
 }

@@ -185,15 +185,16 @@ fn op_name(op: &Operation) -> String {
 /// Sends `op` to the running server and returns what it printed.
 pub async fn send(config: &Config, actor: &Actor, op: Operation) -> Result<String> {
     let path = path(config);
-    let unreachable = |e: std::io::Error| {
-        CliError::Failed(format!(
+    let unreachable =
+        |e: std::io::Error| CliError::Failed(format!("the server on {}: {e}", path.display()));
+    let mut stream = UnixStream::connect(&path).await.map_err(|e| {
+        CliError::NoServer(format!(
             "the store {} is in use by another process, and no server answers on {}: {e} \
              (another `tessera` command may hold it; try again)",
             config.store_path().display(),
             path.display()
         ))
-    };
-    let mut stream = UnixStream::connect(&path).await.map_err(unreachable)?;
+    })?;
     let user = actor.name.strip_prefix("cli:").unwrap_or(&actor.name);
     let request = serde_json::to_vec(&Request {
         user: user.to_owned(),
