@@ -1071,6 +1071,8 @@ async fn the_admin_socket_refuses_garbage_oversize_and_unknown_operations() {
     assert!(unknown.contains("unknown variant `shell`"), "{unknown}");
     let extra = ask(br#"{"user":"x","op":{"op":"rp-list"},"as_root":true}"#);
     assert!(extra.contains("unknown field"), "{extra}");
+    let inner = ask(br#"{"user":"x","op":{"op":"rp-remove","slug":"a","force":true}}"#);
+    assert!(inner.contains("unknown field"), "{inner}");
     let mut huge = br#"{"user":"x","op":{"op":"settings-get","key":""#.to_vec();
     huge.extend(std::iter::repeat_n(b'a', 2 * 1024 * 1024));
     huge.extend(br#""}}"#);

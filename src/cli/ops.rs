@@ -15,7 +15,7 @@ use super::{CliError, Result, certs, rp, settings, socket, users};
 /// One store operation, as it travels over the admin socket (JSON, tagged by `op`). Only
 /// these can be asked for: anything else does not parse.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "kebab-case")]
+#[serde(tag = "op", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Operation {
     UsersShow {
         username: String,

@@ -47,6 +47,7 @@ pub enum RpCommand {
 /// `rp add` as it travels to wherever it runs: the metadata itself, not a path the server
 /// might not be able to read.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AddTrust {
     pub metadata_xml: String,
     /// Where the metadata came from, for the change log.
