@@ -927,6 +927,11 @@ async fn users_settings_and_rp_commands_work_while_serving() {
         text(&refused.stderr)
     );
     assert_eq!(ok(dir.path(), &["rp", "list"]), "", "no trusts yet");
+    let certs = ok(dir.path(), &["certs", "show"]);
+    assert!(
+        certs.contains("current  SHA-1") && certs.contains("next     none"),
+        "{certs}"
+    );
 
     // `rp add` on the live server: the SP's requests are refused, then accepted at once.
     let sp = TestSp::new("live-add");
@@ -1109,4 +1114,53 @@ fn store_commands_started_together_take_turns() {
         assert!(out.status.success(), "{}", text(&out.stderr));
         assert!(text(&out.stdout).starts_with("methods"));
     }
+}
+
+/// `rp add --replace` of a file trust on a live server: the trust moves into the store with
+/// the new signing choice, its other options kept, and the SP goes on signing in.
+#[tokio::test]
+async fn rp_add_replace_turns_a_file_trust_into_a_live_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sp = TestSp::new("moved");
+    let folder = dir.path().join("metadata");
+    std::fs::create_dir_all(&folder).expect("mkdir");
+    std::fs::write(folder.join("moved.xml"), sp.metadata(false)).expect("write");
+    std::fs::write(
+        folder.join("moved.toml"),
+        "name = \"Moved SP\"\nsign = \"response\"\n",
+    )
+    .expect("write");
+    std::fs::write(dir.path().join("new.xml"), sp.metadata(false)).expect("write");
+    let (_server, base) = serve(dir.path());
+    let listed = ok(dir.path(), &["rp", "list"]);
+    assert!(listed.contains("sign=Response"), "{listed}");
+
+    let refused = run(dir.path(), &["rp", "add", "--metadata", "new.xml"]);
+    assert!(
+        !refused.status.success(),
+        "a file trust is not registered twice"
+    );
+    ok(
+        dir.path(),
+        &[
+            "rp",
+            "add",
+            "--metadata",
+            "new.xml",
+            "--replace",
+            "--sign",
+            "both",
+        ],
+    );
+    assert!(!folder.join("moved.xml").exists() && !folder.join("moved.toml").exists());
+    let listed = ok(dir.path(), &["rp", "list"]);
+    let line = listed
+        .lines()
+        .find(|l| l.contains("moved.sp.test"))
+        .unwrap_or_default();
+    assert!(
+        line.starts_with("Moved SP") && line.contains("sign=Both") && line.contains("console:"),
+        "{listed}"
+    );
+    wait_for_status(&base, &sp, reqwest::StatusCode::OK).await;
 }
