@@ -32,6 +32,9 @@ pub enum StartError {
     Keys(#[from] keys::KeyError),
     #[error("store: {0}")]
     Store(String),
+    /// The embedded store's file is held by another process (usually a running server).
+    #[error("store: {0}")]
+    StoreInUse(crate::store::StoreError),
     #[error("directory: {0}")]
     Directory(String),
     #[error("relying parties: {0}")]
@@ -123,6 +126,8 @@ pub async fn build(
     };
     let keys = LiveKeys::new(keys, endpoints(&config)).map_err(StartError::Metadata)?;
 
+    let rps = LiveRegistry::new(rps)
+        .reloading_from(config.metadata_dir.clone(), config.relying_parties.clone());
     let catalogue = Arc::new(Catalogue::embedded()?);
     let ctx = AppContext {
         templates: crate::web::templates(catalogue.clone()),
@@ -135,7 +140,7 @@ pub async fn build(
         proxies: Arc::new(crate::web::client::Proxies::from_config(&config.server)),
         config,
         keys,
-        rps: LiveRegistry::new(rps),
+        rps,
         store,
         directory,
         clock,
@@ -155,7 +160,10 @@ pub async fn open_store(
                 std::fs::create_dir_all(dir)
                     .map_err(|e| StartError::DataDir(dir.display().to_string(), e.to_string()))?;
             }
-            EmbeddedStore::open(&path, clock).map_err(|e| StartError::Store(e.to_string()))?
+            EmbeddedStore::open(&path, clock).map_err(|e| match e {
+                e @ crate::store::StoreError::InUse(_) => StartError::StoreInUse(e),
+                e => StartError::Store(e.to_string()),
+            })?
         }),
         StoreKind::Redis => {
             let s = &config.store;

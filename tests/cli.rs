@@ -61,7 +61,9 @@ async fn first_run_creates_keys_store_and_a_demo_user_who_can_sign_in() {
         ],
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(dir.path().join("metadata/gateway.xml").is_file());
+    // Registered in the store, like a console trust: no file, in force without a restart.
+    let listed = text(&run(dir.path(), &["rp", "list"]).stdout);
+    assert!(listed.contains("console:gateway"), "{listed}");
     let again = run(dir.path(), &["rp", "add", "--metadata", "sp.xml"]);
     assert!(!again.status.success(), "a duplicate entity ID is refused");
     assert!(
@@ -94,8 +96,12 @@ async fn first_run_creates_keys_store_and_a_demo_user_who_can_sign_in() {
         ],
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let sidecar = std::fs::read_to_string(dir.path().join("metadata/strict.toml")).expect("toml");
-    assert!(sidecar.contains("sign = \"both\""), "{sidecar}");
+    let listed = text(&run(dir.path(), &["rp", "list"]).stdout);
+    let strict_line = listed
+        .lines()
+        .find(|l| l.contains("console:strict"))
+        .unwrap_or_default();
+    assert!(strict_line.contains("sign=Both"), "{listed}");
 
     let (port, base) = support::process::free_base();
     let mut child = tessera(dir.path(), &["serve"])
@@ -521,12 +527,13 @@ fn certs_generate_next_rollover_and_show() {
 async fn rp_list_shows_file_and_console_trusts_and_rp_remove_drops_a_console_one() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file_sp = TestSp::new("file-sp");
-    std::fs::write(dir.path().join("file.xml"), file_sp.metadata(false)).expect("write");
-    assert!(
-        run(dir.path(), &["rp", "add", "--metadata", "file.xml"])
-            .status
-            .success()
-    );
+    // A file trust, as an admin (or an older `rp add`) leaves it in the metadata folder.
+    std::fs::create_dir_all(dir.path().join("metadata")).expect("mkdir");
+    std::fs::write(
+        dir.path().join("metadata/file.xml"),
+        file_sp.metadata(false),
+    )
+    .expect("write");
     {
         let mut config = tessera::config::Config::default();
         config.server.data_dir = dir.path().join("tessera-data");
@@ -836,4 +843,324 @@ fn check_config_login_against_the_users_file() {
     let (ok, _, err) = check_login(dir.path(), "file.toml", "nobody", "wrong-1");
     assert!(!ok);
     assert!(err.contains("failed at: users file"), "{err}");
+}
+
+/// `tessera serve` on the embedded store in `dir`, with the port it listens on.
+fn serve(dir: &Path) -> (Server, String) {
+    let (port, base) = support::process::free_base();
+    let mut child = tessera(dir, &["serve"])
+        .env("TESSERA__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("TESSERA__SERVER__PUBLIC_URL", &base)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let server = Server(child);
+    for line in BufReader::new(stdout).lines() {
+        if line.expect("line").contains("admin console") {
+            break;
+        }
+    }
+    (server, base)
+}
+
+/// A CLI command run by the help-desk user `helpdesk`, which must succeed.
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let out = tessera(dir, args)
+        .env("USER", "helpdesk")
+        .output()
+        .expect("tessera runs");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// The HTTP status of `sp`'s AuthnRequest (Redirect binding) at the SSO endpoint.
+async fn authn_status(base: &str, sp: &TestSp) -> reqwest::StatusCode {
+    let q = sp.redirect_query(&sp.xml(&sp.req()), None, None);
+    let (_, status, _) = Browser::new().get(&format!("{base}/adfs/ls/?{q}")).await;
+    status
+}
+
+/// Polls for up to five seconds until `sp`'s AuthnRequest gets `want` (trust changes reach
+/// a node within a second).
+async fn wait_for_status(base: &str, sp: &TestSp, want: reqwest::StatusCode) {
+    let mut last = None;
+    for _ in 0..50 {
+        let status = authn_status(base, sp).await;
+        if status == want {
+            return;
+        }
+        last = Some(status);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{}: wanted {want}, last {last:?}", sp.entity_id);
+}
+
+/// Every store command works while `serve` holds the embedded store (it goes through the
+/// admin socket), says what it would have said, and is logged with the CLI actor.
+#[tokio::test]
+async fn users_settings_and_rp_commands_work_while_serving() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, base) = serve(dir.path());
+
+    let shown = ok(dir.path(), &["users", "show", "demo"]);
+    assert!(shown.contains("user            demo"), "{shown}");
+    assert!(shown.contains("default method  company default"), "{shown}");
+    let set = ok(dir.path(), &["settings", "set", "methods", "push", "oath"]);
+    assert!(set.contains("-> push, oath"), "{set}");
+    let got = ok(dir.path(), &["settings", "get", "methods"]);
+    assert!(
+        got.contains("push, oath") && got.contains("(admin)"),
+        "{got}"
+    );
+    let refused = run(dir.path(), &["settings", "set", "no_such_key", "1"]);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("no setting no_such_key"),
+        "the server's refusal reads as the CLI's: {}",
+        text(&refused.stderr)
+    );
+    assert_eq!(ok(dir.path(), &["rp", "list"]), "", "no trusts yet");
+    let certs = ok(dir.path(), &["certs", "show"]);
+    assert!(
+        certs.contains("current  SHA-1") && certs.contains("next     none"),
+        "{certs}"
+    );
+
+    // `rp add` on the live server: the SP's requests are refused, then accepted at once.
+    let sp = TestSp::new("live-add");
+    std::fs::write(dir.path().join("live.xml"), sp.metadata(false)).expect("write");
+    assert_eq!(
+        authn_status(&base, &sp).await,
+        reqwest::StatusCode::BAD_REQUEST
+    );
+    let added = ok(
+        dir.path(),
+        &["rp", "add", "--metadata", "live.xml", "--name", "Live"],
+    );
+    assert!(
+        added.contains("registered https://live-add.sp.test"),
+        "{added}"
+    );
+    wait_for_status(&base, &sp, reqwest::StatusCode::OK).await;
+    let listed = ok(dir.path(), &["rp", "list"]);
+    assert!(
+        listed.contains("console:live") && listed.contains("sign=Assertion"),
+        "{listed}"
+    );
+
+    // Registered twice: refused without --replace; --replace changes the signing choice.
+    let again = run(dir.path(), &["rp", "add", "--metadata", "live.xml"]);
+    assert!(!again.status.success());
+    assert!(
+        text(&again.stderr).contains("already registered"),
+        "{}",
+        text(&again.stderr)
+    );
+    let replaced = ok(
+        dir.path(),
+        &[
+            "rp",
+            "add",
+            "--metadata",
+            "live.xml",
+            "--replace",
+            "--sign",
+            "both",
+        ],
+    );
+    assert!(replaced.contains("changed"), "{replaced}");
+    let listed = ok(dir.path(), &["rp", "list"]);
+    let line = listed
+        .lines()
+        .find(|l| l.contains("live-add"))
+        .unwrap_or_default();
+    assert!(
+        line.contains("sign=Both") && line.contains("Live"),
+        "the name stays: {listed}"
+    );
+    ok(dir.path(), &["rp", "remove", "console:live"]);
+    wait_for_status(&base, &sp, reqwest::StatusCode::BAD_REQUEST).await;
+
+    // Each change is in the change log under the CLI user, as the console would log it.
+    let mut server = server;
+    // SAFETY: kill(2) on the child we started; a graceful stop, as systemd asks for one.
+    unsafe {
+        libc::kill(server.0.id() as i32, libc::SIGTERM);
+    }
+    assert!(server.0.wait().expect("wait").success());
+    let mut config = tessera::config::Config::default();
+    config.server.data_dir = dir.path().join("tessera-data");
+    let store =
+        tessera::startup::open_store(&config, std::sync::Arc::new(tessera::clock::SystemClock))
+            .await
+            .expect("the server let go of the store");
+    let log = tessera::admin::changes::recent(store.as_ref(), 50)
+        .await
+        .expect("change log");
+    let actions: Vec<_> = log
+        .iter()
+        .filter(|c| c.admin == "cli:helpdesk")
+        .map(|c| c.action.as_str())
+        .collect();
+    for action in ["rp.add", "rp.update", "rp.delete"] {
+        assert!(actions.contains(&action), "{action} missing: {actions:?}");
+    }
+    assert!(
+        !dir.path().join("tessera-data/admin.sock").exists(),
+        "the socket goes with the server"
+    );
+}
+
+/// A trust in the metadata folder is removed by `rp remove` while serving: both files are
+/// deleted and the running server stops accepting the SP.
+#[tokio::test]
+async fn rp_remove_drops_a_file_trust_from_the_running_server() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sp = TestSp::new("file-trust");
+    let folder = dir.path().join("metadata");
+    std::fs::create_dir_all(&folder).expect("mkdir");
+    std::fs::write(folder.join("filesp.xml"), sp.metadata(false)).expect("write");
+    std::fs::write(folder.join("filesp.toml"), "sign = \"response\"\n").expect("write");
+    let (_server, base) = serve(dir.path());
+    assert_eq!(authn_status(&base, &sp).await, reqwest::StatusCode::OK);
+
+    let missing = run(dir.path(), &["rp", "remove", "../etc/passwd"]);
+    assert!(!missing.status.success(), "nothing outside the folder");
+    assert!(text(&missing.stderr).contains("no such trust"));
+    let removed = ok(dir.path(), &["rp", "remove", "filesp"]);
+    assert!(removed.contains("https://file-trust.sp.test"), "{removed}");
+    assert!(!folder.join("filesp.xml").exists() && !folder.join("filesp.toml").exists());
+    wait_for_status(&base, &sp, reqwest::StatusCode::BAD_REQUEST).await;
+    assert!(!ok(dir.path(), &["rp", "list"]).contains("file-trust"));
+}
+
+/// What a hostile local client sends to the admin socket is refused with a reason, and the
+/// server goes on serving both the CLI and the web.
+#[tokio::test]
+async fn the_admin_socket_refuses_garbage_oversize_and_unknown_operations() {
+    use std::io::{Read, Write};
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::net::UnixStream;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_server, base) = serve(dir.path());
+    let socket = dir.path().join("tessera-data/admin.sock");
+    let mode = std::fs::metadata(&socket)
+        .expect("socket")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "only the serving user may connect");
+
+    let ask = |body: &[u8]| -> String {
+        let mut s = UnixStream::connect(&socket).expect("connect");
+        // An oversize body is cut off by the server: the write may then fail, the reply not.
+        let _ = s.write_all(body);
+        let _ = s.shutdown(std::net::Shutdown::Write);
+        let mut reply = String::new();
+        let _ = s.read_to_string(&mut reply);
+        reply
+    };
+    let garbage = ask(b"\x00\xffnot json at all");
+    assert!(
+        garbage.contains("\"refused\"") && garbage.contains("not a request"),
+        "{garbage}"
+    );
+    let unknown = ask(br#"{"user":"x","op":{"op":"shell","command":"rm -rf /"}}"#);
+    assert!(unknown.contains("unknown variant `shell`"), "{unknown}");
+    let extra = ask(br#"{"user":"x","op":{"op":"rp-list"},"as_root":true}"#);
+    assert!(extra.contains("unknown field"), "{extra}");
+    let inner = ask(br#"{"user":"x","op":{"op":"rp-remove","slug":"a","force":true}}"#);
+    assert!(inner.contains("unknown field"), "{inner}");
+    let mut huge = br#"{"user":"x","op":{"op":"settings-get","key":""#.to_vec();
+    huge.extend(std::iter::repeat_n(b'a', 2 * 1024 * 1024));
+    huge.extend(br#""}}"#);
+    let oversize = ask(&huge);
+    assert!(oversize.contains("larger than"), "{oversize}");
+    // A client that connects and says nothing is dropped after the read timeout; meanwhile
+    // others are answered.
+    let _silent = UnixStream::connect(&socket).expect("connect");
+    let listed = ask(br#"{"user":"x","op":{"op":"rp-list"}}"#);
+    assert!(listed.contains("\"done\""), "{listed}");
+
+    assert!(ok(dir.path(), &["users", "show", "demo"]).contains("demo"));
+    let (_, status, _) = Browser::new().get(&format!("{base}/healthz")).await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+}
+
+/// Without a server, commands started together take turns on the embedded store instead of
+/// failing on its lock.
+#[test]
+fn store_commands_started_together_take_turns() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    ok(dir.path(), &["settings", "get", "methods"]);
+    let children: Vec<_> = (0..6)
+        .map(|_| {
+            tessera(dir.path(), &["settings", "get", "methods"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().expect("wait");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(text(&out.stdout).starts_with("methods"));
+    }
+}
+
+/// `rp add --replace` of a file trust on a live server: the trust moves into the store with
+/// the new signing choice, its other options kept, and the SP goes on signing in.
+#[tokio::test]
+async fn rp_add_replace_turns_a_file_trust_into_a_live_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sp = TestSp::new("moved");
+    let folder = dir.path().join("metadata");
+    std::fs::create_dir_all(&folder).expect("mkdir");
+    std::fs::write(folder.join("moved.xml"), sp.metadata(false)).expect("write");
+    std::fs::write(
+        folder.join("moved.toml"),
+        "name = \"Moved SP\"\nsign = \"response\"\n",
+    )
+    .expect("write");
+    std::fs::write(dir.path().join("new.xml"), sp.metadata(false)).expect("write");
+    let (_server, base) = serve(dir.path());
+    let listed = ok(dir.path(), &["rp", "list"]);
+    assert!(listed.contains("sign=Response"), "{listed}");
+
+    let refused = run(dir.path(), &["rp", "add", "--metadata", "new.xml"]);
+    assert!(
+        !refused.status.success(),
+        "a file trust is not registered twice"
+    );
+    ok(
+        dir.path(),
+        &[
+            "rp",
+            "add",
+            "--metadata",
+            "new.xml",
+            "--replace",
+            "--sign",
+            "both",
+        ],
+    );
+    assert!(!folder.join("moved.xml").exists() && !folder.join("moved.toml").exists());
+    let listed = ok(dir.path(), &["rp", "list"]);
+    let line = listed
+        .lines()
+        .find(|l| l.contains("moved.sp.test"))
+        .unwrap_or_default();
+    assert!(
+        line.starts_with("Moved SP") && line.contains("sign=Both") && line.contains("console:"),
+        "{listed}"
+    );
+    wait_for_status(&base, &sp, reqwest::StatusCode::OK).await;
 }

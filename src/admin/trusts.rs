@@ -409,3 +409,72 @@ pub async fn delete(
     changes::record(store, now, std::slice::from_ref(&c)).await?;
     Ok(c)
 }
+
+/// A trust read from the metadata folder: `<stem>.xml` and its optional `<stem>.toml`.
+pub struct FileTrust {
+    pub xml: std::path::PathBuf,
+    pub sidecar: std::path::PathBuf,
+    pub metadata_xml: String,
+    pub config: RpConfig,
+}
+
+/// The file trust `<stem>.xml` in `metadata_dir`, if there is one. `stem` is a file name
+/// without a folder (`..`, `/` and hidden names are refused), so a command line cannot
+/// reach outside the folder.
+pub fn file_trust(
+    metadata_dir: &std::path::Path,
+    stem: &str,
+) -> Result<Option<FileTrust>, AdminError> {
+    let stem = stem.strip_suffix(".xml").unwrap_or(stem);
+    if stem.is_empty() || stem.starts_with('.') || stem.contains(['/', '\\', '\0']) {
+        return Ok(None);
+    }
+    let xml = metadata_dir.join(format!("{stem}.xml"));
+    let Ok(metadata_xml) = std::fs::read_to_string(&xml) else {
+        return Ok(None);
+    };
+    let sidecar = xml.with_extension("toml");
+    let config = match std::fs::read_to_string(&sidecar) {
+        Ok(text) => toml::from_str(&text)
+            .map_err(|e| AdminError::Refused(format!("{}: {e}", sidecar.display())))?,
+        Err(_) => RpConfig::default(),
+    };
+    Ok(Some(FileTrust {
+        xml,
+        sidecar,
+        metadata_xml,
+        config,
+    }))
+}
+
+/// Removes a file trust: deletes its metadata and sidecar, then moves `rpversion` so every
+/// node re-reads its metadata folder and stops trusting it within a second.
+pub async fn delete_file(
+    store: &dyn Store,
+    actor: &Actor,
+    now: i64,
+    trust: &FileTrust,
+) -> Result<Change, AdminError> {
+    let entity = parse_sp_metadata(&trust.metadata_xml)
+        .map(|m| m.entity_id)
+        .unwrap_or_else(|_| trust.xml.display().to_string());
+    std::fs::remove_file(&trust.xml)
+        .map_err(|e| AdminError::Refused(format!("{}: {e}", trust.xml.display())))?;
+    match std::fs::remove_file(&trust.sidecar) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return refused(format!("{}: {e}", trust.sidecar.display()));
+        }
+        _ => {}
+    }
+    store.incr(live::VERSION_KEY, 1, None).await?;
+    let c = Change::new(
+        actor,
+        now,
+        "rp.delete",
+        &entity,
+        Some(format!("file {}", trust.xml.display())),
+        None,
+    );
+    changes::record(store, now, std::slice::from_ref(&c)).await?;
+    Ok(c)
+}

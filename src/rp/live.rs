@@ -2,11 +2,13 @@
 //!
 //! Console-managed trusts are records `rp:<slug>` (their SP metadata and options); every
 //! change bumps the counter `rpversion`, which nodes poll, so a trust added on one node
-//! signs users in on every node within a second, without a restart. File trusts stay as
-//! they are (read-only in the console): a console trust may not reuse their entity IDs.
+//! signs users in on every node within a second, without a restart. File trusts are
+//! read-only in the console (a console trust may not reuse their entity IDs); the metadata
+//! folder is read again whenever the counter moves, so `tessera rp remove` of a file trust
+//! (which deletes the files, then bumps the counter) drops it on a running server too.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
 
@@ -87,7 +89,10 @@ pub async fn remove(store: &dyn Store, slug: &str) -> Result<bool, StoreError> {
 }
 
 pub struct LiveRegistry {
-    files: Registry,
+    /// Behind a lock because a change of `rpversion` re-reads the metadata folder.
+    files: RwLock<Arc<Registry>>,
+    /// Where the file trusts come from; `None`: they never change (tests, tools).
+    sources: Option<(PathBuf, Vec<RpConfig>)>,
     registry: Watched<Registry>,
 }
 
@@ -97,12 +102,44 @@ impl LiveRegistry {
         let registry = Watched::new("relying parties", files.merged(Vec::new()));
         // Console trusts may exist already: read the store on first use.
         registry.invalidate();
-        LiveRegistry { files, registry }
+        LiveRegistry {
+            files: RwLock::new(Arc::new(files)),
+            sources: None,
+            registry,
+        }
+    }
+
+    /// Re-reads the file trusts from `metadata_dir` and `configured` whenever the trusts
+    /// change. A folder that no longer loads keeps the last good file trusts, logged: a
+    /// half-copied file must not drop every SP.
+    pub fn reloading_from(mut self, metadata_dir: PathBuf, configured: Vec<RpConfig>) -> Self {
+        self.sources = Some((metadata_dir, configured));
+        self
     }
 
     /// The trusts loaded from files (not editable in the console).
-    pub fn files(&self) -> &Registry {
-        &self.files
+    pub fn files(&self) -> Arc<Registry> {
+        self.files
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn reload_files(&self) -> Arc<Registry> {
+        if let Some((dir, configured)) = &self.sources {
+            match Registry::load(dir, configured) {
+                Ok(reg) => {
+                    *self
+                        .files
+                        .write()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(reg);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "metadata folder does not load; keeping the file trusts in force");
+                }
+            }
+        }
+        self.files()
     }
 
     /// The trusts in force now. A store that cannot be read keeps the last good set.
@@ -120,7 +157,7 @@ impl LiveRegistry {
                         }
                     })
                     .collect();
-                Ok(self.files.merged(built))
+                Ok(self.reload_files().merged(built))
             })
             .await
     }

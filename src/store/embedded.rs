@@ -150,11 +150,14 @@ impl EmbeddedStore {
     /// serving, or from a blocking context.
     pub fn open(path: &Path, clock: Arc<dyn Clock>) -> Result<Self> {
         let inner = Inner {
-            db: Database::create(path).map_err(|e| {
-                StoreError::Backend(format!(
+            db: Database::create(path).map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => {
+                    StoreError::InUse(path.display().to_string())
+                }
+                e => StoreError::Backend(format!(
                     "embedded store: cannot open {}: {e}",
                     path.display()
-                ))
+                )),
             })?,
             clock,
             path: path.to_owned(),

@@ -17,6 +17,10 @@ use serde::{Serialize, de::DeserializeOwned};
 pub enum StoreError {
     #[error("store backend unavailable: {0}")]
     Backend(String),
+    /// Another process holds the embedded store open (redb locks the file); the CLI then
+    /// hands its operation to the running server instead.
+    #[error("store in use by another process: {0}")]
+    InUse(String),
     #[error("stored record {key} is corrupt: {detail}")]
     Corrupt { key: String, detail: String },
 }

@@ -353,7 +353,7 @@ async fn approve(
     let now = ctx.clock.unix();
     match trusts::approve(
         ctx.store.as_ref(),
-        ctx.rps.files(),
+        &ctx.rps.files(),
         &admin.actor(&ip),
         now,
         &id,
@@ -388,7 +388,7 @@ async fn change(
         Some("delete") => trusts::delete(ctx.store.as_ref(), &actor, now, &slug).await,
         Some("options") => match options_of(&form) {
             Ok(o) => {
-                trusts::set_options(ctx.store.as_ref(), ctx.rps.files(), &actor, now, &slug, &o)
+                trusts::set_options(ctx.store.as_ref(), &ctx.rps.files(), &actor, now, &slug, &o)
                     .await
             }
             Err(m) => Err(AdminError::Refused(m)),

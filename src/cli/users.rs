@@ -1,0 +1,282 @@
+//! `users`: the users file (add, hash) and the help desk's per-user second-factor actions.
+
+use clap::Subcommand;
+use tessera::clock::{Clock, SystemClock};
+use tessera::config::Config;
+
+use tessera::admin::users::Action;
+
+use super::ops::{Ctx, Operation, Out};
+use super::{CliError, Result};
+
+#[derive(Subcommand)]
+pub enum UsersCommand {
+    /// Add a user to the users file; the password is read from stdin.
+    Add {
+        username: String,
+        #[arg(long)]
+        upn: Option<String>,
+        #[arg(long)]
+        mail: Option<String>,
+        #[arg(long)]
+        display_name: Option<String>,
+        #[arg(long = "group")]
+        groups: Vec<String>,
+    },
+    /// Print an argon2id hash of the password read from stdin.
+    Hash,
+    /// Let NAME sign in once without the second factor (help-desk bypass).
+    Bypass {
+        username: String,
+        /// How long the bypass stays usable; default mfa.bypass_default_secs.
+        #[arg(long)]
+        secs: Option<u32>,
+        /// Why (ticket number); kept with the bypass and in the log.
+        #[arg(long)]
+        reason: String,
+    },
+    /// A user's second factor: methods, default, blocks, recent sign-ins.
+    Show { username: String },
+    /// End a fraud block or MFA lockout and clear failed-password counts.
+    Unblock { username: String },
+    /// Forget the user's PIN; they choose a new one before their next call (PIN mode).
+    ResetPin { username: String },
+    /// Set the user's default method (push, call, sms, oath) or `company`.
+    SetDefault { username: String, method: String },
+    /// Remove one enrolled method (ids as `users show` prints them).
+    Remove {
+        username: String,
+        #[arg(long)]
+        token: Option<String>,
+        #[arg(long)]
+        push: Option<String>,
+        #[arg(long)]
+        phone: Option<String>,
+    },
+}
+
+/// A help-desk action as typed, checked where it runs.
+pub enum Act {
+    Unblock,
+    ResetPin,
+    SetDefault(String),
+    Remove {
+        token: Option<String>,
+        push: Option<String>,
+        phone: Option<String>,
+    },
+}
+
+/// One help-desk action, through the same code as the admin console.
+pub async fn act(ctx: &Ctx<'_>, out: &mut Out, username: &str, act: Act) -> Result<()> {
+    let action = match act {
+        Act::Unblock => Action::Unblock,
+        Act::ResetPin => Action::ResetPin,
+        Act::SetDefault(method) => Action::SetDefault(match method.as_str() {
+            "company" => None,
+            m => Some(
+                m.parse()
+                    .map_err(|_| CliError::Invalid(format!("`{m}` is not a method")))?,
+            ),
+        }),
+        Act::Remove { token, push, phone } => match (token, push, phone) {
+            (Some(id), None, None) => Action::RemoveToken { id },
+            (None, Some(id), None) => Action::RemovePushDevice { id },
+            (None, None, Some(number)) => Action::RemovePhone { number },
+            _ => {
+                return Err(CliError::Invalid(
+                    "give exactly one of --token, --push, --phone".into(),
+                ));
+            }
+        },
+    };
+    apply(ctx, out, username, action).await
+}
+
+async fn apply(ctx: &Ctx<'_>, out: &mut Out, username: &str, action: Action) -> Result<()> {
+    let (mfa, _) = tessera::admin::settings::current(ctx.store, &ctx.config.mfa).await?;
+    let change = tessera::admin::users::apply(
+        ctx.store,
+        &mfa,
+        ctx.actor,
+        SystemClock.unix(),
+        username,
+        action,
+    )
+    .await?;
+    out.line(format_args!(
+        "{}: {} -> {}",
+        change.action,
+        change.before.as_deref().unwrap_or("-"),
+        change.after.as_deref().unwrap_or("-")
+    ));
+    Ok(())
+}
+
+/// Lets the user sign in once without the second factor.
+pub async fn bypass(
+    ctx: &Ctx<'_>,
+    out: &mut Out,
+    username: &str,
+    secs: Option<u32>,
+    reason: String,
+) -> Result<()> {
+    let (mfa, _) = tessera::admin::settings::current(ctx.store, &ctx.config.mfa).await?;
+    let secs = secs.unwrap_or(mfa.bypass_default_secs);
+    apply(ctx, out, username, Action::Bypass { secs, reason }).await
+}
+
+/// A user's second factor: methods, default, blocks, recent sign-ins.
+pub async fn show(ctx: &Ctx<'_>, out: &mut Out, username: &str) -> Result<()> {
+    let v = tessera::admin::users::view(ctx.store, username, SystemClock.unix(), 5).await?;
+    let r = &v.registration;
+    let now = SystemClock.unix();
+    out.line(format_args!("user            {username}"));
+    out.line(format_args!(
+        "default method  {}",
+        r.default_method.map_or("company default", |m| m.as_str())
+    ));
+    for t in &r.tokens {
+        out.line(format_args!(
+            "token           {} {} ({:?})",
+            t.id, t.label, t.kind
+        ));
+    }
+    for d in &r.push_devices {
+        out.line(format_args!("push device     {} {}", d.id, d.label));
+    }
+    for p in &r.phones {
+        out.line(format_args!(
+            "phone           {} ({:?}, {:?})",
+            p.number, p.kind, p.source
+        ));
+    }
+    if r.pin_hash.is_some() {
+        let at = r.pin_set_at.map_or("at an unknown time".to_owned(), |t| {
+            format!("at {t} (unix)")
+        });
+        out.line(format_args!("pin             set {at}"));
+    }
+    out.line(format_args!(
+        "status          {}{}{} denials, {} wrong codes, {} + {} failed passwords (unfamiliar + familiar addresses){}",
+        if r.is_blocked(now) { "BLOCKED, " } else { "" },
+        if r.codes_locked(now) {
+            "CODES LOCKED, "
+        } else {
+            ""
+        },
+        r.mfa_denials,
+        v.code_failures,
+        v.password_failures.0,
+        v.password_failures.1,
+        if v.bypass_pending {
+            ", bypass waiting"
+        } else {
+            ""
+        }
+    ));
+    for a in &v.recent {
+        out.line(format_args!(
+            "sign-in         {} {} {} {}",
+            a.started,
+            a.rp,
+            a.result.as_str(),
+            a.reason.as_deref().unwrap_or("")
+        ));
+    }
+    Ok(())
+}
+
+fn read_secret_line() -> Result<String> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    let pw = line.trim_end_matches(['\r', '\n']).to_owned();
+    if pw.is_empty() {
+        return Err(CliError::Invalid("empty password on stdin".into()));
+    }
+    Ok(pw)
+}
+
+pub async fn run(config: &Config, command: UsersCommand) -> Result<()> {
+    use tessera::directory::file::{FileUser, UsersFile, hash_password};
+    let op = match command {
+        UsersCommand::Hash => {
+            println!(
+                "{}",
+                hash_password(&read_secret_line()?).map_err(CliError::Failed)?
+            );
+            return Ok(());
+        }
+        UsersCommand::Bypass {
+            username,
+            secs,
+            reason,
+        } => Operation::UsersBypass {
+            username,
+            secs,
+            reason,
+        },
+        UsersCommand::Show { username } => Operation::UsersShow { username },
+        UsersCommand::Unblock { username } => Operation::UsersUnblock { username },
+        UsersCommand::ResetPin { username } => Operation::UsersResetPin { username },
+        UsersCommand::SetDefault { username, method } => {
+            Operation::UsersSetDefault { username, method }
+        }
+        UsersCommand::Remove {
+            username,
+            token,
+            push,
+            phone,
+        } => Operation::UsersRemove {
+            username,
+            token,
+            push,
+            phone,
+        },
+        UsersCommand::Add {
+            username,
+            upn,
+            mail,
+            display_name,
+            groups,
+        } => {
+            let path = config.users_file();
+            let mut file: UsersFile = match std::fs::read_to_string(&path) {
+                Ok(t) => toml::from_str(&t)
+                    .map_err(|e| CliError::Invalid(format!("{}: {e}", path.display())))?,
+                Err(_) => UsersFile::default(),
+            };
+            if file
+                .users
+                .iter()
+                .any(|u| u.username.eq_ignore_ascii_case(&username))
+            {
+                return Err(CliError::Invalid(format!(
+                    "user {username} already exists in {}",
+                    path.display()
+                )));
+            }
+            file.users.push(FileUser {
+                password_hash: hash_password(&read_secret_line()?).map_err(CliError::Failed)?,
+                username: username.clone(),
+                upn,
+                mail,
+                display_name,
+                groups,
+                ..Default::default()
+            });
+            // Validate the whole file as the server would before replacing it.
+            tessera::directory::file::FileDirectory::from_users(file.users.clone())
+                .map_err(CliError::Invalid)?;
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let text =
+                toml::to_string_pretty(&file).map_err(|e| CliError::Invalid(e.to_string()))?;
+            std::fs::write(&path, text).map_err(|e| CliError::file(&path, e))?;
+            println!("added {username} to {}", path.display());
+            return Ok(());
+        }
+    };
+    super::ops::run(config, op).await
+}
