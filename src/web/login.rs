@@ -108,11 +108,30 @@ impl LoginForm {
     }
 }
 
+/// Persists the audit events of a flow's last steps and counts them in the metrics: the one
+/// place both happen, so the sign-in log and `/metrics` cannot disagree.
+async fn record_steps(ctx: &AppContext, flow: &mut Flow) -> Result<(), StoreError> {
+    let events = std::mem::take(&mut flow.audit_events);
+    let transitions = std::mem::take(&mut flow.transitions);
+    // The RP label is a registered trust's entity ID or "unknown", never what a request
+    // claimed: a flow outlives a trust the admin removes meanwhile.
+    let rp = match &flow.request {
+        Pending::AdminConsole => flow.request.audit_name().to_owned(),
+        Pending::Saml(p) => match ctx.registry().await.find(&p.rp_entity_id) {
+            Some(rp) => rp.entity_id.clone(),
+            None => crate::metrics::UNKNOWN_RP.to_owned(),
+        },
+    };
+    for t in &transitions {
+        ctx.metrics.transition(t, &rp);
+    }
+    crate::audit::persist(ctx.store.as_ref(), &events).await
+}
+
 /// Saves a new flow and sends the browser to its first page, with the cookie that binds the
 /// flow to this browser.
 pub async fn begin(ctx: &AppContext, lang: &PageLang, mut flow: Flow, jar: CookieJar) -> Response {
-    let events = std::mem::take(&mut flow.audit_events);
-    if let Err(e) = crate::audit::persist(ctx.store.as_ref(), &events).await {
+    if let Err(e) = record_steps(ctx, &mut flow).await {
         return super::saml::store_failure_in(ctx, lang, &e);
     }
     let ttl = std::time::Duration::from_secs(ctx.config.idp.flow_lifetime_secs.into());
@@ -233,7 +252,7 @@ async fn advance(
     jar: CookieJar,
 ) -> Response {
     let rule = match &flow.request {
-        Pending::Saml(p) => match ctx.registry().await.get(&p.rp_entity_id) {
+        Pending::Saml(p) => match ctx.registry().await.find(&p.rp_entity_id) {
             Some(rp) if !rp.mfa_required => SecondFactorRule::NotRequired,
             _ => SecondFactorRule::Required,
         },
@@ -250,8 +269,7 @@ async fn advance(
             return ctx.error_in(lang, StatusCode::SERVICE_UNAVAILABLE, DIRECTORY_DOWN);
         }
     };
-    let events = std::mem::take(&mut flow.audit_events);
-    if let Err(e) = crate::audit::persist(ctx.store.as_ref(), &events).await {
+    if let Err(e) = record_steps(ctx, &mut flow).await {
         return super::saml::store_failure_in(ctx, lang, &e);
     }
     let key = flow_key(&flow.id);
