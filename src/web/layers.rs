@@ -103,3 +103,94 @@ pub const STATIC_HEADERS: [(&str, &str); 3] = [
     ("x-content-type-options", "nosniff"),
     ("referrer-policy", "no-referrer"),
 ];
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    const PANIC_TEXT: &str = "internal detail: key slot 7 of the HSM";
+
+    /// The test-only route of `app()` whose handler panics.
+    pub async fn panics() -> &'static str {
+        panic!("{}", PANIC_TEXT)
+    }
+
+    async fn state(dir: &std::path::Path) -> AppState {
+        let mut config = crate::config::Config::default();
+        config.server.data_dir = dir.join("data");
+        config.metadata_dir = dir.join("metadata");
+        std::fs::create_dir_all(&config.metadata_dir).expect("metadata dir");
+        crate::startup::build(config, Arc::new(crate::clock::SystemClock))
+            .await
+            .expect("state")
+            .0
+    }
+
+    async fn get(ctx: &AppState, uri: &str, id: Option<&str>) -> (Response, String) {
+        let mut req = Request::builder().uri(uri);
+        if let Some(id) = id {
+            req = req.header("x-request-id", id);
+        }
+        let res = crate::app(ctx.clone())
+            .oneshot(req.body(Body::empty()).expect("request"))
+            .await
+            .expect("infallible");
+        let (parts, body) = res.into_parts();
+        let bytes = axum::body::to_bytes(body, 1 << 20).await.expect("body");
+        (
+            Response::from_parts(parts, Body::empty()),
+            String::from_utf8_lossy(&bytes).into_owned(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_the_500_page_without_the_panic_text() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ctx = state(dir.path()).await;
+        let (res, body) = get(&ctx, "/test/panic", None).await;
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(body.contains("Something went wrong on our side"), "{body}");
+        assert!(body.contains("<html"), "a Tessera page: {body}");
+        assert!(
+            !body.contains("HSM"),
+            "the panic text reached the user: {body}"
+        );
+        // Still one of our pages: the security headers are on it, and it was counted.
+        assert_eq!(res.headers()["x-frame-options"], "DENY");
+        assert!(
+            ctx.metrics
+                .render()
+                .contains(r#"route="/test/panic",status="500"} 1"#),
+            "{}",
+            ctx.metrics.render()
+        );
+    }
+
+    #[tokio::test]
+    async fn every_answer_has_a_request_id_and_a_balancers_id_is_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ctx = state(dir.path()).await;
+        let (res, _) = get(&ctx, "/healthz", None).await;
+        let made = res.headers()["x-request-id"].to_str().expect("ascii");
+        assert_eq!(made.len(), 36, "a UUID: {made}");
+        let (again, _) = get(&ctx, "/healthz", None).await;
+        assert_ne!(again.headers()["x-request-id"], made, "one id per request");
+        let (res, _) = get(&ctx, "/no/such/page", Some("lb-1234")).await;
+        assert_eq!(res.status(), StatusCode::NOT_FOUND);
+        assert_eq!(res.headers()["x-request-id"], "lb-1234");
+    }
+
+    #[tokio::test]
+    async fn static_security_headers_come_with_pages_and_machine_answers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ctx = state(dir.path()).await;
+        for uri in ["/", "/healthz", "/metrics"] {
+            let (res, _) = get(&ctx, uri, None).await;
+            for (name, value) in STATIC_HEADERS {
+                assert_eq!(res.headers()[name], value, "{name} on {uri}");
+            }
+        }
+    }
+}

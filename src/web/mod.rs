@@ -96,6 +96,11 @@ pub fn app(state: AppState) -> Router {
     for p in SSO_PATHS {
         r = r.route(p, get(saml::sso_redirect).post(saml::sso_post));
     }
+    // Only unit tests have a handler that panics on purpose (see `layers::tests`).
+    #[cfg(test)]
+    {
+        r = r.route("/test/panic", get(layers::tests::panics));
+    }
     r = r
         .merge(admin::routes())
         .merge(admin_rps::routes())
