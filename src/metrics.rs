@@ -20,6 +20,18 @@ use crate::store::{LogEntry, Store, StoreError};
 /// The RP label of a sign-in that is neither a registered RP nor the admin console.
 pub const UNKNOWN_RP: &str = "unknown";
 
+/// The `rp` label of a flow: a registered trust's entity ID, the console, or `UNKNOWN_RP`;
+/// never what a request claimed (a flow outlives a trust the admin removes meanwhile).
+pub fn rp_label(registry: &crate::rp::Registry, pending: &crate::login::Pending) -> String {
+    match pending {
+        crate::login::Pending::AdminConsole => pending.audit_name().to_owned(),
+        crate::login::Pending::Saml(p) => match registry.find(&p.rp_entity_id) {
+            Some(rp) => rp.entity_id.clone(),
+            None => UNKNOWN_RP.to_owned(),
+        },
+    }
+}
+
 /// How a sign-in flow ended (or that one began).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelValue)]
 #[allow(non_camel_case_types)]
@@ -512,6 +524,24 @@ mod tests {
             method,
             outcome,
         }
+    }
+
+    #[test]
+    fn an_rp_nobody_registered_is_labelled_unknown() {
+        let registry = crate::rp::Registry::default();
+        let hostile = crate::login::Pending::Saml(crate::login::PendingRequest {
+            rp_entity_id: "https://evil.example/made-up".into(),
+            acs_url: "https://evil.example/acs".into(),
+            request_id: None,
+            relay_state: None,
+            force_authn: false,
+            requested_context: None,
+        });
+        assert_eq!(rp_label(&registry, &hostile), UNKNOWN_RP);
+        assert_eq!(
+            rp_label(&registry, &crate::login::Pending::AdminConsole),
+            "admin console"
+        );
     }
 
     #[test]

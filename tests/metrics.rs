@@ -5,6 +5,7 @@
 mod support {
     pub mod browser;
     pub mod mfa;
+    pub mod slapd;
     pub mod sp;
     pub mod tessera;
 }
@@ -14,6 +15,7 @@ use std::sync::Arc;
 use reqwest::StatusCode;
 use support::browser::{Browser, input_value};
 use support::mfa::{code, enrol_all};
+use support::slapd::Slapd;
 use support::sp::TestSp;
 use support::tessera::{Tessera, TesseraBuilder, file_user};
 use tessera::clock::{Clock, FixedClock};
@@ -222,4 +224,58 @@ async fn with_a_metrics_listener_the_public_one_does_not_answer_metrics() {
     // The public 404 was counted, under no raw path.
     assert!(text.contains(r#"route="unmatched",status="404""#), "{text}");
     task.abort();
+}
+
+/// Against a real slapd: an LDAP sign-in is timed, and a directory that went away shows as
+/// directory errors (a wrong password does not).
+#[tokio::test(flavor = "multi_thread")]
+async fn ldap_calls_are_timed_and_an_outage_counts_as_directory_errors() {
+    let mut slapd = Slapd::start();
+    slapd.add_user("lena", PW, "");
+    let mut b = TesseraBuilder::new();
+    b.config.directory.kind = tessera::config::DirectoryKind::Ldap;
+    b.config.directory.ldap = Some(slapd.settings());
+    let sp = TestSp::new("open");
+    b.add_rp("open", &sp.metadata(false), "mfa_required = false\n");
+    let idp = b.start().await;
+    let start = format!(
+        "{}/adfs/ls/idpinitiatedsignon?loginToRp={}",
+        idp.base, sp.entity_id
+    );
+
+    let attempt = |password: &'static str| {
+        let start = start.clone();
+        async move {
+            let browser = Browser::new();
+            let (url, status, page) = browser.get(&start).await;
+            assert_eq!(status, StatusCode::OK, "{page}");
+            browser.sign_in(&url, &page, "lena", password).await
+        }
+    };
+    let (_, _, page) = attempt("not the password").await;
+    assert!(!page.contains("SAMLResponse"), "{page}");
+    let (_, _, page) = attempt(PW).await;
+    assert!(page.contains("SAMLResponse"), "signed in: {page}");
+    let text = scrape(&idp.base).await;
+    let binds = sample(
+        &text,
+        r#"tessera_directory_seconds_count{op="authenticate"}"#,
+    )
+    .unwrap_or_else(|| panic!("no directory timing in\n{text}"));
+    assert!(binds >= 2.0, "{text}");
+    assert!(
+        !text.contains("tessera_directory_errors_total{"),
+        "a wrong password is not a directory error: {text}"
+    );
+
+    slapd.stop();
+    let (_, status, _) = attempt(PW).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let text = scrape(&idp.base).await;
+    let errors: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("tessera_directory_errors_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(errors >= 1.0, "{text}");
 }

@@ -113,15 +113,7 @@ impl LoginForm {
 async fn record_steps(ctx: &AppContext, flow: &mut Flow) -> Result<(), StoreError> {
     let events = std::mem::take(&mut flow.audit_events);
     let transitions = std::mem::take(&mut flow.transitions);
-    // The RP label is a registered trust's entity ID or "unknown", never what a request
-    // claimed: a flow outlives a trust the admin removes meanwhile.
-    let rp = match &flow.request {
-        Pending::AdminConsole => flow.request.audit_name().to_owned(),
-        Pending::Saml(p) => match ctx.registry().await.find(&p.rp_entity_id) {
-            Some(rp) => rp.entity_id.clone(),
-            None => crate::metrics::UNKNOWN_RP.to_owned(),
-        },
-    };
+    let rp = crate::metrics::rp_label(&*ctx.registry().await, &flow.request);
     for t in &transitions {
         ctx.metrics.transition(t, &rp);
     }
