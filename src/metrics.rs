@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
@@ -32,13 +32,68 @@ pub fn rp_label(registry: &crate::rp::Registry, pending: &crate::login::Pending)
     }
 }
 
-/// How a sign-in flow ended (or that one began).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelValue)]
-#[allow(non_camel_case_types)]
-pub enum SignIn {
-    started,
-    success,
-    denied,
+/// A closed set of label values: an enum whose label is the text given for each variant.
+macro_rules! label_values {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($variant),+
+        }
+
+        impl EncodeLabelValue for $name {
+            fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+                let text = match self {
+                    $($name::$variant => $text),+
+                };
+                EncodeLabelValue::encode(&text, encoder)
+            }
+        }
+    };
+}
+
+label_values! {
+    /// How a sign-in flow ended (or that one began).
+    SignIn {
+        Started => "started",
+        Success => "success",
+        Denied => "denied",
+    }
+}
+
+label_values! {
+    /// A second-factor answer's result.
+    Attempt {
+        Success => "success",
+        Failure => "failure",
+    }
+}
+
+label_values! {
+    /// The `Store` calls, as measured by `MeasuredStore`.
+    StoreOp {
+        Get => "get",
+        Put => "put",
+        PutIfAbsent => "put_if_absent",
+        CompareAndSet => "compare_and_set",
+        Delete => "delete",
+        Incr => "incr",
+        Keys => "keys",
+        Append => "append",
+        ReadLog => "read_log",
+        PurgeExpired => "purge_expired",
+    }
+}
+
+label_values! {
+    /// The `Directory` calls, as measured by `MeasuredDirectory`.
+    DirectoryOp {
+        Authenticate => "authenticate",
+        Lookup => "lookup",
+        CanonicalName => "canonical_name",
+        Search => "search",
+        Check => "check",
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -47,45 +102,10 @@ struct SignInLabels {
     outcome: SignIn,
 }
 
-/// A second-factor attempt's result.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelValue)]
-#[allow(non_camel_case_types)]
-pub enum Attempt {
-    success,
-    failure,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct AttemptLabels {
     method: &'static str,
     outcome: Attempt,
-}
-
-/// The `Store` calls, as measured by `MeasuredStore`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelValue)]
-#[allow(non_camel_case_types)]
-pub enum StoreOp {
-    get,
-    put,
-    put_if_absent,
-    compare_and_set,
-    delete,
-    incr,
-    keys,
-    append,
-    read_log,
-    purge_expired,
-}
-
-/// The `Directory` calls, as measured by `MeasuredDirectory`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelValue)]
-#[allow(non_camel_case_types)]
-pub enum DirectoryOp {
-    authenticate,
-    lookup,
-    canonical_name,
-    search,
-    check,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -276,12 +296,12 @@ impl Metrics {
     /// bounded label (see `UNKNOWN_RP`).
     pub fn transition(&self, t: &crate::login::Transition, rp: &str) {
         if t.from == "-" {
-            self.sign_in(rp, SignIn::started);
+            self.sign_in(rp, SignIn::Started);
         }
         if t.from != t.to {
             match t.to {
-                "authenticated" => self.sign_in(rp, SignIn::success),
-                "denied" => self.sign_in(rp, SignIn::denied),
+                "authenticated" => self.sign_in(rp, SignIn::Success),
+                "denied" => self.sign_in(rp, SignIn::Denied),
                 _ => {}
             }
             if t.to == "await_second_factor" {
@@ -297,8 +317,8 @@ impl Metrics {
             && !matches!(method, "password" | "enroll")
         {
             match t.outcome {
-                Outcome::Success => self.attempt(method, Attempt::success),
-                Outcome::Failure => self.attempt(method, Attempt::failure),
+                Outcome::Success => self.attempt(method, Attempt::Success),
+                Outcome::Failure => self.attempt(method, Attempt::Failure),
                 Outcome::Started | Outcome::Ignored => {}
             }
         }
@@ -330,7 +350,7 @@ impl Store for MeasuredStore {
         measured!(
             self,
             store_call,
-            StoreOp::get,
+            StoreOp::Get,
             self.inner.get(key),
             store_failed
         )
@@ -344,7 +364,7 @@ impl Store for MeasuredStore {
         measured!(
             self,
             store_call,
-            StoreOp::put,
+            StoreOp::Put,
             self.inner.put(key, value, ttl),
             store_failed
         )
@@ -358,7 +378,7 @@ impl Store for MeasuredStore {
         measured!(
             self,
             store_call,
-            StoreOp::put_if_absent,
+            StoreOp::PutIfAbsent,
             self.inner.put_if_absent(key, value, ttl),
             store_failed
         )
@@ -373,7 +393,7 @@ impl Store for MeasuredStore {
         measured!(
             self,
             store_call,
-            StoreOp::compare_and_set,
+            StoreOp::CompareAndSet,
             self.inner.compare_and_set(key, expected, new, ttl),
             store_failed
         )
@@ -382,7 +402,7 @@ impl Store for MeasuredStore {
         measured!(
             self,
             store_call,
-            StoreOp::delete,
+            StoreOp::Delete,
             self.inner.delete(key),
             store_failed
         )
@@ -391,7 +411,7 @@ impl Store for MeasuredStore {
         measured!(
             self,
             store_call,
-            StoreOp::incr,
+            StoreOp::Incr,
             self.inner.incr(key, by, ttl),
             store_failed
         )
@@ -400,7 +420,7 @@ impl Store for MeasuredStore {
         measured!(
             self,
             store_call,
-            StoreOp::keys,
+            StoreOp::Keys,
             self.inner.keys(prefix),
             store_failed
         )
@@ -415,7 +435,7 @@ impl Store for MeasuredStore {
         measured!(
             self,
             store_call,
-            StoreOp::append,
+            StoreOp::Append,
             self.inner.append(log, at_ms, value, retention),
             store_failed
         )
@@ -430,7 +450,7 @@ impl Store for MeasuredStore {
         measured!(
             self,
             store_call,
-            StoreOp::read_log,
+            StoreOp::ReadLog,
             self.inner.read_log(log, from_ms, to_ms, limit),
             store_failed
         )
@@ -439,7 +459,7 @@ impl Store for MeasuredStore {
         measured!(
             self,
             store_call,
-            StoreOp::purge_expired,
+            StoreOp::PurgeExpired,
             self.inner.purge_expired(),
             store_failed
         )
@@ -464,7 +484,7 @@ impl Directory for MeasuredDirectory {
         measured!(
             self,
             directory_call,
-            DirectoryOp::authenticate,
+            DirectoryOp::Authenticate,
             self.inner.authenticate(login, password),
             directory_failed
         )
@@ -473,7 +493,7 @@ impl Directory for MeasuredDirectory {
         measured!(
             self,
             directory_call,
-            DirectoryOp::lookup,
+            DirectoryOp::Lookup,
             self.inner.lookup(login),
             directory_failed
         )
@@ -482,7 +502,7 @@ impl Directory for MeasuredDirectory {
         measured!(
             self,
             directory_call,
-            DirectoryOp::canonical_name,
+            DirectoryOp::CanonicalName,
             self.inner.canonical_name(login),
             directory_failed
         )
@@ -491,7 +511,7 @@ impl Directory for MeasuredDirectory {
         measured!(
             self,
             directory_call,
-            DirectoryOp::search,
+            DirectoryOp::Search,
             self.inner.search(text, limit),
             directory_failed
         )
@@ -500,7 +520,7 @@ impl Directory for MeasuredDirectory {
         measured!(
             self,
             directory_call,
-            DirectoryOp::check,
+            DirectoryOp::Check,
             self.inner.check(),
             directory_failed
         )

@@ -50,6 +50,8 @@ pub fn access_span(req: &Request) -> tracing::Span {
         .get::<RequestId>()
         .and_then(|id| id.header_value().to_str().ok())
         .unwrap_or("-");
+    // A balancer's id is short; a client's own may not be.
+    let id = crate::audit::shorten(id, 64);
     tracing::info_span!(
         "http",
         method = %req.method(),
