@@ -195,4 +195,19 @@ pub(super) mod tests {
             }
         }
     }
+
+    /// Cookies are flow secrets and sessions: any layer that prints headers shows the
+    /// response's `Set-Cookie` as `Sensitive`.
+    #[tokio::test]
+    async fn set_cookie_is_marked_sensitive() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ctx = state(dir.path()).await;
+        // The console's sign-in begins a flow, bound to this browser by a cookie.
+        let (res, _) = get(&ctx, "/admin", None).await;
+        let set = res
+            .headers()
+            .get(header::SET_COOKIE)
+            .unwrap_or_else(|| panic!("a flow cookie: {:?}", res.headers()));
+        assert!(set.is_sensitive());
+    }
 }
