@@ -244,7 +244,7 @@ async fn advance(
     jar: CookieJar,
 ) -> Response {
     let rule = match &flow.request {
-        Pending::Saml(p) => match ctx.registry().await.find(&p.rp_entity_id) {
+        Pending::Saml(p) => match ctx.registry().await.get(&p.rp_entity_id) {
             Some(rp) if !rp.mfa_required => SecondFactorRule::NotRequired,
             _ => SecondFactorRule::Required,
         },
