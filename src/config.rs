@@ -128,6 +128,9 @@ pub struct ServerConfig {
     /// speaks HTTPS itself; changed files are picked up without a restart.
     pub tls_cert_file: Option<PathBuf>,
     pub tls_key_file: Option<PathBuf>,
+    /// A second listener (plain HTTP) that serves `/metrics` alone; when set, the main
+    /// listener does not answer `/metrics`, so a public balancer cannot expose it.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Which header carries the client's address from a trusted proxy. One only: a proxy that
@@ -161,6 +164,7 @@ impl Default for ServerConfig {
             shutdown_grace_secs: 20,
             tls_cert_file: None,
             tls_key_file: None,
+            metrics_listen: None,
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod directory;
 pub mod i18n;
 pub mod keys;
 pub mod login;
+pub mod metrics;
 pub mod mfa;
 pub mod rp;
 pub mod saml;

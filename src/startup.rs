@@ -11,6 +11,7 @@ use crate::i18n::Catalogue;
 use crate::keys;
 use crate::keys::live::LiveKeys;
 use crate::login::timing::Timing;
+use crate::metrics::{MeasuredDirectory, MeasuredStore, Metrics};
 use crate::mfa::challenge::TokenSigner;
 use crate::mfa::gateway;
 use crate::mfa::live::LiveSettings;
@@ -78,7 +79,12 @@ pub async fn build(
     )?;
     first.key_created = created;
 
-    let store = open_store(&config, clock.clone()).await?;
+    let metrics = Arc::new(Metrics::new());
+    // Every store and directory call is timed here, once, instead of at each call site.
+    let store: Arc<dyn Store> = Arc::new(MeasuredStore {
+        inner: open_store(&config, clock.clone()).await?,
+        metrics: metrics.clone(),
+    });
 
     let directory: Arc<dyn Directory> = match config.directory.kind {
         DirectoryKind::File => {
@@ -107,6 +113,11 @@ pub async fn build(
             )
         }
     };
+
+    let directory: Arc<dyn Directory> = Arc::new(MeasuredDirectory {
+        inner: directory,
+        metrics: metrics.clone(),
+    });
 
     let rps = Registry::load(&config.metadata_dir, &config.relying_parties)?;
 
@@ -144,6 +155,7 @@ pub async fn build(
         store,
         directory,
         clock,
+        metrics,
     };
     Ok((Arc::new(ctx), first))
 }

@@ -1164,3 +1164,83 @@ async fn rp_add_replace_turns_a_file_trust_into_a_live_one() {
     );
     wait_for_status(&base, &sp, reqwest::StatusCode::OK).await;
 }
+
+/// The access log names the route pattern, status and request id of each request and never
+/// its query (flow ids, SAMLRequests); with `server.metrics_listen` the metrics are there
+/// and not on the public listener.
+#[tokio::test]
+async fn access_log_has_route_and_request_id_but_no_query_and_metrics_listen_works() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (port, base) = support::process::free_base();
+    let (metrics_port, metrics_base) = support::process::free_base();
+    let log_path = dir.path().join("tessera.log");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let child = tessera(dir.path(), &["serve"])
+        .env("TESSERA__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("TESSERA__SERVER__PUBLIC_URL", &base)
+        .env(
+            "TESSERA__SERVER__METRICS_LISTEN",
+            format!("127.0.0.1:{metrics_port}"),
+        )
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("serve starts");
+    let server = Server(child);
+    let http = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..100 {
+        if http.get(format!("{base}/healthz")).send().await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(up, "tessera did not start");
+    let res = http
+        .get(format!(
+            "{base}/adfs/ls/login?flow=QUERYFLOW0042&SAMLRequest=QUERYSAML"
+        ))
+        .header("x-request-id", "lb-req-77")
+        .header("cookie", "tessera_flow=COOKIESECRET")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(res.headers()["x-request-id"], "lb-req-77");
+    let public = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(public.status(), reqwest::StatusCode::NOT_FOUND);
+    let metrics = http
+        .get(format!("{metrics_base}/metrics"))
+        .send()
+        .await
+        .expect("GET metrics");
+    assert_eq!(metrics.status(), reqwest::StatusCode::OK);
+    let metrics = metrics.text().await.expect("text");
+    assert!(
+        metrics.contains(r#"route="/adfs/ls/login""#),
+        "the login page was counted: {metrics}"
+    );
+    drop(server);
+
+    let log = std::fs::read_to_string(&log_path).expect("log");
+    let line = log
+        .lines()
+        .find(|l| l.contains("lb-req-77"))
+        .unwrap_or_else(|| panic!("no access log line with the request id:\n{log}"));
+    for needle in [
+        "method=GET",
+        "route=/adfs/ls/login",
+        "status=",
+        "latency_ms=",
+    ] {
+        assert!(line.contains(needle), "{needle} not in {line}");
+    }
+    for secret in ["QUERYFLOW0042", "QUERYSAML", "COOKIESECRET"] {
+        assert!(!log.contains(secret), "{secret} in the log:\n{log}");
+    }
+}

@@ -116,6 +116,25 @@ pub async fn serve(config: Config) -> Result<()> {
         }
     });
     let limits = tessera::server::ServerLimits::from_config(&state.config.server);
+    if let Some(addr) = state.config.server.metrics_listen {
+        let metrics = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+            CliError::Failed(format!(
+                "cannot listen on {addr} (server.metrics_listen): {e}"
+            ))
+        })?;
+        tracing::info!(%addr, "metrics served on their own listener");
+        let router = tessera::web::metrics_app(state.clone());
+        let limits = limits.clone();
+        // No graceful stop of its own: a scrape in flight when the process exits is retried
+        // by Prometheus at the next interval.
+        tokio::spawn(async move {
+            let stopped =
+                tessera::server::serve(metrics, router, &limits, std::future::pending()).await;
+            if let Err(e) = stopped {
+                tracing::error!(error = %e, "the metrics listener stopped");
+            }
+        });
+    }
     let app = tessera::app(state);
     // Every store write is durable when it returns (redb commits with fsync, Redis answers
     // after applying it), so nothing is left to flush once the requests are done; a sign-in

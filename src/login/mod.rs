@@ -298,6 +298,20 @@ pub struct Flow {
     /// Audit events written by the last steps, for the caller to persist (not stored).
     #[serde(skip)]
     pub audit_events: Vec<(i64, String)>,
+    /// The same steps in typed form, for the metrics (not stored).
+    #[serde(skip)]
+    pub transitions: Vec<Transition>,
+}
+
+/// One transition as the metrics count it: the states' and method's names are the state
+/// machine's own closed sets, never typed input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    /// `-` for the flow's start.
+    pub from: &'static str,
+    pub to: &'static str,
+    pub method: Option<&'static str>,
+    pub outcome: Outcome,
 }
 
 /// What `step` needs from the outside world.
@@ -384,6 +398,7 @@ impl Flow {
             created: now,
             client_ip: client_ip.to_owned(),
             audit_events: Vec::new(),
+            transitions: Vec::new(),
         };
         let mut flow = flow;
         flow.audit(now, "-", None, &Note::started(None, None));
@@ -462,7 +477,7 @@ impl Flow {
         Ok(self)
     }
 
-    fn audit(&mut self, now: i64, from: &str, user: Option<&str>, note: &Note) {
+    fn audit(&mut self, now: i64, from: &'static str, user: Option<&str>, note: &Note) {
         let at = time::OffsetDateTime::from_unix_timestamp(now)
             .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
         let user = user
@@ -481,5 +496,11 @@ impl Flow {
             reason: note.reason.clone(),
         });
         self.audit_events.extend(line.map(|l| (now, l)));
+        self.transitions.push(Transition {
+            from,
+            to: self.state.name(),
+            method: note.method,
+            outcome: note.outcome,
+        });
     }
 }

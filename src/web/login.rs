@@ -108,11 +108,22 @@ impl LoginForm {
     }
 }
 
+/// Persists the audit events of a flow's last steps and counts them in the metrics: the one
+/// place both happen, so the sign-in log and `/metrics` cannot disagree.
+async fn record_steps(ctx: &AppContext, flow: &mut Flow) -> Result<(), StoreError> {
+    let events = std::mem::take(&mut flow.audit_events);
+    let transitions = std::mem::take(&mut flow.transitions);
+    let rp = crate::metrics::rp_label(&*ctx.registry().await, &flow.request);
+    for t in &transitions {
+        ctx.metrics.transition(t, &rp);
+    }
+    crate::audit::persist(ctx.store.as_ref(), &events).await
+}
+
 /// Saves a new flow and sends the browser to its first page, with the cookie that binds the
 /// flow to this browser.
 pub async fn begin(ctx: &AppContext, lang: &PageLang, mut flow: Flow, jar: CookieJar) -> Response {
-    let events = std::mem::take(&mut flow.audit_events);
-    if let Err(e) = crate::audit::persist(ctx.store.as_ref(), &events).await {
+    if let Err(e) = record_steps(ctx, &mut flow).await {
         return super::saml::store_failure_in(ctx, lang, &e);
     }
     let ttl = std::time::Duration::from_secs(ctx.config.idp.flow_lifetime_secs.into());
@@ -250,8 +261,7 @@ async fn advance(
             return ctx.error_in(lang, StatusCode::SERVICE_UNAVAILABLE, DIRECTORY_DOWN);
         }
     };
-    let events = std::mem::take(&mut flow.audit_events);
-    if let Err(e) = crate::audit::persist(ctx.store.as_ref(), &events).await {
+    if let Err(e) = record_steps(ctx, &mut flow).await {
         return super::saml::store_failure_in(ctx, lang, &e);
     }
     let key = flow_key(&flow.id);

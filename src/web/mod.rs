@@ -6,6 +6,7 @@ mod admin_rps;
 pub mod client;
 mod errors;
 pub mod lang;
+mod layers;
 mod login;
 mod mfa;
 mod pages;
@@ -18,10 +19,17 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, FromRequestParts, State};
-use axum::http::{HeaderValue, StatusCode, header, request::Parts};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header, request::Parts};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use minijinja::Environment;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::{
+    SetSensitiveRequestHeadersLayer, SetSensitiveResponseHeadersLayer,
+};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
 
 use crate::clock::Clock;
 use crate::config::Config;
@@ -62,6 +70,9 @@ pub struct AppContext {
     pub simulator: Option<crate::sim::SimState>,
     /// `server.trusted_proxies`: whose forwarded headers name the client (`client`).
     pub proxies: Arc<client::Proxies>,
+    /// This process's metrics (`/metrics`); the store and directory above already report
+    /// into it.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 pub type AppState = Arc<AppContext>;
@@ -85,6 +96,11 @@ pub fn app(state: AppState) -> Router {
     for p in SSO_PATHS {
         r = r.route(p, get(saml::sso_redirect).post(saml::sso_post));
     }
+    // Only unit tests have a handler that panics on purpose (see `layers::tests`).
+    #[cfg(test)]
+    {
+        r = r.route("/test/panic", get(layers::tests::panics));
+    }
     r = r
         .merge(admin::routes())
         .merge(admin_rps::routes())
@@ -95,7 +111,8 @@ pub fn app(state: AppState) -> Router {
     // deadlines) go on `r` here: layered before `errors::pages` they sit inside it, so their
     // 413 / 408 reach people as the error page too.
     let limits = crate::server::ServerLimits::from_config(&state.config.server);
-    r.layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes))
+    let mut r = r
+        .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(
             limits,
             crate::server::deadlines,
@@ -104,15 +121,50 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             errors::pages,
         ))
+        // Outside `pages`, so a panic anywhere inside becomes our page, counted and logged
+        // like any answer.
+        .layer(CatchPanicLayer::custom(layers::panic_page(state.clone())))
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            layers::count,
+        ))
         .layer(axum::middleware::map_response_with_state(
             state.clone(),
             security_headers,
-        ))
-        // Outermost, so every layer and handler inside sees the real client.
-        .layer(axum::middleware::from_fn_with_state(
-            state.proxies.clone(),
-            client::middleware,
-        ))
+        ));
+    for (name, value) in layers::STATIC_HEADERS {
+        r = r.layer(SetResponseHeaderLayer::overriding(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        ));
+    }
+    r.layer(
+        TraceLayer::new_for_http()
+            .make_span_with(layers::access_span)
+            .on_request(())
+            .on_response(layers::access_logged),
+    )
+    // Cookies carry sessions and flow secrets: whatever logs headers shows them redacted.
+    .layer(SetSensitiveResponseHeadersLayer::new([header::SET_COOKIE]))
+    .layer(PropagateRequestIdLayer::new(layers::REQUEST_ID))
+    .layer(SetSensitiveRequestHeadersLayer::new([
+        header::COOKIE,
+        header::AUTHORIZATION,
+    ]))
+    // Outside the access log, so its span has the id; a balancer's own id is kept.
+    .layer(SetRequestIdLayer::new(layers::REQUEST_ID, MakeRequestUuid))
+    // Outermost, so every layer and handler inside sees the real client.
+    .layer(axum::middleware::from_fn_with_state(
+        state.proxies.clone(),
+        client::middleware,
+    ))
+    .with_state(state)
+}
+
+/// The router of `server.metrics_listen`: `/metrics` alone.
+pub fn metrics_app(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(layers::metrics))
         .with_state(state)
 }
 
@@ -136,6 +188,10 @@ fn machine_routes(state: &AppState) -> Router<AppState> {
             post(mfa::test_call_status),
         )
         .route("/mfa/sms/inbound", post(mfa::sms_inbound));
+    // With a listener of its own, `/metrics` is not answered here at all.
+    if state.config.server.metrics_listen.is_none() {
+        r = r.route("/metrics", get(layers::metrics));
+    }
     for p in METADATA_PATHS {
         r = r.route(p, get(pages::metadata));
     }
@@ -157,17 +213,13 @@ pub fn csp(form_action: &str) -> String {
 /// and it would be a lie). Not `includeSubDomains`: other hosts of the domain are not ours.
 const HSTS: &str = "max-age=31536000";
 
-/// Pages must not be framed (clickjacking of the login form), scripts come only from us,
+/// The headers that depend on the answer or the configuration; the static ones
+/// (`layers::STATIC_HEADERS`) are set by `SetResponseHeaderLayer`. Pages must not be framed
+/// (clickjacking of the login form), scripts come only from us,
 /// forms post only to us unless a handler allows one destination (the auto-POST to an SP),
 /// and nothing sign-in related is cached.
 async fn security_headers(State(ctx): State<AppState>, mut res: Response) -> Response {
     let h = res.headers_mut();
-    let set = |h: &mut axum::http::HeaderMap, k: &'static str, v: &'static str| {
-        h.insert(k, HeaderValue::from_static(v));
-    };
-    set(h, "x-frame-options", "DENY");
-    set(h, "x-content-type-options", "nosniff");
-    set(h, "referrer-policy", "no-referrer");
     if !h.contains_key(header::CONTENT_SECURITY_POLICY)
         && let Ok(v) = HeaderValue::from_str(&csp("'self'"))
     {
@@ -180,7 +232,7 @@ async fn security_headers(State(ctx): State<AppState>, mut res: Response) -> Res
         );
     }
     if !h.contains_key(header::CACHE_CONTROL) {
-        set(h, "cache-control", "no-store");
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     res
 }

@@ -376,6 +376,9 @@ pub async fn issue(
     };
     let idp = &ctx.config.idp;
     let entity_id = ctx.config.entity_id();
+    // Fetched before the clock starts: the keys may come from the store.
+    let signing = ctx.signing().await;
+    let started = std::time::Instant::now();
     let xml = response::build_success(
         &Issue {
             idp_entity_id: &entity_id,
@@ -393,8 +396,9 @@ pub async fn issue(
             session_not_on_or_after: time::OffsetDateTime::from_unix_timestamp(s.expires).ok(),
             amr: &authn_context::amr(&s.methods),
         },
-        &ctx.signing().await.current.signer,
+        &signing.current.signer,
     );
+    ctx.metrics.signed(started.elapsed());
     match xml {
         Ok(xml) => {
             tracing::info!(user = %s.user.username, rp = %rp.entity_id, acs = %pending.acs_url, "assertion issued");
