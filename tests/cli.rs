@@ -633,21 +633,25 @@ async fn logs_to_a_file_have_no_colour_codes_and_no_request_bodies() {
     assert!(!log.contains("SECRET-IN-THE-BODY"), "{log}");
 }
 
-/// `check-config --login USER` with `password` on stdin: (success, stdout, stderr).
-fn check_login(dir: &Path, config: &str, login: &str, password: &str) -> (bool, String, String) {
+/// Runs a command with `input` on its stdin (a password, as an admin would type it).
+fn run_with_stdin(dir: &Path, args: &[&str], input: &str) -> Output {
     use std::io::Write as _;
-    let mut child = tessera(dir, &["--config", config, "check-config", "--login", login])
+    let mut child = tessera(dir, args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("tessera runs");
     let mut stdin = child.stdin.take().expect("stdin");
-    stdin
-        .write_all(format!("{password}\n").as_bytes())
-        .expect("password to stdin");
+    stdin.write_all(input.as_bytes()).expect("stdin");
     drop(stdin);
-    let out = child.wait_with_output().expect("tessera ends");
+    child.wait_with_output().expect("tessera ends")
+}
+
+/// `check-config --login USER` with `password` on stdin: (success, stdout, stderr).
+fn check_login(dir: &Path, config: &str, login: &str, password: &str) -> (bool, String, String) {
+    let args = ["--config", config, "check-config", "--login", login];
+    let out = run_with_stdin(dir, &args, &format!("{password}\n"));
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert!(
         !stdout.contains(password) && !stderr.contains(password),
@@ -954,6 +958,21 @@ async fn users_settings_and_rp_commands_work_while_serving() {
         listed.contains("console:live") && listed.contains("sign=Assertion"),
         "{listed}"
     );
+
+    // `users add` on the live server: the running server re-reads the users file, so the
+    // new user signs in without a restart.
+    let added = run_with_stdin(dir.path(), &["users", "add", "newbie"], "Newbie-Pass-1\n");
+    assert!(added.status.success(), "{}", text(&added.stderr));
+    // The server looks at the file at most once a second.
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    let browser = Browser::new();
+    let q = sp.redirect_query(&sp.xml(&sp.req()), None, None);
+    let (url, _, page) = browser.get(&format!("{base}/adfs/ls/?{q}")).await;
+    let (_, status, page) = browser
+        .sign_in(&url, &page, "newbie", "Newbie-Pass-1")
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{page}");
+    assert!(page.contains("Set up verification"), "{page}");
 
     // Registered twice: refused without --replace; --replace changes the signing choice.
     let again = run(dir.path(), &["rp", "add", "--metadata", "live.xml"]);

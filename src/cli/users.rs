@@ -273,7 +273,11 @@ pub async fn run(config: &Config, command: UsersCommand) -> Result<()> {
             }
             let text =
                 toml::to_string_pretty(&file).map_err(|e| CliError::Invalid(e.to_string()))?;
-            std::fs::write(&path, text).map_err(|e| CliError::file(&path, e))?;
+            // Written beside and renamed into place: a running server re-reads the file
+            // when it changes and must never see half of it.
+            let partial = path.with_extension("toml.new");
+            std::fs::write(&partial, text).map_err(|e| CliError::file(&partial, e))?;
+            std::fs::rename(&partial, &path).map_err(|e| CliError::file(&path, e))?;
             println!("added {username} to {}", path.display());
             return Ok(());
         }

@@ -1,8 +1,9 @@
 //! The users file: a TOML list of users with argon2id password hashes; the embedded default.
 
 use std::collections::HashMap;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant, SystemTime};
 
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
@@ -101,58 +102,161 @@ pub fn verify_password(hash: &str, password: &str) -> bool {
 }
 
 pub struct FileDirectory {
-    /// Lower-cased username and lower-cased UPN both map to the user.
-    index: HashMap<String, Arc<FileUser>>,
-    /// Verified against when the user does not exist, so unknown users cost the same time.
+    users: RwLock<Loaded>,
+    /// The file the users came from, re-read when it changes (`tessera users add` on a
+    /// running server); `None` for users given in code.
+    source: Option<Watched>,
     dummy_hash: String,
 }
 
+/// The users in force: each under its lower-cased name and UPN.
+type Index = Arc<HashMap<String, Arc<FileUser>>>;
+
+struct Loaded {
+    index: Index,
+    /// The file's modification time when `index` was read.
+    modified: Option<SystemTime>,
+}
+
+struct Watched {
+    path: PathBuf,
+    /// When the file was last looked at: at most once per `LOOK_EVERY`.
+    looked: Mutex<Instant>,
+}
+
+/// How often a running server looks whether the users file changed.
+const LOOK_EVERY: Duration = Duration::from_secs(1);
+
 impl FileDirectory {
     pub fn load(path: &Path) -> Result<Self, FileError> {
-        let p = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| FileError::Read {
-            path: p.clone(),
-            detail: e.to_string(),
-        })?;
-        let file: UsersFile = toml::from_str(&text).map_err(|e| FileError::Invalid {
-            path: p.clone(),
-            detail: e.to_string(),
-        })?;
-        Self::from_users(file.users).map_err(|detail| FileError::Invalid { path: p, detail })
-    }
-
-    pub fn from_users(users: Vec<FileUser>) -> Result<Self, String> {
-        let mut index = HashMap::new();
-        for u in users {
-            PasswordHash::new(&u.password_hash).map_err(|e| {
-                format!(
-                    "user {}: password_hash is not a PHC string: {e}",
-                    u.username
-                )
-            })?;
-            let u = Arc::new(u);
-            let mut keys = vec![u.username.to_lowercase()];
-            keys.extend(u.upn.iter().map(|x| x.to_lowercase()));
-            for k in keys {
-                if index.insert(k.clone(), u.clone()).is_some() {
-                    return Err(format!("user name or UPN {k} appears twice"));
-                }
-            }
-        }
+        let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+        let index = read_index(path)?;
         Ok(Self {
-            index,
-            dummy_hash: hash_password("tessera-timing-equaliser")?,
+            users: RwLock::new(Loaded { index, modified }),
+            source: Some(Watched {
+                path: path.to_owned(),
+                looked: Mutex::new(Instant::now()),
+            }),
+            dummy_hash: dummy_hash().map_err(|detail| FileError::Invalid {
+                path: path.display().to_string(),
+                detail,
+            })?,
         })
     }
 
+    pub fn from_users(users: Vec<FileUser>) -> Result<Self, String> {
+        Ok(Self {
+            users: RwLock::new(Loaded {
+                index: Arc::new(index(users)?),
+                modified: None,
+            }),
+            source: None,
+            dummy_hash: dummy_hash()?,
+        })
+    }
+
+    /// The users in force, re-read first when the file changed since (looked at no more
+    /// than once a second). A file that no longer parses keeps the last good users, with a
+    /// log line, so a half-saved edit never signs everybody out.
+    fn current(&self) -> Index {
+        if let Some(w) = &self.source {
+            let due = {
+                let mut looked = w.looked.lock().unwrap_or_else(PoisonError::into_inner);
+                let due = looked.elapsed() >= LOOK_EVERY;
+                if due {
+                    *looked = Instant::now();
+                }
+                due
+            };
+            if due {
+                self.reload_if_changed(&w.path);
+            }
+        }
+        self.users
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .index
+            .clone()
+    }
+
+    fn reload_if_changed(&self, path: &Path) {
+        let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+        let known = self
+            .users
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .modified;
+        if modified == known {
+            return;
+        }
+        match read_index(path) {
+            Ok(index) => {
+                tracing::info!(file = %path.display(), users = index.len(), "users file re-read");
+                *self.users.write().unwrap_or_else(PoisonError::into_inner) =
+                    Loaded { index, modified };
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "users file changed but cannot be read; the last good one stays in force");
+                // Not again until it changes once more.
+                self.users
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .modified = modified;
+            }
+        }
+    }
+
     pub(super) fn find(&self, login: &str) -> Option<Arc<FileUser>> {
+        let index = self.current();
         let lower = login.to_lowercase();
-        if let Some(u) = self.index.get(&lower) {
+        if let Some(u) = index.get(&lower) {
             return Some(u.clone());
         }
         let (short, _) = split_login(&lower);
-        self.index.get(short).cloned()
+        index.get(short).cloned()
     }
+}
+
+fn read_index(path: &Path) -> Result<Index, FileError> {
+    let p = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| FileError::Read {
+        path: p.clone(),
+        detail: e.to_string(),
+    })?;
+    let file: UsersFile = toml::from_str(&text).map_err(|e| FileError::Invalid {
+        path: p.clone(),
+        detail: e.to_string(),
+    })?;
+    index(file.users)
+        .map(Arc::new)
+        .map_err(|detail| FileError::Invalid { path: p, detail })
+}
+
+/// Each user under its lower-cased name and UPN; a name or UPN twice is refused.
+fn index(users: Vec<FileUser>) -> Result<HashMap<String, Arc<FileUser>>, String> {
+    let mut index = HashMap::new();
+    for u in users {
+        PasswordHash::new(&u.password_hash).map_err(|e| {
+            format!(
+                "user {}: password_hash is not a PHC string: {e}",
+                u.username
+            )
+        })?;
+        let u = Arc::new(u);
+        let mut keys = vec![u.username.to_lowercase()];
+        keys.extend(u.upn.iter().map(|x| x.to_lowercase()));
+        for k in keys {
+            if index.insert(k.clone(), u.clone()).is_some() {
+                return Err(format!("user name or UPN {k} appears twice"));
+            }
+        }
+    }
+    Ok(index)
+}
+
+/// A hash checked for unknown users, so they take as long as known ones.
+fn dummy_hash() -> Result<String, String> {
+    hash_password("tessera-timing-equaliser")
 }
 
 #[async_trait]
@@ -194,11 +298,9 @@ impl Directory for FileDirectory {
                 .is_some_and(|v| v.to_lowercase().starts_with(&t))
         };
         // The index holds each user under its name and its UPN: one entry per user here.
-        let users: std::collections::BTreeMap<&str, &Arc<FileUser>> = self
-            .index
-            .values()
-            .map(|u| (u.username.as_str(), u))
-            .collect();
+        let index = self.current();
+        let users: std::collections::BTreeMap<&str, &Arc<FileUser>> =
+            index.values().map(|u| (u.username.as_str(), u)).collect();
         let mut found: Vec<UserInfo> = users
             .into_values()
             .filter(|u| !u.disabled)
@@ -260,6 +362,37 @@ mod tests {
             },
         ])
         .expect("dir")
+    }
+
+    #[tokio::test]
+    async fn a_changed_users_file_is_read_again_and_a_broken_one_keeps_the_last_good() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let path = tmp.path().join("users.toml");
+        let write = |users: Vec<FileUser>| {
+            let text = toml::to_string(&UsersFile { users }).expect("toml");
+            std::fs::write(&path, text).expect("write");
+        };
+        let user = |name: &str| FileUser {
+            username: name.into(),
+            password_hash: hash_password("pw-1").expect("hash"),
+            ..Default::default()
+        };
+        write(vec![user("alice")]);
+        let d = FileDirectory::load(&path).expect("load");
+        assert!(d.authenticate("bob", "pw-1").await.is_err());
+        write(vec![user("alice"), user("bob")]);
+        // The file is looked at no more than once a second.
+        std::thread::sleep(LOOK_EVERY + Duration::from_millis(100));
+        assert_eq!(
+            d.authenticate("bob", "pw-1").await.expect("bob").username,
+            "bob"
+        );
+        std::fs::write(&path, "[[user]]\nusername = \"half-writ").expect("write");
+        std::thread::sleep(LOOK_EVERY + Duration::from_millis(100));
+        assert!(
+            d.authenticate("bob", "pw-1").await.is_ok(),
+            "the last good file stays"
+        );
     }
 
     #[tokio::test]
