@@ -595,15 +595,7 @@ async fn logs_to_a_file_have_no_colour_codes_and_no_request_bodies() {
         .expect("serve starts");
     let server = Server(child);
     let http = reqwest::Client::new();
-    let mut up = false;
-    for _ in 0..100 {
-        if http.get(format!("{base}/healthz")).send().await.is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert!(up, "tessera did not start");
+    wait_healthy(&http, &base).await;
     let res = http
         .post(format!("{base}/adfs/ls/login"))
         .form(&[("password", "SECRET-IN-THE-BODY")])
@@ -1208,15 +1200,7 @@ async fn access_log_has_route_and_request_id_but_no_query_and_metrics_listen_wor
         .expect("serve starts");
     let server = Server(child);
     let http = reqwest::Client::new();
-    let mut up = false;
-    for _ in 0..100 {
-        if http.get(format!("{base}/healthz")).send().await.is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert!(up, "tessera did not start");
+    wait_healthy(&http, &base).await;
     let res = http
         .get(format!(
             "{base}/adfs/ls/login?flow=QUERYFLOW0042&SAMLRequest=QUERYSAML"
@@ -1262,4 +1246,15 @@ async fn access_log_has_route_and_request_id_but_no_query_and_metrics_listen_wor
     for secret in ["QUERYFLOW0042", "QUERYSAML", "COOKIESECRET"] {
         assert!(!log.contains(secret), "{secret} in the log:\n{log}");
     }
+}
+
+/// Waits (bounded) until the server at `base` answers `/healthz`.
+async fn wait_healthy(http: &reqwest::Client, base: &str) {
+    for _ in 0..100 {
+        if http.get(format!("{base}/healthz")).send().await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("tessera did not start at {base}");
 }

@@ -178,7 +178,6 @@ pub async fn pages(State(ctx): State<AppState>, req: Request, next: Next) -> Res
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use axum::Router;
     use axum::body::Body;
@@ -235,17 +234,6 @@ mod tests {
         assert!(!framework_refusal(&machine));
     }
 
-    async fn state(dir: &std::path::Path) -> AppState {
-        let mut config = crate::config::Config::default();
-        config.server.data_dir = dir.join("data");
-        config.metadata_dir = dir.join("metadata");
-        std::fs::create_dir_all(&config.metadata_dir).expect("metadata dir");
-        crate::startup::build(config, Arc::new(crate::clock::SystemClock))
-            .await
-            .expect("state")
-            .0
-    }
-
     fn quick_deadlines() -> crate::server::ServerLimits {
         crate::server::ServerLimits::from_config(&crate::config::ServerConfig {
             request_timeout_secs: 1,
@@ -257,7 +245,7 @@ mod tests {
     #[tokio::test]
     async fn limits_and_timeouts_inside_the_router_get_the_page() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let ctx = state(dir.path()).await;
+        let ctx = crate::web::test_state(dir.path()).await;
         let router = Router::new()
             .route("/form", post(|body: String| async move { body }))
             .route(

@@ -119,17 +119,6 @@ pub(super) mod tests {
         panic!("{}", PANIC_TEXT)
     }
 
-    async fn state(dir: &std::path::Path) -> AppState {
-        let mut config = crate::config::Config::default();
-        config.server.data_dir = dir.join("data");
-        config.metadata_dir = dir.join("metadata");
-        std::fs::create_dir_all(&config.metadata_dir).expect("metadata dir");
-        crate::startup::build(config, Arc::new(crate::clock::SystemClock))
-            .await
-            .expect("state")
-            .0
-    }
-
     async fn get(ctx: &AppState, uri: &str, id: Option<&str>) -> (Response, String) {
         let mut req = Request::builder().uri(uri);
         if let Some(id) = id {
@@ -150,7 +139,7 @@ pub(super) mod tests {
     #[tokio::test]
     async fn a_panicking_handler_answers_the_500_page_without_the_panic_text() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let ctx = state(dir.path()).await;
+        let ctx = crate::web::test_state(dir.path()).await;
         let (res, body) = get(&ctx, "/test/panic", None).await;
         assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert!(body.contains("Something went wrong on our side"), "{body}");
@@ -173,7 +162,7 @@ pub(super) mod tests {
     #[tokio::test]
     async fn every_answer_has_a_request_id_and_a_balancers_id_is_kept() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let ctx = state(dir.path()).await;
+        let ctx = crate::web::test_state(dir.path()).await;
         let (res, _) = get(&ctx, "/healthz", None).await;
         let made = res.headers()["x-request-id"].to_str().expect("ascii");
         assert_eq!(made.len(), 36, "a UUID: {made}");
@@ -187,7 +176,7 @@ pub(super) mod tests {
     #[tokio::test]
     async fn static_security_headers_come_with_pages_and_machine_answers() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let ctx = state(dir.path()).await;
+        let ctx = crate::web::test_state(dir.path()).await;
         for uri in ["/", "/healthz", "/metrics"] {
             let (res, _) = get(&ctx, uri, None).await;
             for (name, value) in STATIC_HEADERS {
@@ -201,7 +190,7 @@ pub(super) mod tests {
     #[tokio::test]
     async fn set_cookie_is_marked_sensitive() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let ctx = state(dir.path()).await;
+        let ctx = crate::web::test_state(dir.path()).await;
         // The console's sign-in begins a flow, bound to this browser by a cookie.
         let (res, _) = get(&ctx, "/admin", None).await;
         let set = res

@@ -424,3 +424,16 @@ pub fn templates(catalogue: Arc<Catalogue>) -> Environment<'static> {
     }
     env
 }
+
+/// An app state on embedded defaults in `dir`, for the unit tests of the web layers.
+#[cfg(test)]
+pub(crate) async fn test_state(dir: &std::path::Path) -> AppState {
+    let mut config = Config::default();
+    config.server.data_dir = dir.join("data");
+    config.metadata_dir = dir.join("metadata");
+    std::fs::create_dir_all(&config.metadata_dir).expect("metadata dir");
+    crate::startup::build(config, Arc::new(crate::clock::SystemClock))
+        .await
+        .expect("state")
+        .0
+}
