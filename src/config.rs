@@ -866,42 +866,45 @@ mod tests {
             c.store.redis_sentinels,
             ["s1:26379", "s2:26379", "s3:26379"]
         );
-        let err = Config::load(
-            None,
-            env(&[redis, ("TESSERA__STORE__REDIS_SENTINELS", "s1:26379")]),
-        )
-        .expect_err("no master name");
-        assert!(err.to_string().contains("store.redis_master_name"), "{err}");
-        let err = Config::load(
-            None,
-            env(&[
-                redis,
-                ("TESSERA__STORE__REDIS_SENTINELS", "s1"),
-                ("TESSERA__STORE__REDIS_MASTER_NAME", "tessera"),
-            ]),
-        )
-        .expect_err("no port");
-        assert!(err.to_string().contains("store.redis_sentinels"), "{err}");
-        let err = Config::load(
-            None,
-            env(&[
-                redis,
-                ("TESSERA__STORE__REDIS_URL", "redis://r:6379"),
-                ("TESSERA__STORE__REDIS_MASTER_NAME", "tessera"),
-            ]),
-        )
-        .expect_err("a master name without sentinels");
-        assert!(err.to_string().contains("store.redis_sentinels"), "{err}");
-        let err = Config::load(
-            None,
-            env(&[
-                redis,
-                ("TESSERA__STORE__REDIS_URL", "redis://r:6379"),
-                ("TESSERA__STORE__REDIS_CA_FILE", "/etc/tessera/redis-ca.pem"),
-            ]),
-        )
-        .expect_err("a CA file without TLS");
-        assert!(err.to_string().contains("store.redis_ca_file"), "{err}");
+        // Each refused combination (what is wrong, the variables, the key) names the key to fix.
+        type Vars<'a> = &'a [(&'a str, &'a str)];
+        let refused: [(&str, Vars, &str); 4] = [
+            (
+                "no master name",
+                &[("TESSERA__STORE__REDIS_SENTINELS", "s1:26379")],
+                "store.redis_master_name",
+            ),
+            (
+                "no port",
+                &[
+                    ("TESSERA__STORE__REDIS_SENTINELS", "s1"),
+                    ("TESSERA__STORE__REDIS_MASTER_NAME", "tessera"),
+                ],
+                "store.redis_sentinels",
+            ),
+            (
+                "a master name without sentinels",
+                &[
+                    ("TESSERA__STORE__REDIS_URL", "redis://r:6379"),
+                    ("TESSERA__STORE__REDIS_MASTER_NAME", "tessera"),
+                ],
+                "store.redis_sentinels",
+            ),
+            (
+                "a CA file without TLS",
+                &[
+                    ("TESSERA__STORE__REDIS_URL", "redis://r:6379"),
+                    ("TESSERA__STORE__REDIS_CA_FILE", "/etc/tessera/redis-ca.pem"),
+                ],
+                "store.redis_ca_file",
+            ),
+        ];
+        for (case, vars, key) in refused {
+            let mut all = vec![redis];
+            all.extend_from_slice(vars);
+            let err = Config::load(None, env(&all)).expect_err(case);
+            assert!(err.to_string().contains(key), "{case}: {err}");
+        }
         let c = Config::load(
             None,
             env(&[

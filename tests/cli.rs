@@ -9,7 +9,7 @@ mod support {
 }
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
 use support::browser::Browser;
@@ -580,22 +580,8 @@ async fn rp_list_shows_file_and_console_trusts_and_rp_remove_drops_a_console_one
 #[tokio::test]
 async fn logs_to_a_file_have_no_colour_codes_and_no_request_bodies() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (port, base) = support::process::free_base();
-    let log_path = dir.path().join("tessera.log");
-    let log = std::fs::File::create(&log_path).expect("log file");
-    let child = tessera(dir.path(), &["serve"])
-        .env("TESSERA__SERVER__LISTEN", format!("127.0.0.1:{port}"))
-        .env("TESSERA__SERVER__PUBLIC_URL", &base)
-        .env("RUST_LOG", "info")
-        // tracing-subscriber also turns colour off for NO_COLOR: that must not be why.
-        .env_remove("NO_COLOR")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("serve starts");
-    let server = Server(child);
+    let (server, base, log_path) = serve_logged(dir.path(), &[]).await;
     let http = reqwest::Client::new();
-    wait_healthy(&http, &base).await;
     let res = http
         .post(format!("{base}/adfs/ls/login"))
         .form(&[("password", "SECRET-IN-THE-BODY")])
@@ -1182,25 +1168,14 @@ async fn rp_add_replace_turns_a_file_trust_into_a_live_one() {
 #[tokio::test]
 async fn access_log_has_route_and_request_id_but_no_query_and_metrics_listen_works() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (port, base) = support::process::free_base();
     let (metrics_port, metrics_base) = support::process::free_base();
-    let log_path = dir.path().join("tessera.log");
-    let log = std::fs::File::create(&log_path).expect("log file");
-    let child = tessera(dir.path(), &["serve"])
-        .env("TESSERA__SERVER__LISTEN", format!("127.0.0.1:{port}"))
-        .env("TESSERA__SERVER__PUBLIC_URL", &base)
-        .env(
-            "TESSERA__SERVER__METRICS_LISTEN",
-            format!("127.0.0.1:{metrics_port}"),
-        )
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("serve starts");
-    let server = Server(child);
+    let metrics_listen = format!("127.0.0.1:{metrics_port}");
+    let (server, base, log_path) = serve_logged(
+        dir.path(),
+        &[("TESSERA__SERVER__METRICS_LISTEN", metrics_listen.as_str())],
+    )
+    .await;
     let http = reqwest::Client::new();
-    wait_healthy(&http, &base).await;
     let res = http
         .get(format!(
             "{base}/adfs/ls/login?flow=QUERYFLOW0042&SAMLRequest=QUERYSAML"
@@ -1246,6 +1221,29 @@ async fn access_log_has_route_and_request_id_but_no_query_and_metrics_listen_wor
     for secret in ["QUERYFLOW0042", "QUERYSAML", "COOKIESECRET"] {
         assert!(!log.contains(secret), "{secret} in the log:\n{log}");
     }
+}
+
+/// `tessera serve` in `dir` with `env`, its log (at info, never coloured by `NO_COLOR`, so a
+/// plain log proves the terminal check) written to a file; once it answers `/healthz`:
+/// (server, base URL, log file).
+async fn serve_logged(dir: &Path, env: &[(&str, &str)]) -> (Server, String, PathBuf) {
+    let (port, base) = support::process::free_base();
+    let log_path = dir.join("tessera.log");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let mut cmd = tessera(dir, &["serve"]);
+    cmd.env("TESSERA__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("TESSERA__SERVER__PUBLIC_URL", &base)
+        .env("RUST_LOG", "info")
+        // tracing-subscriber also turns colour off for NO_COLOR: that must not be why.
+        .env_remove("NO_COLOR")
+        .stdout(Stdio::null())
+        .stderr(log);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let server = Server(cmd.spawn().expect("serve starts"));
+    wait_healthy(&reqwest::Client::new(), &base).await;
+    (server, base, log_path)
 }
 
 /// Waits (bounded) until the server at `base` answers `/healthz`.
