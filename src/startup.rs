@@ -1,4 +1,4 @@
-//! Builds the one `AppContext` from a `Config`: first-run files, keys, store, directory, RPs.
+//! Builds the one `AppContext` from a `Config` (first-run files, keys, store, directory, RPs) and starts its background housekeeping.
 
 use std::sync::Arc;
 
@@ -158,6 +158,27 @@ pub async fn build(
         metrics,
     };
     Ok((Arc::new(ctx), first))
+}
+
+/// How often expired records are swept out of the store.
+const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Starts the background housekeeping of a built context: expired flows and replay-cache
+/// entries would otherwise stay in the redb file until touched again. The first sweep runs
+/// at once. Runs until the handle is aborted (the end of `serve`, a test's server dropped).
+pub fn spawn_housekeeping(ctx: &AppState) -> tokio::task::JoinHandle<()> {
+    let store = ctx.store.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(PURGE_EVERY);
+        loop {
+            every.tick().await;
+            match store.purge_expired().await {
+                Ok(n) if n > 0 => tracing::debug!(removed = n, "expired records purged"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "purging expired records failed"),
+            }
+        }
+    })
 }
 
 /// The configured store. The embedded one is a file only one process may hold open.

@@ -12,7 +12,7 @@ use crate::store::{self, Store, StoreError};
 
 pub const COOKIE: &str = "tessera_admin";
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AdminSession {
     pub user: String,
     pub display: String,
@@ -21,6 +21,20 @@ pub struct AdminSession {
     pub started: i64,
     pub methods: Vec<AuthMethod>,
     pub client_ip: String,
+}
+
+impl std::fmt::Debug for AdminSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The CSRF token is a per-session secret: whoever reads it in a log can forge forms.
+        f.debug_struct("AdminSession")
+            .field("user", &self.user)
+            .field("display", &self.display)
+            .field("csrf", &"<redacted>")
+            .field("started", &self.started)
+            .field("methods", &self.methods)
+            .field("client_ip", &self.client_ip)
+            .finish()
+    }
 }
 
 impl AdminSession {
@@ -78,4 +92,24 @@ pub async fn load(
 
 pub async fn end(store: &dyn Store, token: &str) -> Result<(), StoreError> {
     store.delete(&key(token)).await.map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_redacts_the_csrf_token() {
+        let session = AdminSession {
+            user: "alice".into(),
+            display: "Alice".into(),
+            csrf: "c5rf70k3n0f64hexdigits".into(),
+            started: 0,
+            methods: vec![AuthMethod::Password],
+            client_ip: "192.0.2.1".into(),
+        };
+        let shown = format!("{session:?}");
+        assert!(!shown.contains("c5rf70k3n"), "{shown}");
+        assert!(shown.contains("<redacted>") && shown.contains("alice"));
+    }
 }

@@ -1,4 +1,4 @@
-//! `serve`: logging, the listener, the start-up banner, the purge timer, and a graceful stop.
+//! `serve`: logging, the listener, the start-up banner, the housekeeping, and a graceful stop.
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -101,20 +101,7 @@ pub async fn serve(config: Config) -> Result<()> {
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
     }
-    let store = state.store.clone();
-    tokio::spawn(async move {
-        // Expired flows and replay-cache entries would otherwise stay in the redb file until
-        // touched again.
-        let mut every = tokio::time::interval(std::time::Duration::from_secs(600));
-        loop {
-            every.tick().await;
-            match store.purge_expired().await {
-                Ok(n) if n > 0 => tracing::debug!(removed = n, "expired records purged"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "purging expired records failed"),
-            }
-        }
-    });
+    let housekeeping = tessera::startup::spawn_housekeeping(&state);
     let limits = tessera::server::ServerLimits::from_config(&state.config.server);
     if let Some(addr) = state.config.server.metrics_listen {
         let metrics = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
@@ -145,6 +132,7 @@ pub async fn serve(config: Config) -> Result<()> {
         tracing::info!(%signal, "stop requested");
     })
     .await;
+    housekeeping.abort();
     if let Some(path) = admin_socket {
         super::socket::remove(&path);
     }

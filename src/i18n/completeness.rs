@@ -37,8 +37,6 @@ const RUST_SOURCES: &[&str] = &[
 
 /// (file, function) whose texts are for a phone, not a page: not translated yet.
 const PHONE_TEXTS: &[(&str, &str)] = &[
-    ("src/login/second_factor.rs", "send_push"),
-    ("src/login/second_factor.rs", "send_code"),
     ("src/web/mfa.rs", "settle"),
     ("src/web/mfa.rs", "voice"),
     // Heard by the admin who asked for a test call from the (English) console.

@@ -16,7 +16,8 @@ pub mod authn_context;
 mod enroll;
 pub use enroll::app_aad as enroll_aad;
 pub mod lockout;
-pub use second_factor::{ChoiceOption, bypass_key, chooser, code_mac, sms_inbound_key};
+pub use crate::mfa::delivery::{code_mac, sms_inbound_key};
+pub use second_factor::{ChoiceOption, bypass_key, chooser};
 mod password;
 mod pin;
 mod second_factor;
@@ -275,6 +276,9 @@ pub enum StepError {
     Store(#[from] StoreError),
     #[error("directory unavailable: {0}")]
     DirectoryUnavailable(String),
+    /// The random generator failed: no challenge id or code can be made safely.
+    #[error("random generator failed: {0}")]
+    Random(openssl::error::ErrorStack),
 }
 
 /// Failed passwords allowed within one flow before it is ended.
@@ -286,7 +290,7 @@ pub const MAX_PASSWORD_LEN: usize = 1024;
 /// How much of a typed user name the audit keeps when the directory did not confirm it.
 pub const AUDIT_LOGIN_CHARS: usize = 64;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct Flow {
     pub id: String,
     /// Random secret also held in a cookie: a flow only advances in the browser that began it.
@@ -301,6 +305,22 @@ pub struct Flow {
     /// The same steps in typed form, for the metrics (not stored).
     #[serde(skip)]
     pub transitions: Vec<Transition>,
+}
+
+impl std::fmt::Debug for Flow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The browser secret is what binds the flow to its browser: keep it out of logs.
+        f.debug_struct("Flow")
+            .field("id", &self.id)
+            .field("browser_secret", &"<redacted>")
+            .field("request", &self.request)
+            .field("state", &self.state)
+            .field("created", &self.created)
+            .field("client_ip", &self.client_ip)
+            .field("audit_events", &self.audit_events)
+            .field("transitions", &self.transitions)
+            .finish()
+    }
 }
 
 /// One transition as the metrics count it: the states' and method's names are the state
@@ -376,6 +396,20 @@ impl Note {
 }
 
 impl Deps<'_> {
+    /// What `mfa::delivery` needs to start a challenge, as of now.
+    pub fn sender(&self) -> crate::mfa::delivery::Sender<'_> {
+        crate::mfa::delivery::Sender {
+            gateway: self.gateway,
+            store: self.store,
+            tokens: self.tokens,
+            secrets: self.secrets,
+            mfa: self.mfa,
+            now: self.clock.unix(),
+            public_base: self.public_base,
+            display_name: self.issuer_name,
+        }
+    }
+
     /// Is `ip` a trusted proxy's own address? Then it stands for everyone behind the proxy:
     /// it never counts as a trusted network, a familiar address or a per-address budget.
     pub fn is_proxy(&self, ip: &str) -> bool {
@@ -502,5 +536,18 @@ impl Flow {
             method: note.method,
             outcome: note.outcome,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_redacts_the_browser_secret() {
+        let flow = Flow::new(Pending::AdminConsole, "192.0.2.1", 0);
+        let shown = format!("{flow:?}");
+        assert!(!shown.contains(&flow.browser_secret), "{shown}");
+        assert!(shown.contains("<redacted>") && shown.contains(&flow.id));
     }
 }

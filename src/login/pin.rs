@@ -10,9 +10,8 @@ use crate::audit::Outcome;
 use crate::directory::UserInfo;
 use crate::mfa::registration::{self, Registration};
 use crate::mfa::{Method, pin};
-use crate::store::StoreError;
 
-type Step = Result<(LoginState, Note), StoreError>;
+type Step = Result<(LoginState, Note), super::StepError>;
 
 const EXPIRED: &str = "Your PIN has expired. Choose a new one for phone sign-in.";
 

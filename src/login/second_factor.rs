@@ -1,22 +1,22 @@
 //! AwaitSecondFactor and ChooseMethod: which method runs, starting it, reading its outcome.
 
 use std::net::IpAddr;
-use std::time::Duration;
 
 use super::{
-    AuthMethod, Deps, Event, Flow, LoginState, Note, SecondFactor, SecondFactorRule, end_with,
+    AuthMethod, Deps, Event, Flow, LoginState, Note, SecondFactor, SecondFactorRule, StepError,
+    end_with,
 };
 use crate::audit::Outcome;
 use crate::directory::UserInfo;
 use crate::i18n::msgid;
-use crate::mfa::challenge::{self, Action, hmac_hex, mac_eq};
-use crate::mfa::gateway::{CallRequest, PushAction, PushMessage, SmsMessage};
+use crate::mfa::challenge::{self, mac_eq};
+use crate::mfa::delivery::{self, Channel, Purpose, Refused, code_mac};
 use crate::mfa::registration::{self, Phone, Registration};
 use crate::mfa::settings::SmsMode;
 use crate::mfa::{Challenge, ChallengeStatus, Method, lockout, mask_phone, oath};
 use crate::store::StoreError;
 
-type Step = Result<(LoginState, Note), StoreError>;
+type Step = Result<(LoginState, Note), StepError>;
 
 const NOT_CORRECT: &str = "That code is not correct. Try again.";
 /// Code entry locked (`mfa::lockout`), other methods left.
@@ -238,19 +238,17 @@ pub(super) async fn begin(
     if method == Method::Call && super::pin::needed(reg, deps) {
         return Ok(super::pin::ask(user, reg));
     }
-    let sent = match method {
-        Method::Oath => return Ok((waiting(user, method, None), started)),
-        Method::Push => match reg.push_devices.first() {
-            Some(d) => send_push(flow, &user.username, &d.topic, deps).await?,
-            None => Err("no push device".to_owned()),
-        },
-        Method::Call | Method::Sms => match phones(deps, &user, reg).into_iter().next() {
-            Some(p) if method == Method::Call => {
-                start_call(flow, &user.username, &p.number, deps).await?
-            }
-            Some(p) => send_code(flow, &user.username, &p.number, deps.mfa.sms_mode, deps).await?,
-            None => Err("no phone number".to_owned()),
-        },
+    let Some(channel) = Channel::of(method) else {
+        return Ok((waiting(user, method, None), started));
+    };
+    let sent = match destination(deps, &user, reg, channel) {
+        Ok(to) => {
+            let purpose = Purpose::SignIn { flow_id: &flow.id };
+            let sender = deps.sender();
+            let sent = delivery::start(&sender, channel, &to, &user.username, purpose).await;
+            deliverable(sent)?.map_err(|e| e.to_string())
+        }
+        Err(reason) => Err(reason.to_owned()),
     };
     match sent {
         Ok(c) => Ok((waiting(user, method, Some(&c)), started)),
@@ -264,216 +262,39 @@ pub(super) async fn begin(
     }
 }
 
-fn new_challenge(
-    flow: &Flow,
-    username: &str,
-    method: Method,
-    deadline: i64,
+/// Where a sign-in's challenge goes: the first push device, or the first phone.
+fn destination(
     deps: &Deps<'_>,
-) -> Challenge {
-    Challenge {
-        id: crate::saml::random_hex(16),
-        flow_id: flow.id.clone(),
-        username: username.to_owned(),
-        method,
-        status: ChallengeStatus::Pending,
-        created: deps.clock.unix(),
-        deadline,
-        number: None,
-        code_hash: None,
-        destination: None,
-        phone: None,
+    user: &UserInfo,
+    reg: &Registration,
+    channel: Channel,
+) -> Result<String, &'static str> {
+    match channel {
+        Channel::Push => reg
+            .push_devices
+            .first()
+            .map(|d| d.topic.clone())
+            .ok_or("no push device"),
+        Channel::Call | Channel::Text => phones(deps, user, reg)
+            .into_iter()
+            .next()
+            .map(|p| p.number)
+            .ok_or("no phone number"),
     }
 }
 
-fn challenge_ttl(c: &Challenge, now: i64) -> Duration {
-    Duration::from_secs(u64::try_from(c.deadline - now).unwrap_or(0) + 600)
-}
-
-/// A push with approve / deny / report-fraud buttons whose URLs carry signed tokens.
-/// `Ok(Err(reason))` when the gateway refused: the caller offers another method.
-pub(super) async fn send_push(
-    flow: &Flow,
-    username: &str,
-    topic: &str,
-    deps: &Deps<'_>,
-) -> Result<Result<Challenge, String>, StoreError> {
-    let now = deps.clock.unix();
-    let mut c = new_challenge(
-        flow,
-        username,
-        Method::Push,
-        now + i64::from(deps.mfa.timeout_secs),
-        deps,
-    );
-    c.destination = Some("your mobile app".into());
-    let url = |a: Action| {
-        format!(
-            "{}/mfa/callback/{}",
-            deps.public_base,
-            deps.tokens.token(&c.id, a)
-        )
-    };
-    let mut actions = Vec::new();
-    if deps.mfa.number_matching {
-        // The page shows one number; the phone offers it beside a decoy (MFA-fatigue defence).
-        // ntfy shows at most three buttons: two numbers and "Deny and report fraud".
-        let mut choices = distinct_numbers(2);
-        c.number = choices.first().copied();
-        choices.sort_unstable();
-        for n in choices {
-            actions.push(PushAction {
-                label: n.to_string(),
-                url: format!("{}?n={n}", url(Action::Approve)),
-            });
-        }
-    } else {
-        actions.push(PushAction {
-            label: "Approve".into(),
-            url: url(Action::Approve),
-        });
-        actions.push(PushAction {
-            label: "Deny".into(),
-            url: url(Action::Deny),
-        });
+/// A delivery's outcome as a step sees it: `Ok(Err(..))` when the user can route around it
+/// (the gateway failed, the destination is not reachable); the step's error when nothing
+/// can go on (the store or the random generator failed).
+pub(super) fn deliverable(
+    sent: Result<Challenge, Refused>,
+) -> Result<Result<Challenge, Refused>, StepError> {
+    match sent {
+        Ok(c) => Ok(Ok(c)),
+        Err(Refused::Store(e)) => Err(StepError::Store(e)),
+        Err(Refused::Random(e)) => Err(StepError::Random(e)),
+        Err(e @ (Refused::Gateway(_) | Refused::Destination(_))) => Ok(Err(e)),
     }
-    actions.push(PushAction {
-        label: "Deny and report fraud".into(),
-        url: url(Action::Fraud),
-    });
-    challenge::create(deps.store, &c, challenge_ttl(&c, now)).await?;
-    let body = match c.number {
-        Some(_) => {
-            format!("Sign-in request for {username}. Tap the number shown on the sign-in page.")
-        }
-        None => format!("Sign-in request for {username}. Approve if it was you."),
-    };
-    let msg = PushMessage {
-        topic: topic.to_owned(),
-        title: format!("{} sign-in", deps.issuer_name),
-        body,
-        actions,
-    };
-    Ok(deps
-        .gateway
-        .push(&msg)
-        .await
-        .map(|_| c)
-        .map_err(|e| e.to_string()))
-}
-
-fn distinct_numbers(n: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    while out.len() < n {
-        let mut b = [0u8; 1];
-        // Only fails if the OS RNG is broken; then 0-padding just repeats and retries.
-        let _ = openssl::rand::rand_bytes(&mut b);
-        let v = 10 + b[0] % 90;
-        if !out.contains(&v) {
-            out.push(v);
-        }
-    }
-    out
-}
-
-pub(super) async fn start_call(
-    flow: &Flow,
-    username: &str,
-    phone: &str,
-    deps: &Deps<'_>,
-) -> Result<Result<Challenge, String>, StoreError> {
-    let now = deps.clock.unix();
-    let mut c = new_challenge(
-        flow,
-        username,
-        Method::Call,
-        now + i64::from(deps.mfa.timeout_secs),
-        deps,
-    );
-    c.destination = Some(mask_phone(phone));
-    c.phone = Some(phone.to_owned());
-    challenge::create(deps.store, &c, challenge_ttl(&c, now)).await?;
-    let req = CallRequest {
-        to: phone.to_owned(),
-        voice_url: format!(
-            "{}/mfa/voice/{}",
-            deps.public_base,
-            deps.tokens.token(&c.id, Action::Digits)
-        ),
-        status_url: format!(
-            "{}/mfa/voice/status/{}",
-            deps.public_base,
-            deps.tokens.token(&c.id, Action::Status)
-        ),
-    };
-    Ok(deps
-        .gateway
-        .call(&req)
-        .await
-        .map(|_| c)
-        .map_err(|e| e.to_string()))
-}
-
-/// The MAC stored instead of an SMS code: the Store never holds a usable code.
-pub fn code_mac(deps_secret: &[u8], challenge_id: &str, code: &str) -> String {
-    hmac_hex(deps_secret, &format!("{challenge_id}:{code}"))
-}
-
-pub fn sms_inbound_key(phone: &str) -> String {
-    format!("smsin:{phone}")
-}
-
-pub(super) async fn send_code(
-    flow: &Flow,
-    username: &str,
-    phone: &str,
-    mode: SmsMode,
-    deps: &Deps<'_>,
-) -> Result<Result<Challenge, String>, StoreError> {
-    let now = deps.clock.unix();
-    let wait = match mode {
-        SmsMode::OneWay => deps.mfa.sms_code_lifetime_secs,
-        SmsMode::TwoWay => deps.mfa.timeout_secs,
-    };
-    let mut c = new_challenge(flow, username, Method::Sms, now + i64::from(wait), deps);
-    let code = six_digits();
-    c.code_hash = Some(code_mac(&deps.secrets.derive("sms-code"), &c.id, &code));
-    c.destination = Some(mask_phone(phone));
-    c.phone = Some(phone.to_owned());
-    let ttl = challenge_ttl(&c, now);
-    challenge::create(deps.store, &c, ttl).await?;
-    let body = match mode {
-        SmsMode::OneWay => format!(
-            "Your {} verification code is {code}. It expires in {} minutes.",
-            deps.issuer_name,
-            deps.mfa.sms_code_lifetime_secs / 60
-        ),
-        SmsMode::TwoWay => {
-            deps.store
-                .put(&sms_inbound_key(phone), c.id.as_bytes(), Some(ttl))
-                .await?;
-            format!(
-                "{} sign-in: reply with {code} to approve.",
-                deps.issuer_name
-            )
-        }
-    };
-    Ok(deps
-        .gateway
-        .sms(&SmsMessage {
-            to: phone.to_owned(),
-            body,
-        })
-        .await
-        .map(|_| c)
-        .map_err(|e| e.to_string()))
-}
-
-fn six_digits() -> String {
-    let mut b = [0u8; 4];
-    // See distinct_numbers: a broken RNG is not recoverable, and zeros still verify safely.
-    let _ = openssl::rand::rand_bytes(&mut b);
-    format!("{:06}", u32::from_le_bytes(b) % 1_000_000)
 }
 
 /// Methods whose page waits for an answer given elsewhere (and so can time out).
@@ -489,7 +310,7 @@ pub(super) fn sms_code_ok(c: &Challenge, code: &str, deps: &Deps<'_>) -> bool {
     fresh
         && mac_eq(
             expected,
-            &code_mac(&deps.secrets.derive("sms-code"), &c.id, code),
+            &code_mac(&delivery::code_key(deps.secrets), &c.id, code),
         )
 }
 

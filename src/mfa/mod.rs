@@ -5,6 +5,7 @@
 //! check (read its outcome). The login state machine drives them; see `login/`.
 
 pub mod challenge;
+pub mod delivery;
 pub mod gateway;
 pub mod live;
 pub mod lockout;

@@ -869,60 +869,17 @@ async fn send_test(
     to: &str,
 ) -> Result<String, String> {
     let policy = ctx.policy().await;
-    let name = &ctx.config.idp.display_name;
-    if channel == "push" {
-        let topic_ok = (1..=64).contains(&to.len())
-            && to
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-        if !topic_ok {
-            return Err("A push test needs an ntfy topic: 1 to 64 letters, digits, - or _.".into());
-        }
-        let m = crate::mfa::gateway::PushMessage {
-            topic: to.to_owned(),
-            title: format!("{name} test"),
-            body: format!("A test notification sent by {admin}."),
-            actions: Vec::new(),
-        };
-        return match policy.gateway.push(&m).await {
-            Ok(()) => Ok(format!("Test push sent to topic {to}.")),
-            Err(e) => Err(format!("The push gateway failed: {e}")),
-        };
-    }
-    if channel != "sms" && channel != "call" {
-        return Err("Choose push, text or call.".into());
-    }
-    let Some(number) =
-        crate::mfa::registration::normalize_phone(to, &policy.mfa.default_country_code)
-    else {
-        let shown: String = to.chars().take(40).collect();
-        return Err(format!("`{shown}` is not a phone number."));
+    let sender = crate::mfa::delivery::Sender {
+        gateway: policy.gateway.as_ref(),
+        store: ctx.store.as_ref(),
+        tokens: &ctx.tokens,
+        secrets: &ctx.secrets,
+        mfa: &policy.mfa,
+        now: ctx.clock.unix(),
+        public_base: ctx.config.public_base(),
+        display_name: &ctx.config.idp.display_name,
     };
-    if channel == "sms" {
-        let m = crate::mfa::gateway::SmsMessage {
-            to: number.clone(),
-            body: format!("{name}: a test message sent by {admin}."),
-        };
-        return match policy.gateway.sms(&m).await {
-            Ok(()) => Ok(format!("Test text sent to {number}.")),
-            Err(e) => Err(format!("The text gateway failed: {e}")),
-        };
-    }
-    // The call fetches its script from us, like a sign-in call, under a token of its own.
-    let base = ctx.config.public_base();
-    let token = ctx.tokens.token(
-        &crate::saml::random_hex(8),
-        crate::mfa::challenge::Action::TestCall,
-    );
-    let c = crate::mfa::gateway::CallRequest {
-        to: number.clone(),
-        voice_url: format!("{base}/mfa/voice/test/{token}"),
-        status_url: format!("{base}/mfa/voice/test-status/{token}"),
-    };
-    match policy.gateway.call(&c).await {
-        Ok(()) => Ok(format!("Test call placed to {number}.")),
-        Err(e) => Err(format!("The call gateway failed: {e}")),
-    }
+    crate::mfa::delivery::test(&sender, admin, channel, to).await
 }
 
 /// POST /admin/settings/test: one test push, text or call through the delivery gateway in

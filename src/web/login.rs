@@ -260,6 +260,12 @@ async fn advance(
             tracing::error!(flow = %flow_id, error = %detail, "directory unavailable");
             return ctx.error_in(lang, StatusCode::SERVICE_UNAVAILABLE, DIRECTORY_DOWN);
         }
+        Err(StepError::Random(e)) => {
+            // Nothing was saved or sent: no challenge goes out with a guessable id or code.
+            tracing::error!(flow = %flow_id, error = %e, "random generator failed");
+            let message = "The sign-in service is temporarily unavailable. Try again in a moment.";
+            return ctx.error_in(lang, StatusCode::SERVICE_UNAVAILABLE, message);
+        }
     };
     if let Err(e) = record_steps(ctx, &mut flow).await {
         return super::saml::store_failure_in(ctx, lang, &e);

@@ -25,11 +25,14 @@ pub struct Tessera {
     pub state: tessera::AppState,
     pub dir: TempDir,
     task: tokio::task::JoinHandle<()>,
+    /// The store purge `serve` runs too.
+    housekeeping: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for Tessera {
     fn drop(&mut self) {
         self.task.abort();
+        self.housekeeping.abort();
     }
 }
 
@@ -111,6 +114,7 @@ impl TesseraBuilder {
         let listener = tokio::net::TcpListener::from_std(self.listener).expect("listener");
         let limits = tessera::server::ServerLimits::from_config(&state.config.server);
         let app = tessera::app(state.clone());
+        let housekeeping = tessera::startup::spawn_housekeeping(&state);
         let task = tokio::spawn(async move {
             let _ = tessera::server::serve(listener, app, &limits, std::future::pending()).await;
         });
@@ -119,6 +123,7 @@ impl TesseraBuilder {
             state,
             dir: self.dir,
             task,
+            housekeeping,
         }
     }
 }
