@@ -329,82 +329,79 @@ fn unchanged(w: SecondFactor, reason: Option<String>) -> (LoginState, Note) {
 
 /// TryEndAuthentication for the running method.
 pub(super) async fn on_event(mut w: SecondFactor, event: Event, deps: &Deps<'_>) -> Step {
-    let m = Some(w.method.as_str());
     w.message = None;
     match event {
-        Event::Poll => {
-            let Some(id) = w.challenge.clone() else {
-                return Ok(unchanged(w, None));
-            };
-            let status = challenge::load(deps.store, &id).await?.map(|c| c.status);
-            let expired =
-                w.deadline.is_some_and(|d| deps.clock.unix() >= d) && waits(w.method, deps);
-            match status {
-                Some(ChallengeStatus::Approved) => verified(w, deps).await,
-                Some(ChallengeStatus::Denied) => denied(w.user, w.method, deps).await,
-                Some(ChallengeStatus::Fraud) => fraud(w.user, w.method, deps).await,
-                Some(ChallengeStatus::Failed { reason }) => Ok((
-                    choose(
-                        w.user,
-                        "We could not reach you. Choose another verification option.",
-                    ),
-                    Note::fail(m, reason),
-                )),
-                Some(ChallengeStatus::Pending) if expired => {
-                    challenge::resolve(
-                        deps.store,
-                        &id,
-                        ChallengeStatus::Failed {
-                            reason: "timed out".into(),
-                        },
-                    )
-                    .await?;
-                    let next = choose(
-                        w.user,
-                        "We didn't receive a response. Choose another verification option.",
-                    );
-                    Ok((next, Note::fail(m, "timed out")))
-                }
-                Some(ChallengeStatus::Pending) => Ok(unchanged(w, None)),
-                None => Ok((
-                    choose(
-                        w.user,
-                        "The verification request expired. Choose a verification option.",
-                    ),
-                    Note::fail(m, "challenge expired"),
-                )),
-            }
-        }
+        Event::Poll => match w.challenge.clone() {
+            Some(id) => polled(w, &id, deps).await,
+            None => Ok(unchanged(w, None)),
+        },
         Event::Code { code } => code_entered(w, code, deps).await,
-        Event::UseDifferent => {
-            if let Some(id) = w.challenge.as_deref() {
-                // A late approval of the abandoned challenge must not count for anything.
-                challenge::resolve(
-                    deps.store,
-                    id,
-                    ChallengeStatus::Failed {
-                        reason: "abandoned".into(),
-                    },
-                )
-                .await?;
-            }
-            let next = LoginState::ChooseMethod {
-                user: w.user,
-                message: None,
-                code_failures: w.code_failures,
-            };
-            let note = Note {
-                method: m,
-                outcome: Outcome::Failure,
-                reason: Some("user asked for a different option".into()),
-            };
-            Ok((next, note))
-        }
+        Event::UseDifferent => use_different(w, deps).await,
         other => {
             let reason = format!("event {} ignored", other.name());
             Ok(unchanged(w, Some(reason)))
         }
     }
+}
+
+/// The waiting page looked again: the challenge's outcome, or its deadline passing.
+async fn polled(w: SecondFactor, id: &str, deps: &Deps<'_>) -> Step {
+    let m = Some(w.method.as_str());
+    let status = challenge::load(deps.store, id).await?.map(|c| c.status);
+    let expired = w.deadline.is_some_and(|d| deps.clock.unix() >= d) && waits(w.method, deps);
+    match status {
+        Some(ChallengeStatus::Approved) => verified(w, deps).await,
+        Some(ChallengeStatus::Denied) => denied(w.user, w.method, deps).await,
+        Some(ChallengeStatus::Fraud) => fraud(w.user, w.method, deps).await,
+        Some(ChallengeStatus::Failed { reason }) => Ok((
+            choose(
+                w.user,
+                "We could not reach you. Choose another verification option.",
+            ),
+            Note::fail(m, reason),
+        )),
+        Some(ChallengeStatus::Pending) if expired => {
+            let timed_out = ChallengeStatus::Failed {
+                reason: "timed out".into(),
+            };
+            challenge::resolve(deps.store, id, timed_out).await?;
+            let next = choose(
+                w.user,
+                "We didn't receive a response. Choose another verification option.",
+            );
+            Ok((next, Note::fail(m, "timed out")))
+        }
+        Some(ChallengeStatus::Pending) => Ok(unchanged(w, None)),
+        None => Ok((
+            choose(
+                w.user,
+                "The verification request expired. Choose a verification option.",
+            ),
+            Note::fail(m, "challenge expired"),
+        )),
+    }
+}
+
+/// "Use a different verification option" while a method runs: back to the chooser.
+async fn use_different(w: SecondFactor, deps: &Deps<'_>) -> Step {
+    if let Some(id) = w.challenge.as_deref() {
+        // A late approval of the abandoned challenge must not count for anything.
+        let abandoned = ChallengeStatus::Failed {
+            reason: "abandoned".into(),
+        };
+        challenge::resolve(deps.store, id, abandoned).await?;
+    }
+    let note = Note {
+        method: Some(w.method.as_str()),
+        outcome: Outcome::Failure,
+        reason: Some("user asked for a different option".into()),
+    };
+    let next = LoginState::ChooseMethod {
+        user: w.user,
+        message: None,
+        code_failures: w.code_failures,
+    };
+    Ok((next, note))
 }
 
 /// A typed code (app, hardware token, one-way text): counted per user across sign-ins before
