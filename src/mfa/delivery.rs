@@ -590,6 +590,45 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn two_way_texts_are_for_sign_in_only_enrollment_always_asks_for_the_code() {
+        let (sim, gateway) = simulator().await;
+        let mut w = World::new(gateway);
+        w.mfa.sms_mode = SmsMode::TwoWay;
+        let c = start(&w.sender(), Channel::Text, PHONE, "alice", SIGN_IN)
+            .await
+            .unwrap();
+        assert_eq!(c.deadline, NOW + i64::from(w.mfa.timeout_secs));
+        let reply_to = w.store.get(&sms_inbound_key(PHONE)).await.unwrap();
+        assert_eq!(reply_to.as_deref(), Some(c.id.as_bytes()));
+        let text = sim.snapshot().texts.pop_back().expect("a text");
+        assert!(
+            text.body.starts_with("Contoso sign-in: reply with "),
+            "{}",
+            text.body
+        );
+
+        w.store.delete(&sms_inbound_key(PHONE)).await.unwrap();
+        let purpose = Purpose::Enroll { flow_id: "flow3" };
+        let c = start(&w.sender(), Channel::Text, PHONE, "alice", purpose)
+            .await
+            .unwrap();
+        assert_eq!(c.deadline, NOW + i64::from(w.mfa.sms_code_lifetime_secs));
+        assert!(
+            w.store
+                .get(&sms_inbound_key(PHONE))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let text = sim.snapshot().texts.pop_back().expect("a text");
+        assert!(
+            text.body.starts_with("Your Contoso verification code is "),
+            "{}",
+            text.body
+        );
+    }
+
+    #[tokio::test]
     async fn a_push_with_number_matching_offers_the_page_number_and_a_decoy() {
         let (sim, gateway) = simulator().await;
         let mut w = World::new(gateway);
