@@ -10,7 +10,9 @@
 //! - The login state machine (`login::second_factor::begin`) starts a sign-in's push, call or
 //!   text with `Purpose::SignIn`; inline enrollment (`login::enroll`) sends the confirming
 //!   text or push with `Purpose::Enroll`.
-//! - The console's "send a test" (`web::admin`) calls [`test`].
+//! - The console's "send a test" (`web::admin`) calls [`test`]. It is not a `Purpose`: it
+//!   stores no challenge and nobody answers it, so it shares the destination checks and the
+//!   gateway, not the challenge.
 //! - The self-service portal will do as enrollment does: build a `Sender` from `AppContext`
 //!   and the policy in force (as the console does), call [`start`] with `Channel::Text` or
 //!   `Channel::Push` and `Purpose::Enroll { flow_id: <the portal's enrollment id> }`, keep the
