@@ -11,10 +11,22 @@ use openssl::rsa::Rsa;
 use openssl::x509::extension::{BasicConstraints, KeyUsage, SubjectKeyIdentifier};
 use openssl::x509::{X509, X509NameBuilder};
 
-use crate::config::SigningConfig;
+use serde::Deserialize;
 
 pub mod live;
 use crate::xmldsig::sign::SigningKey;
+
+/// Where the token-signing key comes from (`[idp.signing]` in the config file). Unset:
+/// generated once into the data dir. Defined here, beside its only reader, so the key code
+/// does not depend on the whole configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SigningConfig {
+    pub key_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub pfx_file: Option<PathBuf>,
+    pub pfx_password: Option<String>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {

@@ -4,11 +4,13 @@ use base64::Engine;
 use openssl::x509::X509;
 
 use crate::keys::KeyMaterial;
-use crate::rp::{Acs, check_endpoint_url};
 use crate::xml::{self, Element, Limits};
 use crate::xmldsig::emit::{El, c14n};
 use crate::xmldsig::sign::sign_enveloped;
 
+use super::vocab::{
+    Acs, NAMEID_EMAIL, NAMEID_PERSISTENT, NAMEID_TRANSIENT, NAMEID_UNSPECIFIED, check_endpoint_url,
+};
 use super::{BINDING_POST, BINDING_REDIRECT, NS_DS, NS_MD, NS_SAMLP};
 
 /// The endpoints we publish, derived from the public URL.
@@ -54,10 +56,10 @@ pub fn idp_metadata(
         }
     }
     for f in [
-        crate::rp::NAMEID_UNSPECIFIED,
-        crate::rp::NAMEID_EMAIL,
-        crate::rp::NAMEID_PERSISTENT,
-        crate::rp::NAMEID_TRANSIENT,
+        NAMEID_UNSPECIFIED,
+        NAMEID_EMAIL,
+        NAMEID_PERSISTENT,
+        NAMEID_TRANSIENT,
     ] {
         idp.push(El::new("md", "NameIDFormat", NS_MD).text(f));
     }
