@@ -14,6 +14,7 @@ use openssl::x509::{X509, X509NameBuilder};
 use serde::Deserialize;
 
 pub mod live;
+use crate::saml::metadata::PublishedKey;
 use crate::xmldsig::sign::SigningKey;
 
 /// Where the token-signing key comes from (`[idp.signing]` in the config file). Unset:
@@ -106,6 +107,16 @@ fn check_usable(key: &PKey<Private>, cert: &X509) -> Result<(), KeyError> {
         ));
     }
     Ok(())
+}
+
+/// What IdP metadata publishes of a key (`saml::metadata::idp_metadata`).
+impl PublishedKey for KeyMaterial {
+    fn signer(&self) -> &SigningKey {
+        &self.signer
+    }
+    fn cert_b64(&self) -> &str {
+        &self.cert_b64
+    }
 }
 
 pub const KEY_FILE: &str = "signing.key";

@@ -614,6 +614,41 @@ mod tests {
     }
 
     #[test]
+    fn the_recipient_carries_resolved_name_id_and_attributes() {
+        let r = rp(&["https://gw.corp.example/cgi/samlauth"]);
+        let ann = UserInfo {
+            username: "ann".into(),
+            upn: Some("ann@corp.example".into()),
+            ..Default::default()
+        };
+        let sp = r.recipient(&ann);
+        assert_eq!(sp.entity_id, "https://gw.corp.example");
+        assert!(sp.sign_assertion && sp.sign_response);
+        assert_eq!(sp.name_id, NameIdValue::Value("ann@corp.example".into()));
+        assert!(
+            sp.attributes
+                .iter()
+                .any(|a| a.name == "upn" && a.values == ["ann@corp.example"])
+        );
+        let no_upn = UserInfo {
+            username: "bob".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            r.recipient(&no_upn).name_id,
+            NameIdValue::Missing {
+                user: "bob".into(),
+                source_name: "upn".into()
+            }
+        );
+        let transient = RelyingParty {
+            name_id_format: NAMEID_TRANSIENT.into(),
+            ..r
+        };
+        assert_eq!(transient.recipient(&no_upn).name_id, NameIdValue::Transient);
+    }
+
+    #[test]
     fn acs_must_be_registered() {
         let r = rp(&[
             "https://gw.corp.example/cgi/samlauth",

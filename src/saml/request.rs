@@ -858,4 +858,156 @@ mod tests {
                 .is_err()
         );
     }
+
+    /// An SP as `accept` sees it, without a registry.
+    #[derive(Debug)]
+    struct TestSp {
+        acs: Vec<Acs>,
+        signed: bool,
+    }
+
+    impl SpView for TestSp {
+        fn entity_id(&self) -> &str {
+            "https://gw"
+        }
+        fn certs(&self) -> &[X509] {
+            &[]
+        }
+        fn acs(&self) -> &[Acs] {
+            &self.acs
+        }
+        fn wants_signed_requests(&self) -> bool {
+            self.signed
+        }
+    }
+
+    fn gw(signed: bool) -> Option<TestSp> {
+        Some(TestSp {
+            acs: vec![Acs {
+                url: "https://gw/cgi/samlauth".into(),
+                index: Some(0),
+            }],
+            signed,
+        })
+    }
+
+    fn window() -> Window {
+        Window {
+            now: parse_saml_time("2026-11-23T10:01:00Z").expect("now"),
+            max_age: time::Duration::minutes(5),
+            skew: time::Duration::minutes(1),
+            sso_urls: vec!["https://idp/adfs/ls/".into()],
+            relay_state_max: 80,
+        }
+    }
+
+    fn posted(xml: &str, relay_state: Option<&str>) -> Incoming {
+        Incoming {
+            saml_request: base64::engine::general_purpose::STANDARD.encode(xml),
+            relay_state: relay_state.map(str::to_owned),
+            raw_redirect: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn accept_runs_every_check_and_names_the_one_that_failed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = crate::store::embedded::EmbeddedStore::open(
+            &dir.path().join("s.redb"),
+            std::sync::Arc::new(crate::clock::SystemClock),
+        )
+        .expect("store");
+        let w = window();
+        let run = |xml: &str, rs: Option<&str>, sp: Option<TestSp>| {
+            accept(
+                posted(xml, rs),
+                Binding::Post,
+                move |id: &str| sp.filter(|_| id == "https://gw"),
+                &store,
+                &w,
+            )
+        };
+
+        let a = run(REQ, Some("rs"), gw(false)).await.expect("accepted");
+        assert_eq!(a.relay_state.as_deref(), Some("rs"));
+        assert!(!a.signed);
+        match a.message {
+            Message::AuthnRequest { request, acs } => {
+                assert_eq!(request.id, "_abc");
+                assert_eq!(acs.url, "https://gw/cgi/samlauth");
+            }
+            Message::LogoutRequest(_) => panic!("an AuthnRequest"),
+        }
+
+        let r = run(REQ, None, gw(false)).await.expect_err("replay");
+        assert!(matches!(&r, Refusal::Replayed { sp, .. } if sp == "https://gw"));
+        assert_eq!(r.cause().ok(), Some(&RequestError::Replayed("_abc".into())));
+        assert!(!r.may_answer_sp());
+
+        let fresh = |id: &str| REQ.replace("ID=\"_abc\"", &format!("ID=\"{id}\""));
+        let r = run(&fresh("_b"), None, None).await.expect_err("unknown");
+        assert!(matches!(r, Refusal::UnknownSp(RequestError::UnknownSp(_))));
+        assert_eq!(r.sp(), None);
+        let r = run(&fresh("_c"), None, gw(true))
+            .await
+            .expect_err("unsigned");
+        assert!(matches!(
+            r,
+            Refusal::Signature {
+                error: RequestError::SignatureRequired,
+                ..
+            }
+        ));
+        let other_acs = fresh("_d").replace("https://gw/cgi/samlauth", "https://evil/acs");
+        let r = run(&other_acs, None, gw(false)).await.expect_err("acs");
+        assert!(matches!(
+            r,
+            Refusal::Invalid {
+                error: RequestError::UnregisteredAcs(_),
+                ..
+            }
+        ));
+        let r = run(&fresh("_e"), Some(&"x".repeat(81)), gw(false))
+            .await
+            .expect_err("rs");
+        assert!(matches!(
+            r,
+            Refusal::Invalid {
+                error: RequestError::RelayStateTooLong(81),
+                ..
+            }
+        ));
+        let r = run("<x/>", None, gw(false)).await.expect_err("shape");
+        assert!(matches!(r, Refusal::Malformed(_)));
+        assert_eq!(r.status(), crate::saml::STATUS_REQUESTER);
+        let r = accept(
+            Incoming {
+                saml_request: "%%%".into(),
+                ..Default::default()
+            },
+            Binding::Post,
+            |_: &str| gw(false),
+            &store,
+            &w,
+        )
+        .await
+        .expect_err("base64");
+        assert!(matches!(r, Refusal::Undecodable(RequestError::BadBase64)));
+
+        // A LogoutRequest with the same ID is a different message: its own replay namespace.
+        let logout = r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_abc" Version="2.0" IssueInstant="2026-11-23T10:00:00Z"><saml:Issuer>https://gw</saml:Issuer><saml:NameID>ann</saml:NameID></samlp:LogoutRequest>"#;
+        let a = run(logout, None, gw(false)).await.expect("logout accepted");
+        assert!(matches!(a.message, Message::LogoutRequest(ref l) if l.name_id == "ann"));
+        let stale = logout
+            .replace("2026-11-23T10:00:00Z", "2026-11-23T09:00:00Z")
+            .replace("_abc", "_f");
+        let r = run(&stale, None, gw(false)).await.expect_err("stale");
+        assert!(matches!(
+            r,
+            Refusal::Invalid {
+                error: RequestError::Stale(_),
+                ..
+            }
+        ));
+    }
 }
