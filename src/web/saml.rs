@@ -14,9 +14,7 @@ use crate::login::session::{self, SsoSession};
 use crate::login::{Flow, Pending, PendingRequest, authn_context};
 use crate::rp::RelyingParty;
 use crate::saml::logout::{self, LogoutRequest};
-use crate::saml::request::{
-    self, Accepted, Binding, Incoming, Message, Refusal, RequestError, Window,
-};
+use crate::saml::request::{self, Binding, Incoming, Message, Refusal, RequestError, Window};
 use crate::saml::response::{self, Issue};
 use crate::saml::{STATUS_NO_AUTHN_CONTEXT, STATUS_NO_PASSIVE, STATUS_REQUESTER, STATUS_RESPONDER};
 use crate::store;
@@ -131,33 +129,24 @@ async fn begin(
     jar: CookieJar,
 ) -> Response {
     let registry = ctx.registry().await;
-    let accepted = request::accept(
-        incoming,
-        binding,
-        |entity_id| registry.get(entity_id),
-        ctx.store.as_ref(),
-        &window(ctx),
-    )
-    .await;
-    let Accepted {
-        sp: rp,
-        message,
-        relay_state,
-        signed,
-    } = match accepted {
+    let lookup = |entity_id: &str| registry.get(entity_id);
+    let a = match request::accept(incoming, binding, lookup, ctx.store.as_ref(), &window(ctx)).await
+    {
         Ok(a) => a,
         Err(r) => return refused(ctx, lang, &r, ip),
     };
-    let (req, acs) = match message {
+    let (req, acs) = match a.message {
         Message::AuthnRequest { request, acs } => (request, acs),
-        Message::LogoutRequest(req) => return logout(ctx, lang, &rp, req, relay_state, jar).await,
+        Message::LogoutRequest(req) => {
+            return logout(ctx, lang, &a.sp, req, a.relay_state, jar).await;
+        }
     };
-    tracing::info!(rp = %rp.entity_id, request_id = %req.id, signed, ?binding, client_ip = ip, "AuthnRequest accepted");
+    tracing::info!(rp = %a.sp.entity_id, request_id = %req.id, signed = a.signed, ?binding, client_ip = ip, "AuthnRequest accepted");
     let pending = PendingRequest {
-        rp_entity_id: rp.entity_id.clone(),
+        rp_entity_id: a.sp.entity_id.clone(),
         acs_url: acs.url,
         request_id: Some(req.id),
-        relay_state,
+        relay_state: a.relay_state,
         force_authn: req.force_authn,
         requested_context: req.requested_context,
     };
@@ -455,7 +444,7 @@ async fn registered(
     lang: &PageLang,
     entity_id: &str,
     ip: &str,
-) -> Result<std::sync::Arc<RelyingParty>, Response> {
+) -> Result<std::sync::Arc<crate::rp::RelyingParty>, Response> {
     ctx.registry().await.get(entity_id).ok_or_else(|| {
         let e = RequestError::UnknownSp(entity_id.to_owned());
         refuse(ctx, lang, &e, ip, None)
