@@ -126,10 +126,9 @@ fn build(
     let session_index = tessera::saml::new_id();
     let issue = Issue {
         idp_entity_id: "http://127.0.0.1:8080/adfs/services/trust",
-        rp,
+        sp: &rp.recipient(user),
         acs_url: ACS,
         in_response_to: Some(&request_id),
-        user,
         session_index: &session_index,
         authn_instant: now,
         authn_class: AUTHN_CLASS,

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::directory::ldap::LdapSettings;
+use crate::keys::SigningConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -202,16 +203,6 @@ impl Default for IdpConfig {
             signing: SigningConfig::default(),
         }
     }
-}
-
-/// Where the token-signing key comes from. Unset: generated once into the data dir.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SigningConfig {
-    pub key_file: Option<PathBuf>,
-    pub cert_file: Option<PathBuf>,
-    pub pfx_file: Option<PathBuf>,
-    pub pfx_password: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]

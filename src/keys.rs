@@ -11,10 +11,23 @@ use openssl::rsa::Rsa;
 use openssl::x509::extension::{BasicConstraints, KeyUsage, SubjectKeyIdentifier};
 use openssl::x509::{X509, X509NameBuilder};
 
-use crate::config::SigningConfig;
+use serde::Deserialize;
 
 pub mod live;
+use crate::saml::metadata::PublishedKey;
 use crate::xmldsig::sign::SigningKey;
+
+/// Where the token-signing key comes from (`[idp.signing]` in the config file). Unset:
+/// generated once into the data dir. Defined here, beside its only reader, so the key code
+/// does not depend on the whole configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SigningConfig {
+    pub key_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub pfx_file: Option<PathBuf>,
+    pub pfx_password: Option<String>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -94,6 +107,16 @@ fn check_usable(key: &PKey<Private>, cert: &X509) -> Result<(), KeyError> {
         ));
     }
     Ok(())
+}
+
+/// What IdP metadata publishes of a key (`saml::metadata::idp_metadata`).
+impl PublishedKey for KeyMaterial {
+    fn signer(&self) -> &SigningKey {
+        &self.signer
+    }
+    fn cert_b64(&self) -> &str {
+        &self.cert_b64
+    }
 }
 
 pub const KEY_FILE: &str = "signing.key";

@@ -11,6 +11,13 @@ pub mod live;
 
 use crate::directory::UserInfo;
 use crate::saml::metadata::{SpMetadata, parse_sp_metadata};
+use crate::saml::request::SpView;
+use crate::saml::response::{Attribute, NameIdValue, Recipient};
+// The SAML vocabulary lives in saml/ (protocol code must not depend on the registry); it is
+// re-exported here so the registry's callers keep one short path.
+pub use crate::saml::vocab::{
+    Acs, NAMEID_EMAIL, NAMEID_PERSISTENT, NAMEID_TRANSIENT, NAMEID_UNSPECIFIED, check_endpoint_url,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RpError {
@@ -178,11 +185,6 @@ pub struct ClaimRule {
     pub source: ClaimSource,
 }
 
-pub const NAMEID_UNSPECIFIED: &str = "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified";
-pub const NAMEID_EMAIL: &str = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress";
-pub const NAMEID_PERSISTENT: &str = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent";
-pub const NAMEID_TRANSIENT: &str = "urn:oasis:names:tc:SAML:2.0:nameid-format:transient";
-
 const CLAIM_UPN: &str = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn";
 const CLAIM_MAIL: &str = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress";
 const CLAIM_NAME: &str = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name";
@@ -231,22 +233,6 @@ impl RpConfig {
     }
 }
 
-/// Only http(s) URLs with a host may receive assertions: a `javascript:` or `data:` ACS from
-/// hostile metadata would otherwise end up in our auto-POST form.
-pub fn check_endpoint_url(url: &str) -> Result<(), String> {
-    let parsed = url::Url::parse(url).map_err(|e| format!("`{url}` is not a URL: {e}"))?;
-    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-        return Err(format!("`{url}` must be an http(s) URL with a host"));
-    }
-    Ok(())
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Acs {
-    pub url: String,
-    pub index: Option<u16>,
-}
-
 /// A relying party ready for use.
 #[derive(Debug, Clone)]
 pub struct RelyingParty {
@@ -273,10 +259,43 @@ impl RelyingParty {
     /// SAML core §3.4.1: the ACS is chosen by URL (must be registered), else by index, else
     /// the default. `None` means the request named an endpoint we do not know.
     pub fn pick_acs(&self, url: Option<&str>, index: Option<u16>) -> Option<&Acs> {
-        match (url, index) {
-            (Some(u), _) => self.acs.iter().find(|a| a.url == u),
-            (None, Some(i)) => self.acs.iter().find(|a| a.index == Some(i)),
-            (None, None) => self.acs.first(),
+        crate::saml::vocab::pick_acs(&self.acs, url, index)
+    }
+
+    /// What the SAML response builder needs to answer this RP for `user`: the NameID and the
+    /// attributes resolved from the claim rules, and the signing choice.
+    pub fn recipient(&self, user: &UserInfo) -> Recipient {
+        let name_id = if self.name_id_format == NAMEID_TRANSIENT {
+            NameIdValue::Transient
+        } else {
+            match self
+                .name_id_source
+                .values(user)
+                .into_iter()
+                .next()
+                .filter(|v| !v.is_empty())
+            {
+                Some(v) => NameIdValue::Value(v),
+                None => NameIdValue::Missing {
+                    user: user.username.clone(),
+                    source_name: String::from(self.name_id_source.clone()),
+                },
+            }
+        };
+        Recipient {
+            entity_id: self.entity_id.clone(),
+            sign_assertion: self.sign.assertion(),
+            sign_response: self.sign.response(),
+            name_id_format: self.name_id_format.clone(),
+            name_id,
+            attributes: self
+                .attributes
+                .iter()
+                .map(|rule| Attribute {
+                    name: rule.name.clone(),
+                    values: rule.source.values(user),
+                })
+                .collect(),
         }
     }
 
@@ -380,6 +399,22 @@ impl RelyingParty {
             slo,
             certs,
         })
+    }
+}
+
+/// What the inbound request checks need from a trust (`saml::request::accept`).
+impl SpView for RelyingParty {
+    fn entity_id(&self) -> &str {
+        &self.entity_id
+    }
+    fn certs(&self) -> &[X509] {
+        &self.certs
+    }
+    fn acs(&self) -> &[Acs] {
+        &self.acs
+    }
+    fn wants_signed_requests(&self) -> bool {
+        self.require_signed_requests
     }
 }
 
@@ -576,6 +611,41 @@ mod tests {
         assert_eq!(r.authn_context, AuthnContextMode::Lenient);
         assert_eq!(r.name_id_source, ClaimSource::Upn);
         assert!(r.attributes.iter().any(|a| a.name == "groups"));
+    }
+
+    #[test]
+    fn the_recipient_carries_resolved_name_id_and_attributes() {
+        let r = rp(&["https://gw.corp.example/cgi/samlauth"]);
+        let ann = UserInfo {
+            username: "ann".into(),
+            upn: Some("ann@corp.example".into()),
+            ..Default::default()
+        };
+        let sp = r.recipient(&ann);
+        assert_eq!(sp.entity_id, "https://gw.corp.example");
+        assert!(sp.sign_assertion && sp.sign_response);
+        assert_eq!(sp.name_id, NameIdValue::Value("ann@corp.example".into()));
+        assert!(
+            sp.attributes
+                .iter()
+                .any(|a| a.name == "upn" && a.values == ["ann@corp.example"])
+        );
+        let no_upn = UserInfo {
+            username: "bob".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            r.recipient(&no_upn).name_id,
+            NameIdValue::Missing {
+                user: "bob".into(),
+                source_name: "upn".into()
+            }
+        );
+        let transient = RelyingParty {
+            name_id_format: NAMEID_TRANSIENT.into(),
+            ..r
+        };
+        assert_eq!(transient.recipient(&no_upn).name_id, NameIdValue::Transient);
     }
 
     #[test]

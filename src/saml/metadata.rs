@@ -3,12 +3,13 @@
 use base64::Engine;
 use openssl::x509::X509;
 
-use crate::keys::KeyMaterial;
-use crate::rp::{Acs, check_endpoint_url};
 use crate::xml::{self, Element, Limits};
 use crate::xmldsig::emit::{El, c14n};
-use crate::xmldsig::sign::sign_enveloped;
+use crate::xmldsig::sign::{SigningKey, sign_enveloped};
 
+use super::vocab::{
+    Acs, NAMEID_EMAIL, NAMEID_PERSISTENT, NAMEID_TRANSIENT, NAMEID_UNSPECIFIED, check_endpoint_url,
+};
 use super::{BINDING_POST, BINDING_REDIRECT, NS_DS, NS_MD, NS_SAMLP};
 
 /// The endpoints we publish, derived from the public URL.
@@ -19,20 +20,28 @@ pub struct IdpEndpoints {
     pub slo: Option<String>,
 }
 
+/// A token-signing key as metadata publishes it. `keys::KeyMaterial` implements it; the
+/// trait keeps this module from depending on the key store (which itself publishes metadata).
+pub trait PublishedKey {
+    fn signer(&self) -> &SigningKey;
+    /// Base64 DER of the certificate, the ds:X509Certificate text.
+    fn cert_b64(&self) -> &str;
+}
+
 /// Builds and signs our IdP metadata (SAML metadata §2.4.3). Signing uses the token-signing
 /// key so an SP that imports the file can check it came from us.
-pub fn idp_metadata(
+pub fn idp_metadata<K: PublishedKey>(
     ep: &IdpEndpoints,
-    keys: &KeyMaterial,
-    next: Option<&KeyMaterial>,
+    keys: &K,
+    next: Option<&K>,
 ) -> Result<String, crate::xmldsig::sign::SignError> {
-    let key_descriptor = |k: &KeyMaterial| {
+    let key_descriptor = |k: &K| {
         El::new("md", "KeyDescriptor", NS_MD)
             .attr("use", "signing")
             .child(
                 El::new("ds", "KeyInfo", NS_DS).child(
                     El::new("ds", "X509Data", NS_DS)
-                        .child(El::new("ds", "X509Certificate", NS_DS).text(k.cert_b64.clone())),
+                        .child(El::new("ds", "X509Certificate", NS_DS).text(k.cert_b64())),
                 ),
             )
     };
@@ -54,10 +63,10 @@ pub fn idp_metadata(
         }
     }
     for f in [
-        crate::rp::NAMEID_UNSPECIFIED,
-        crate::rp::NAMEID_EMAIL,
-        crate::rp::NAMEID_PERSISTENT,
-        crate::rp::NAMEID_TRANSIENT,
+        NAMEID_UNSPECIFIED,
+        NAMEID_EMAIL,
+        NAMEID_PERSISTENT,
+        NAMEID_TRANSIENT,
     ] {
         idp.push(El::new("md", "NameIDFormat", NS_MD).text(f));
     }
@@ -73,7 +82,7 @@ pub fn idp_metadata(
         .attr("entityID", ep.entity_id.clone())
         .child(idp);
     // Metadata schema: ds:Signature is the first child of EntityDescriptor.
-    sign_enveloped(&mut root, &keys.signer, 0)?;
+    sign_enveloped(&mut root, keys.signer(), 0)?;
     Ok(format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{}",
         c14n(&root)

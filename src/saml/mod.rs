@@ -4,6 +4,7 @@ pub mod logout;
 pub mod metadata;
 pub mod request;
 pub mod response;
+pub mod vocab;
 
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;

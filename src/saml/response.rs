@@ -3,12 +3,51 @@
 use base64::Engine;
 use time::{Duration, OffsetDateTime};
 
-use crate::directory::UserInfo;
-use crate::rp::{NAMEID_TRANSIENT, RelyingParty};
 use crate::xmldsig::emit::{El, c14n};
 use crate::xmldsig::sign::{SignError, SigningKey, sign_enveloped};
 
 use super::{NS_SAML, NS_SAMLP, STATUS_SUCCESS, new_id, saml_time};
+
+/// The subject's NameID value (SAML core §2.2.3), as the layer that knows the user and the
+/// SP's NameID source resolved it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NameIdValue {
+    /// SAML core §8.3.8: a fresh opaque value in every assertion.
+    Transient,
+    /// The value from the SP's NameID source.
+    Value(String),
+    /// The user has no value for the SP's NameID source: no assertion can be issued.
+    Missing {
+        /// The user, for the log.
+        user: String,
+        /// The NameID source as configured (e.g. `upn`), for the log.
+        source_name: String,
+    },
+}
+
+/// One attribute released to the SP (SAML core §2.7.3.1), its values already resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attribute {
+    pub name: String,
+    pub values: Vec<String>,
+}
+
+/// What the response builder needs to know about the SP it answers and the subject it names.
+/// The registry (`rp.rs`) builds it from a relying party and a user, so this module needs
+/// neither.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recipient {
+    /// The SP's entity ID: the assertion's Audience (SAML core §2.5.1.4).
+    pub entity_id: String,
+    /// Sign the assertion (NetScaler samlRejectUnsignedAssertion ON).
+    pub sign_assertion: bool,
+    /// Sign the Response (with `sign_assertion`: NetScaler STRICT).
+    pub sign_response: bool,
+    pub name_id_format: String,
+    pub name_id: NameIdValue,
+    /// Attributes in release order; those without values are left out of the assertion.
+    pub attributes: Vec<Attribute>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ResponseError {
@@ -25,10 +64,9 @@ pub enum ResponseError {
 /// Everything a successful Response states (SAML core §2.3.3, Web SSO profile §4.1.4.2).
 pub struct Issue<'a> {
     pub idp_entity_id: &'a str,
-    pub rp: &'a RelyingParty,
+    pub sp: &'a Recipient,
     pub acs_url: &'a str,
     pub in_response_to: Option<&'a str>,
-    pub user: &'a UserInfo,
     pub session_index: &'a str,
     pub authn_instant: OffsetDateTime,
     pub authn_class: &'a str,
@@ -63,19 +101,16 @@ fn status(code: &str, sub: Option<&str>, message: Option<&str>) -> El {
 
 /// Builds the assertion (unsigned).
 fn assertion(i: &Issue) -> Result<El, ResponseError> {
-    let name_id = if i.rp.name_id_format == NAMEID_TRANSIENT {
-        new_id()
-    } else {
-        i.rp.name_id_source
-            .values(i.user)
-            .into_iter()
-            .next()
-            .filter(|v| !v.is_empty())
-            .ok_or_else(|| ResponseError::NoNameId {
-                user: i.user.username.clone(),
-                source_name: String::from(i.rp.name_id_source.clone()),
-                rp: i.rp.entity_id.clone(),
-            })?
+    let name_id = match &i.sp.name_id {
+        NameIdValue::Transient => new_id(),
+        NameIdValue::Value(v) => v.clone(),
+        NameIdValue::Missing { user, source_name } => {
+            return Err(ResponseError::NoNameId {
+                user: user.clone(),
+                source_name: source_name.clone(),
+                rp: i.sp.entity_id.clone(),
+            });
+        }
     };
     let not_on_or_after = saml_time(i.now + i.lifetime);
     let mut scd = saml("SubjectConfirmationData")
@@ -87,7 +122,7 @@ fn assertion(i: &Issue) -> Result<El, ResponseError> {
     let subject = saml("Subject")
         .child(
             saml("NameID")
-                .attr("Format", i.rp.name_id_format.clone())
+                .attr("Format", i.sp.name_id_format.clone())
                 .text(name_id),
         )
         .child(
@@ -98,7 +133,7 @@ fn assertion(i: &Issue) -> Result<El, ResponseError> {
     let conditions = saml("Conditions")
         .attr("NotBefore", saml_time(i.now - i.skew))
         .attr("NotOnOrAfter", not_on_or_after)
-        .child(saml("AudienceRestriction").child(saml("Audience").text(i.rp.entity_id.clone())));
+        .child(saml("AudienceRestriction").child(saml("Audience").text(i.sp.entity_id.clone())));
     let mut authn = saml("AuthnStatement")
         .attr("AuthnInstant", saml_time(i.authn_instant))
         .attr("SessionIndex", i.session_index);
@@ -116,25 +151,24 @@ fn assertion(i: &Issue) -> Result<El, ResponseError> {
         .child(conditions)
         .child(authn);
     let mut attributes: Vec<El> =
-        i.rp.attributes
+        i.sp.attributes
             .iter()
-            .filter_map(|rule| {
-                let values = rule.source.values(i.user);
-                if values.is_empty() {
-                    return None;
-                }
+            .filter(|attr| !attr.values.is_empty())
+            .map(|attr| {
                 // SAML core §8.2: a name that is a URI uses the uri name format, else basic.
-                let format = if rule.name.contains(':') {
+                let format = if attr.name.contains(':') {
                     "urn:oasis:names:tc:SAML:2.0:attrname-format:uri"
                 } else {
                     "urn:oasis:names:tc:SAML:2.0:attrname-format:basic"
                 };
-                Some(
-                    saml("Attribute")
-                        .attr("Name", rule.name.clone())
-                        .attr("NameFormat", format)
-                        .children(values.into_iter().map(|v| saml("AttributeValue").text(v))),
-                )
+                saml("Attribute")
+                    .attr("Name", attr.name.clone())
+                    .attr("NameFormat", format)
+                    .children(
+                        attr.values
+                            .iter()
+                            .map(|v| saml("AttributeValue").text(v.clone())),
+                    )
             })
             .collect();
     if !i.amr.is_empty() {
@@ -174,14 +208,14 @@ fn response_shell(
 /// A successful Response, signed as the RP asked (assertion, response or both), as XML.
 pub fn build_success(i: &Issue, key: &SigningKey) -> Result<String, ResponseError> {
     let mut a = assertion(i)?;
-    if i.rp.sign.assertion() {
+    if i.sp.sign_assertion {
         // Signature goes right after saml:Issuer (SAML core §5.4.1 schema order).
         sign_enveloped(&mut a, key, 1)?;
     }
     let mut r = response_shell(i.idp_entity_id, i.acs_url, i.in_response_to, i.now)
         .child(status(STATUS_SUCCESS, None, None))
         .child(a);
-    if i.rp.sign.response() {
+    if i.sp.sign_response {
         sign_enveloped(&mut r, key, 1)?;
     }
     Ok(c14n(&r))

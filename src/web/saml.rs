@@ -1,7 +1,5 @@
 //! SAML endpoints: AuthnRequests in (Redirect / POST / IdP-initiated), signed Responses out.
 
-use std::time::Duration;
-
 use axum::Form;
 use axum::extract::{Query, RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -14,8 +12,9 @@ use super::{AppContext, AppState, ClientIp, PageLang};
 use crate::i18n::msgid;
 use crate::login::session::{self, SsoSession};
 use crate::login::{Flow, Pending, PendingRequest, authn_context};
-use crate::saml::logout;
-use crate::saml::request::{self, Binding, Incoming, RequestError, Window};
+use crate::rp::RelyingParty;
+use crate::saml::logout::{self, LogoutRequest};
+use crate::saml::request::{self, Binding, Incoming, Message, Refusal, RequestError, Window};
 use crate::saml::response::{self, Issue};
 use crate::saml::{STATUS_NO_AUTHN_CONTEXT, STATUS_NO_PASSIVE, STATUS_REQUESTER, STATUS_RESPONDER};
 use crate::store;
@@ -119,8 +118,8 @@ pub async fn idp_initiated(
     continue_or_prompt(&ctx, &lang, pending, false, &ip, jar).await
 }
 
-/// Decode, verify and validate an AuthnRequest, then answer from the SSO session or start
-/// a login flow.
+/// Accept an inbound request (`request::accept` runs every check), then answer an
+/// AuthnRequest from the SSO session or start a login flow, or carry out a LogoutRequest.
 async fn begin(
     ctx: &AppContext,
     lang: &PageLang,
@@ -129,40 +128,27 @@ async fn begin(
     ip: &str,
     jar: CookieJar,
 ) -> Response {
-    let root = match request::decode(&incoming, binding) {
-        Ok(r) => r,
-        Err(e) => return refuse(ctx, lang, &e, ip, None),
-    };
-    if root.is(crate::saml::NS_SAMLP, "LogoutRequest") {
-        return logout(ctx, lang, &incoming, &root, binding, ip, jar).await;
-    }
-    let req = match request::read_authn_request(&root) {
-        Ok(r) => r,
-        Err(e) => return refuse(ctx, lang, &e, ip, None),
-    };
-    let rp = match registered(ctx, lang, &req.issuer, ip).await {
-        Ok(rp) => rp,
-        Err(r) => return r,
-    };
-    let signed = match request::check_signature(&incoming, &root, binding, &rp) {
-        Ok(s) => s,
-        Err(e) => return refuse(ctx, lang, &e, ip, Some(&rp.entity_id)),
-    };
-    let acs = match request::validate(&req, incoming.relay_state.as_deref(), &rp, &window(ctx)) {
+    let registry = ctx.registry().await;
+    let lookup = |entity_id: &str| registry.get(entity_id);
+    let a = match request::accept(incoming, binding, lookup, ctx.store.as_ref(), &window(ctx)).await
+    {
         Ok(a) => a,
-        Err(e) => return refuse(ctx, lang, &e, ip, Some(&rp.entity_id)),
+        Err(r) => return refused(ctx, lang, &r, ip),
     };
-    if let Err(r) = first_use(ctx, lang, "authnreq", &rp.entity_id, &req.id, ip).await {
-        return r;
-    }
-    tracing::info!(rp = %rp.entity_id, request_id = %req.id, signed, ?binding, client_ip = ip, "AuthnRequest accepted");
+    let (req, acs) = match a.message {
+        Message::AuthnRequest { request, acs } => (request, acs),
+        Message::LogoutRequest(req) => {
+            return logout(ctx, lang, &a.sp, req, a.relay_state, jar).await;
+        }
+    };
+    tracing::info!(rp = %a.sp.entity_id, request_id = %req.id, signed = a.signed, ?binding, client_ip = ip, "AuthnRequest accepted");
     let pending = PendingRequest {
-        rp_entity_id: rp.entity_id.clone(),
+        rp_entity_id: a.sp.entity_id.clone(),
         acs_url: acs.url,
-        request_id: Some(req.id.clone()),
-        relay_state: incoming.relay_state,
+        request_id: Some(req.id),
+        relay_state: a.relay_state,
         force_authn: req.force_authn,
-        requested_context: req.requested_context.clone(),
+        requested_context: req.requested_context,
     };
     continue_or_prompt(ctx, lang, pending, req.is_passive, ip, jar).await
 }
@@ -182,70 +168,17 @@ fn window(ctx: &AppContext) -> Window {
     }
 }
 
-/// Replay cache: a request ID is accepted once within its validity window.
-async fn first_use(
-    ctx: &AppContext,
-    lang: &PageLang,
-    kind: &str,
-    rp: &str,
-    id: &str,
-    ip: &str,
-) -> Result<(), Response> {
-    let idp = &ctx.config.idp;
-    let ttl = Duration::from_secs(u64::from(
-        idp.request_max_age_secs + 2 * idp.clock_skew_secs,
-    ));
-    match ctx
-        .store
-        .put_if_absent(&format!("{kind}:{rp}:{id}"), b"1", Some(ttl))
-        .await
-    {
-        Ok(true) => Ok(()),
-        Ok(false) => Err(refuse(
-            ctx,
-            lang,
-            &RequestError::Replayed(id.to_owned()),
-            ip,
-            Some(rp),
-        )),
-        Err(e) => Err(store_failure_in(ctx, lang, &e)),
-    }
-}
-
-/// SP-initiated single logout: verify like any request, end this browser's SSO session and
-/// answer the SP with a signed LogoutResponse. Other RPs of the session are not called
-/// (front-channel propagation is not implemented).
+/// SP-initiated single logout, the request already accepted: end this browser's SSO
+/// session and answer the SP with a signed LogoutResponse. Other RPs of the session are not
+/// called (front-channel propagation is not implemented).
 async fn logout(
     ctx: &AppContext,
     lang: &PageLang,
-    incoming: &Incoming,
-    root: &crate::xml::Element,
-    binding: Binding,
-    ip: &str,
+    rp: &RelyingParty,
+    req: LogoutRequest,
+    relay_state: Option<String>,
     jar: CookieJar,
 ) -> Response {
-    let req = match logout::read_logout_request(root) {
-        Ok(r) => r,
-        Err(e) => return refuse(ctx, lang, &e, ip, None),
-    };
-    let rp = match registered(ctx, lang, &req.issuer, ip).await {
-        Ok(rp) => rp,
-        Err(r) => return r,
-    };
-    let checked = request::check_signature(incoming, root, binding, &rp).and_then(|_| {
-        request::check_envelope(
-            incoming.relay_state.as_deref(),
-            req.destination.as_deref(),
-            &req.issue_instant,
-            &window(ctx),
-        )
-    });
-    if let Err(e) = checked {
-        return refuse(ctx, lang, &e, ip, Some(&rp.entity_id));
-    }
-    if let Err(r) = first_use(ctx, lang, "logoutreq", &rp.entity_id, &req.id, ip).await {
-        return r;
-    }
     if let Some(cookie) = jar.get(session::COOKIE) {
         match session::end(ctx.store.as_ref(), cookie.value()).await {
             Ok(Some(s)) => {
@@ -274,11 +207,7 @@ async fn logout(
         ctx.clock.now(),
         &ctx.signing().await.current.signer,
     ) {
-        Ok(xml) => (
-            jar,
-            post_page(ctx, lang, slo, &xml, incoming.relay_state.as_deref()),
-        )
-            .into_response(),
+        Ok(xml) => (jar, post_page(ctx, lang, slo, &xml, relay_state.as_deref())).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "signing failed");
             ctx.error_in(
@@ -382,10 +311,9 @@ pub async fn issue(
     let xml = response::build_success(
         &Issue {
             idp_entity_id: &entity_id,
-            rp: &rp,
+            sp: &rp.recipient(&s.user),
             acs_url: &pending.acs_url,
             in_response_to: pending.request_id.as_deref(),
-            user: &s.user,
             session_index: &s.session_index,
             authn_instant: time::OffsetDateTime::from_unix_timestamp(s.authn_instant)
                 .unwrap_or(now),
@@ -521,6 +449,14 @@ async fn registered(
         let e = RequestError::UnknownSp(entity_id.to_owned());
         refuse(ctx, lang, &e, ip, None)
     })
+}
+
+/// A request `accept` refused: explained on a page (`may_answer_sp` is never true yet).
+fn refused(ctx: &AppContext, lang: &PageLang, r: &Refusal, ip: &str) -> Response {
+    match r.cause() {
+        Ok(e) => refuse(ctx, lang, e, ip, r.sp()),
+        Err(e) => store_failure_in(ctx, lang, e),
+    }
 }
 
 fn refuse(
