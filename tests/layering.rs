@@ -16,8 +16,59 @@ const PROTOCOL: [&str; 5] = [
     "src/saml",
 ];
 
-/// Top-level modules the protocol code must not name.
-const ABOVE: [&str; 5] = ["rp", "config", "web", "login", "admin"];
+/// Top-level modules the protocol code must not name: everything above it. Only `xml`,
+/// `xmldsig`, `saml` themselves and the edges below them (`store` for the replay cache,
+/// `clock`) may be named. The issue names the first five; the rest keep the code a crate of
+/// its own in waiting (`keys` publishes through the `PublishedKey` trait, the directory's
+/// user reaches a response as a `Recipient`).
+const ABOVE: [&str; 17] = [
+    "rp",
+    "config",
+    "web",
+    "login",
+    "admin",
+    "keys",
+    "directory",
+    "mfa",
+    "i18n",
+    "audit",
+    "cli",
+    "startup",
+    "metrics",
+    "server",
+    "tls",
+    "sim",
+    "shutdown",
+];
+
+/// The modules the protocol code may name: itself and the edges below it.
+const BELOW: [&str; 5] = ["xml", "xmldsig", "saml", "store", "clock"];
+
+/// A new top-level module must be placed on one side, or the rule above would let the
+/// protocol code name it unseen.
+#[test]
+fn every_top_level_module_is_placed() {
+    let lib = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs"))
+        .expect("read src/lib.rs");
+    let mods: Vec<&str> = lib
+        .lines()
+        .filter_map(|l| {
+            l.trim()
+                .strip_prefix("pub mod ")
+                .or(l.trim().strip_prefix("mod "))
+        })
+        .filter_map(|l| l.strip_suffix(';'))
+        .collect();
+    assert!(mods.contains(&"saml"), "the scan found the module list");
+    let unplaced: Vec<&&str> = mods
+        .iter()
+        .filter(|m| !ABOVE.contains(m) && !BELOW.contains(m))
+        .collect();
+    assert!(
+        unplaced.is_empty(),
+        "place these modules in ABOVE or BELOW in tests/layering.rs: {unplaced:?}"
+    );
+}
 
 #[test]
 fn protocol_code_names_no_layer_above_it() {
