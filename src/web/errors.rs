@@ -1,4 +1,7 @@
-//! Tessera's error page, in the user's language, for the requests the framework refuses on its own (unknown path, wrong method, unreadable form or query, too large, too slow).
+//! Tessera's error page, in the user's language, for the requests the framework refuses on its own (unknown path, wrong method, unreadable form or query, too large, too slow) and for the handlers' `WebError`s.
+//!
+//! A handler's error arrives marked with `error::ErrorPage` (see `error`): `pages` renders it
+//! in the request's language, keeping what else the handler's answer carried (a cookie).
 //!
 //! Axum's routing and extractors (and tower layers such as a body limit or a timeout) answer
 //! such requests with a terse plain-text or empty 4xx written for developers ("Failed to
@@ -16,7 +19,8 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::{AppState, PageLang};
+use super::error::ErrorPage;
+use super::{AppContext, AppState, PageLang};
 use crate::i18n::msgid;
 
 /// The framework's detail goes to the log this long at most (it may echo client input).
@@ -138,6 +142,14 @@ pub async fn pages(State(ctx): State<AppState>, req: Request, next: Next) -> Res
     let uri = req.uri().clone();
     let asked = language_headers(req.headers());
     let res = next.run(req).await;
+    if let Some(page) = res.extensions().get::<ErrorPage>().cloned() {
+        let lang = if page.english {
+            PageLang::default()
+        } else {
+            language(&ctx, &uri, &asked).await
+        };
+        return handler_page(&ctx, &lang, &page, res);
+    }
     let Some(case) = Case::of(&method, res.status()) else {
         return res;
     };
@@ -159,11 +171,7 @@ pub async fn pages(State(ctx): State<AppState>, req: Request, next: Next) -> Res
         detail = ?crate::audit::shorten(&detail, DETAIL_CHARS),
         "refused request answered with the error page"
     );
-    let lang = if is_console(uri.path()) {
-        PageLang::default()
-    } else {
-        PageLang::negotiate(&ctx, &asked, uri.query()).await
-    };
+    let lang = language(&ctx, &uri, &asked).await;
     let mut page = ctx.error_titled(&lang, status, case.title(), case.message());
     // What the refusal told the client stays: a 405 says which methods the address does
     // accept (RFC 9110 §15.5.6), a 503 when to come back (§10.2.3), and a half-read request
@@ -174,6 +182,24 @@ pub async fn pages(State(ctx): State<AppState>, req: Request, next: Next) -> Res
         }
     }
     page
+}
+
+/// The language of an error page for a request to `uri` (see `is_console`).
+async fn language(ctx: &AppContext, uri: &axum::http::Uri, asked: &HeaderMap) -> PageLang {
+    if is_console(uri.path()) {
+        PageLang::default()
+    } else {
+        PageLang::negotiate(ctx, asked, uri.query()).await
+    }
+}
+
+/// The page for a handler's `WebError`; the headers of the handler's answer stay.
+fn handler_page(ctx: &AppContext, lang: &PageLang, page: &ErrorPage, res: Response) -> Response {
+    let mut out = ctx.error_titled(lang, page.status, page.title, &page.message);
+    for (name, value) in res.headers() {
+        out.headers_mut().append(name, value.clone());
+    }
+    out
 }
 
 #[cfg(test)]

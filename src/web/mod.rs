@@ -1,9 +1,8 @@
 //! The HTTP surface: `app(state)` builds the axum router every binary and test uses.
 
 mod admin;
-mod admin_certs;
-mod admin_rps;
 pub mod client;
+mod error;
 mod errors;
 pub mod lang;
 mod layers;
@@ -103,8 +102,6 @@ pub fn app(state: AppState) -> Router {
     }
     r = r
         .merge(admin::routes())
-        .merge(admin_rps::routes())
-        .merge(admin_certs::routes())
         .merge(machine_routes(&state))
         .fallback(errors::no_route);
     // Layers that refuse requests on their own (the body limit, the body and request

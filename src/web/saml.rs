@@ -4,12 +4,13 @@ use std::time::Duration;
 
 use axum::Form;
 use axum::extract::{Query, RawQuery, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
 use axum_extra::extract::cookie::{Cookie, SameSite};
 use serde::Deserialize;
 
+use super::error::WebError;
 use super::{AppContext, AppState, ClientIp, PageLang};
 use crate::i18n::msgid;
 use crate::login::session::{self, SsoSession};
@@ -18,7 +19,6 @@ use crate::saml::logout;
 use crate::saml::request::{self, Binding, Incoming, RequestError, Window};
 use crate::saml::response::{self, Issue};
 use crate::saml::{STATUS_NO_AUTHN_CONTEXT, STATUS_NO_PASSIVE, STATUS_REQUESTER, STATUS_RESPONDER};
-use crate::store;
 
 pub async fn sso_redirect(
     State(ctx): State<AppState>,
@@ -26,19 +26,15 @@ pub async fn sso_redirect(
     ClientIp(ip): ClientIp,
     jar: CookieJar,
     RawQuery(raw): RawQuery,
-) -> Response {
+) -> Result<Response, WebError> {
     let raw = raw.unwrap_or_default();
     if !raw.contains("SAMLRequest=") {
-        return ctx.error_in(
-            &lang,
-            StatusCode::BAD_REQUEST,
+        return Err(WebError::bad_request(
             "There is no sign-in request here. Open the application you want to use; it will send you to this page.",
-        );
+        ));
     }
-    match request::parse_redirect_query(&raw) {
-        Ok(incoming) => begin(&ctx, &lang, incoming, Binding::Redirect, &ip, jar).await,
-        Err(e) => refuse(&ctx, &lang, &e, &ip, None),
-    }
+    let incoming = request::parse_redirect_query(&raw).map_err(|e| refuse(&e, &ip, None))?;
+    begin(&ctx, &lang, incoming, Binding::Redirect, &ip, jar).await
 }
 
 #[derive(Deserialize)]
@@ -55,9 +51,9 @@ pub async fn sso_post(
     ClientIp(ip): ClientIp,
     jar: CookieJar,
     Form(form): Form<PostForm>,
-) -> Response {
+) -> Result<Response, WebError> {
     let Some(saml_request) = form.saml_request else {
-        return refuse(&ctx, &lang, &RequestError::Missing, &ip, None);
+        return Err(refuse(&RequestError::Missing, &ip, None));
     };
     let incoming = Incoming {
         saml_request,
@@ -83,30 +79,17 @@ pub async fn idp_initiated(
     ClientIp(ip): ClientIp,
     jar: CookieJar,
     Query(q): Query<IdpInitiated>,
-) -> Response {
-    let rp = match registered(&ctx, &lang, q.sp.as_deref().unwrap_or_default(), &ip).await {
-        Ok(rp) => rp,
-        Err(r) => return r,
-    };
+) -> Result<Response, WebError> {
+    let rp = registered(&ctx, q.sp.as_deref().unwrap_or_default(), &ip).await?;
     if let Some(rs) = &q.relay_state
         && rs.len() > ctx.config.idp.relay_state_max_bytes
     {
-        return refuse(
-            &ctx,
-            &lang,
-            &RequestError::RelayStateTooLong(rs.len()),
-            &ip,
-            Some(&rp.entity_id),
-        );
+        let e = RequestError::RelayStateTooLong(rs.len());
+        return Err(refuse(&e, &ip, Some(&rp.entity_id)));
     }
     let Some(acs) = rp.acs.first() else {
-        return refuse(
-            &ctx,
-            &lang,
-            &RequestError::UnregisteredAcs(String::new()),
-            &ip,
-            Some(&rp.entity_id),
-        );
+        let e = RequestError::UnregisteredAcs(String::new());
+        return Err(refuse(&e, &ip, Some(&rp.entity_id)));
     };
     let pending = PendingRequest {
         rp_entity_id: rp.entity_id.clone(),
@@ -128,33 +111,18 @@ async fn begin(
     binding: Binding,
     ip: &str,
     jar: CookieJar,
-) -> Response {
-    let root = match request::decode(&incoming, binding) {
-        Ok(r) => r,
-        Err(e) => return refuse(ctx, lang, &e, ip, None),
-    };
+) -> Result<Response, WebError> {
+    let root = request::decode(&incoming, binding).map_err(|e| refuse(&e, ip, None))?;
     if root.is(crate::saml::NS_SAMLP, "LogoutRequest") {
         return logout(ctx, lang, &incoming, &root, binding, ip, jar).await;
     }
-    let req = match request::read_authn_request(&root) {
-        Ok(r) => r,
-        Err(e) => return refuse(ctx, lang, &e, ip, None),
-    };
-    let rp = match registered(ctx, lang, &req.issuer, ip).await {
-        Ok(rp) => rp,
-        Err(r) => return r,
-    };
-    let signed = match request::check_signature(&incoming, &root, binding, &rp) {
-        Ok(s) => s,
-        Err(e) => return refuse(ctx, lang, &e, ip, Some(&rp.entity_id)),
-    };
-    let acs = match request::validate(&req, incoming.relay_state.as_deref(), &rp, &window(ctx)) {
-        Ok(a) => a,
-        Err(e) => return refuse(ctx, lang, &e, ip, Some(&rp.entity_id)),
-    };
-    if let Err(r) = first_use(ctx, lang, "authnreq", &rp.entity_id, &req.id, ip).await {
-        return r;
-    }
+    let req = request::read_authn_request(&root).map_err(|e| refuse(&e, ip, None))?;
+    let rp = registered(ctx, &req.issuer, ip).await?;
+    let refused = |e| refuse(&e, ip, Some(&rp.entity_id));
+    let signed = request::check_signature(&incoming, &root, binding, &rp).map_err(refused)?;
+    let acs = request::validate(&req, incoming.relay_state.as_deref(), &rp, &window(ctx))
+        .map_err(refused)?;
+    first_use(ctx, "authnreq", &rp.entity_id, &req.id, ip).await?;
     tracing::info!(rp = %rp.entity_id, request_id = %req.id, signed, ?binding, client_ip = ip, "AuthnRequest accepted");
     let pending = PendingRequest {
         rp_entity_id: rp.entity_id.clone(),
@@ -185,30 +153,20 @@ fn window(ctx: &AppContext) -> Window {
 /// Replay cache: a request ID is accepted once within its validity window.
 async fn first_use(
     ctx: &AppContext,
-    lang: &PageLang,
     kind: &str,
     rp: &str,
     id: &str,
     ip: &str,
-) -> Result<(), Response> {
+) -> Result<(), WebError> {
     let idp = &ctx.config.idp;
     let ttl = Duration::from_secs(u64::from(
         idp.request_max_age_secs + 2 * idp.clock_skew_secs,
     ));
-    match ctx
-        .store
-        .put_if_absent(&format!("{kind}:{rp}:{id}"), b"1", Some(ttl))
-        .await
-    {
-        Ok(true) => Ok(()),
-        Ok(false) => Err(refuse(
-            ctx,
-            lang,
-            &RequestError::Replayed(id.to_owned()),
-            ip,
-            Some(rp),
-        )),
-        Err(e) => Err(store_failure_in(ctx, lang, &e)),
+    let key = format!("{kind}:{rp}:{id}");
+    if ctx.store.put_if_absent(&key, b"1", Some(ttl)).await? {
+        Ok(())
+    } else {
+        Err(refuse(&RequestError::Replayed(id.to_owned()), ip, Some(rp)))
     }
 }
 
@@ -223,15 +181,9 @@ async fn logout(
     binding: Binding,
     ip: &str,
     jar: CookieJar,
-) -> Response {
-    let req = match logout::read_logout_request(root) {
-        Ok(r) => r,
-        Err(e) => return refuse(ctx, lang, &e, ip, None),
-    };
-    let rp = match registered(ctx, lang, &req.issuer, ip).await {
-        Ok(rp) => rp,
-        Err(r) => return r,
-    };
+) -> Result<Response, WebError> {
+    let req = logout::read_logout_request(root).map_err(|e| refuse(&e, ip, None))?;
+    let rp = registered(ctx, &req.issuer, ip).await?;
     let checked = request::check_signature(incoming, root, binding, &rp).and_then(|_| {
         request::check_envelope(
             incoming.relay_state.as_deref(),
@@ -240,55 +192,54 @@ async fn logout(
             &window(ctx),
         )
     });
-    if let Err(e) = checked {
-        return refuse(ctx, lang, &e, ip, Some(&rp.entity_id));
-    }
-    if let Err(r) = first_use(ctx, lang, "logoutreq", &rp.entity_id, &req.id, ip).await {
-        return r;
-    }
+    checked.map_err(|e| refuse(&e, ip, Some(&rp.entity_id)))?;
+    first_use(ctx, "logoutreq", &rp.entity_id, &req.id, ip).await?;
     if let Some(cookie) = jar.get(session::COOKIE) {
-        match session::end(ctx.store.as_ref(), cookie.value()).await {
-            Ok(Some(s)) => {
+        match session::end(ctx.store.as_ref(), cookie.value()).await? {
+            Some(s) => {
                 tracing::info!(user = %s.user.username, rp = %rp.entity_id, name_id = %req.name_id, "signed out")
             }
-            Ok(None) => {
+            None => {
                 tracing::info!(rp = %rp.entity_id, "logout for a session that had already ended")
             }
-            Err(e) => return store_failure_in(ctx, lang, &e),
         }
     }
     let jar = jar.remove(Cookie::build(session::COOKIE).path("/"));
+    let page = signed_out_page(ctx, lang, &rp, &req.id, incoming).await?;
+    Ok((jar, page).into_response())
+}
+
+/// The end of a logout: a signed LogoutResponse to the SP's SLO endpoint, or — for an SP
+/// without one — a page saying so.
+async fn signed_out_page(
+    ctx: &AppContext,
+    lang: &PageLang,
+    rp: &crate::rp::RelyingParty,
+    request_id: &str,
+    incoming: &Incoming,
+) -> Result<Response, WebError> {
     let Some(slo) = rp.slo.as_deref() else {
-        let page = ctx.page(
+        return Ok(ctx.page(
             lang,
             "error.html",
             minijinja::context! { title => msgid("Signed out"), message => "You have signed out." },
-        );
-        return (jar, page).into_response();
+        ));
     };
-    match logout::build_logout_response(
+    let xml = logout::build_logout_response(
         &ctx.config.entity_id(),
         slo,
-        &req.id,
+        request_id,
         None,
         ctx.clock.now(),
         &ctx.signing().await.current.signer,
-    ) {
-        Ok(xml) => (
-            jar,
-            post_page(ctx, lang, slo, &xml, incoming.relay_state.as_deref()),
-        )
-            .into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "signing failed");
-            ctx.error_in(
-                lang,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "The sign-in service could not sign its answer.",
-            )
-        }
-    }
+    )
+    .map_err(|e| WebError::internal(SIGNING_FAILED, format!("signing failed: {e}")))?;
+    let relay_state = incoming.relay_state.as_deref();
+    Ok(post_page(ctx, lang, slo, &xml, relay_state))
 }
+
+/// What the user reads when we could not sign an answer to the SP.
+const SIGNING_FAILED: &str = "The sign-in service could not sign its answer.";
 
 /// With a live SSO session (and no ForceAuthn) answer at once; IsPassive without one gets
 /// NoPassive (SAML core §3.4.1); otherwise the user signs in.
@@ -299,16 +250,13 @@ async fn continue_or_prompt(
     is_passive: bool,
     ip: &str,
     jar: CookieJar,
-) -> Response {
+) -> Result<Response, WebError> {
     let now = ctx.clock.unix();
     if !pending.force_authn
         && let Some(cookie) = jar.get(session::COOKIE)
+        && let Some(s) = session::load(ctx.store.as_ref(), cookie.value(), now).await?
     {
-        match session::load(ctx.store.as_ref(), cookie.value(), now).await {
-            Ok(Some(s)) => return issue(ctx, lang, &pending, s, jar).await,
-            Ok(None) => {}
-            Err(e) => return store_failure_in(ctx, lang, &e),
-        }
+        return issue(ctx, lang, &pending, s, jar).await;
     }
     if is_passive {
         return status_response(
@@ -320,7 +268,7 @@ async fn continue_or_prompt(
         )
         .await;
     }
-    super::login::begin(ctx, lang, Flow::new(Pending::Saml(pending), ip, now), jar).await
+    super::login::begin(ctx, Flow::new(Pending::Saml(pending), ip, now), jar).await
 }
 
 /// Builds, signs and auto-POSTs the Response for an authenticated session; records the RP
@@ -331,48 +279,30 @@ pub async fn issue(
     pending: &PendingRequest,
     mut s: SsoSession,
     jar: CookieJar,
-) -> Response {
-    let rp = match registered(ctx, lang, &pending.rp_entity_id, "-").await {
-        Ok(rp) => rp,
-        Err(r) => return r,
-    };
+) -> Result<Response, WebError> {
+    let rp = registered(ctx, &pending.rp_entity_id, "-").await?;
     let now = ctx.clock.now();
     // The session records the sign-in even when this RP's request cannot be met: the user
     // did authenticate, and another RP may accept what was done.
     if !s.rps.contains(&rp.entity_id) {
         s.rps.push(rp.entity_id.clone());
     }
-    if let Err(e) = session::save(ctx.store.as_ref(), &s, now.unix_timestamp()).await {
-        return store_failure_in(ctx, lang, &e);
-    }
-    let cookie = Cookie::build((session::COOKIE, s.id.clone()))
-        .path("/")
-        .http_only(true)
-        .secure(ctx.config.is_https())
-        .same_site(if ctx.config.is_https() {
-            SameSite::None
-        } else {
-            SameSite::Lax
-        })
-        .build();
-    let jar = jar.add(cookie);
+    session::save(ctx.store.as_ref(), &s, now.unix_timestamp()).await?;
+    let jar = jar.add(session_cookie(ctx, &s));
     let Some(class) = authn_context::choose(
         pending.requested_context.as_ref(),
         rp.authn_context,
         &s.methods,
     ) else {
-        return (
-            jar,
-            status_response(
-                ctx,
-                lang,
-                pending,
-                STATUS_NO_AUTHN_CONTEXT,
-                "The requested authentication context cannot be satisfied",
-            )
-            .await,
+        let answer = status_response(
+            ctx,
+            lang,
+            pending,
+            STATUS_NO_AUTHN_CONTEXT,
+            "The requested authentication context cannot be satisfied",
         )
-            .into_response();
+        .await?;
+        return Ok((jar, answer).into_response());
     };
     let idp = &ctx.config.idp;
     let entity_id = ctx.config.entity_id();
@@ -399,37 +329,41 @@ pub async fn issue(
         &signing.current.signer,
     );
     ctx.metrics.signed(started.elapsed());
-    match xml {
-        Ok(xml) => {
-            tracing::info!(user = %s.user.username, rp = %rp.entity_id, acs = %pending.acs_url, "assertion issued");
-            (
-                jar,
-                post_page(
-                    ctx,
-                    lang,
-                    &pending.acs_url,
-                    &xml,
-                    pending.relay_state.as_deref(),
-                ),
-            )
-                .into_response()
-        }
-        Err(e @ response::ResponseError::NoNameId { .. }) => {
+    let xml = xml.map_err(not_issued)?;
+    tracing::info!(user = %s.user.username, rp = %rp.entity_id, acs = %pending.acs_url, "assertion issued");
+    let relay_state = pending.relay_state.as_deref();
+    let page = post_page(ctx, lang, &pending.acs_url, &xml, relay_state);
+    Ok((jar, page).into_response())
+}
+
+/// The SSO session's cookie. Cross-site (`None`) over https: the SP's POST back to us must
+/// carry it; plain http cannot have `None`, so `Lax` there.
+fn session_cookie(ctx: &AppContext, s: &SsoSession) -> Cookie<'static> {
+    Cookie::build((session::COOKIE, s.id.clone()))
+        .path("/")
+        .http_only(true)
+        .secure(ctx.config.is_https())
+        .same_site(if ctx.config.is_https() {
+            SameSite::None
+        } else {
+            SameSite::Lax
+        })
+        .build()
+}
+
+/// Why no assertion was issued, as the user's page.
+fn not_issued(e: response::ResponseError) -> WebError {
+    match e {
+        response::ResponseError::NoNameId { .. } => {
             tracing::warn!(error = %e, "cannot issue assertion");
-            ctx.error_in(
-                lang,
-                StatusCode::FORBIDDEN,
+            WebError::forbidden(
                 "Your account lacks the attribute this application identifies you by. Contact your help desk.",
             )
         }
-        Err(e) => {
-            tracing::error!(error = %e, "signing failed");
-            ctx.error_in(
-                lang,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "The sign-in service could not sign your token. Try again later.",
-            )
-        }
+        e => WebError::internal(
+            "The sign-in service could not sign your token. Try again later.",
+            format!("signing failed: {e}"),
+        ),
     }
 }
 
@@ -474,14 +408,14 @@ async fn status_response(
     pending: &PendingRequest,
     sub: &str,
     message: &str,
-) -> Response {
+) -> Result<Response, WebError> {
     let top = if sub == STATUS_NO_PASSIVE || sub == STATUS_NO_AUTHN_CONTEXT {
         STATUS_RESPONDER
     } else {
         STATUS_REQUESTER
     };
     tracing::info!(rp = %pending.rp_entity_id, status = sub, "answering with an error status");
-    match response::build_status(
+    let xml = response::build_status(
         &ctx.config.entity_id(),
         &pending.acs_url,
         pending.request_id.as_deref(),
@@ -490,62 +424,28 @@ async fn status_response(
         Some(message),
         ctx.clock.now(),
         &ctx.signing().await.current.signer,
-    ) {
-        Ok(xml) => post_page(
-            ctx,
-            lang,
-            &pending.acs_url,
-            &xml,
-            pending.relay_state.as_deref(),
-        ),
-        Err(e) => {
-            tracing::error!(error = %e, "signing failed");
-            ctx.error_in(
-                lang,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "The sign-in service could not sign its answer.",
-            )
-        }
-    }
+    )
+    .map_err(|e| WebError::internal(SIGNING_FAILED, format!("signing failed: {e}")))?;
+    let relay_state = pending.relay_state.as_deref();
+    Ok(post_page(ctx, lang, &pending.acs_url, &xml, relay_state))
 }
 
 /// A refused request: never sent on to any ACS (it may be an attacker's), only explained.
 /// The enabled trust for `entity_id`, or the refusal page for an application we do not know.
 async fn registered(
     ctx: &AppContext,
-    lang: &PageLang,
     entity_id: &str,
     ip: &str,
-) -> Result<std::sync::Arc<crate::rp::RelyingParty>, Response> {
+) -> Result<std::sync::Arc<crate::rp::RelyingParty>, WebError> {
     ctx.registry().await.get(entity_id).ok_or_else(|| {
         let e = RequestError::UnknownSp(entity_id.to_owned());
-        refuse(ctx, lang, &e, ip, None)
+        refuse(&e, ip, None)
     })
 }
 
-fn refuse(
-    ctx: &AppContext,
-    lang: &PageLang,
-    e: &RequestError,
-    ip: &str,
-    rp: Option<&str>,
-) -> Response {
+fn refuse(e: &RequestError, ip: &str, rp: Option<&str>) -> WebError {
     tracing::warn!(reason = %e, client_ip = ip, rp = rp.unwrap_or("-"), "SAML request refused");
-    ctx.error_in(lang, StatusCode::BAD_REQUEST, e.user_message())
-}
-
-/// The store failed: in English, for the admin console (sign-in pages: `store_failure_in`).
-pub fn store_failure(ctx: &AppContext, e: &store::StoreError) -> Response {
-    store_failure_in(ctx, &PageLang::default(), e)
-}
-
-pub fn store_failure_in(ctx: &AppContext, lang: &PageLang, e: &store::StoreError) -> Response {
-    tracing::error!(error = %e, "store failure");
-    ctx.error_in(
-        lang,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "The sign-in service is temporarily unavailable. Try again in a moment.",
-    )
+    WebError::bad_request(e.user_message())
 }
 
 #[cfg(test)]
