@@ -267,12 +267,10 @@ mod tests {
         })
     }
 
-    /// What a body limit and a timeout layered inside `app()` answer must become the page too.
-    #[tokio::test]
-    async fn limits_and_timeouts_inside_the_router_get_the_page() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let ctx = crate::web::test_state(dir.path()).await;
-        let router = Router::new()
+    /// A form route, a route that answers 408 and one that never answers, under a 16-byte
+    /// body limit, quick deadlines and `pages`, layered as in `app()`.
+    fn limited_router(ctx: AppState) -> Router {
+        Router::new()
             .route("/form", post(|body: String| async move { body }))
             .route(
                 "/slow",
@@ -290,7 +288,14 @@ mod tests {
                 quick_deadlines(),
                 crate::server::deadlines,
             ))
-            .layer(axum::middleware::from_fn_with_state(ctx.clone(), pages));
+            .layer(axum::middleware::from_fn_with_state(ctx, pages))
+    }
+
+    /// What a body limit and a timeout layered inside `app()` answer must become the page too.
+    #[tokio::test]
+    async fn limits_and_timeouts_inside_the_router_get_the_page() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let router = limited_router(crate::web::test_state(dir.path()).await);
         for (path, body, status, words) in [
             (
                 "/form",

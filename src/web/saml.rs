@@ -282,13 +282,7 @@ pub async fn issue(
 ) -> Result<Response, WebError> {
     let rp = registered(ctx, &pending.rp_entity_id, "-").await?;
     let now = ctx.clock.now();
-    // The session records the sign-in even when this RP's request cannot be met: the user
-    // did authenticate, and another RP may accept what was done.
-    if !s.rps.contains(&rp.entity_id) {
-        s.rps.push(rp.entity_id.clone());
-    }
-    session::save(ctx.store.as_ref(), &s, now.unix_timestamp()).await?;
-    let jar = jar.add(session_cookie(ctx, &s));
+    let jar = jar.add(remember_rp(ctx, &mut s, &rp.entity_id, now).await?);
     let Some(class) = authn_context::choose(
         pending.requested_context.as_ref(),
         rp.authn_context,
@@ -334,6 +328,22 @@ pub async fn issue(
     let relay_state = pending.relay_state.as_deref();
     let page = post_page(ctx, lang, &pending.acs_url, &xml, relay_state);
     Ok((jar, page).into_response())
+}
+
+/// Records `rp` in the SSO session, saves it, and gives its refreshed cookie. The session
+/// records the sign-in even when this RP's request cannot be met: the user did
+/// authenticate, and another RP may accept what was done.
+async fn remember_rp(
+    ctx: &AppContext,
+    s: &mut SsoSession,
+    rp: &str,
+    now: time::OffsetDateTime,
+) -> Result<Cookie<'static>, WebError> {
+    if !s.rps.iter().any(|r| r == rp) {
+        s.rps.push(rp.to_owned());
+    }
+    session::save(ctx.store.as_ref(), s, now.unix_timestamp()).await?;
+    Ok(session_cookie(ctx, s))
 }
 
 /// The SSO session's cookie. Cross-site (`None`) over https: the SP's POST back to us must

@@ -236,15 +236,7 @@ async fn preview_page(
         .find(&md.entity_id)
         .map(|rp| rp.origin.clone());
     let existing = trusts::by_entity(ctx.store.as_ref(), &md.entity_id).await?;
-    let (gone, added, current) = match &existing {
-        Some((slug, old)) => {
-            let old_md = parse_sp_metadata(&old.metadata_xml).ok();
-            let old_summary = old_md.as_ref().map(trusts::summary).unwrap_or_default();
-            let (g, a) = trusts::diff(&old_summary, &new);
-            (g, a, old.build(slug).ok())
-        }
-        None => (Vec::new(), Vec::new(), None),
-    };
+    let (gone, added, current) = against(existing.as_ref(), &new);
     let preset_default = md.acs.iter().any(|a| a.url.ends_with("/cgi/samlauth"));
     let mut res = ctx.render(
         "admin_rp_import.html",
@@ -264,33 +256,65 @@ async fn preview_page(
     Ok(res)
 }
 
-/// The trust options from a posted form; `Err` is the message for the admin.
-fn options_of(form: &[(String, String)]) -> Result<Options, String> {
-    let field = |k: &str| form_value(form, k).map(str::trim);
-    let sign = match field("sign") {
+/// What an import changes in the console trust it updates (facts gone, facts added), and
+/// that trust as it stands; nothing for a new trust.
+fn against(
+    existing: Option<&(String, crate::rp::live::StoredRp)>,
+    new: &[(String, String)],
+) -> (Vec<String>, Vec<String>, Option<RelyingParty>) {
+    match existing {
+        Some((slug, old)) => {
+            let old_md = parse_sp_metadata(&old.metadata_xml).ok();
+            let old_summary = old_md.as_ref().map(trusts::summary).unwrap_or_default();
+            let (g, a) = trusts::diff(&old_summary, new);
+            (g, a, old.build(slug).ok())
+        }
+        None => (Vec::new(), Vec::new(), None),
+    }
+}
+
+/// The signing choice a form field names; none when left empty.
+fn sign_of(field: Option<&str>) -> Result<Option<SignChoice>, String> {
+    Ok(match field {
         None | Some("") => None,
         Some("assertion") => Some(SignChoice::Assertion),
         Some("response") => Some(SignChoice::Response),
         Some("both") => Some(SignChoice::Both),
         Some(other) => return Err(format!("`{other}` is not a signing choice")),
-    };
-    let preset = match field("preset") {
-        Some("netscaler") => Some(Preset::Netscaler),
-        None | Some("") | Some("none") => None,
-        Some(other) => return Err(format!("`{other}` is not a preset")),
-    };
+    })
+}
+
+/// The preset a form field names; none for "none" or nothing.
+fn preset_of(field: Option<&str>) -> Result<Option<Preset>, String> {
+    match field {
+        Some("netscaler") => Ok(Some(Preset::Netscaler)),
+        None | Some("") | Some("none") => Ok(None),
+        Some(other) => Err(format!("`{other}` is not a preset")),
+    }
+}
+
+/// The AuthnContext mapping a form field names.
+fn authn_context_of(field: Option<&str>) -> Result<Option<crate::rp::AuthnContextMode>, String> {
+    match field {
+        None => Ok(None),
+        Some("strict") => Ok(Some(crate::rp::AuthnContextMode::Strict)),
+        Some("lenient") => Ok(Some(crate::rp::AuthnContextMode::Lenient)),
+        Some(other) => Err(format!("`{other}` is not an AuthnContext mapping")),
+    }
+}
+
+/// The trust options from a posted form; `Err` is the message for the admin.
+fn options_of(form: &[(String, String)]) -> Result<Options, String> {
+    let field = |k: &str| form_value(form, k).map(str::trim);
+    let sign = sign_of(field("sign"))?;
+    let preset = preset_of(field("preset"))?;
     let name_id_source = match field("name_id_source") {
         None => None,
         Some(s) => Some(
             crate::rp::ClaimSource::try_from(s.to_owned()).map_err(|e| format!("NameID: {e}"))?,
         ),
     };
-    let authn_context = match field("authn_context") {
-        None => None,
-        Some("strict") => Some(crate::rp::AuthnContextMode::Strict),
-        Some("lenient") => Some(crate::rp::AuthnContextMode::Lenient),
-        Some(other) => return Err(format!("`{other}` is not an AuthnContext mapping")),
-    };
+    let authn_context = authn_context_of(field("authn_context"))?;
     let claims = match form_value(form, "claims") {
         None => None,
         Some(text) => Some(trusts::parse_claims(text)?),

@@ -122,12 +122,6 @@ async fn render_user(
     let policy = ctx.policy().await;
     let reg = &view.registration;
     let mfa = &policy.mfa;
-    let codes_locked_until = reg.codes_locked_until.filter(|&u| u > now).map(|u| {
-        crate::saml::saml_time(
-            time::OffsetDateTime::from_unix_timestamp(u)
-                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
-        )
-    });
     let mut res = ctx.render(
         "admin_user.html",
         minijinja::context! {
@@ -144,7 +138,7 @@ async fn render_user(
             denial_limit => mfa.denial_lockout_threshold,
             password_failures => view.password_failures.0, password_failures_familiar => view.password_failures.1,
             code_failures => view.code_failures, code_limit => mfa.code_failures_per_user,
-            codes_locked_until => codes_locked_until,
+            codes_locked_until => codes_locked_until(reg, now),
             bypass_pending => view.bypass_pending, allow_bypass => mfa.allow_bypass,
             bypass_default => mfa.bypass_default_secs,
             pin => pin_status(reg, mfa, now),
@@ -153,6 +147,14 @@ async fn render_user(
     );
     *res.status_mut() = status;
     Ok(res)
+}
+
+/// Until when the user's codes are locked, if they are now.
+fn codes_locked_until(reg: &Registration, now: i64) -> Option<String> {
+    let until = reg.codes_locked_until.filter(|&u| u > now)?;
+    let at = time::OffsetDateTime::from_unix_timestamp(until)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    Some(crate::saml::saml_time(at))
 }
 
 fn token_rows(reg: &Registration) -> Vec<Value> {
