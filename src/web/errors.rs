@@ -208,7 +208,7 @@ mod tests {
     use axum::Router;
     use axum::body::Body;
     use axum::extract::DefaultBodyLimit;
-    use axum::routing::post;
+    use axum::routing::{get, post};
     use tower::ServiceExt;
 
     use super::*;
@@ -258,6 +258,56 @@ mod tests {
         let mut machine = (StatusCode::NOT_FOUND, "unknown request").into_response();
         machine.extensions_mut().insert(MachineAnswer);
         assert!(!framework_refusal(&machine));
+    }
+
+    /// A handler's `WebError` becomes the page in the request's language (English when
+    /// asked), with its status and whatever else the handler's answer set.
+    #[tokio::test]
+    async fn handler_errors_get_the_page_in_the_request_language() {
+        use crate::web::error::WebError;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ctx = crate::web::test_state(dir.path()).await;
+        let down = || WebError::Store(crate::store::StoreError::Backend("detail".into()));
+        let router = Router::new()
+            .route("/down", get(move || async move { down() }))
+            .route("/console", get(move || async move { down().in_english() }))
+            .route(
+                "/cookie",
+                get(|| async {
+                    let res = WebError::not_found("Page not found").into_response();
+                    ([(header::SET_COOKIE, "kept=1")], res).into_response()
+                }),
+            )
+            .layer(axum::middleware::from_fn_with_state(ctx, pages));
+        for (path, status, words) in [
+            (
+                "/down",
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Der Anmeldedienst ist vorübergehend nicht verfügbar.",
+            ),
+            (
+                "/console",
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The sign-in service is temporarily unavailable.",
+            ),
+            ("/cookie", StatusCode::NOT_FOUND, "lang=\"de\""),
+        ] {
+            let req = Request::get(path)
+                .header(header::ACCEPT_LANGUAGE, "de")
+                .body(Body::empty())
+                .expect("request");
+            let res = router.clone().oneshot(req).await.expect("answer");
+            assert_eq!(res.status(), status, "{path}");
+            if path == "/cookie" {
+                assert_eq!(res.headers()[header::SET_COOKIE], "kept=1");
+            }
+            let page = axum::body::to_bytes(res.into_body(), 1 << 20)
+                .await
+                .expect("body");
+            let page = String::from_utf8_lossy(&page);
+            assert!(page.contains(words), "{path}: {page}");
+            assert!(!page.contains("detail"), "{path}: {page}");
+        }
     }
 
     fn quick_deadlines() -> crate::server::ServerLimits {

@@ -291,18 +291,15 @@ impl AppContext {
         self.render(name, minijinja::context! { ..lang.context(), ..ctx })
     }
 
-    /// A page that tells the user what went wrong in plain words; the detail goes to the log.
-    /// In English: for the admin console. Sign-in pages use `error_in`.
+    /// The error page in English, rendered at once: for what happens outside the handlers
+    /// (a panic). Handlers return a `WebError` instead; `errors::pages` renders it.
     pub fn error_page(&self, status: StatusCode, message: &str) -> Response {
-        self.error_in(&PageLang::default(), status, message)
+        let lang = PageLang::default();
+        self.error_titled(&lang, status, msgid("Sign-in problem"), message)
     }
 
-    /// `error_page` in the sign-in's language (`message` is the English text, the id).
-    pub fn error_in(&self, lang: &PageLang, status: StatusCode, message: &str) -> Response {
-        self.error_titled(lang, status, msgid("Sign-in problem"), message)
-    }
-
-    /// `error_in` under another title (also an English message id).
+    /// The page that tells the user what went wrong in plain words, in `lang` (`title` and
+    /// `message` are English texts, the catalogue's ids); the detail goes to the log.
     pub fn error_titled(
         &self,
         lang: &PageLang,
