@@ -440,8 +440,7 @@ async fn status_response(
     Ok(post_page(ctx, lang, &pending.acs_url, &xml, relay_state))
 }
 
-/// A refused request: never sent on to any ACS (it may be an attacker's), only explained.
-/// The enabled trust for `entity_id`, or the refusal page for an application we do not know.
+/// The enabled trust for `entity_id`, or the refusal for an application we do not know.
 async fn registered(
     ctx: &AppContext,
     entity_id: &str,
@@ -453,6 +452,7 @@ async fn registered(
     })
 }
 
+/// A refused request: never sent on to any ACS (it may be an attacker's), only explained.
 fn refuse(e: &RequestError, ip: &str, rp: Option<&str>) -> WebError {
     tracing::warn!(reason = %e, client_ip = ip, rp = rp.unwrap_or("-"), "SAML request refused");
     WebError::bad_request(e.user_message())
