@@ -588,6 +588,17 @@ impl Refusal {
         }
     }
 
+    /// The request error, or the store failure, by value (for a caller that answers with it).
+    pub fn into_cause(self) -> Result<RequestError, StoreError> {
+        match self {
+            Refusal::Undecodable(e) | Refusal::Malformed(e) | Refusal::UnknownSp(e) => Ok(e),
+            Refusal::Signature { error, .. }
+            | Refusal::Invalid { error, .. }
+            | Refusal::Replayed { error, .. } => Ok(error),
+            Refusal::Store(e) => Err(e),
+        }
+    }
+
     /// The sender's entity ID once it is known (from the SP lookup onwards).
     pub fn sp(&self) -> Option<&str> {
         match self {

@@ -1,4 +1,7 @@
-//! Tessera's error page, in the user's language, for the requests the framework refuses on its own (unknown path, wrong method, unreadable form or query, too large, too slow).
+//! Tessera's error page, in the user's language, for the requests the framework refuses on its own (unknown path, wrong method, unreadable form or query, too large, too slow) and for the handlers' `WebError`s.
+//!
+//! A handler's error arrives marked with `error::ErrorPage` (see `error`): `pages` renders it
+//! in the request's language, keeping what else the handler's answer carried (a cookie).
 //!
 //! Axum's routing and extractors (and tower layers such as a body limit or a timeout) answer
 //! such requests with a terse plain-text or empty 4xx written for developers ("Failed to
@@ -16,7 +19,8 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::{AppState, PageLang};
+use super::error::ErrorPage;
+use super::{AppContext, AppState, PageLang};
 use crate::i18n::msgid;
 
 /// The framework's detail goes to the log this long at most (it may echo client input).
@@ -138,6 +142,14 @@ pub async fn pages(State(ctx): State<AppState>, req: Request, next: Next) -> Res
     let uri = req.uri().clone();
     let asked = language_headers(req.headers());
     let res = next.run(req).await;
+    if let Some(page) = res.extensions().get::<ErrorPage>().cloned() {
+        let lang = if page.english {
+            PageLang::default()
+        } else {
+            language(&ctx, &uri, &asked).await
+        };
+        return handler_page(&ctx, &lang, &page, res);
+    }
     let Some(case) = Case::of(&method, res.status()) else {
         return res;
     };
@@ -159,11 +171,7 @@ pub async fn pages(State(ctx): State<AppState>, req: Request, next: Next) -> Res
         detail = ?crate::audit::shorten(&detail, DETAIL_CHARS),
         "refused request answered with the error page"
     );
-    let lang = if is_console(uri.path()) {
-        PageLang::default()
-    } else {
-        PageLang::negotiate(&ctx, &asked, uri.query()).await
-    };
+    let lang = language(&ctx, &uri, &asked).await;
     let mut page = ctx.error_titled(&lang, status, case.title(), case.message());
     // What the refusal told the client stays: a 405 says which methods the address does
     // accept (RFC 9110 §15.5.6), a 503 when to come back (§10.2.3), and a half-read request
@@ -176,13 +184,31 @@ pub async fn pages(State(ctx): State<AppState>, req: Request, next: Next) -> Res
     page
 }
 
+/// The language of an error page for a request to `uri` (see `is_console`).
+async fn language(ctx: &AppContext, uri: &axum::http::Uri, asked: &HeaderMap) -> PageLang {
+    if is_console(uri.path()) {
+        PageLang::default()
+    } else {
+        PageLang::negotiate(ctx, asked, uri.query()).await
+    }
+}
+
+/// The page for a handler's `WebError`; the headers of the handler's answer stay.
+fn handler_page(ctx: &AppContext, lang: &PageLang, page: &ErrorPage, res: Response) -> Response {
+    let mut out = ctx.error_titled(lang, page.status, page.title, &page.message);
+    for (name, value) in res.headers() {
+        out.headers_mut().append(name, value.clone());
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
 
     use axum::Router;
     use axum::body::Body;
     use axum::extract::DefaultBodyLimit;
-    use axum::routing::post;
+    use axum::routing::{get, post};
     use tower::ServiceExt;
 
     use super::*;
@@ -234,6 +260,56 @@ mod tests {
         assert!(!framework_refusal(&machine));
     }
 
+    /// A handler's `WebError` becomes the page in the request's language (English when
+    /// asked), with its status and whatever else the handler's answer set.
+    #[tokio::test]
+    async fn handler_errors_get_the_page_in_the_request_language() {
+        use crate::web::error::WebError;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ctx = crate::web::test_state(dir.path()).await;
+        let down = || WebError::Store(crate::store::StoreError::Backend("detail".into()));
+        let router = Router::new()
+            .route("/down", get(move || async move { down() }))
+            .route("/console", get(move || async move { down().in_english() }))
+            .route(
+                "/cookie",
+                get(|| async {
+                    let res = WebError::not_found("Page not found").into_response();
+                    ([(header::SET_COOKIE, "kept=1")], res).into_response()
+                }),
+            )
+            .layer(axum::middleware::from_fn_with_state(ctx, pages));
+        for (path, status, words) in [
+            (
+                "/down",
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Der Anmeldedienst ist vorübergehend nicht verfügbar.",
+            ),
+            (
+                "/console",
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The sign-in service is temporarily unavailable.",
+            ),
+            ("/cookie", StatusCode::NOT_FOUND, "lang=\"de\""),
+        ] {
+            let req = Request::get(path)
+                .header(header::ACCEPT_LANGUAGE, "de")
+                .body(Body::empty())
+                .expect("request");
+            let res = router.clone().oneshot(req).await.expect("answer");
+            assert_eq!(res.status(), status, "{path}");
+            if path == "/cookie" {
+                assert_eq!(res.headers()[header::SET_COOKIE], "kept=1");
+            }
+            let page = axum::body::to_bytes(res.into_body(), 1 << 20)
+                .await
+                .expect("body");
+            let page = String::from_utf8_lossy(&page);
+            assert!(page.contains(words), "{path}: {page}");
+            assert!(!page.contains("detail"), "{path}: {page}");
+        }
+    }
+
     fn quick_deadlines() -> crate::server::ServerLimits {
         crate::server::ServerLimits::from_config(&crate::config::ServerConfig {
             request_timeout_secs: 1,
@@ -241,12 +317,10 @@ mod tests {
         })
     }
 
-    /// What a body limit and a timeout layered inside `app()` answer must become the page too.
-    #[tokio::test]
-    async fn limits_and_timeouts_inside_the_router_get_the_page() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let ctx = crate::web::test_state(dir.path()).await;
-        let router = Router::new()
+    /// A form route, a route that answers 408 and one that never answers, under a 16-byte
+    /// body limit, quick deadlines and `pages`, layered as in `app()`.
+    fn limited_router(ctx: AppState) -> Router {
+        Router::new()
             .route("/form", post(|body: String| async move { body }))
             .route(
                 "/slow",
@@ -264,7 +338,14 @@ mod tests {
                 quick_deadlines(),
                 crate::server::deadlines,
             ))
-            .layer(axum::middleware::from_fn_with_state(ctx.clone(), pages));
+            .layer(axum::middleware::from_fn_with_state(ctx, pages))
+    }
+
+    /// What a body limit and a timeout layered inside `app()` answer must become the page too.
+    #[tokio::test]
+    async fn limits_and_timeouts_inside_the_router_get_the_page() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let router = limited_router(crate::web::test_state(dir.path()).await);
         for (path, body, status, words) in [
             (
                 "/form",

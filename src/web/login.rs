@@ -2,13 +2,13 @@
 
 use axum::Form;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::CookieJar;
 use axum_extra::extract::cookie::{Cookie, SameSite};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
+use super::error::WebError;
 use super::{AppContext, AppState, PageLang};
 use crate::login::session;
 use crate::login::{
@@ -122,16 +122,10 @@ async fn record_steps(ctx: &AppContext, flow: &mut Flow) -> Result<(), StoreErro
 
 /// Saves a new flow and sends the browser to its first page, with the cookie that binds the
 /// flow to this browser.
-pub async fn begin(ctx: &AppContext, lang: &PageLang, mut flow: Flow, jar: CookieJar) -> Response {
-    if let Err(e) = record_steps(ctx, &mut flow).await {
-        return super::saml::store_failure_in(ctx, lang, &e);
-    }
+pub async fn begin(ctx: &AppContext, mut flow: Flow, jar: CookieJar) -> Result<Response, WebError> {
+    record_steps(ctx, &mut flow).await?;
     let ttl = std::time::Duration::from_secs(ctx.config.idp.flow_lifetime_secs.into());
-    if let Err(e) =
-        crate::store::put_json(ctx.store.as_ref(), &flow_key(&flow.id), &flow, Some(ttl)).await
-    {
-        return super::saml::store_failure_in(ctx, lang, &e);
-    }
+    crate::store::put_json(ctx.store.as_ref(), &flow_key(&flow.id), &flow, Some(ttl)).await?;
     let cookie = Cookie::build((flow_cookie_name(&flow.id), flow.browser_secret.clone()))
         .path("/adfs/ls/")
         .http_only(true)
@@ -141,11 +135,11 @@ pub async fn begin(ctx: &AppContext, lang: &PageLang, mut flow: Flow, jar: Cooki
             ctx.config.idp.flow_lifetime_secs.into(),
         ))
         .build();
-    (
+    Ok((
         jar.add(cookie),
         Redirect::to(&format!("/adfs/ls/login?flow={}", flow.id)),
     )
-        .into_response()
+        .into_response())
 }
 
 const TOO_LONG: &str =
@@ -158,18 +152,10 @@ const EXPIRED: &str = "This sign-in page has expired. Go back to the application
 
 /// Loads the flow and checks it belongs to this browser. Returns the stored bytes too, for
 /// the compare-and-set that saves the next state.
-async fn load(
-    ctx: &AppContext,
-    lang: &PageLang,
-    id: &str,
-    jar: &CookieJar,
-) -> Result<(Flow, Vec<u8>), Response> {
+async fn load(ctx: &AppContext, id: &str, jar: &CookieJar) -> Result<(Flow, Vec<u8>), WebError> {
     let valid_id = id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit());
     let bytes = if valid_id {
-        ctx.store
-            .get(&flow_key(id))
-            .await
-            .map_err(|e| super::saml::store_failure_in(ctx, lang, &e))?
+        ctx.store.get(&flow_key(id)).await?
     } else {
         None
     };
@@ -177,7 +163,7 @@ async fn load(
         .as_deref()
         .and_then(|b| serde_json::from_slice::<Flow>(b).ok());
     let Some((flow, bytes)) = flow.zip(bytes) else {
-        return Err(ctx.error_in(lang, StatusCode::NOT_FOUND, EXPIRED));
+        return Err(WebError::not_found(EXPIRED));
     };
     let presented = jar
         .get(&flow_cookie_name(id))
@@ -185,7 +171,7 @@ async fn load(
         .unwrap_or_default();
     if !bool::from(presented.as_bytes().ct_eq(flow.browser_secret.as_bytes())) {
         tracing::warn!(flow = id, "flow used from a browser that did not start it");
-        return Err(ctx.error_in(lang, StatusCode::FORBIDDEN, EXPIRED));
+        return Err(WebError::forbidden(EXPIRED));
     }
     Ok((flow, bytes))
 }
@@ -198,14 +184,23 @@ pub async fn show(
     jar: CookieJar,
     Query(q): Query<FlowQuery>,
 ) -> Response {
-    let res = match load(&ctx, &lang, &q.flow, &jar).await {
-        Ok((flow, old)) if super::views::is_waiting(&flow.state) => {
-            advance(&ctx, &lang, flow, old, Event::Poll, jar).await
-        }
-        Ok((flow, _)) => super::views::render(&ctx, &lang, &flow).await,
-        Err(r) => r,
-    };
+    let res = current(&ctx, &lang, &q.flow, jar).await.into_response();
     lang.remembered(res)
+}
+
+/// The flow's page as it stands (a waiting page asks for news first).
+async fn current(
+    ctx: &AppContext,
+    lang: &PageLang,
+    id: &str,
+    jar: CookieJar,
+) -> Result<Response, WebError> {
+    let (flow, old) = load(ctx, id, &jar).await?;
+    if super::views::is_waiting(&flow.state) {
+        advance(ctx, lang, flow, old, Event::Poll, jar).await
+    } else {
+        super::views::render(ctx, lang, &flow).await
+    }
 }
 
 pub async fn submit(
@@ -213,22 +208,17 @@ pub async fn submit(
     lang: PageLang,
     jar: CookieJar,
     Form(form): Form<LoginForm>,
-) -> Response {
+) -> Result<Response, WebError> {
     if let Some((field, len)) = form.oversized() {
         tracing::warn!(field, len, "sign-in form refused: field too long");
-        return ctx.error_in(&lang, StatusCode::BAD_REQUEST, TOO_LONG);
+        return Err(WebError::bad_request(TOO_LONG));
     }
-    let (flow, old) = match load(&ctx, &lang, &form.flow, &jar).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+    let (flow, old) = load(&ctx, &form.flow, &jar).await?;
     let Some(event) = form.event() else {
         tracing::warn!(flow = %flow.id, "unknown sign-in form action");
-        return ctx.error_in(
-            &lang,
-            StatusCode::BAD_REQUEST,
+        return Err(WebError::bad_request(
             "The sign-in page sent something unexpected. Reload it and try again.",
-        );
+        ));
     };
     advance(&ctx, &lang, flow, old, event, jar).await
 }
@@ -242,75 +232,58 @@ async fn advance(
     old: Vec<u8>,
     event: Event,
     jar: CookieJar,
-) -> Response {
-    let rule = match &flow.request {
+) -> Result<Response, WebError> {
+    let rule = second_factor_rule(ctx, &flow.request).await;
+    let policy = ctx.policy().await;
+    let flow_id = flow.id.clone();
+    let mut flow = match flow.step(event, &ctx.deps(&policy, rule)).await {
+        Ok(f) => f,
+        Err(StepError::Store(e)) => return Err(e.into()),
+        Err(StepError::DirectoryUnavailable(detail)) => {
+            // Nothing was saved: the same page works again once the directory answers.
+            tracing::error!(flow = %flow_id, error = %detail, "directory unavailable");
+            return Err(WebError::Unavailable(DIRECTORY_DOWN.into()));
+        }
+        Err(StepError::Random(e)) => {
+            // Nothing was saved or sent: no challenge goes out with a guessable id or code.
+            tracing::error!(flow = %flow_id, error = %e, "random generator failed");
+            return Err(WebError::Unavailable(
+                "The sign-in service is temporarily unavailable. Try again in a moment.".into(),
+            ));
+        }
+    };
+    record_steps(ctx, &mut flow).await?;
+    if matches!(flow.state, LoginState::Authenticated { .. }) {
+        return finish(ctx, lang, flow, old, jar).await;
+    }
+    if save(ctx, &flow, old).await? {
+        super::views::render(ctx, lang, &flow).await
+    } else {
+        // Someone else moved the flow on (another tab, another node): show what is current.
+        Ok(again(&flow))
+    }
+}
+
+/// Whether the sign-in's application asks for a second factor.
+async fn second_factor_rule(ctx: &AppContext, request: &Pending) -> SecondFactorRule {
+    match request {
         Pending::Saml(p) => match ctx.registry().await.get(&p.rp_entity_id) {
             Some(rp) if !rp.mfa_required => SecondFactorRule::NotRequired,
             _ => SecondFactorRule::Required,
         },
         Pending::AdminConsole => SecondFactorRule::Always,
-    };
-    let policy = ctx.policy().await;
-    let flow_id = flow.id.clone();
-    let mut flow = match flow.step(event, &ctx.deps(&policy, rule)).await {
-        Ok(f) => f,
-        Err(StepError::Store(e)) => return super::saml::store_failure_in(ctx, lang, &e),
-        Err(StepError::DirectoryUnavailable(detail)) => {
-            // Nothing was saved: the same page works again once the directory answers.
-            tracing::error!(flow = %flow_id, error = %detail, "directory unavailable");
-            return ctx.error_in(lang, StatusCode::SERVICE_UNAVAILABLE, DIRECTORY_DOWN);
-        }
-        Err(StepError::Random(e)) => {
-            // Nothing was saved or sent: no challenge goes out with a guessable id or code.
-            tracing::error!(flow = %flow_id, error = %e, "random generator failed");
-            let message = "The sign-in service is temporarily unavailable. Try again in a moment.";
-            return ctx.error_in(lang, StatusCode::SERVICE_UNAVAILABLE, message);
-        }
-    };
-    if let Err(e) = record_steps(ctx, &mut flow).await {
-        return super::saml::store_failure_in(ctx, lang, &e);
     }
+}
+
+/// The flow's page again, as it now stands.
+fn again(flow: &Flow) -> Response {
+    Redirect::to(&format!("/adfs/ls/login?flow={}", flow.id)).into_response()
+}
+
+/// Saves the stepped flow over `old`; `false` when someone else saved first.
+async fn save(ctx: &AppContext, flow: &Flow, old: Vec<u8>) -> Result<bool, StoreError> {
     let key = flow_key(&flow.id);
-    if let LoginState::Authenticated {
-        user,
-        methods,
-        authn_instant,
-    } = &flow.state
-    {
-        // The flow is consumed: it ends here, once.
-        match ctx
-            .store
-            .compare_and_set(
-                &key,
-                Some(&old),
-                b"{}",
-                Some(std::time::Duration::from_secs(1)),
-            )
-            .await
-        {
-            Ok(true) => {}
-            Ok(false) => {
-                return Redirect::to(&format!("/adfs/ls/login?flow={}", flow.id)).into_response();
-            }
-            Err(e) => return super::saml::store_failure_in(ctx, lang, &e),
-        }
-        return match &flow.request {
-            Pending::Saml(pending) => {
-                let s = session::start(
-                    user.clone(),
-                    methods.clone(),
-                    *authn_instant,
-                    ctx.clock.unix(),
-                    ctx.config.idp.session_lifetime_secs.into(),
-                );
-                super::saml::issue(ctx, lang, pending, s, jar).await
-            }
-            Pending::AdminConsole => {
-                super::admin::signed_in(ctx, user, methods, &flow.client_ip, jar).await
-            }
-        };
-    }
-    let saved = match serde_json::to_vec(&flow) {
+    match serde_json::to_vec(flow) {
         Ok(new) if new == old => Ok(true),
         Ok(new) => {
             let ttl = std::time::Duration::from_secs(ctx.config.idp.flow_lifetime_secs.into());
@@ -319,14 +292,51 @@ async fn advance(
                 .await
         }
         Err(e) => Err(StoreError::Corrupt {
-            key: key.clone(),
+            key,
             detail: e.to_string(),
         }),
+    }
+}
+
+/// An authenticated flow ends here, once (the flow is consumed): an SSO session and the
+/// assertion for an application, or a console session.
+async fn finish(
+    ctx: &AppContext,
+    lang: &PageLang,
+    flow: Flow,
+    old: Vec<u8>,
+    jar: CookieJar,
+) -> Result<Response, WebError> {
+    let LoginState::Authenticated {
+        user,
+        methods,
+        authn_instant,
+    } = &flow.state
+    else {
+        return Ok(again(&flow));
     };
-    match saved {
-        Ok(true) => super::views::render(ctx, lang, &flow).await,
-        // Someone else moved the flow on (another tab, another node): show what is current.
-        Ok(false) => Redirect::to(&format!("/adfs/ls/login?flow={}", flow.id)).into_response(),
-        Err(e) => super::saml::store_failure_in(ctx, lang, &e),
+    let one_second = Some(std::time::Duration::from_secs(1));
+    let key = flow_key(&flow.id);
+    if !ctx
+        .store
+        .compare_and_set(&key, Some(&old), b"{}", one_second)
+        .await?
+    {
+        return Ok(again(&flow));
+    }
+    match &flow.request {
+        Pending::Saml(pending) => {
+            let s = session::start(
+                user.clone(),
+                methods.clone(),
+                *authn_instant,
+                ctx.clock.unix(),
+                ctx.config.idp.session_lifetime_secs.into(),
+            );
+            super::saml::issue(ctx, lang, pending, s, jar).await
+        }
+        Pending::AdminConsole => {
+            super::admin::signed_in(ctx, user, methods, &flow.client_ip, jar).await
+        }
     }
 }

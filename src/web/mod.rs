@@ -1,9 +1,8 @@
 //! The HTTP surface: `app(state)` builds the axum router every binary and test uses.
 
 mod admin;
-mod admin_certs;
-mod admin_rps;
 pub mod client;
+mod error;
 mod errors;
 pub mod lang;
 mod layers;
@@ -85,6 +84,12 @@ pub const METADATA_PATHS: [&str; 2] = [
 ];
 
 pub fn app(state: AppState) -> Router {
+    let r = with_page_layers(routes(&state), &state);
+    with_request_layers(r, &state).with_state(state)
+}
+
+/// Every route, people's and machines'; unknown paths get `errors::no_route`.
+fn routes(state: &AppState) -> Router<AppState> {
     let mut r = Router::new()
         .route("/", get(pages::home))
         .route("/docs", get(pages::docs))
@@ -101,12 +106,14 @@ pub fn app(state: AppState) -> Router {
     {
         r = r.route("/test/panic", get(layers::tests::panics));
     }
-    r = r
-        .merge(admin::routes())
-        .merge(admin_rps::routes())
-        .merge(admin_certs::routes())
-        .merge(machine_routes(&state))
-        .fallback(errors::no_route);
+    r.merge(admin::routes())
+        .merge(machine_routes(state))
+        .fallback(errors::no_route)
+}
+
+/// The layers that shape answers: limits and deadlines, error pages, panics, counts and the
+/// security headers.
+fn with_page_layers(r: Router<AppState>, state: &AppState) -> Router<AppState> {
     // Layers that refuse requests on their own (the body limit, the body and request
     // deadlines) go on `r` here: layered before `errors::pages` they sit inside it, so their
     // 413 / 408 reach people as the error page too.
@@ -138,6 +145,12 @@ pub fn app(state: AppState) -> Router {
             HeaderValue::from_static(value),
         ));
     }
+    r
+}
+
+/// The layers around the whole request: access log, request id, redacted headers, and the
+/// client's address.
+fn with_request_layers(r: Router<AppState>, state: &AppState) -> Router<AppState> {
     r.layer(
         TraceLayer::new_for_http()
             .make_span_with(layers::access_span)
@@ -158,7 +171,6 @@ pub fn app(state: AppState) -> Router {
         state.proxies.clone(),
         client::middleware,
     ))
-    .with_state(state)
 }
 
 /// The router of `server.metrics_listen`: `/metrics` alone.
@@ -279,18 +291,15 @@ impl AppContext {
         self.render(name, minijinja::context! { ..lang.context(), ..ctx })
     }
 
-    /// A page that tells the user what went wrong in plain words; the detail goes to the log.
-    /// In English: for the admin console. Sign-in pages use `error_in`.
+    /// The error page in English, rendered at once: for what happens outside the handlers
+    /// (a panic). Handlers return a `WebError` instead; `errors::pages` renders it.
     pub fn error_page(&self, status: StatusCode, message: &str) -> Response {
-        self.error_in(&PageLang::default(), status, message)
+        let lang = PageLang::default();
+        self.error_titled(&lang, status, msgid("Sign-in problem"), message)
     }
 
-    /// `error_page` in the sign-in's language (`message` is the English text, the id).
-    pub fn error_in(&self, lang: &PageLang, status: StatusCode, message: &str) -> Response {
-        self.error_titled(lang, status, msgid("Sign-in problem"), message)
-    }
-
-    /// `error_in` under another title (also an English message id).
+    /// The page that tells the user what went wrong in plain words, in `lang` (`title` and
+    /// `message` are English texts, the catalogue's ids); the detail goes to the log.
     pub fn error_titled(
         &self,
         lang: &PageLang,
@@ -346,77 +355,79 @@ impl AppContext {
     }
 }
 
-/// All templates, embedded in the binary so a release build needs no files beside it; the
-/// `t` filter translates with `catalogue`.
+/// Every template by name, embedded in the binary so a release build needs no files beside it.
+const TEMPLATES: [(&str, &str); 22] = [
+    ("base.html", include_str!("../../templates/base.html")),
+    ("login.html", include_str!("../../templates/login.html")),
+    ("post.html", include_str!("../../templates/post.html")),
+    ("error.html", include_str!("../../templates/error.html")),
+    ("home.html", include_str!("../../templates/home.html")),
+    ("docs.html", include_str!("../../templates/docs.html")),
+    (
+        "mfa_wait.html",
+        include_str!("../../templates/mfa_wait.html"),
+    ),
+    (
+        "mfa_code.html",
+        include_str!("../../templates/mfa_code.html"),
+    ),
+    (
+        "mfa_choose.html",
+        include_str!("../../templates/mfa_choose.html"),
+    ),
+    ("enroll.html", include_str!("../../templates/enroll.html")),
+    ("mfa_pin.html", include_str!("../../templates/mfa_pin.html")),
+    (
+        "_subtitle.html",
+        include_str!("../../templates/_subtitle.html"),
+    ),
+    (
+        "_different.html",
+        include_str!("../../templates/_different.html"),
+    ),
+    (
+        "admin_base.html",
+        include_str!("../../templates/admin_base.html"),
+    ),
+    (
+        "admin_home.html",
+        include_str!("../../templates/admin_home.html"),
+    ),
+    (
+        "admin_settings.html",
+        include_str!("../../templates/admin_settings.html"),
+    ),
+    (
+        "admin_signins.html",
+        include_str!("../../templates/admin_signins.html"),
+    ),
+    (
+        "admin_users.html",
+        include_str!("../../templates/admin_users.html"),
+    ),
+    (
+        "admin_user.html",
+        include_str!("../../templates/admin_user.html"),
+    ),
+    (
+        "admin_rps.html",
+        include_str!("../../templates/admin_rps.html"),
+    ),
+    (
+        "admin_rp_import.html",
+        include_str!("../../templates/admin_rp_import.html"),
+    ),
+    (
+        "admin_certs.html",
+        include_str!("../../templates/admin_certs.html"),
+    ),
+];
+
+/// All templates (`TEMPLATES`); the `t` filter translates with `catalogue`.
 pub fn templates(catalogue: Arc<Catalogue>) -> Environment<'static> {
     let mut env = Environment::new();
     lang::add_filter(&mut env, catalogue);
-    for (name, src) in [
-        ("base.html", include_str!("../../templates/base.html")),
-        ("login.html", include_str!("../../templates/login.html")),
-        ("post.html", include_str!("../../templates/post.html")),
-        ("error.html", include_str!("../../templates/error.html")),
-        ("home.html", include_str!("../../templates/home.html")),
-        ("docs.html", include_str!("../../templates/docs.html")),
-        (
-            "mfa_wait.html",
-            include_str!("../../templates/mfa_wait.html"),
-        ),
-        (
-            "mfa_code.html",
-            include_str!("../../templates/mfa_code.html"),
-        ),
-        (
-            "mfa_choose.html",
-            include_str!("../../templates/mfa_choose.html"),
-        ),
-        ("enroll.html", include_str!("../../templates/enroll.html")),
-        ("mfa_pin.html", include_str!("../../templates/mfa_pin.html")),
-        (
-            "_subtitle.html",
-            include_str!("../../templates/_subtitle.html"),
-        ),
-        (
-            "_different.html",
-            include_str!("../../templates/_different.html"),
-        ),
-        (
-            "admin_base.html",
-            include_str!("../../templates/admin_base.html"),
-        ),
-        (
-            "admin_home.html",
-            include_str!("../../templates/admin_home.html"),
-        ),
-        (
-            "admin_settings.html",
-            include_str!("../../templates/admin_settings.html"),
-        ),
-        (
-            "admin_signins.html",
-            include_str!("../../templates/admin_signins.html"),
-        ),
-        (
-            "admin_users.html",
-            include_str!("../../templates/admin_users.html"),
-        ),
-        (
-            "admin_user.html",
-            include_str!("../../templates/admin_user.html"),
-        ),
-        (
-            "admin_rps.html",
-            include_str!("../../templates/admin_rps.html"),
-        ),
-        (
-            "admin_rp_import.html",
-            include_str!("../../templates/admin_rp_import.html"),
-        ),
-        (
-            "admin_certs.html",
-            include_str!("../../templates/admin_certs.html"),
-        ),
-    ] {
+    for (name, src) in TEMPLATES {
         // The templates are part of the source tree; a syntax error is a build defect
         // caught by every test, not a runtime condition.
         env.add_template(name, src)

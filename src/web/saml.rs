@@ -2,12 +2,13 @@
 
 use axum::Form;
 use axum::extract::{Query, RawQuery, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
 use axum_extra::extract::cookie::{Cookie, SameSite};
 use serde::Deserialize;
 
+use super::error::WebError;
 use super::{AppContext, AppState, ClientIp, PageLang};
 use crate::i18n::msgid;
 use crate::login::session::{self, SsoSession};
@@ -17,7 +18,6 @@ use crate::saml::logout::{self, LogoutRequest};
 use crate::saml::request::{self, Binding, Incoming, Message, Refusal, RequestError, Window};
 use crate::saml::response::{self, Issue};
 use crate::saml::{STATUS_NO_AUTHN_CONTEXT, STATUS_NO_PASSIVE, STATUS_REQUESTER, STATUS_RESPONDER};
-use crate::store;
 
 pub async fn sso_redirect(
     State(ctx): State<AppState>,
@@ -25,19 +25,15 @@ pub async fn sso_redirect(
     ClientIp(ip): ClientIp,
     jar: CookieJar,
     RawQuery(raw): RawQuery,
-) -> Response {
+) -> Result<Response, WebError> {
     let raw = raw.unwrap_or_default();
     if !raw.contains("SAMLRequest=") {
-        return ctx.error_in(
-            &lang,
-            StatusCode::BAD_REQUEST,
+        return Err(WebError::bad_request(
             "There is no sign-in request here. Open the application you want to use; it will send you to this page.",
-        );
+        ));
     }
-    match request::parse_redirect_query(&raw) {
-        Ok(incoming) => begin(&ctx, &lang, incoming, Binding::Redirect, &ip, jar).await,
-        Err(e) => refuse(&ctx, &lang, &e, &ip, None),
-    }
+    let incoming = request::parse_redirect_query(&raw).map_err(|e| refuse(&e, &ip, None))?;
+    begin(&ctx, &lang, incoming, Binding::Redirect, &ip, jar).await
 }
 
 #[derive(Deserialize)]
@@ -54,9 +50,9 @@ pub async fn sso_post(
     ClientIp(ip): ClientIp,
     jar: CookieJar,
     Form(form): Form<PostForm>,
-) -> Response {
+) -> Result<Response, WebError> {
     let Some(saml_request) = form.saml_request else {
-        return refuse(&ctx, &lang, &RequestError::Missing, &ip, None);
+        return Err(refuse(&RequestError::Missing, &ip, None));
     };
     let incoming = Incoming {
         saml_request,
@@ -82,30 +78,17 @@ pub async fn idp_initiated(
     ClientIp(ip): ClientIp,
     jar: CookieJar,
     Query(q): Query<IdpInitiated>,
-) -> Response {
-    let rp = match registered(&ctx, &lang, q.sp.as_deref().unwrap_or_default(), &ip).await {
-        Ok(rp) => rp,
-        Err(r) => return r,
-    };
+) -> Result<Response, WebError> {
+    let rp = registered(&ctx, q.sp.as_deref().unwrap_or_default(), &ip).await?;
     if let Some(rs) = &q.relay_state
         && rs.len() > ctx.config.idp.relay_state_max_bytes
     {
-        return refuse(
-            &ctx,
-            &lang,
-            &RequestError::RelayStateTooLong(rs.len()),
-            &ip,
-            Some(&rp.entity_id),
-        );
+        let e = RequestError::RelayStateTooLong(rs.len());
+        return Err(refuse(&e, &ip, Some(&rp.entity_id)));
     }
     let Some(acs) = rp.acs.first() else {
-        return refuse(
-            &ctx,
-            &lang,
-            &RequestError::UnregisteredAcs(String::new()),
-            &ip,
-            Some(&rp.entity_id),
-        );
+        let e = RequestError::UnregisteredAcs(String::new());
+        return Err(refuse(&e, &ip, Some(&rp.entity_id)));
     };
     let pending = PendingRequest {
         rp_entity_id: rp.entity_id.clone(),
@@ -127,14 +110,12 @@ async fn begin(
     binding: Binding,
     ip: &str,
     jar: CookieJar,
-) -> Response {
+) -> Result<Response, WebError> {
     let registry = ctx.registry().await;
     let lookup = |entity_id: &str| registry.get(entity_id);
-    let a = match request::accept(incoming, binding, lookup, ctx.store.as_ref(), &window(ctx)).await
-    {
-        Ok(a) => a,
-        Err(r) => return refused(ctx, lang, &r, ip),
-    };
+    let a = request::accept(incoming, binding, lookup, ctx.store.as_ref(), &window(ctx))
+        .await
+        .map_err(|r| refused(r, ip))?;
     let (req, acs) = match a.message {
         Message::AuthnRequest { request, acs } => (request, acs),
         Message::LogoutRequest(req) => {
@@ -178,46 +159,52 @@ async fn logout(
     req: LogoutRequest,
     relay_state: Option<String>,
     jar: CookieJar,
-) -> Response {
+) -> Result<Response, WebError> {
     if let Some(cookie) = jar.get(session::COOKIE) {
-        match session::end(ctx.store.as_ref(), cookie.value()).await {
-            Ok(Some(s)) => {
+        match session::end(ctx.store.as_ref(), cookie.value()).await? {
+            Some(s) => {
                 tracing::info!(user = %s.user.username, rp = %rp.entity_id, name_id = %req.name_id, "signed out")
             }
-            Ok(None) => {
+            None => {
                 tracing::info!(rp = %rp.entity_id, "logout for a session that had already ended")
             }
-            Err(e) => return store_failure_in(ctx, lang, &e),
         }
     }
     let jar = jar.remove(Cookie::build(session::COOKIE).path("/"));
+    let page = signed_out_page(ctx, lang, rp, &req.id, relay_state.as_deref()).await?;
+    Ok((jar, page).into_response())
+}
+
+/// The end of a logout: a signed LogoutResponse to the SP's SLO endpoint, or — for an SP
+/// without one — a page saying so.
+async fn signed_out_page(
+    ctx: &AppContext,
+    lang: &PageLang,
+    rp: &crate::rp::RelyingParty,
+    request_id: &str,
+    relay_state: Option<&str>,
+) -> Result<Response, WebError> {
     let Some(slo) = rp.slo.as_deref() else {
-        let page = ctx.page(
+        return Ok(ctx.page(
             lang,
             "error.html",
             minijinja::context! { title => msgid("Signed out"), message => "You have signed out." },
-        );
-        return (jar, page).into_response();
+        ));
     };
-    match logout::build_logout_response(
+    let xml = logout::build_logout_response(
         &ctx.config.entity_id(),
         slo,
-        &req.id,
+        request_id,
         None,
         ctx.clock.now(),
         &ctx.signing().await.current.signer,
-    ) {
-        Ok(xml) => (jar, post_page(ctx, lang, slo, &xml, relay_state.as_deref())).into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "signing failed");
-            ctx.error_in(
-                lang,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "The sign-in service could not sign its answer.",
-            )
-        }
-    }
+    )
+    .map_err(|e| WebError::internal(SIGNING_FAILED, format!("signing failed: {e}")))?;
+    Ok(post_page(ctx, lang, slo, &xml, relay_state))
 }
+
+/// What the user reads when we could not sign an answer to the SP.
+const SIGNING_FAILED: &str = "The sign-in service could not sign its answer.";
 
 /// With a live SSO session (and no ForceAuthn) answer at once; IsPassive without one gets
 /// NoPassive (SAML core §3.4.1); otherwise the user signs in.
@@ -228,16 +215,13 @@ async fn continue_or_prompt(
     is_passive: bool,
     ip: &str,
     jar: CookieJar,
-) -> Response {
+) -> Result<Response, WebError> {
     let now = ctx.clock.unix();
     if !pending.force_authn
         && let Some(cookie) = jar.get(session::COOKIE)
+        && let Some(s) = session::load(ctx.store.as_ref(), cookie.value(), now).await?
     {
-        match session::load(ctx.store.as_ref(), cookie.value(), now).await {
-            Ok(Some(s)) => return issue(ctx, lang, &pending, s, jar).await,
-            Ok(None) => {}
-            Err(e) => return store_failure_in(ctx, lang, &e),
-        }
+        return issue(ctx, lang, &pending, s, jar).await;
     }
     if is_passive {
         return status_response(
@@ -249,7 +233,7 @@ async fn continue_or_prompt(
         )
         .await;
     }
-    super::login::begin(ctx, lang, Flow::new(Pending::Saml(pending), ip, now), jar).await
+    super::login::begin(ctx, Flow::new(Pending::Saml(pending), ip, now), jar).await
 }
 
 /// Builds, signs and auto-POSTs the Response for an authenticated session; records the RP
@@ -260,48 +244,24 @@ pub async fn issue(
     pending: &PendingRequest,
     mut s: SsoSession,
     jar: CookieJar,
-) -> Response {
-    let rp = match registered(ctx, lang, &pending.rp_entity_id, "-").await {
-        Ok(rp) => rp,
-        Err(r) => return r,
-    };
+) -> Result<Response, WebError> {
+    let rp = registered(ctx, &pending.rp_entity_id, "-").await?;
     let now = ctx.clock.now();
-    // The session records the sign-in even when this RP's request cannot be met: the user
-    // did authenticate, and another RP may accept what was done.
-    if !s.rps.contains(&rp.entity_id) {
-        s.rps.push(rp.entity_id.clone());
-    }
-    if let Err(e) = session::save(ctx.store.as_ref(), &s, now.unix_timestamp()).await {
-        return store_failure_in(ctx, lang, &e);
-    }
-    let cookie = Cookie::build((session::COOKIE, s.id.clone()))
-        .path("/")
-        .http_only(true)
-        .secure(ctx.config.is_https())
-        .same_site(if ctx.config.is_https() {
-            SameSite::None
-        } else {
-            SameSite::Lax
-        })
-        .build();
-    let jar = jar.add(cookie);
+    let jar = jar.add(remember_rp(ctx, &mut s, &rp.entity_id, now).await?);
     let Some(class) = authn_context::choose(
         pending.requested_context.as_ref(),
         rp.authn_context,
         &s.methods,
     ) else {
-        return (
-            jar,
-            status_response(
-                ctx,
-                lang,
-                pending,
-                STATUS_NO_AUTHN_CONTEXT,
-                "The requested authentication context cannot be satisfied",
-            )
-            .await,
+        let answer = status_response(
+            ctx,
+            lang,
+            pending,
+            STATUS_NO_AUTHN_CONTEXT,
+            "The requested authentication context cannot be satisfied",
         )
-            .into_response();
+        .await?;
+        return Ok((jar, answer).into_response());
     };
     let idp = &ctx.config.idp;
     let entity_id = ctx.config.entity_id();
@@ -327,37 +287,57 @@ pub async fn issue(
         &signing.current.signer,
     );
     ctx.metrics.signed(started.elapsed());
-    match xml {
-        Ok(xml) => {
-            tracing::info!(user = %s.user.username, rp = %rp.entity_id, acs = %pending.acs_url, "assertion issued");
-            (
-                jar,
-                post_page(
-                    ctx,
-                    lang,
-                    &pending.acs_url,
-                    &xml,
-                    pending.relay_state.as_deref(),
-                ),
-            )
-                .into_response()
-        }
-        Err(e @ response::ResponseError::NoNameId { .. }) => {
+    let xml = xml.map_err(not_issued)?;
+    tracing::info!(user = %s.user.username, rp = %rp.entity_id, acs = %pending.acs_url, "assertion issued");
+    let relay_state = pending.relay_state.as_deref();
+    let page = post_page(ctx, lang, &pending.acs_url, &xml, relay_state);
+    Ok((jar, page).into_response())
+}
+
+/// Records `rp` in the SSO session, saves it, and gives its refreshed cookie. The session
+/// records the sign-in even when this RP's request cannot be met: the user did
+/// authenticate, and another RP may accept what was done.
+async fn remember_rp(
+    ctx: &AppContext,
+    s: &mut SsoSession,
+    rp: &str,
+    now: time::OffsetDateTime,
+) -> Result<Cookie<'static>, WebError> {
+    if !s.rps.iter().any(|r| r == rp) {
+        s.rps.push(rp.to_owned());
+    }
+    session::save(ctx.store.as_ref(), s, now.unix_timestamp()).await?;
+    Ok(session_cookie(ctx, s))
+}
+
+/// The SSO session's cookie. Cross-site (`None`) over https: the SP's POST back to us must
+/// carry it; plain http cannot have `None`, so `Lax` there.
+fn session_cookie(ctx: &AppContext, s: &SsoSession) -> Cookie<'static> {
+    Cookie::build((session::COOKIE, s.id.clone()))
+        .path("/")
+        .http_only(true)
+        .secure(ctx.config.is_https())
+        .same_site(if ctx.config.is_https() {
+            SameSite::None
+        } else {
+            SameSite::Lax
+        })
+        .build()
+}
+
+/// Why no assertion was issued, as the user's page.
+fn not_issued(e: response::ResponseError) -> WebError {
+    match e {
+        response::ResponseError::NoNameId { .. } => {
             tracing::warn!(error = %e, "cannot issue assertion");
-            ctx.error_in(
-                lang,
-                StatusCode::FORBIDDEN,
+            WebError::forbidden(
                 "Your account lacks the attribute this application identifies you by. Contact your help desk.",
             )
         }
-        Err(e) => {
-            tracing::error!(error = %e, "signing failed");
-            ctx.error_in(
-                lang,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "The sign-in service could not sign your token. Try again later.",
-            )
-        }
+        e => WebError::internal(
+            "The sign-in service could not sign your token. Try again later.",
+            format!("signing failed: {e}"),
+        ),
     }
 }
 
@@ -402,14 +382,14 @@ async fn status_response(
     pending: &PendingRequest,
     sub: &str,
     message: &str,
-) -> Response {
+) -> Result<Response, WebError> {
     let top = if sub == STATUS_NO_PASSIVE || sub == STATUS_NO_AUTHN_CONTEXT {
         STATUS_RESPONDER
     } else {
         STATUS_REQUESTER
     };
     tracing::info!(rp = %pending.rp_entity_id, status = sub, "answering with an error status");
-    match response::build_status(
+    let xml = response::build_status(
         &ctx.config.entity_id(),
         &pending.acs_url,
         pending.request_id.as_deref(),
@@ -418,70 +398,37 @@ async fn status_response(
         Some(message),
         ctx.clock.now(),
         &ctx.signing().await.current.signer,
-    ) {
-        Ok(xml) => post_page(
-            ctx,
-            lang,
-            &pending.acs_url,
-            &xml,
-            pending.relay_state.as_deref(),
-        ),
-        Err(e) => {
-            tracing::error!(error = %e, "signing failed");
-            ctx.error_in(
-                lang,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "The sign-in service could not sign its answer.",
-            )
-        }
-    }
+    )
+    .map_err(|e| WebError::internal(SIGNING_FAILED, format!("signing failed: {e}")))?;
+    let relay_state = pending.relay_state.as_deref();
+    Ok(post_page(ctx, lang, &pending.acs_url, &xml, relay_state))
 }
 
-/// A refused request: never sent on to any ACS (it may be an attacker's), only explained.
-/// The enabled trust for `entity_id`, or the refusal page for an application we do not know.
+/// The enabled trust for `entity_id`, or the refusal for an application we do not know.
 async fn registered(
     ctx: &AppContext,
-    lang: &PageLang,
     entity_id: &str,
     ip: &str,
-) -> Result<std::sync::Arc<crate::rp::RelyingParty>, Response> {
+) -> Result<std::sync::Arc<crate::rp::RelyingParty>, WebError> {
     ctx.registry().await.get(entity_id).ok_or_else(|| {
         let e = RequestError::UnknownSp(entity_id.to_owned());
-        refuse(ctx, lang, &e, ip, None)
+        refuse(&e, ip, None)
     })
 }
 
 /// A request `accept` refused: explained on a page (`may_answer_sp` is never true yet).
-fn refused(ctx: &AppContext, lang: &PageLang, r: &Refusal, ip: &str) -> Response {
-    match r.cause() {
-        Ok(e) => refuse(ctx, lang, e, ip, r.sp()),
-        Err(e) => store_failure_in(ctx, lang, e),
+fn refused(r: Refusal, ip: &str) -> WebError {
+    let sp = r.sp().map(str::to_owned);
+    match r.into_cause() {
+        Ok(e) => refuse(&e, ip, sp.as_deref()),
+        Err(e) => e.into(),
     }
 }
 
-fn refuse(
-    ctx: &AppContext,
-    lang: &PageLang,
-    e: &RequestError,
-    ip: &str,
-    rp: Option<&str>,
-) -> Response {
+/// A refused request: never sent on to any ACS (it may be an attacker's), only explained.
+fn refuse(e: &RequestError, ip: &str, rp: Option<&str>) -> WebError {
     tracing::warn!(reason = %e, client_ip = ip, rp = rp.unwrap_or("-"), "SAML request refused");
-    ctx.error_in(lang, StatusCode::BAD_REQUEST, e.user_message())
-}
-
-/// The store failed: in English, for the admin console (sign-in pages: `store_failure_in`).
-pub fn store_failure(ctx: &AppContext, e: &store::StoreError) -> Response {
-    store_failure_in(ctx, &PageLang::default(), e)
-}
-
-pub fn store_failure_in(ctx: &AppContext, lang: &PageLang, e: &store::StoreError) -> Response {
-    tracing::error!(error = %e, "store failure");
-    ctx.error_in(
-        lang,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "The sign-in service is temporarily unavailable. Try again in a moment.",
-    )
+    WebError::bad_request(e.user_message())
 }
 
 #[cfg(test)]

@@ -3,20 +3,22 @@
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use minijinja::Value;
 
-use super::admin::{Admin, AdminForm, Done, csrf_refusal, form_value, log_refusal};
-use super::{AppContext, AppState, ClientIp};
+use super::{Admin, AdminForm, Done, csrf_check, form_value, outcome};
 use crate::admin::AdminError;
+use crate::admin::changes::Change;
 use crate::admin::metadata_fetch::{FetchPolicy, fetch};
 use crate::admin::netscaler;
 use crate::admin::trusts::{self, Options};
 use crate::rp::{Preset, RelyingParty, RpConfig, SignChoice};
 use crate::saml::metadata::parse_sp_metadata;
+use crate::web::error::WebError;
+use crate::web::{AppContext, AppState, ClientIp};
 
-pub fn routes() -> Router<AppState> {
+pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/admin/rps", get(page))
         .route(
@@ -32,7 +34,11 @@ const MAX_METADATA: usize = crate::admin::metadata_fetch::MAX_METADATA;
 /// The import form: one metadata document plus the form's own fields and multipart framing.
 const MAX_IMPORT_FORM: usize = MAX_METADATA + 64 * 1024;
 
-async fn page(State(ctx): State<AppState>, admin: Admin, Query(done): Query<Done>) -> Response {
+async fn page(
+    State(ctx): State<AppState>,
+    admin: Admin,
+    Query(done): Query<Done>,
+) -> Result<Response, WebError> {
     let notice = done.done.map(|d| format!("Done: {d}."));
     render(&ctx, &admin, notice, None, StatusCode::OK).await
 }
@@ -81,13 +87,10 @@ async fn render(
     notice: Option<String>,
     error: Option<String>,
     status: StatusCode,
-) -> Response {
+) -> Result<Response, WebError> {
     let endpoints = crate::startup::endpoints(&ctx.config);
     let signing = ctx.signing().await;
-    let stored = match crate::rp::live::load_all(ctx.store.as_ref()).await {
-        Ok(s) => s,
-        Err(e) => return super::saml::store_failure(ctx, &e),
-    };
+    let stored = crate::rp::live::load_all(ctx.store.as_ref()).await?;
     let rows: Vec<Value> = ctx
         .registry()
         .await
@@ -112,7 +115,7 @@ async fn render(
         },
     );
     *res.status_mut() = status;
-    res
+    Ok(res)
 }
 
 /// The parts of the import form.
@@ -159,55 +162,53 @@ async fn read_import(mut multipart: Multipart) -> Result<ImportForm, (StatusCode
 }
 
 /// POST /admin/rps/import: pasted XML, an uploaded file or a URL; kept for the preview.
-async fn import(State(ctx): State<AppState>, admin: Admin, multipart: Multipart) -> Response {
+async fn import(
+    State(ctx): State<AppState>,
+    admin: Admin,
+    multipart: Multipart,
+) -> Result<Response, WebError> {
+    let again = async |m, status| render(&ctx, &admin, None, Some(m), status).await;
     let form = match read_import(multipart).await {
         Ok(f) => f,
-        Err((status, m)) => return render(&ctx, &admin, None, Some(m), status).await,
+        Err((status, m)) => return again(m, status).await,
     };
-    if let Some(r) = csrf_refusal(&ctx, &admin, &[("csrf".to_owned(), form.csrf.clone())]) {
-        return r;
-    }
-    let (xml, source) = if let Some((name, bytes)) = form.file {
-        match String::from_utf8(bytes) {
-            Ok(t) => (t, format!("file {name}")),
-            Err(_) => {
-                return render(
-                    &ctx,
-                    &admin,
-                    None,
-                    Some("The file is not UTF-8 text.".into()),
-                    StatusCode::BAD_REQUEST,
-                )
-                .await;
-            }
-        }
+    csrf_check(&admin, &[("csrf".to_owned(), form.csrf.clone())])?;
+    let (xml, source) = match metadata_of(&ctx, form).await {
+        Ok(found) => found,
+        Err(m) => return again(m, StatusCode::BAD_REQUEST).await,
+    };
+    let result = trusts::import(ctx.store.as_ref(), xml, &source, &admin.session.user).await;
+    let what = format!("metadata import from {source}");
+    let done = |id| format!("/admin/rps/import/{id}");
+    outcome(&admin, &what, result, done, async |m| {
+        again(m, StatusCode::BAD_REQUEST).await
+    })
+    .await
+}
+
+/// The metadata the import form brings (a file first, then pasted text, then a URL to
+/// fetch) and where it came from; `Err` is the message for the admin.
+async fn metadata_of(ctx: &AppContext, form: ImportForm) -> Result<(String, String), String> {
+    if let Some((name, bytes)) = form.file {
+        let text = String::from_utf8(bytes).map_err(|_| "The file is not UTF-8 text.")?;
+        Ok((text, format!("file {name}")))
     } else if !form.pasted.trim().is_empty() {
-        (form.pasted, "pasted XML".to_owned())
+        Ok((form.pasted, "pasted XML".to_owned()))
     } else if !form.url.trim().is_empty() {
         let policy = FetchPolicy::from_config(&ctx.config.admin);
-        match fetch(&form.url, &policy).await {
-            Ok(t) => (t, format!("URL {}", form.url.trim())),
-            Err(e) => {
-                let m = e.to_string();
-                return render(&ctx, &admin, None, Some(m), StatusCode::BAD_REQUEST).await;
-            }
-        }
+        let text = fetch(&form.url, &policy).await.map_err(|e| e.to_string())?;
+        Ok((text, format!("URL {}", form.url.trim())))
     } else {
-        let m = "Paste the metadata, choose a file or give its URL.".to_owned();
-        return render(&ctx, &admin, None, Some(m), StatusCode::BAD_REQUEST).await;
-    };
-    match trusts::import(ctx.store.as_ref(), xml, &source, &admin.session.user).await {
-        Ok(id) => Redirect::to(&format!("/admin/rps/import/{id}")).into_response(),
-        Err(AdminError::Refused(m)) => {
-            log_refusal(&admin, &format!("metadata import from {source}"), &m);
-            render(&ctx, &admin, None, Some(m), StatusCode::BAD_REQUEST).await
-        }
-        Err(AdminError::Store(e)) => super::saml::store_failure(&ctx, &e),
+        Err("Paste the metadata, choose a file or give its URL.".to_owned())
     }
 }
 
 /// GET /admin/rps/import/{id}: what the metadata says, what changes, and the options.
-async fn preview(State(ctx): State<AppState>, admin: Admin, Path(id): Path<String>) -> Response {
+async fn preview(
+    State(ctx): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> Result<Response, WebError> {
     preview_page(&ctx, &admin, &id, None, StatusCode::OK).await
 }
 
@@ -217,22 +218,16 @@ async fn preview_page(
     id: &str,
     error: Option<String>,
     status: StatusCode,
-) -> Response {
-    let pending = match trusts::pending(ctx.store.as_ref(), id).await {
-        Ok(Some(p)) => p,
-        Ok(None) => {
-            return ctx.error_page(
-                StatusCode::NOT_FOUND,
-                "This import has expired or was already applied. Import the metadata again.",
-            );
-        }
-        Err(e) => return super::saml::store_failure(ctx, &e),
+) -> Result<Response, WebError> {
+    let Some(pending) = trusts::pending(ctx.store.as_ref(), id).await? else {
+        return Err(WebError::not_found(
+            "This import has expired or was already applied. Import the metadata again.",
+        ));
     };
     let Ok(md) = parse_sp_metadata(&pending.xml) else {
-        return ctx.error_page(
-            StatusCode::BAD_REQUEST,
+        return Err(WebError::bad_request(
             "The imported metadata no longer reads.",
-        );
+        ));
     };
     let new = trusts::summary(&md);
     let file_trust = ctx
@@ -240,20 +235,8 @@ async fn preview_page(
         .files()
         .find(&md.entity_id)
         .map(|rp| rp.origin.clone());
-    let existing = match trusts::by_entity(ctx.store.as_ref(), &md.entity_id).await {
-        Ok(e) => e,
-        Err(AdminError::Store(e)) => return super::saml::store_failure(ctx, &e),
-        Err(AdminError::Refused(m)) => return ctx.error_page(StatusCode::BAD_REQUEST, &m),
-    };
-    let (gone, added, current) = match &existing {
-        Some((slug, old)) => {
-            let old_md = parse_sp_metadata(&old.metadata_xml).ok();
-            let old_summary = old_md.as_ref().map(trusts::summary).unwrap_or_default();
-            let (g, a) = trusts::diff(&old_summary, &new);
-            (g, a, old.build(slug).ok())
-        }
-        None => (Vec::new(), Vec::new(), None),
-    };
+    let existing = trusts::by_entity(ctx.store.as_ref(), &md.entity_id).await?;
+    let (gone, added, current) = against(existing.as_ref(), &new);
     let preset_default = md.acs.iter().any(|a| a.url.ends_with("/cgi/samlauth"));
     let mut res = ctx.render(
         "admin_rp_import.html",
@@ -270,36 +253,68 @@ async fn preview_page(
         },
     );
     *res.status_mut() = status;
-    res
+    Ok(res)
 }
 
-/// The trust options from a posted form; `Err` is the message for the admin.
-fn options_of(form: &[(String, String)]) -> Result<Options, String> {
-    let field = |k: &str| form_value(form, k).map(str::trim);
-    let sign = match field("sign") {
+/// What an import changes in the console trust it updates (facts gone, facts added), and
+/// that trust as it stands; nothing for a new trust.
+fn against(
+    existing: Option<&(String, crate::rp::live::StoredRp)>,
+    new: &[(String, String)],
+) -> (Vec<String>, Vec<String>, Option<RelyingParty>) {
+    match existing {
+        Some((slug, old)) => {
+            let old_md = parse_sp_metadata(&old.metadata_xml).ok();
+            let old_summary = old_md.as_ref().map(trusts::summary).unwrap_or_default();
+            let (g, a) = trusts::diff(&old_summary, new);
+            (g, a, old.build(slug).ok())
+        }
+        None => (Vec::new(), Vec::new(), None),
+    }
+}
+
+/// The signing choice a form field names; none when left empty.
+fn sign_of(field: Option<&str>) -> Result<Option<SignChoice>, String> {
+    Ok(match field {
         None | Some("") => None,
         Some("assertion") => Some(SignChoice::Assertion),
         Some("response") => Some(SignChoice::Response),
         Some("both") => Some(SignChoice::Both),
         Some(other) => return Err(format!("`{other}` is not a signing choice")),
-    };
-    let preset = match field("preset") {
-        Some("netscaler") => Some(Preset::Netscaler),
-        None | Some("") | Some("none") => None,
-        Some(other) => return Err(format!("`{other}` is not a preset")),
-    };
+    })
+}
+
+/// The preset a form field names; none for "none" or nothing.
+fn preset_of(field: Option<&str>) -> Result<Option<Preset>, String> {
+    match field {
+        Some("netscaler") => Ok(Some(Preset::Netscaler)),
+        None | Some("") | Some("none") => Ok(None),
+        Some(other) => Err(format!("`{other}` is not a preset")),
+    }
+}
+
+/// The AuthnContext mapping a form field names.
+fn authn_context_of(field: Option<&str>) -> Result<Option<crate::rp::AuthnContextMode>, String> {
+    match field {
+        None => Ok(None),
+        Some("strict") => Ok(Some(crate::rp::AuthnContextMode::Strict)),
+        Some("lenient") => Ok(Some(crate::rp::AuthnContextMode::Lenient)),
+        Some(other) => Err(format!("`{other}` is not an AuthnContext mapping")),
+    }
+}
+
+/// The trust options from a posted form; `Err` is the message for the admin.
+fn options_of(form: &[(String, String)]) -> Result<Options, String> {
+    let field = |k: &str| form_value(form, k).map(str::trim);
+    let sign = sign_of(field("sign"))?;
+    let preset = preset_of(field("preset"))?;
     let name_id_source = match field("name_id_source") {
         None => None,
         Some(s) => Some(
             crate::rp::ClaimSource::try_from(s.to_owned()).map_err(|e| format!("NameID: {e}"))?,
         ),
     };
-    let authn_context = match field("authn_context") {
-        None => None,
-        Some("strict") => Some(crate::rp::AuthnContextMode::Strict),
-        Some("lenient") => Some(crate::rp::AuthnContextMode::Lenient),
-        Some(other) => return Err(format!("`{other}` is not an AuthnContext mapping")),
-    };
+    let authn_context = authn_context_of(field("authn_context"))?;
     let claims = match form_value(form, "claims") {
         None => None,
         Some(text) => Some(trusts::parse_claims(text)?),
@@ -345,32 +360,28 @@ async fn approve(
     ClientIp(ip): ClientIp,
     Path(id): Path<String>,
     AdminForm(admin, form): AdminForm,
-) -> Response {
+) -> Result<Response, WebError> {
+    let again = async |m| preview_page(&ctx, &admin, &id, Some(m), StatusCode::BAD_REQUEST).await;
     let options = match options_of(&form) {
         Ok(o) => o,
-        Err(m) => return preview_page(&ctx, &admin, &id, Some(m), StatusCode::BAD_REQUEST).await,
+        Err(m) => return again(m).await,
     };
-    let now = ctx.clock.unix();
-    match trusts::approve(
-        ctx.store.as_ref(),
-        &ctx.rps.files(),
-        &admin.actor(&ip),
-        now,
-        &id,
-        &options,
+    let (files, actor, now) = (ctx.rps.files(), admin.actor(&ip), ctx.clock.unix());
+    let result = trusts::approve(ctx.store.as_ref(), &files, &actor, now, &id, &options).await;
+    outcome(
+        &admin,
+        "trust approval",
+        result,
+        |c| trusts_done(&ctx, c),
+        again,
     )
     .await
-    {
-        Ok(c) => {
-            ctx.rps.invalidate();
-            Redirect::to(&format!("/admin/rps?done={}", c.action)).into_response()
-        }
-        Err(AdminError::Refused(m)) => {
-            log_refusal(&admin, "trust approval", &m);
-            preview_page(&ctx, &admin, &id, Some(m), StatusCode::BAD_REQUEST).await
-        }
-        Err(AdminError::Store(e)) => super::saml::store_failure(&ctx, &e),
-    }
+}
+
+/// Where a changed trust leads: the trusts page, with the registry re-read.
+fn trusts_done(ctx: &AppContext, c: Change) -> String {
+    ctx.rps.invalidate();
+    format!("/admin/rps?done={}", c.action)
 }
 
 /// POST /admin/rps/{slug}: `action=options` (name, preset, signing, MFA, enabled) or
@@ -380,7 +391,7 @@ async fn change(
     ClientIp(ip): ClientIp,
     Path(slug): Path<String>,
     AdminForm(admin, form): AdminForm,
-) -> Response {
+) -> Result<Response, WebError> {
     let now = ctx.clock.unix();
     let actor = admin.actor(&ip);
     let action = form_value(&form, "action");
@@ -395,15 +406,7 @@ async fn change(
         },
         _ => Err(AdminError::Refused("Unknown action.".into())),
     };
-    match result {
-        Ok(c) => {
-            ctx.rps.invalidate();
-            Redirect::to(&format!("/admin/rps?done={}", c.action)).into_response()
-        }
-        Err(AdminError::Refused(m)) => {
-            log_refusal(&admin, &format!("trust {slug}"), &m);
-            render(&ctx, &admin, None, Some(m), StatusCode::BAD_REQUEST).await
-        }
-        Err(AdminError::Store(e)) => super::saml::store_failure(&ctx, &e),
-    }
+    let again = async |m| render(&ctx, &admin, None, Some(m), StatusCode::BAD_REQUEST).await;
+    let what = format!("trust {slug}");
+    outcome(&admin, &what, result, |c| trusts_done(&ctx, c), again).await
 }

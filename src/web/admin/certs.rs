@@ -3,18 +3,19 @@
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use super::admin::{Admin, AdminForm, Done, form_value, log_refusal};
-use super::{AppContext, AppState, ClientIp};
+use super::{Admin, AdminForm, Done, form_value, outcome};
 use crate::admin::AdminError;
 use crate::admin::certs;
 use crate::admin::netscaler;
 use crate::keys::KeyMaterial;
 use crate::rp::Preset;
+use crate::web::error::WebError;
+use crate::web::{AppContext, AppState, ClientIp};
 
-pub fn routes() -> Router<AppState> {
+pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/admin/certs", get(page).post(act))
         .route("/admin/certs/signing.cer", get(current_cert))
@@ -75,27 +76,31 @@ async fn render(
     res
 }
 
+/// The common name of a new certificate: our host and when it was made.
+fn next_name(ctx: &AppContext) -> String {
+    let host = url::Url::parse(ctx.config.public_base())
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_else(|| "localhost".into());
+    format!(
+        "Tessera Token Signing - {host} - {}",
+        crate::saml::saml_time(ctx.clock.now())
+    )
+}
+
 /// POST /admin/certs: `action` = generate_next, rollover or discard_next.
 async fn act(
     State(ctx): State<AppState>,
     ClientIp(ip): ClientIp,
     AdminForm(admin, form): AdminForm,
-) -> Response {
+) -> Result<Response, WebError> {
     let actor = admin.actor(&ip);
     let now = ctx.clock.unix();
     let store = ctx.store.as_ref();
     let action = form_value(&form, "action");
     let result = match action {
         Some("generate_next") => {
-            let host = url::Url::parse(ctx.config.public_base())
-                .ok()
-                .and_then(|u| u.host_str().map(str::to_owned))
-                .unwrap_or_else(|| "localhost".into());
-            let cn = format!(
-                "Tessera Token Signing - {host} - {}",
-                crate::saml::saml_time(ctx.clock.now())
-            );
-            certs::generate_next(store, &ctx.secrets, &actor, now, &cn).await
+            certs::generate_next(store, &ctx.secrets, &actor, now, &next_name(&ctx)).await
         }
         Some("rollover") => {
             let current = ctx.signing().await;
@@ -104,17 +109,12 @@ async fn act(
         Some("discard_next") => certs::discard_next(store, &ctx.secrets, &actor, now).await,
         _ => Err(AdminError::Refused("Unknown action.".into())),
     };
-    match result {
-        Ok(c) => {
-            ctx.keys.invalidate();
-            Redirect::to(&format!("/admin/certs?done={}", c.action)).into_response()
-        }
-        Err(AdminError::Refused(m)) => {
-            log_refusal(&admin, "certificates", &m);
-            render(&ctx, &admin, None, Some(m), StatusCode::BAD_REQUEST).await
-        }
-        Err(AdminError::Store(e)) => super::saml::store_failure(&ctx, &e),
-    }
+    let done = |c: crate::admin::changes::Change| {
+        ctx.keys.invalidate();
+        format!("/admin/certs?done={}", c.action)
+    };
+    let again = async |m| Ok(render(&ctx, &admin, None, Some(m), StatusCode::BAD_REQUEST).await);
+    outcome(&admin, "certificates", result, done, again).await
 }
 
 fn pem_download(file: &str, pem: String) -> Response {
@@ -137,9 +137,9 @@ async fn current_cert(State(ctx): State<AppState>, _: Admin) -> Response {
 }
 
 /// GET /admin/certs/next.cer: the next certificate, to import before the rollover.
-async fn next_cert(State(ctx): State<AppState>, _: Admin) -> Response {
+async fn next_cert(State(ctx): State<AppState>, _: Admin) -> Result<Response, WebError> {
     match &ctx.signing().await.next {
-        Some(k) => pem_download(NEXT_CERT_FILE, k.cert_pem()),
-        None => ctx.error_page(StatusCode::NOT_FOUND, "There is no next certificate."),
+        Some(k) => Ok(pem_download(NEXT_CERT_FILE, k.cert_pem())),
+        None => Err(WebError::not_found("There is no next certificate.")),
     }
 }
