@@ -663,36 +663,20 @@ pub async fn accept<S: SpView>(
     let (sp, signed, message) = if root.is(NS_SAMLP, "LogoutRequest") {
         let req = read_logout_request(&root).map_err(Refusal::Malformed)?;
         let sp = find(lookup, &req.issuer)?;
-        let signed = check_signature(&incoming, &root, binding, &sp).map_err(|error| {
-            Refusal::Signature {
-                sp: sp.entity_id().to_owned(),
-                error,
-            }
-        })?;
+        let signed = signature(&incoming, &root, binding, &sp)?;
         check_envelope(
             relay_state,
             req.destination.as_deref(),
             &req.issue_instant,
             w,
         )
-        .map_err(|error| Refusal::Invalid {
-            sp: sp.entity_id().to_owned(),
-            error,
-        })?;
+        .map_err(invalid(&sp))?;
         (sp, signed, Message::LogoutRequest(req))
     } else {
         let req = read_authn_request(&root).map_err(Refusal::Malformed)?;
         let sp = find(lookup, &req.issuer)?;
-        let signed = check_signature(&incoming, &root, binding, &sp).map_err(|error| {
-            Refusal::Signature {
-                sp: sp.entity_id().to_owned(),
-                error,
-            }
-        })?;
-        let acs = validate(&req, relay_state, sp.acs(), w).map_err(|error| Refusal::Invalid {
-            sp: sp.entity_id().to_owned(),
-            error,
-        })?;
+        let signed = signature(&incoming, &root, binding, &sp)?;
+        let acs = validate(&req, relay_state, sp.acs(), w).map_err(invalid(&sp))?;
         (sp, signed, Message::AuthnRequest { request: req, acs })
     };
     first_use(
@@ -709,6 +693,27 @@ pub async fn accept<S: SpView>(
         relay_state: incoming.relay_state,
         signed,
     })
+}
+
+/// The signature check of `check_signature`, refused in the SP's name.
+fn signature<S: SpView>(
+    incoming: &Incoming,
+    root: &Element,
+    binding: Binding,
+    sp: &S,
+) -> Result<bool, Refusal> {
+    check_signature(incoming, root, binding, sp).map_err(|error| Refusal::Signature {
+        sp: sp.entity_id().to_owned(),
+        error,
+    })
+}
+
+/// A failed envelope or content check, refused in the SP's name.
+fn invalid<S: SpView>(sp: &S) -> impl FnOnce(RequestError) -> Refusal + '_ {
+    move |error| Refusal::Invalid {
+        sp: sp.entity_id().to_owned(),
+        error,
+    }
 }
 
 /// The enabled SP the request's Issuer names.
