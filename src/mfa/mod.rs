@@ -16,6 +16,7 @@ pub mod registration;
 pub mod secrets;
 pub mod settings;
 pub mod table;
+pub mod tokens;
 
 use serde::{Deserialize, Serialize};
 

@@ -17,10 +17,10 @@ use super::secrets::{hmac, random_bytes};
 use crate::store::{Store, StoreError};
 
 /// Smallest shared secret accepted: RFC 4226 §4 R6 requires 128 bits (160 recommended).
-const MIN_SECRET_BYTES: usize = 16;
+pub(crate) const MIN_SECRET_BYTES: usize = 16;
 /// Largest shared secret accepted; generous for SHA-512 tokens (64-byte seeds), and keeps a
 /// pasted novel out of the registration record.
-const MAX_SECRET_BYTES: usize = 128;
+pub(crate) const MAX_SECRET_BYTES: usize = 128;
 /// Bytes of a generated secret: 160 bits, RFC 4226 §4 R6's recommendation and the SHA-1
 /// output size (RFC 4226 §A.3 / the Key Uri Format's SHA1 default).
 const GENERATED_SECRET_BYTES: usize = 20;
