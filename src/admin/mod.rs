@@ -10,6 +10,7 @@ pub mod netscaler;
 pub mod session;
 pub mod settings;
 pub mod signins;
+pub mod tokens;
 pub mod trusts;
 pub mod users;
 

@@ -9,6 +9,7 @@ mod rp;
 mod serve;
 mod settings;
 mod socket;
+mod tokens;
 mod users;
 
 use std::path::{Path, PathBuf};
@@ -65,6 +66,11 @@ enum Command {
     Certs {
         #[command(subcommand)]
         command: certs::CertsCommand,
+    },
+    /// Hardware OATH tokens: import (CSV / PSKC), list, assign, activate, resync, remove.
+    Tokens {
+        #[command(subcommand)]
+        command: tokens::TokensCommand,
     },
     /// The MFA adapter's settings in force on every node (config file + admin changes).
     Settings {
@@ -147,6 +153,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Users { command } => users::run(&config, command).await,
         Command::Settings { command } => settings::run(&config, command).await,
         Command::Certs { command } => certs::command(&config, command).await,
+        Command::Tokens { command } => tokens::run(&config, command).await,
     }
 }
 

@@ -10,7 +10,7 @@ use tessera::admin::Actor;
 use tessera::config::Config;
 use tessera::store::Store;
 
-use super::{CliError, Result, certs, rp, settings, socket, users};
+use super::{CliError, Result, certs, rp, settings, socket, tokens, users};
 
 /// One store operation, as it travels over the admin socket (JSON, tagged by `op`). Only
 /// these can be asked for: anything else does not parse.
@@ -57,6 +57,7 @@ pub enum Operation {
     CertsGenerateNext,
     CertsRollover,
     CertsDiscardNext,
+    Tokens(tokens::TokensOp),
 }
 
 /// What an operation runs against: the config and store of whichever process runs it, and
@@ -127,6 +128,7 @@ pub async fn exec(op: Operation, ctx: &Ctx<'_>) -> Result<String> {
         Operation::CertsDiscardNext => {
             certs::run(ctx, &mut out, certs::CertsCommand::DiscardNext).await?
         }
+        Operation::Tokens(op) => tokens::exec(ctx, &mut out, op).await?,
     }
     Ok(out.into_string())
 }

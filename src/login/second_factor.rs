@@ -11,8 +11,9 @@ use crate::directory::UserInfo;
 use crate::i18n::msgid;
 use crate::mfa::challenge::{self, mac_eq};
 use crate::mfa::delivery::{self, Channel, Purpose, Refused, code_mac};
-use crate::mfa::registration::{self, Phone, Registration};
+use crate::mfa::registration::{self, Phone, Registration, TokenKind};
 use crate::mfa::settings::SmsMode;
+use crate::mfa::tokens::inventory;
 use crate::mfa::{Challenge, ChallengeStatus, Method, lockout, mask_phone, oath};
 use crate::store::StoreError;
 
@@ -197,11 +198,25 @@ pub async fn chooser(deps: &Deps<'_>, user: &UserInfo) -> Result<Vec<ChoiceOptio
                 Method::Push => msgid("Send notification to my mobile app"),
                 Method::Call => msgid("Call me at {phone}"),
                 Method::Sms => msgid("Text me at {phone}"),
-                Method::Oath => msgid("Use verification code from my mobile app"),
+                Method::Oath => oath_label(deps, &reg),
             },
             phone: phone.clone(),
         })
         .collect())
+}
+
+/// "…from my hardware token" for a user whose usable tokens are all key fobs, whom "mobile
+/// app" would confuse; the app wording otherwise.
+fn oath_label(deps: &Deps<'_>, reg: &Registration) -> &'static str {
+    let app = reg
+        .tokens
+        .iter()
+        .any(|t| t.kind == TokenKind::App && deps.mfa.oath_tokens.contains(&t.kind.class()));
+    if app {
+        msgid("Use verification code from my mobile app")
+    } else {
+        msgid("Use verification code from my hardware token")
+    }
 }
 
 fn waiting(user: UserInfo, method: Method, c: Option<&Challenge>) -> LoginState {
@@ -528,6 +543,14 @@ async fn oath_ok(reg: &Registration, code: &str, deps: &Deps<'_>) -> Result<bool
             tracing::error!(user = %reg.username, token = %t.id, "OATH secret cannot be opened (wrong mfa.key?)");
             continue;
         };
+        if let TokenKind::Hardware { serial } = &t.kind
+            && let Some(ok) = hardware_ok(reg, serial, code, deps).await?
+        {
+            if ok {
+                return Ok(true);
+            }
+            continue;
+        }
         let replay = format!("{}/{}", reg.username.to_lowercase(), t.id);
         if oath::verify_once(
             deps.store,
@@ -543,6 +566,33 @@ async fn oath_ok(reg: &Registration, code: &str, deps: &Deps<'_>) -> Result<bool
         }
     }
     Ok(false)
+}
+
+/// A hardware token from the inventory (`mfa::tokens::inventory`): assigned to this user,
+/// activated, each code used once (TOTP step marker, HOTP counter). `None` for a token that
+/// is only in the registration (added before the inventory existed): checked as an app's.
+async fn hardware_ok(
+    reg: &Registration,
+    serial: &str,
+    code: &str,
+    deps: &Deps<'_>,
+) -> Result<Option<bool>, StoreError> {
+    if inventory::get(deps.store, serial).await?.is_none() {
+        return Ok(None);
+    }
+    let inv = inventory::Deps {
+        store: deps.store,
+        secrets: deps.secrets,
+        now: deps.clock.unix(),
+    };
+    match inventory::verify_for(&inv, serial, &reg.username, code).await {
+        Ok(ok) => Ok(Some(ok)),
+        Err(inventory::TokenError::Store(e)) => Err(e),
+        Err(e) => {
+            tracing::error!(user = %reg.username, serial, error = %e, "hardware token cannot be checked");
+            Ok(Some(false))
+        }
+    }
 }
 
 /// Marks the step `begin` led to (the wait, or the PIN page before a call) so that its

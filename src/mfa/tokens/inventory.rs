@@ -78,6 +78,10 @@ pub enum TokenError {
     NotHotp,
     #[error("the token's secret cannot be opened (wrong mfa.key?)")]
     Secret,
+    #[error("no user `{0}` in the directory")]
+    UnknownUser(String),
+    #[error("directory unavailable: {0}")]
+    Directory(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
