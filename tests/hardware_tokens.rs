@@ -360,3 +360,180 @@ async fn hotp_token_window_replay_and_resync() {
     let (status, _) = e.sign_in("bob", &c(61)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
+
+/// The console: an admin signs in, imports over HTTP (each malformed file named by row,
+/// nothing stored), then assigns and activates from the page; each change in the log.
+#[tokio::test]
+async fn console_import_report_and_token_changes() {
+    let mut b = TesseraBuilder::new();
+    let clock = Arc::new(FixedClock::new(time::OffsetDateTime::now_utc()));
+    b.clock = clock.clone();
+    let mut root = file_user("root", PW);
+    root.groups.push("Tessera Admins".into());
+    b.add_user(&[root, file_user("alice", PW)]);
+    let sp = TestSp::new("hwc");
+    b.add_rp("hwc", &sp.metadata(false), "");
+    let idp = b.start().await;
+    support::mfa::enrol_all(&idp, "root", tessera::mfa::Method::Oath, "+15550100230").await;
+    let url = |p: &str| format!("{}{p}", idp.base);
+    let browser = Browser::new();
+    let (login, _, page) = browser.get(&url("/admin")).await;
+    let flow = input_value(&page, "flow").expect("flow");
+    browser.sign_in(&login, &page, "root", PW).await;
+    let code = support::mfa::code(clock.unix());
+    let form = [
+        ("flow", flow.as_str()),
+        ("action", "code"),
+        ("code", code.as_str()),
+    ];
+    browser.post(&url("/adfs/ls/login"), &form).await;
+    let (_, status, page) = browser.get(&url("/admin/tokens")).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let csrf = input_value(&page, "csrf").expect("csrf");
+    let upload = async |name: &str, body: &str, key: &str| {
+        let form = reqwest::multipart::Form::new()
+            .text("csrf", csrf.clone())
+            .text("pskc_key", key.to_owned())
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(body.as_bytes().to_vec())
+                    .file_name(name.to_owned()),
+            );
+        let res = browser
+            .http
+            .post(url("/admin/tokens/import"))
+            .multipart(form)
+            .send()
+            .await
+            .expect("post");
+        (res.status(), res.text().await.expect("body"))
+    };
+    let s = base32(FOB);
+    let (status, page) = upload(
+        "ok.csv",
+        &format!("{HEADER}\nalice@corp.example,C1,{s},30,V,M\n"),
+        "",
+    )
+    .await;
+    assert!(
+        status.is_redirection() || status == StatusCode::OK,
+        "{status} {page}"
+    );
+    let psk = "000102030405060708090a0b0c0d0e0f";
+    let plain = pskc_plain("H9", FOB);
+    let cases = [
+        (
+            "a.csv",
+            format!("{HEADER}\n,D1,{s},30,V,M\n,D2,{s}1,30,V,M\n"),
+            "",
+            "<td>3</td><td>D2</td>",
+            "Base32",
+        ),
+        (
+            "b.csv",
+            format!("{HEADER}\nnobody@corp.example,D1,{s},30,V,M\n"),
+            "",
+            "<td>2</td><td>D1</td>",
+            "unknown user",
+        ),
+        (
+            "c.csv",
+            format!("{HEADER}\n,D1,{s},30,V,M\n,D1,{s},30,V,M\n"),
+            "",
+            "<td>3</td><td>D1</td>",
+            "repeated",
+        ),
+        (
+            "d.csv",
+            format!("{HEADER}\n,D1,{s},30,V,M\n,c1,{s},30,V,M\n"),
+            "",
+            "<td>3</td><td>c1</td>",
+            "already in the inventory",
+        ),
+        (
+            "e.csv",
+            format!("{HEADER}\n,D1,{s},90,V,M\n"),
+            "",
+            "<td>2</td><td>D1</td>",
+            "30 or 60",
+        ),
+        (
+            "f.pskc",
+            pskc_encrypted("P9", FOB2, &hex::decode(psk).expect("hex")),
+            "ffeeddccbbaa99887766554433221100",
+            "<td>file</td>",
+            "wrong pre-shared key",
+        ),
+        (
+            "g.pskc",
+            plain[..plain.len() / 2].to_owned(),
+            "",
+            "<td>file</td>",
+            "XML refused",
+        ),
+        (
+            "h.pskc",
+            format!("<!DOCTYPE k []>{plain}"),
+            "",
+            "<td>file</td>",
+            "DOCTYPE",
+        ),
+    ];
+    for (name, body, key, row, reason) in &cases {
+        let (status, page) = upload(name, body, key).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{name}: {page}");
+        assert!(
+            page.contains("Nothing was imported") && page.contains(row) && page.contains(reason),
+            "{name}: {page}"
+        );
+    }
+    let all = inventory::list(idp.state.store.as_ref())
+        .await
+        .expect("list");
+    assert_eq!(
+        all.iter().map(|t| t.serial.as_str()).collect::<Vec<_>>(),
+        ["C1"]
+    );
+    // The right key imports the encrypted file.
+    let (status, _) = upload("f.pskc", &cases[5].1, psk).await;
+    assert!(status.is_redirection() || status == StatusCode::OK);
+    assert!(
+        inventory::get(idp.state.store.as_ref(), "P9")
+            .await
+            .expect("get")
+            .is_some()
+    );
+
+    let act = async |fields: &[(&str, &str)]| {
+        let mut form = vec![("csrf", csrf.as_str())];
+        form.extend_from_slice(fields);
+        browser.post(&url("/admin/tokens"), &form).await
+    };
+    let (_, status, page) =
+        act(&[("action", "activate"), ("serial", "C1"), ("code", "000000")]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{page}");
+    assert!(page.contains("not correct"), "{page}");
+    let code = code_at(FOB, &OathParams::default(), clock.unix());
+    let (_, status, page) = act(&[("action", "activate"), ("serial", "C1"), ("code", &code)]).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("Done: tokens.activate"), "{page}");
+    assert!(
+        page.contains("<td>C1</td><td>TOTP</td><td>M</td><td>alice</td>"),
+        "{page}"
+    );
+    let (_, _, page) = act(&[("action", "assign"), ("serial", "P9"), ("user", "nobody")]).await;
+    assert!(page.contains("no user"), "{page}");
+    let (_, _, page) = act(&[("action", "remove"), ("serial", "P9")]).await;
+    assert!(page.contains("Done: tokens.remove"), "{page}");
+    let log = idp
+        .state
+        .store
+        .read_log("admin", 0, i64::MAX, 50)
+        .await
+        .expect("log");
+    let log: Vec<String> = log.iter().map(|e| text(&e.value)).collect();
+    for action in ["tokens.import", "tokens.activate", "tokens.remove"] {
+        assert!(log.iter().any(|l| l.contains(action)), "{action}: {log:?}");
+    }
+    assert!(!log.iter().any(|l| l.contains(&code)), "no code in the log");
+}

@@ -356,7 +356,7 @@ impl AppContext {
 }
 
 /// Every template by name, embedded in the binary so a release build needs no files beside it.
-const TEMPLATES: [(&str, &str); 22] = [
+const TEMPLATES: [(&str, &str); 23] = [
     ("base.html", include_str!("../../templates/base.html")),
     ("login.html", include_str!("../../templates/login.html")),
     ("post.html", include_str!("../../templates/post.html")),
@@ -412,6 +412,10 @@ const TEMPLATES: [(&str, &str); 22] = [
     (
         "admin_rps.html",
         include_str!("../../templates/admin_rps.html"),
+    ),
+    (
+        "admin_tokens.html",
+        include_str!("../../templates/admin_tokens.html"),
     ),
     (
         "admin_rp_import.html",

@@ -1,7 +1,7 @@
 //! The admin console's router, and what every console page shares: the signed-in `Admin`, the CSRF-checked `AdminForm`, and the outcome of a change.
 //!
 //! One file per page family: `session` (sign-in, overview, sign-out), `settings`,
-//! `gateway_test`, `signins`, `users`, `rps` (trusts), `certs` (token-signing certificates).
+//! `gateway_test`, `signins`, `users`, `rps` (trusts), `certs` (token-signing certificates), `tokens` (hardware tokens).
 
 mod certs;
 mod gateway_test;
@@ -9,6 +9,7 @@ mod rps;
 mod session;
 mod settings;
 mod signins;
+mod tokens;
 mod users;
 
 use axum::Router;
@@ -39,6 +40,7 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/users/{name}", get(users::page).post(users::act))
         .merge(rps::routes())
         .merge(certs::routes())
+        .merge(tokens::routes())
 }
 
 /// A signed-in admin, for one request.
