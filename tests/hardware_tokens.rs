@@ -268,6 +268,23 @@ impl Env {
         assert!(r.problems.is_empty(), "{:?}", r.problems);
     }
 
+    /// Password, then "Use a different verification option": the chooser page.
+    async fn chooser(&self, user: &str) -> String {
+        let browser = Browser::new();
+        let url = format!(
+            "{}/adfs/ls/idpinitiatedsignon?loginToRp={}",
+            self.idp.base, self.sp.entity_id
+        );
+        let (url, _, page) = browser.get(&url).await;
+        let flow = input_value(&page, "flow").expect("flow");
+        browser.sign_in(&url, &page, user, PW).await;
+        let form = [("flow", flow.as_str()), ("action", "different")];
+        let (_, _, page) = browser
+            .post(&format!("{}/adfs/ls/login", self.idp.base), &form)
+            .await;
+        page
+    }
+
     /// Password, then the code; the page after the code.
     async fn sign_in(&self, user: &str, code: &str) -> (StatusCode, String) {
         let browser = Browser::new();
@@ -339,6 +356,12 @@ async fn hotp_token_window_replay_and_resync() {
     })
     .await
     .expect("activate");
+    // Bob's only method is the fob: the chooser words it as a hardware token.
+    let page = e.chooser("bob").await;
+    assert!(
+        page.contains("Use verification code from my hardware token"),
+        "{page}"
+    );
     let (_, page) = e.sign_in("bob", &c(3)).await;
     assert!(page.contains("SAMLResponse"), "{page}");
     for used in [c(3), c(2)] {
