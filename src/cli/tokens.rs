@@ -270,3 +270,34 @@ fn directory(config: &Config) -> Result<Arc<dyn Directory>> {
     };
     Ok(dir)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_operations_travel_over_the_admin_socket() {
+        for op in [
+            TokensOp::List,
+            TokensOp::Import {
+                name: "f.csv".into(),
+                text: "upn,serial number\n".into(),
+                psk_hex: Some("00".into()),
+            },
+            TokensOp::Resync {
+                serial: "S".into(),
+                code1: "1".into(),
+                code2: "2".into(),
+            },
+        ] {
+            let json = serde_json::to_string(&Operation::Tokens(op.clone())).unwrap();
+            let back: Operation = serde_json::from_str(&json).unwrap();
+            let Operation::Tokens(back) = back else {
+                panic!("{json}")
+            };
+            assert_eq!(format!("{back:?}"), format!("{op:?}"), "{json}");
+        }
+        let odd = r#"{"op":"tokens","what":"format-disk"}"#;
+        assert!(serde_json::from_str::<Operation>(odd).is_err());
+    }
+}

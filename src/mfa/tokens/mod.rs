@@ -80,7 +80,8 @@ impl RowProblem {
             row,
             // A hostile file's "serial" may be anything: keep the report line short.
             serial: serial.chars().take(MAX_SERIAL_CHARS).collect(),
-            reason: reason.to_owned(),
+            // Reasons quote the file's text now and then; a hostile field stays short.
+            reason: reason.chars().take(300).collect(),
         }
     }
 
