@@ -381,6 +381,38 @@ mod tests {
     }
 
     #[test]
+    fn rfc6030_figure6_published_values_decrypt() {
+        // The values printed in RFC 6030 §6.1.1 Figure 6 (MAC key, IV ‖ ciphertext, ValueMAC),
+        // in our generated document's frame; whitespace inside a CipherValue as in the RFC.
+        let doc = rfc_encrypted();
+        let values: Vec<&str> = doc
+            .split("<xenc:CipherValue>")
+            .skip(1)
+            .map(|v| v.split('<').next().unwrap())
+            .collect();
+        let mac = doc
+            .split("<ValueMAC>")
+            .nth(1)
+            .unwrap()
+            .split('<')
+            .next()
+            .unwrap();
+        let published = doc
+            .replace(
+                values[0],
+                "\n  ESIzRFVmd4iZABEiM0RVZgKn6WjLaTC1sbeBMSvIhRejN9vJa2BOlSaMrR7I5wSX\n",
+            )
+            .replace(
+                values[1],
+                "\n  AAECAwQFBgcICQoLDA0OD+cIHItlB3Wra1DUpxVvOx2lef1VmNPCMl8jwZqIUqGv\n",
+            )
+            .replace(mac, "Su+NvtQfmvfJzF6bmQiJqoLRExc=");
+        let (tokens, problems) = parse(&published, Some(&psk()));
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(tokens[0].secret, b"12345678901234567890");
+    }
+
+    #[test]
     fn wrong_key_is_a_mac_or_decrypt_refusal() {
         let wrong = hex::decode("00112233445566778899aabbccddeeff").unwrap();
         let (tokens, problems) = parse(&rfc_encrypted(), Some(&wrong));
