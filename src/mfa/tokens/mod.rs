@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::oath::OathParams;
 use crate::directory::Directory;
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 
 /// Largest import file: a vendor's CSV line is under 100 bytes and a PSKC KeyPackage under
 /// 2 KB, so 1 MiB holds far more tokens than one delivery and keeps a hostile upload small.
@@ -166,7 +166,7 @@ pub async fn check(
     tokens: &mut [ParsedToken],
     directory: &dyn Directory,
     store: &dyn Store,
-) -> Result<Vec<RowProblem>, StoreError> {
+) -> Result<Vec<RowProblem>, inventory::TokenError> {
     let mut problems = Vec::new();
     for t in tokens.iter_mut() {
         if inventory::get(store, &t.serial).await?.is_some() {
@@ -187,9 +187,7 @@ pub async fn check(
                     upn.chars().take(100).collect::<String>()
                 ),
             )),
-            Err(e) => {
-                return Err(StoreError::Backend(format!("directory unavailable: {e}")));
-            }
+            Err(e) => return Err(inventory::TokenError::Directory(e.to_string())),
         }
     }
     Ok(problems)
@@ -208,7 +206,7 @@ pub async fn import(
     directory: &dyn Directory,
     bytes: &[u8],
     psk: Option<&[u8]>,
-) -> Result<ImportReport, StoreError> {
+) -> Result<ImportReport, inventory::TokenError> {
     let (mut tokens, mut problems) = parse_file(bytes, psk);
     if problems.is_empty() {
         problems = check(&mut tokens, directory, deps.store).await?;
@@ -220,7 +218,7 @@ pub async fn import(
             problems,
         });
     }
-    inventory::store_all(deps, &tokens).await
+    Ok(inventory::store_all(deps, &tokens).await?)
 }
 
 #[cfg(test)]
