@@ -676,3 +676,44 @@ async fn the_portal_speaks_the_users_language_and_signs_out() {
     let (url, _, _) = u.browser.get(&e.url("/portal")).await;
     assert!(url.contains("/adfs/ls/login"), "{url}");
 }
+
+#[tokio::test]
+async fn a_phone_is_added_after_an_answered_call() {
+    let e = env(|_| {}).await;
+    let (u, _) = e.sign_in("alice").await;
+    let desk = "+15550100777";
+    let form = [("number", desk), ("channel", "call"), ("kind", "office")];
+    let (url, _, page) = e.post(&u, "/portal/phone", &form).await;
+    assert!(url.ends_with("/portal/phone"), "{url} {page}");
+    assert!(page.contains("We are calling"), "{page}");
+    let (_, status, page) = e.post(&u, "/portal/phone/confirm", &[]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        page.contains("The call has not been answered yet."),
+        "{page}"
+    );
+    let call = wait_for("a call with its script", || {
+        inbox(&e.idp)
+            .calls
+            .iter()
+            .rev()
+            .find(|c| c.to == desk && c.gather.is_some())
+            .map(|c| c.id.clone())
+    })
+    .await;
+    let res = u
+        .browser
+        .http
+        .post(e.url(&format!("/sim/api/call/{call}/digits")))
+        .form(&[("digits", "#")])
+        .send()
+        .await
+        .expect("sim");
+    assert!(res.status().is_success());
+    let (url, _, _) = e.post(&u, "/portal/phone/confirm", &[]).await;
+    assert!(url.ends_with("/portal?done=phone"), "{url}");
+    let reg = e.reg("alice").await;
+    let added = reg.phones.iter().find(|p| p.number == desk).expect("added");
+    assert_eq!(added.kind, tessera::mfa::registration::PhoneKind::Office);
+    assert_eq!(reg.phones.len(), 2, "the old number stays: {reg:?}");
+}

@@ -6,7 +6,7 @@ use super::session::{PortalSession, Setup};
 use crate::mfa::challenge::{self, mac_eq};
 use crate::mfa::delivery::{self, Channel, Purpose, Refused, Sender, code_mac};
 use crate::mfa::registration::{self, Phone, PhoneKind, PhoneSource, PushDevice};
-use crate::mfa::{ChallengeStatus, Method};
+use crate::mfa::{Challenge, ChallengeStatus, Method};
 
 const BAD_NUMBER: &str =
     "That does not look like a phone number. Include the country code, e.g. +1 555 0100.";
@@ -98,46 +98,80 @@ pub async fn confirm_phone(
         s.setup = None;
         return Err(PortalError::Refused(SETUP_EXPIRED));
     };
-    if c.method == Method::Call {
-        if c.status != ChallengeStatus::Approved {
-            return Err(PortalError::Refused(NOT_ANSWERED));
-        }
-    } else {
-        let code = code.trim();
-        let fresh = d.now <= c.created + i64::from(d.mfa.sms_code_lifetime_secs);
-        let expected = c.code_hash.clone().unwrap_or_default();
-        let mac = code_mac(&delivery::code_key(d.secrets), &c.id, code);
-        counted(d, &s.user, async || {
-            let right = fresh && !code.is_empty() && mac_eq(&expected, &mac);
-            Ok(right
-                && challenge::resolve(d.store, &cid, ChallengeStatus::Approved)
-                    .await?
-                    .is_some())
-        })
-        .await?;
+    match c.method {
+        Method::Call => answered(s, &c)?,
+        _ => texted_code_ok(d, &s.user, &c, code).await?,
     }
-    let method = if kind == PhoneKind::Mobile {
-        Method::Sms
-    } else {
-        Method::Call
+    let phone = Phone {
+        number,
+        kind,
+        source: PhoneSource::Enrolled,
     };
-    registration::update(d.store, &s.user, |r| {
-        if let Some(old) = &replaces {
-            r.phones
-                .retain(|p| !(p.source == PhoneSource::Enrolled && &p.number == old));
+    register_phone(d, &s.user, phone, replaces.as_deref()).await?;
+    s.setup = None;
+    Ok(Progress::Done)
+}
+
+/// A call confirms the number once answered with the pound key; denied or reported, the
+/// setup is over.
+fn answered(s: &mut PortalSession, c: &Challenge) -> Result<(), PortalError> {
+    match c.status {
+        ChallengeStatus::Approved => Ok(()),
+        ChallengeStatus::Pending => Err(PortalError::Refused(NOT_ANSWERED)),
+        _ => {
+            s.setup = None;
+            Err(PortalError::Refused(SETUP_EXPIRED))
         }
-        if !r.phones.iter().any(|p| p.number == number) {
-            r.phones.push(Phone {
-                number: number.clone(),
-                kind,
-                source: PhoneSource::Enrolled,
-            });
+    }
+}
+
+/// The texted code, checked in constant time while fresh, after taking one attempt from the
+/// user's code budget; a right code spends the challenge.
+async fn texted_code_ok(
+    d: &Deps<'_>,
+    user: &str,
+    c: &Challenge,
+    code: &str,
+) -> Result<(), PortalError> {
+    let code = code.trim();
+    let fresh = d.now <= c.created + i64::from(d.mfa.sms_code_lifetime_secs);
+    let expected = c.code_hash.clone().unwrap_or_default();
+    let mac = code_mac(&delivery::code_key(d.secrets), &c.id, code);
+    counted(d, user, async || {
+        let right = fresh && !code.is_empty() && mac_eq(&expected, &mac);
+        let spent = right
+            && challenge::resolve(d.store, &c.id, ChallengeStatus::Approved)
+                .await?
+                .is_some();
+        Ok(spent)
+    })
+    .await
+}
+
+/// Adds the confirmed number (a change removes the number it replaces) and makes it the
+/// default if the user had none.
+async fn register_phone(
+    d: &Deps<'_>,
+    user: &str,
+    phone: Phone,
+    replaces: Option<&str>,
+) -> Result<(), PortalError> {
+    let method = match phone.kind {
+        PhoneKind::Mobile => Method::Sms,
+        PhoneKind::Office => Method::Call,
+    };
+    registration::update(d.store, user, |r| {
+        if let Some(old) = replaces {
+            r.phones
+                .retain(|p| !(p.source == PhoneSource::Enrolled && p.number == old));
+        }
+        if !r.phones.iter().any(|p| p.number == phone.number) {
+            r.phones.push(phone.clone());
         }
         r.default_method.get_or_insert(method);
     })
     .await?;
-    s.setup = None;
-    Ok(Progress::Done)
+    Ok(())
 }
 
 /// Sends a first notification to a new topic; approving it registers the device.
