@@ -39,6 +39,12 @@ pub async fn recent(store: &dyn Store, user: &str, now: i64) -> Result<Vec<Attem
         .collect())
 }
 
+/// Whether `a` is a portal session's actions (not a sign-in): every event is a portal action.
+/// A sign-in to the portal itself is a sign-in like any other, and can be reported.
+pub fn is_portal_session(a: &Attempt) -> bool {
+    a.events.iter().all(|e| e.from == super::RP)
+}
+
 /// What a report blocked: the attempt and until when.
 #[derive(Debug, Clone)]
 pub struct Reported {
@@ -63,7 +69,7 @@ pub async fn report(
     let attempt = recent(store, user, now)
         .await?
         .into_iter()
-        .find(|a| a.flow == flow && a.rp != super::RP)
+        .find(|a| a.flow == flow && !is_portal_session(a))
         .ok_or(PortalError::Refused(UNKNOWN_ATTEMPT))?;
     let until = now + i64::from(mfa.fraud_block_days) * 86_400;
     let reason = format!(

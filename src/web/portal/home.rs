@@ -123,7 +123,7 @@ fn attempt_rows(attempts: &[crate::admin::signins::Attempt]) -> Vec<Value> {
     attempts
         .iter()
         .map(|a| {
-            let portal = a.rp == portal::RP;
+            let portal = history::is_portal_session(a);
             let what = a.events.last().map(|e| e.to.clone()).unwrap_or_default();
             minijinja::context! {
                 flow => a.flow.clone(), at => a.started.clone(), rp => a.rp.clone(), ip => a.client_ip.clone(),
