@@ -71,7 +71,7 @@ pub(super) async fn render(
         default => reg.default_method.map(Method::as_str), usable => usable,
         allow_choice => mfa.allow_method_choice, pin_mode => mfa.pin_mode, has_pin => reg.pin_hash.is_some(),
         allow_bypass => mfa.allow_bypass && mfa.allow_self_bypass, bypass_max => actions::BYPASS_MAX_MINUTES,
-        offer_app => mfa.apps_allowed(), offer_phone => mfa.methods.contains(&Method::Sms) || mfa.methods.contains(&Method::Call),
+        offer_app => mfa.apps_allowed(), offer_sms => mfa.methods.contains(&Method::Sms), offer_call => mfa.methods.contains(&Method::Call),
         offer_push => mfa.methods.contains(&Method::Push), blocked => reg.is_blocked(ctx.clock.unix()),
         attempts => attempt_rows(&attempts), days => history::DAYS, done => done, error => error,
     });
