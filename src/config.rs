@@ -44,6 +44,7 @@ pub struct Config {
     pub log: LogConfig,
     pub mfa: crate::mfa::settings::MfaSettings,
     pub admin: AdminConfig,
+    pub portal: PortalConfig,
 }
 
 impl Default for Config {
@@ -58,6 +59,30 @@ impl Default for Config {
             log: LogConfig::default(),
             mfa: crate::mfa::settings::MfaSettings::default(),
             admin: AdminConfig::default(),
+            portal: PortalConfig::default(),
+        }
+    }
+}
+
+/// `[portal]`: the self-service portal's session limits and where "this wasn't me" reports go.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PortalConfig {
+    /// A portal session unused this long ends.
+    pub idle_timeout_secs: u32,
+    /// A portal session ends this long after sign-in, used or not.
+    pub max_session_secs: u32,
+    /// Called (POST, JSON) when a user reports a sign-in as "this wasn't me"; empty: none.
+    /// Best effort: bounded by a timeout, failures logged, the report never waits for it.
+    pub report_webhook_url: Option<String>,
+}
+
+impl Default for PortalConfig {
+    fn default() -> Self {
+        Self {
+            idle_timeout_secs: 600,
+            max_session_secs: 3600,
+            report_webhook_url: None,
         }
     }
 }
@@ -414,6 +439,34 @@ impl Config {
     }
 
     /// Cross-field checks that serde cannot express; each error names its key.
+    fn validate_portal(&self) -> Result<(), ConfigError> {
+        check_range(
+            "portal.idle_timeout_secs",
+            self.portal.idle_timeout_secs,
+            60,
+            4 * 3600,
+        )?;
+        check_range(
+            "portal.max_session_secs",
+            self.portal.max_session_secs,
+            300,
+            24 * 3600,
+        )?;
+        if let Some(u) = self
+            .portal
+            .report_webhook_url
+            .as_deref()
+            .filter(|u| !u.is_empty())
+        {
+            let ok = u.len() <= 2048
+                && url::Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+            if !ok {
+                return Err(invalid("portal.report_webhook_url", "an http(s) URL"));
+            }
+        }
+        Ok(())
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
         let url = url::Url::parse(&self.server.public_url)
             .map_err(|e| invalid("server.public_url", e.to_string()))?;
@@ -444,6 +497,7 @@ impl Config {
             300,
             24 * 3600,
         )?;
+        self.validate_portal()?;
         check_range(
             "idp.assertion_lifetime_secs",
             self.idp.assertion_lifetime_secs,

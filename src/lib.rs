@@ -10,6 +10,7 @@ pub mod keys;
 pub mod login;
 pub mod metrics;
 pub mod mfa;
+pub mod portal;
 pub mod rp;
 pub mod saml;
 pub mod server;

@@ -24,7 +24,9 @@ pub const UNKNOWN_RP: &str = "unknown";
 /// never what a request claimed (a flow outlives a trust the admin removes meanwhile).
 pub fn rp_label(registry: &crate::rp::Registry, pending: &crate::login::Pending) -> String {
     match pending {
-        crate::login::Pending::AdminConsole => pending.audit_name().to_owned(),
+        crate::login::Pending::AdminConsole | crate::login::Pending::Portal => {
+            pending.audit_name().to_owned()
+        }
         crate::login::Pending::Saml(p) => match registry.find(&p.rp_entity_id) {
             Some(rp) => rp.entity_id.clone(),
             None => UNKNOWN_RP.to_owned(),

@@ -21,12 +21,13 @@ const PROTOCOL: [&str; 5] = [
 /// `clock`) may be named. The issue names the first five; the rest keep the code a crate of
 /// its own in waiting (`keys` publishes through the `PublishedKey` trait, the directory's
 /// user reaches a response as a `Recipient`).
-const ABOVE: [&str; 17] = [
+const ABOVE: [&str; 18] = [
     "rp",
     "config",
     "web",
     "login",
     "admin",
+    "portal",
     "keys",
     "directory",
     "mfa",

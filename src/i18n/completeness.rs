@@ -33,6 +33,8 @@ const RUST_SOURCES: &[&str] = &[
     "src/web/errors.rs",
     "src/web/pages.rs",
     "src/saml/request.rs",
+    "src/portal",
+    "src/web/portal",
 ];
 
 /// (file, function) whose texts are for a phone, not a page: not translated yet.

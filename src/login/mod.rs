@@ -97,6 +97,8 @@ pub enum Pending {
     Saml(PendingRequest),
     /// The admin console: always with a second factor, ends in an admin session.
     AdminConsole,
+    /// The self-service portal: always with a second factor, ends in a portal session.
+    Portal,
 }
 
 impl Pending {
@@ -105,6 +107,7 @@ impl Pending {
         match self {
             Pending::Saml(p) => &p.rp_entity_id,
             Pending::AdminConsole => "admin console",
+            Pending::Portal => "portal",
         }
     }
 }

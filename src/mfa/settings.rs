@@ -60,6 +60,8 @@ pub struct MfaSettings {
     pub allow_enrollment: bool,
     /// The help desk may issue one-time bypasses (and pending ones are honoured).
     pub allow_bypass: bool,
+    /// Users may issue themselves a one-time bypass in the portal (off by default).
+    pub allow_self_bypass: bool,
     /// Addresses, ranges (a-b) and CIDRs whose users skip the second factor.
     pub trusted_networks: Vec<String>,
     /// Longest one-time bypass an admin may grant, and the default length.
@@ -121,6 +123,7 @@ impl Default for MfaSettings {
             allow_method_choice: true,
             allow_enrollment: true,
             allow_bypass: true,
+            allow_self_bypass: false,
             trusted_networks: Vec::new(),
             bypass_default_secs: 300,
             denial_lockout_threshold: 3,

@@ -171,6 +171,13 @@ pub const SETTINGS: &[Setting] = &[
         Kind::Bool,
     ),
     s(
+        "allow_self_bypass",
+        Group::Methods,
+        "Allow users to create their own one-time bypass",
+        "Users may create a one-time bypass for themselves in the portal (/portal), with a reason and a validity of at most one hour. Needs \"Allow one-time bypass\" too. Off by default.",
+        Kind::Bool,
+    ),
+    s(
         "sms_mode",
         Group::Methods,
         "Text message mode",

@@ -271,7 +271,8 @@ async fn second_factor_rule(ctx: &AppContext, request: &Pending) -> SecondFactor
             Some(rp) if !rp.mfa_required => SecondFactorRule::NotRequired,
             _ => SecondFactorRule::Required,
         },
-        Pending::AdminConsole => SecondFactorRule::Always,
+        // The portal changes the second factor itself: a password alone never opens it.
+        Pending::AdminConsole | Pending::Portal => SecondFactorRule::Always,
     }
 }
 
@@ -338,5 +339,6 @@ async fn finish(
         Pending::AdminConsole => {
             super::admin::signed_in(ctx, user, methods, &flow.client_ip, jar).await
         }
+        Pending::Portal => super::portal::signed_in(ctx, user, methods, &flow.client_ip, jar).await,
     }
 }

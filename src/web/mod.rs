@@ -9,6 +9,7 @@ mod layers;
 mod login;
 mod mfa;
 mod pages;
+mod portal;
 mod ready;
 mod saml;
 mod views;
@@ -107,6 +108,7 @@ fn routes(state: &AppState) -> Router<AppState> {
         r = r.route("/test/panic", get(layers::tests::panics));
     }
     r.merge(admin::routes())
+        .merge(portal::routes())
         .merge(machine_routes(state))
         .fallback(errors::no_route)
 }
@@ -356,7 +358,7 @@ impl AppContext {
 }
 
 /// Every template by name, embedded in the binary so a release build needs no files beside it.
-const TEMPLATES: [(&str, &str); 23] = [
+const TEMPLATES: [(&str, &str); 29] = [
     ("base.html", include_str!("../../templates/base.html")),
     ("login.html", include_str!("../../templates/login.html")),
     ("post.html", include_str!("../../templates/post.html")),
@@ -424,6 +426,30 @@ const TEMPLATES: [(&str, &str); 23] = [
     (
         "admin_certs.html",
         include_str!("../../templates/admin_certs.html"),
+    ),
+    (
+        "portal_base.html",
+        include_str!("../../templates/portal_base.html"),
+    ),
+    (
+        "portal_home.html",
+        include_str!("../../templates/portal_home.html"),
+    ),
+    (
+        "portal_app.html",
+        include_str!("../../templates/portal_app.html"),
+    ),
+    (
+        "portal_phone.html",
+        include_str!("../../templates/portal_phone.html"),
+    ),
+    (
+        "portal_push.html",
+        include_str!("../../templates/portal_push.html"),
+    ),
+    (
+        "portal_signed_out.html",
+        include_str!("../../templates/portal_signed_out.html"),
     ),
 ];
 

@@ -31,10 +31,9 @@ struct Frame {
     policy: std::sync::Arc<Policy>,
 }
 
-/// The flow's page in `lang`. Messages in the state are English (the catalogue's ids); the
-/// templates translate them.
-pub async fn render(ctx: &AppContext, lang: &PageLang, flow: &Flow) -> Result<Response, WebError> {
-    let rp_name = match &flow.request {
+/// What the sign-in is for, as its pages name it: the application, the console or the portal.
+async fn app_name(ctx: &AppContext, request: &Pending) -> String {
+    match request {
         Pending::Saml(p) => ctx
             .registry()
             .await
@@ -42,9 +41,15 @@ pub async fn render(ctx: &AppContext, lang: &PageLang, flow: &Flow) -> Result<Re
             .map(|rp| rp.name.clone())
             .unwrap_or_default(),
         Pending::AdminConsole => "Tessera admin console".to_owned(),
-    };
+        Pending::Portal => "Tessera portal".to_owned(),
+    }
+}
+
+/// The flow's page in `lang`. Messages in the state are English (the catalogue's ids); the
+/// templates translate them.
+pub async fn render(ctx: &AppContext, lang: &PageLang, flow: &Flow) -> Result<Response, WebError> {
     let frame = Frame {
-        rp_name,
+        rp_name: app_name(ctx, &flow.request).await,
         idp_name: ctx.config.idp.display_name.clone(),
         policy: ctx.policy().await,
     };
