@@ -41,6 +41,12 @@ pub enum Operation {
         push: Option<String>,
         phone: Option<String>,
     },
+    /// Sets the user's security answers: (number of the question in
+    /// `mfa.security_questions`, from 1; the answer as typed).
+    UsersQuestions {
+        username: String,
+        answers: users::Answers,
+    },
     SettingsGet {
         key: Option<String>,
     },
@@ -109,6 +115,9 @@ pub async fn exec(op: Operation, ctx: &Ctx<'_>) -> Result<String> {
         } => {
             let act = users::Act::Remove { token, push, phone };
             users::act(ctx, &mut out, &username, act).await?
+        }
+        Operation::UsersQuestions { username, answers } => {
+            users::questions(ctx, &mut out, &username, answers).await?
         }
         Operation::SettingsGet { key } => settings::get(ctx, &mut out, key.as_deref()).await?,
         Operation::SettingsSet { key, values } => {

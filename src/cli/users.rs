@@ -1,6 +1,7 @@
 //! `users`: the users file (add, hash) and the help desk's per-user second-factor actions.
 
 use clap::Subcommand;
+use serde::{Deserialize, Serialize};
 use tessera::clock::{Clock, SystemClock};
 use tessera::config::Config;
 
@@ -43,6 +44,10 @@ pub enum UsersCommand {
     ResetPin { username: String },
     /// Set the user's default method (push, call, sms, oath) or `company`.
     SetDefault { username: String, method: String },
+    /// Set the user's security answers, replacing earlier ones. Reads lines `N: answer`
+    /// from stdin, N the question's number in `tessera settings get security_questions`
+    /// (from 1).
+    Questions { username: String },
     /// Remove one enrolled method (ids as `users show` prints them).
     Remove {
         username: String,
@@ -53,6 +58,109 @@ pub enum UsersCommand {
         #[arg(long)]
         phone: Option<String>,
     },
+}
+
+/// Security answers as they travel to where the operation runs; never printed.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Answers(pub Vec<(u32, String)>);
+
+impl std::fmt::Debug for Answers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "<{} answers>", self.0.len())
+    }
+}
+
+/// Most lines read from stdin for `users questions` (the admin offers at most 20).
+const MAX_ANSWER_LINES: usize = 20;
+
+/// Reads `N: answer` lines from stdin (blank lines skipped).
+fn read_answers() -> Result<Answers> {
+    use std::io::BufRead;
+    let mut answers = Vec::new();
+    for line in std::io::stdin().lock().lines() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let parsed = line
+            .split_once(':')
+            .and_then(|(n, a)| Some((n.trim().parse::<u32>().ok()?, a.trim().to_owned())));
+        let Some(pair) = parsed else {
+            return Err(CliError::Invalid(
+                "each line is `N: answer`, N the question's number (from 1)".into(),
+            ));
+        };
+        if answers.len() == MAX_ANSWER_LINES {
+            return Err(CliError::Invalid(format!(
+                "at most {MAX_ANSWER_LINES} answers"
+            )));
+        }
+        answers.push(pair);
+    }
+    Ok(Answers(answers))
+}
+
+/// Sets the user's security answers through `mfa::questions::set_answers` and logs it
+/// (the questions, never the answers).
+pub async fn questions(
+    ctx: &Ctx<'_>,
+    out: &mut Out,
+    username: &str,
+    answers: Answers,
+) -> Result<()> {
+    use tessera::admin::changes::{self, Change};
+    use tessera::mfa::questions::{self, Refusal, SetError};
+    let (mfa, _) = tessera::admin::settings::current(ctx.store, &ctx.config.mfa).await?;
+    let offered = &mfa.security_questions;
+    let list = || {
+        offered
+            .iter()
+            .enumerate()
+            .map(|(i, q)| format!("\n  {}: {q}", i + 1))
+            .collect::<String>()
+    };
+    let mut pairs = Vec::new();
+    for (n, a) in answers.0 {
+        let Some(q) = (n as usize).checked_sub(1).and_then(|i| offered.get(i)) else {
+            return Err(CliError::Invalid(format!(
+                "no question {n}; the questions are:{}",
+                list()
+            )));
+        };
+        pairs.push((q.clone(), a));
+    }
+    let now = SystemClock.unix();
+    let set = questions::set_answers(ctx.store, &mfa, username, &pairs, now).await;
+    let stored = match set {
+        Ok(q) => q,
+        Err(SetError::Refused(r @ Refusal::TooFew { .. })) => {
+            return Err(CliError::Invalid(format!(
+                "{}; the questions are:{}",
+                r.message(),
+                list()
+            )));
+        }
+        Err(SetError::Refused(r)) => return Err(CliError::Invalid(r.message())),
+        Err(SetError::Hash(e)) => return Err(CliError::Failed(e)),
+        Err(SetError::Store(e)) => return Err(e.into()),
+    };
+    let target = format!("user:{}", username.to_lowercase());
+    let after = format!("{} security questions answered", stored.len());
+    let c = Change::new(
+        ctx.actor,
+        now,
+        "user.set_questions",
+        &target,
+        None,
+        Some(after),
+    );
+    changes::record(ctx.store, now, std::slice::from_ref(&c)).await?;
+    out.line(format_args!(
+        "user.set_questions: {username} answered {} questions",
+        stored.len()
+    ));
+    Ok(())
 }
 
 /// A help-desk action as typed, checked where it runs.
@@ -151,6 +259,12 @@ pub async fn show(ctx: &Ctx<'_>, out: &mut Out, username: &str) -> Result<()> {
             p.number, p.kind, p.source
         ));
     }
+    if !r.security_answers.is_empty() {
+        out.line(format_args!(
+            "questions       {} answered",
+            r.security_answers.len()
+        ));
+    }
     if r.pin_hash.is_some() {
         let at = r.pin_set_at.map_or("at an unknown time".to_owned(), |t| {
             format!("at {t} (unix)")
@@ -217,6 +331,10 @@ pub async fn run(config: &Config, command: UsersCommand) -> Result<()> {
             reason,
         },
         UsersCommand::Show { username } => Operation::UsersShow { username },
+        UsersCommand::Questions { username } => Operation::UsersQuestions {
+            username,
+            answers: read_answers()?,
+        },
         UsersCommand::Unblock { username } => Operation::UsersUnblock { username },
         UsersCommand::ResetPin { username } => Operation::UsersResetPin { username },
         UsersCommand::SetDefault { username, method } => {

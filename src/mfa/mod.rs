@@ -12,6 +12,7 @@ pub mod lockout;
 pub mod networks;
 pub mod oath;
 pub mod pin;
+pub mod questions;
 pub mod registration;
 pub mod secrets;
 pub mod settings;
@@ -31,10 +32,18 @@ pub enum Method {
     Sms,
     /// OATH TOTP code from an authenticator app or a hardware token.
     Oath,
+    /// Answers to the user's security questions (weak: off unless the admin offers it).
+    Questions,
 }
 
 impl Method {
-    pub const ALL: [Method; 4] = [Method::Push, Method::Call, Method::Sms, Method::Oath];
+    pub const ALL: [Method; 5] = [
+        Method::Push,
+        Method::Call,
+        Method::Sms,
+        Method::Oath,
+        Method::Questions,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -42,6 +51,7 @@ impl Method {
             Method::Call => "call",
             Method::Sms => "sms",
             Method::Oath => "oath",
+            Method::Questions => "questions",
         }
     }
 
@@ -56,6 +66,8 @@ impl Method {
             Method::Push => "swk",
             Method::Call | Method::Sms => "sms",
             Method::Oath => "otp",
+            // RFC 8176 §2: knowledge-based authentication.
+            Method::Questions => "kba",
         }
     }
 }
@@ -66,7 +78,7 @@ impl std::str::FromStr for Method {
         Method::ALL
             .into_iter()
             .find(|m| m.as_str() == s)
-            .ok_or_else(|| format!("unknown method `{s}` (push, call, sms, oath)"))
+            .ok_or_else(|| format!("unknown method `{s}` (push, call, sms, oath, questions)"))
     }
 }
 

@@ -356,7 +356,7 @@ impl AppContext {
 }
 
 /// Every template by name, embedded in the binary so a release build needs no files beside it.
-const TEMPLATES: [(&str, &str); 22] = [
+const TEMPLATES: [(&str, &str); 23] = [
     ("base.html", include_str!("../../templates/base.html")),
     ("login.html", include_str!("../../templates/login.html")),
     ("post.html", include_str!("../../templates/post.html")),
@@ -377,6 +377,10 @@ const TEMPLATES: [(&str, &str); 22] = [
     ),
     ("enroll.html", include_str!("../../templates/enroll.html")),
     ("mfa_pin.html", include_str!("../../templates/mfa_pin.html")),
+    (
+        "mfa_questions.html",
+        include_str!("../../templates/mfa_questions.html"),
+    ),
     (
         "_subtitle.html",
         include_str!("../../templates/_subtitle.html"),
