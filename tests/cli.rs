@@ -1307,3 +1307,37 @@ fn users_questions_sets_answers_from_stdin_within_the_policy() {
     let shown = ok(dir.path(), &["users", "show", "alice"]);
     assert!(shown.contains("questions       3 answered"), "{shown}");
 }
+
+#[test]
+fn users_add_phone_and_enroll_link_add_methods_for_a_user() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = run(dir.path(), &["users", "add-phone", "bob", "not a number"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("does not look like a phone number"),
+        "{}",
+        text(&out.stderr)
+    );
+    let added = ok(
+        dir.path(),
+        &["users", "add-phone", "bob", "(555) 010-0299", "--office"],
+    );
+    assert!(
+        added.contains("user.add_phone: - -> office phone"),
+        "{added}"
+    );
+    let shown = ok(dir.path(), &["users", "show", "bob"]);
+    assert!(shown.contains("+15550100299 (Office, Enrolled)"), "{shown}");
+    let again = run(
+        dir.path(),
+        &["users", "add-phone", "bob", "+1 555 010 0299"],
+    );
+    assert!(!again.status.success(), "the same number twice");
+    let link = ok(dir.path(), &["users", "enroll-link", "bob"]);
+    assert!(
+        link.contains("user.enrollment_link: authenticator app enrollment link"),
+        "{link}"
+    );
+    let url = link.lines().last().expect("url");
+    assert!(url.contains("/enroll/link/") && url.len() > 64, "{url}");
+}

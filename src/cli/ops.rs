@@ -47,6 +47,14 @@ pub enum Operation {
         username: String,
         answers: users::Answers,
     },
+    UsersEnrollLink {
+        username: String,
+    },
+    UsersAddPhone {
+        username: String,
+        number: String,
+        office: bool,
+    },
     SettingsGet {
         key: Option<String>,
     },
@@ -118,6 +126,17 @@ pub async fn exec(op: Operation, ctx: &Ctx<'_>) -> Result<String> {
         }
         Operation::UsersQuestions { username, answers } => {
             users::questions(ctx, &mut out, &username, answers).await?
+        }
+        Operation::UsersEnrollLink { username } => {
+            users::enroll_link(ctx, &mut out, &username).await?
+        }
+        Operation::UsersAddPhone {
+            username,
+            number,
+            office,
+        } => {
+            let act = users::Act::AddPhone { number, office };
+            users::act(ctx, &mut out, &username, act).await?
         }
         Operation::SettingsGet { key } => settings::get(ctx, &mut out, key.as_deref()).await?,
         Operation::SettingsSet { key, values } => {

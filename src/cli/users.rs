@@ -48,6 +48,16 @@ pub enum UsersCommand {
     /// from stdin, N the question's number in `tessera settings get security_questions`
     /// (from 1).
     Questions { username: String },
+    /// Add a phone number (normalised to E.164; mobile unless --office).
+    AddPhone {
+        username: String,
+        number: String,
+        #[arg(long)]
+        office: bool,
+    },
+    /// Create a single-use link (valid mfa.enrollment_link_hours) with which the user sets
+    /// up an authenticator app; prints its URL.
+    EnrollLink { username: String },
     /// Remove one enrolled method (ids as `users show` prints them).
     Remove {
         username: String,
@@ -163,8 +173,36 @@ pub async fn questions(
     Ok(())
 }
 
+/// Creates an enrollment link for the user and prints its URL (the change log has no link).
+pub async fn enroll_link(ctx: &Ctx<'_>, out: &mut Out, username: &str) -> Result<()> {
+    let (mfa, _) = tessera::admin::settings::current(ctx.store, &ctx.config.mfa).await?;
+    let key = ctx.config.server.data_dir.join("mfa.key");
+    let secrets = tessera::mfa::secrets::SecretBox::load_or_create(&key)?;
+    let (change, url) = tessera::admin::users::enrollment_link(
+        ctx.store,
+        &secrets,
+        &mfa,
+        ctx.actor,
+        SystemClock.unix(),
+        username,
+        ctx.config.public_base(),
+    )
+    .await?;
+    out.line(format_args!(
+        "{}: {}",
+        change.action,
+        change.after.as_deref().unwrap_or("-")
+    ));
+    out.line(url);
+    Ok(())
+}
+
 /// A help-desk action as typed, checked where it runs.
 pub enum Act {
+    AddPhone {
+        number: String,
+        office: bool,
+    },
     Unblock,
     ResetPin,
     SetDefault(String),
@@ -178,6 +216,14 @@ pub enum Act {
 /// One help-desk action, through the same code as the admin console.
 pub async fn act(ctx: &Ctx<'_>, out: &mut Out, username: &str, act: Act) -> Result<()> {
     let action = match act {
+        Act::AddPhone { number, office } => Action::AddPhone {
+            number,
+            kind: if office {
+                tessera::mfa::registration::PhoneKind::Office
+            } else {
+                tessera::mfa::registration::PhoneKind::Mobile
+            },
+        },
         Act::Unblock => Action::Unblock,
         Act::ResetPin => Action::ResetPin,
         Act::SetDefault(method) => Action::SetDefault(match method.as_str() {
@@ -331,6 +377,16 @@ pub async fn run(config: &Config, command: UsersCommand) -> Result<()> {
             reason,
         },
         UsersCommand::Show { username } => Operation::UsersShow { username },
+        UsersCommand::EnrollLink { username } => Operation::UsersEnrollLink { username },
+        UsersCommand::AddPhone {
+            username,
+            number,
+            office,
+        } => Operation::UsersAddPhone {
+            username,
+            number,
+            office,
+        },
         UsersCommand::Questions { username } => Operation::UsersQuestions {
             username,
             answers: read_answers()?,

@@ -6,6 +6,7 @@
 
 pub mod challenge;
 pub mod delivery;
+pub mod enroll_link;
 pub mod gateway;
 pub mod live;
 pub mod lockout;

@@ -107,6 +107,8 @@ pub struct MfaSettings {
     pub questions_required: u32,
     /// How many questions a user answers when setting them up.
     pub questions_setup: u32,
+    /// How long a help desk's enrollment link stays usable (`mfa::enroll_link`).
+    pub enrollment_link_hours: u32,
     pub gateway: GatewaySettings,
 }
 
@@ -162,6 +164,7 @@ impl Default for MfaSettings {
             .to_vec(),
             questions_required: 2,
             questions_setup: 3,
+            enrollment_link_hours: 72,
             gateway: GatewaySettings::default(),
         }
     }

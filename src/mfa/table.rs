@@ -361,6 +361,13 @@ pub const SETTINGS: &[Setting] = &[
         Kind::Number { min: 1, max: 20 },
     ),
     s(
+        "enrollment_link_hours",
+        Group::Methods,
+        "Enrollment link validity (hours)",
+        "How long a link the help desk sends a user to set up an authenticator app stays usable. Each link works once.",
+        Kind::Number { min: 1, max: 720 },
+    ),
+    s(
         "trusted_networks",
         Group::Networks,
         "Trusted networks",
