@@ -153,6 +153,10 @@ pub async fn confirm(
         )
     })
     .await?;
+    // The confirming code is spent like a sign-in's (RFC 6238 §5.2): it cannot also be
+    // replayed to sign in within its time step.
+    let replay = format!("{}/{token_id}", link.username.to_lowercase());
+    oath::verify_once(store, &replay, &secret, &params, code, now).await?;
     tracing::info!(target: "audit", user = %link.username, token = %token_id, "authenticator app added through an enrollment link");
     Ok(Confirmed::Added {
         username: link.username,

@@ -141,7 +141,7 @@ async fn render_user(
             codes_locked_until => codes_locked_until(reg, now),
             bypass_pending => view.bypass_pending, allow_bypass => mfa.allow_bypass,
             bypass_default => mfa.bypass_default_secs,
-            pin => pin_status(reg, mfa, now),
+            pin => pin_status(reg, mfa, now), questions_answered => reg.security_answers.len(),
             recent => view.recent.iter().map(attempt_row).collect::<Vec<_>>(),
         },
     );
