@@ -289,3 +289,19 @@ async fn the_chooser_offers_questions_when_on() {
     assert_eq!(status, StatusCode::OK);
     assert!(done.contains("SAMLResponse"), "{done}");
 }
+
+#[tokio::test]
+async fn an_oversized_answer_is_refused_before_anything_is_counted() {
+    let e = env(questions_on).await;
+    seed_alice(&e, Method::Questions).await;
+    let (b, flow, _) = password(&e).await;
+    let long = "x".repeat(801);
+    let (status, _) = act(&e, &b, &flow, &[("action", "answers"), ("answer0", &long)]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let reg = registration::load(e.idp.state.store.as_ref(), "alice")
+        .await
+        .expect("reg");
+    let key = tessera::mfa::lockout::failure_key(&reg);
+    let counted = e.idp.state.store.get(&key).await.expect("store");
+    assert_eq!(counted, None, "nothing counted for a refused form");
+}

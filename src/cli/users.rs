@@ -42,7 +42,7 @@ pub enum UsersCommand {
     Unblock { username: String },
     /// Forget the user's PIN; they choose a new one before their next call (PIN mode).
     ResetPin { username: String },
-    /// Set the user's default method (push, call, sms, oath) or `company`.
+    /// Set the user's default method (push, call, sms, oath, questions) or `company`.
     SetDefault { username: String, method: String },
     /// Set the user's security answers, replacing earlier ones. Reads lines `N: answer`
     /// from stdin, N the question's number in `tessera settings get security_questions`

@@ -319,6 +319,38 @@ mod tests {
     }
 
     #[test]
+    fn security_questions_are_bounded_and_off_by_default() {
+        let d = MfaSettings::default();
+        assert!(
+            !d.methods.contains(&Method::Questions),
+            "weak: off by default"
+        );
+        let with = |f: &dyn Fn(&mut MfaSettings)| {
+            let mut s = MfaSettings::default();
+            s.methods.push(Method::Questions);
+            f(&mut s);
+            s.validate().err().map(|(k, _)| k)
+        };
+        assert_eq!(with(&|_| {}), None);
+        let key = Some("security_questions".to_owned());
+        assert_eq!(with(&|s| s.security_questions = vec!["Q".into(); 21]), key);
+        assert_eq!(with(&|s| s.security_questions[0] = "x".repeat(201)), key);
+        assert_eq!(
+            with(&|s| s.security_questions[1] = s.security_questions[0].clone()),
+            key
+        );
+        assert_eq!(with(&|s| s.security_questions.truncate(2)), key);
+        assert_eq!(
+            with(&|s| s.questions_required = 4),
+            Some("questions_setup".to_owned())
+        );
+        assert_eq!(
+            with(&|s| s.questions_required = 6),
+            Some("questions_required".to_owned())
+        );
+    }
+
+    #[test]
     fn languages_are_never_empty_and_hold_the_default() {
         let s = MfaSettings {
             languages: Vec::new(),
