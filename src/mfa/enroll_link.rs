@@ -21,6 +21,9 @@ use crate::store::{self, Store, StoreError};
 
 /// A link token is 32 random bytes in lower-case hex.
 pub const TOKEN_LEN: usize = 64;
+/// Wrong codes one link takes before it is spent: on top of the user's code lock, so a
+/// leaked link cannot be worked on for its whole validity.
+pub const MAX_WRONG_CODES: i64 = 10;
 
 /// A link waiting to be used, stored as `enrolllink:<sha256 of the token>`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,6 +41,11 @@ fn digest(token: &str) -> String {
 
 pub fn key(token: &str) -> String {
     format!("enrolllink:{}", digest(token))
+}
+
+/// Wrong codes counted against one link.
+fn failures_key(token: &str) -> String {
+    format!("enrolllinkfail:{}", digest(token))
 }
 
 fn aad(token: &str) -> String {
@@ -132,6 +140,12 @@ pub async fn confirm(
     let code = code.trim();
     if code.len() > 10 || oath::matching_step(&secret, &params, code, now).is_none() {
         let locked = lockout::failed(store, mfa, &link.username, nth, now).await?;
+        let left = Duration::from_secs((link.expires - now).unsigned_abs());
+        let wrong = store.incr(&failures_key(token), 1, Some(left)).await?;
+        if wrong >= MAX_WRONG_CODES {
+            store.delete(&key(token)).await?;
+            tracing::warn!(target: "audit", user = %link.username, "enrollment link spent after too many wrong codes");
+        }
         return Ok(if locked.is_some() {
             Confirmed::Locked
         } else {
@@ -210,5 +224,25 @@ mod tests {
         let reg = registration::load(&store, "bob").await.unwrap();
         assert_eq!(reg.tokens.len(), 1);
         assert_eq!(reg.oath_secret(&sb, &reg.tokens[0].id).unwrap(), secret);
+    }
+
+    #[tokio::test]
+    async fn a_link_is_spent_after_too_many_wrong_codes() {
+        let dir = tempfile::tempdir().expect("dir");
+        let clock = Arc::new(FixedClock::new(time::OffsetDateTime::now_utc()));
+        let store = EmbeddedStore::open(&dir.path().join("s.redb"), clock).expect("store");
+        let sb = SecretBox::from_key([7; 32]);
+        // A budget per user large enough that the link's own cap is what ends it.
+        let mfa = MfaSettings {
+            code_failures_per_user: 100,
+            ..MfaSettings::default()
+        };
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let (token, _) = create(&store, &sb, "carol", 1, now).await.expect("create");
+        for _ in 0..MAX_WRONG_CODES {
+            let r = confirm(&store, &sb, &mfa, &token, "x", now).await.unwrap();
+            assert_eq!(r, Confirmed::WrongCode);
+        }
+        assert!(open(&store, &token, now).await.unwrap().is_none(), "spent");
     }
 }
