@@ -1306,6 +1306,19 @@ fn users_questions_sets_answers_from_stdin_within_the_policy() {
     );
     let shown = ok(dir.path(), &["users", "show", "alice"]);
     assert!(shown.contains("questions       3 answered"), "{shown}");
+    let cleared = ok(dir.path(), &["users", "remove", "alice", "--questions"]);
+    assert!(
+        cleared.contains("user.clear_questions: 3 security questions answered -> -"),
+        "{cleared}"
+    );
+    let shown = ok(dir.path(), &["users", "show", "alice"]);
+    assert!(!shown.contains("questions  "), "{shown}");
+    let again = run(dir.path(), &["users", "remove", "alice", "--questions"]);
+    assert!(
+        text(&again.stderr).contains("no security answers"),
+        "{}",
+        text(&again.stderr)
+    );
 }
 
 #[test]

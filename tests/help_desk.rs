@@ -244,3 +244,35 @@ async fn expired_and_garbage_links_get_the_same_page() {
     }
     assert!(expired.contains("not valid"), "{expired}");
 }
+
+#[tokio::test]
+async fn the_help_desk_clears_security_answers() {
+    let e = env().await;
+    let store = e.idp.state.store.as_ref();
+    registration::update(store, "bob", |r| {
+        r.security_answers = vec![tessera::mfa::questions::SecurityAnswer {
+            question: "First pet".into(),
+            hash: tessera::mfa::questions::hash("rex").expect("hash"),
+        }];
+    })
+    .await
+    .expect("seed");
+    let (admin, csrf) = e.admin().await;
+    let user = e.url("/admin/users/bob");
+    let (_, _, page) = admin.get(&user).await;
+    assert!(
+        page.contains("id=\"questions-status\">1 answered"),
+        "{page}"
+    );
+    assert!(!page.contains("rex"), "never the answer");
+    let form = [("csrf", csrf.as_str()), ("action", "clear_questions")];
+    let (url, status, page) = admin.post(&user, &form).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(url.contains("done=user.clear_questions"), "{url}");
+    assert!(page.contains("id=\"questions-status\">none"), "{page}");
+    let reg = registration::load(store, "bob").await.expect("reg");
+    assert!(reg.security_answers.is_empty());
+    let (_, status, page) = admin.post(&user, &form).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("no security answers"), "{page}");
+}

@@ -32,6 +32,8 @@ pub enum Action {
         number: String,
         kind: PhoneKind,
     },
+    /// Forgets the user's security answers (they set new ones, e.g. in the portal).
+    ClearQuestions,
     /// Forgets the user's PIN: they choose a new one before their next call (PIN mode).
     ResetPin,
     /// Ends a fraud block, an MFA denial lockout and a code lock, and clears the failed
@@ -51,6 +53,7 @@ impl Action {
             Action::RemovePushDevice { .. } => "user.remove_push_device",
             Action::RemovePhone { .. } => "user.remove_phone",
             Action::AddPhone { .. } => "user.add_phone",
+            Action::ClearQuestions => "user.clear_questions",
             Action::ResetPin => "user.reset_pin",
             Action::Unblock => "user.unblock",
             Action::Bypass { .. } => "user.bypass",
@@ -250,6 +253,15 @@ fn change(
                 Some(format!("phone {}", crate::mfa::mask_phone(number))),
                 None,
             ))
+        }
+        Action::ClearQuestions => {
+            let n = r.security_answers.len();
+            if n == 0 {
+                return Err("This user has no security answers.");
+            }
+            r.security_answers.clear();
+            r.security_answers_set_at = None;
+            Ok((Some(format!("{n} security questions answered")), None))
         }
         Action::ResetPin => {
             if r.pin_hash.take().is_none() {

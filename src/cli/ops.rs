@@ -40,6 +40,9 @@ pub enum Operation {
         token: Option<String>,
         push: Option<String>,
         phone: Option<String>,
+        /// Older clients do not send it.
+        #[serde(default)]
+        questions: bool,
     },
     /// Sets the user's security answers: (number of the question in
     /// `mfa.security_questions`, from 1; the answer as typed).
@@ -120,8 +123,14 @@ pub async fn exec(op: Operation, ctx: &Ctx<'_>) -> Result<String> {
             token,
             push,
             phone,
+            questions,
         } => {
-            let act = users::Act::Remove { token, push, phone };
+            let act = users::Act::Remove {
+                token,
+                push,
+                phone,
+                questions,
+            };
             users::act(ctx, &mut out, &username, act).await?
         }
         Operation::UsersQuestions { username, answers } => {

@@ -58,9 +58,12 @@ pub enum UsersCommand {
     /// Create a single-use link (valid mfa.enrollment_link_hours) with which the user sets
     /// up an authenticator app; prints its URL.
     EnrollLink { username: String },
-    /// Remove one enrolled method (ids as `users show` prints them).
+    /// Remove one enrolled method (ids as `users show` prints them), or all security
+    /// answers (--questions).
     Remove {
         username: String,
+        #[arg(long)]
+        questions: bool,
         #[arg(long)]
         token: Option<String>,
         #[arg(long)]
@@ -210,6 +213,7 @@ pub enum Act {
         token: Option<String>,
         push: Option<String>,
         phone: Option<String>,
+        questions: bool,
     },
 }
 
@@ -233,13 +237,19 @@ pub async fn act(ctx: &Ctx<'_>, out: &mut Out, username: &str, act: Act) -> Resu
                     .map_err(|_| CliError::Invalid(format!("`{m}` is not a method")))?,
             ),
         }),
-        Act::Remove { token, push, phone } => match (token, push, phone) {
-            (Some(id), None, None) => Action::RemoveToken { id },
-            (None, Some(id), None) => Action::RemovePushDevice { id },
-            (None, None, Some(number)) => Action::RemovePhone { number },
+        Act::Remove {
+            token,
+            push,
+            phone,
+            questions,
+        } => match (token, push, phone, questions) {
+            (Some(id), None, None, false) => Action::RemoveToken { id },
+            (None, Some(id), None, false) => Action::RemovePushDevice { id },
+            (None, None, Some(number), false) => Action::RemovePhone { number },
+            (None, None, None, true) => Action::ClearQuestions,
             _ => {
                 return Err(CliError::Invalid(
-                    "give exactly one of --token, --push, --phone".into(),
+                    "give exactly one of --token, --push, --phone, --questions".into(),
                 ));
             }
         },
@@ -401,11 +411,13 @@ pub async fn run(config: &Config, command: UsersCommand) -> Result<()> {
             token,
             push,
             phone,
+            questions,
         } => Operation::UsersRemove {
             username,
             token,
             push,
             phone,
+            questions,
         },
         UsersCommand::Add {
             username,

@@ -253,6 +253,7 @@ fn user_action_of(form: &[(String, String)], mfa: &MfaSettings) -> Result<Action
             },
         },
         "reset_pin" => Action::ResetPin,
+        "clear_questions" => Action::ClearQuestions,
         "unblock" => Action::Unblock,
         "bypass" => Action::Bypass {
             secs: match field("secs") {
