@@ -1256,3 +1256,101 @@ async fn wait_healthy(http: &reqwest::Client, base: &str) {
     }
     panic!("tessera did not start at {base}");
 }
+
+#[test]
+fn users_questions_sets_answers_from_stdin_within_the_policy() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let answers = "1: Rex\n2:  Zurich \n\n3: Hill School\n";
+    let off = run_with_stdin(dir.path(), &["users", "questions", "alice"], answers);
+    assert!(!off.status.success(), "refused while switched off");
+    assert!(
+        text(&off.stderr).contains("switched off"),
+        "{}",
+        text(&off.stderr)
+    );
+    ok(
+        dir.path(),
+        &[
+            "settings",
+            "set",
+            "methods",
+            "push",
+            "call",
+            "sms",
+            "oath",
+            "questions",
+        ],
+    );
+    for (input, expect) in [
+        ("1: Rex\n", "Answer at least 3 questions"),
+        ("1: Rex\n2: a\n42: b\n", "no question 42"),
+        ("1: Rex\n1: a\n2: b\n", "only once"),
+        ("1: Rex\n2: \n3: b\n", "cannot be empty"),
+        ("Rex\n", "N: answer"),
+    ] {
+        let out = run_with_stdin(dir.path(), &["users", "questions", "alice"], input);
+        assert!(!out.status.success(), "{input:?} must be refused");
+        assert!(
+            text(&out.stderr).contains(expect),
+            "{input:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    let out = run_with_stdin(dir.path(), &["users", "questions", "alice"], answers);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(said.contains("answered 3 questions"), "{said}");
+    assert!(
+        !said.contains("Rex") && !said.contains("Zurich"),
+        "answers never printed"
+    );
+    let shown = ok(dir.path(), &["users", "show", "alice"]);
+    assert!(shown.contains("questions       3 answered"), "{shown}");
+    let cleared = ok(dir.path(), &["users", "remove", "alice", "--questions"]);
+    assert!(
+        cleared.contains("user.clear_questions: 3 security questions answered -> -"),
+        "{cleared}"
+    );
+    let shown = ok(dir.path(), &["users", "show", "alice"]);
+    assert!(!shown.contains("questions  "), "{shown}");
+    let again = run(dir.path(), &["users", "remove", "alice", "--questions"]);
+    assert!(
+        text(&again.stderr).contains("no security answers"),
+        "{}",
+        text(&again.stderr)
+    );
+}
+
+#[test]
+fn users_add_phone_and_enroll_link_add_methods_for_a_user() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = run(dir.path(), &["users", "add-phone", "bob", "not a number"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("does not look like a phone number"),
+        "{}",
+        text(&out.stderr)
+    );
+    let added = ok(
+        dir.path(),
+        &["users", "add-phone", "bob", "(555) 010-0299", "--office"],
+    );
+    assert!(
+        added.contains("user.add_phone: - -> office phone"),
+        "{added}"
+    );
+    let shown = ok(dir.path(), &["users", "show", "bob"]);
+    assert!(shown.contains("+15550100299 (Office, Enrolled)"), "{shown}");
+    let again = run(
+        dir.path(),
+        &["users", "add-phone", "bob", "+1 555 010 0299"],
+    );
+    assert!(!again.status.success(), "the same number twice");
+    let link = ok(dir.path(), &["users", "enroll-link", "bob"]);
+    assert!(
+        link.contains("user.enrollment_link: authenticator app enrollment link"),
+        "{link}"
+    );
+    let url = link.lines().last().expect("url");
+    assert!(url.contains("/enroll/link/") && url.len() > 64, "{url}");
+}

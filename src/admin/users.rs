@@ -8,7 +8,7 @@ use super::{Actor, AdminError, refused};
 use crate::login::{bypass_key, lockout as password_lockout};
 use crate::mfa::Method;
 use crate::mfa::lockout as code_lockout;
-use crate::mfa::registration::{self, PhoneSource, Registration};
+use crate::mfa::registration::{self, Phone, PhoneKind, PhoneSource, Registration};
 use crate::mfa::settings::MfaSettings;
 use crate::store::{Store, StoreError};
 
@@ -27,6 +27,13 @@ pub enum Action {
     RemovePhone {
         number: String,
     },
+    /// Adds a phone (typed as the help desk got it; normalised to E.164 here).
+    AddPhone {
+        number: String,
+        kind: PhoneKind,
+    },
+    /// Forgets the user's security answers (they set new ones, e.g. in the portal).
+    ClearQuestions,
     /// Forgets the user's PIN: they choose a new one before their next call (PIN mode).
     ResetPin,
     /// Ends a fraud block, an MFA denial lockout and a code lock, and clears the failed
@@ -45,6 +52,8 @@ impl Action {
             Action::RemoveToken { .. } => "user.remove_token",
             Action::RemovePushDevice { .. } => "user.remove_push_device",
             Action::RemovePhone { .. } => "user.remove_phone",
+            Action::AddPhone { .. } => "user.add_phone",
+            Action::ClearQuestions => "user.clear_questions",
             Action::ResetPin => "user.reset_pin",
             Action::Unblock => "user.unblock",
             Action::Bypass { .. } => "user.bypass",
@@ -53,6 +62,10 @@ impl Action {
 }
 
 const MAX_REASON: usize = 200;
+/// Most phones enrolled in Tessera for one user (directory phones not counted).
+pub const MAX_ENROLLED_PHONES: usize = 5;
+/// Longest phone number as typed (spaces and separators included).
+const MAX_PHONE_TYPED: usize = 32;
 
 /// Carries out `action` on `username`'s registration and logs it.
 pub async fn apply(
@@ -88,6 +101,23 @@ pub async fn apply(
                 .await?;
             (None, Some(format!("one sign-in within {secs} s: {reason}")))
         }
+        Action::AddPhone { number, kind } => {
+            let typed = number.trim();
+            let normal = (typed.len() <= MAX_PHONE_TYPED)
+                .then(|| registration::normalize_phone(typed, &mfa.default_country_code))
+                .flatten();
+            let Some(e164) = normal else {
+                return refused(
+                    "That does not look like a phone number. Include the country code, e.g. +1 555 0100.",
+                );
+            };
+            let (_, outcome) =
+                registration::update(store, username, |r| add_phone(r, &e164, *kind)).await?;
+            match outcome {
+                Ok(x) => x,
+                Err(message) => return refused(message),
+            }
+        }
         Action::SetDefault(Some(m)) if !mfa.methods.contains(m) => {
             return refused("That method is not offered (adapter setting methods).");
         }
@@ -107,6 +137,73 @@ pub async fn apply(
     let c = Change::new(actor, now, action.name(), &target, before, after);
     changes::record(store, now, std::slice::from_ref(&c)).await?;
     Ok(c)
+}
+
+/// A new enrollment link for `username` (`mfa::enroll_link`): the user opens it, scans the
+/// QR code and confirms one code to add an authenticator app. Logged without the link,
+/// which is returned once, as a URL under `public_base`, for the help desk to hand over.
+pub async fn enrollment_link(
+    store: &dyn Store,
+    secrets: &crate::mfa::secrets::SecretBox,
+    mfa: &MfaSettings,
+    actor: &Actor,
+    now: i64,
+    username: &str,
+    public_base: &str,
+) -> Result<(Change, String), AdminError> {
+    if !mfa.apps_allowed() {
+        return refused(
+            "Authenticator apps are switched off (adapter settings methods and oath_tokens).",
+        );
+    }
+    let hours = mfa.enrollment_link_hours;
+    let (token, expires) =
+        crate::mfa::enroll_link::create(store, secrets, username, hours, now).await?;
+    let until = time::OffsetDateTime::from_unix_timestamp(expires)
+        .map_or_else(|_| expires.to_string(), crate::saml::saml_time);
+    let target = format!("user:{}", username.to_lowercase());
+    let after = format!("authenticator app enrollment link, usable once until {until}");
+    let c = Change::new(
+        actor,
+        now,
+        "user.enrollment_link",
+        &target,
+        None,
+        Some(after),
+    );
+    changes::record(store, now, std::slice::from_ref(&c)).await?;
+    Ok((c, format!("{public_base}/enroll/link/{token}")))
+}
+
+/// Adds an enrolled phone unless it is there already or the user has the most allowed.
+fn add_phone(
+    r: &mut Registration,
+    e164: &str,
+    kind: PhoneKind,
+) -> Result<(Option<String>, Option<String>), &'static str> {
+    let enrolled = r
+        .phones
+        .iter()
+        .filter(|p| p.source == PhoneSource::Enrolled);
+    if enrolled.clone().any(|p| p.number == e164) {
+        return Err("This user already has that phone number.");
+    }
+    if enrolled.count() >= MAX_ENROLLED_PHONES {
+        return Err("This user has the most phones allowed (5); remove one first.");
+    }
+    r.phones.push(Phone {
+        number: e164.to_owned(),
+        kind,
+        source: PhoneSource::Enrolled,
+    });
+    let kind = match kind {
+        PhoneKind::Mobile => "mobile",
+        PhoneKind::Office => "office",
+    };
+    Ok((
+        None,
+        Some(format!("{kind} phone {}", crate::mfa::mask_phone(e164))),
+    ))
 }
 
 /// The registration change of `action`: (before, after) as the log shows them, or why not.
@@ -157,6 +254,15 @@ fn change(
                 None,
             ))
         }
+        Action::ClearQuestions => {
+            let n = r.security_answers.len();
+            if n == 0 {
+                return Err("This user has no security answers.");
+            }
+            r.security_answers.clear();
+            r.security_answers_set_at = None;
+            Ok((Some(format!("{n} security questions answered")), None))
+        }
         Action::ResetPin => {
             if r.pin_hash.take().is_none() {
                 return Err("This user has no PIN.");
@@ -183,7 +289,7 @@ fn change(
             r.code_lockouts = 0;
             Ok((Some(before), Some("unblocked".into())))
         }
-        Action::Bypass { .. } => Err("not a registration change"),
+        Action::Bypass { .. } | Action::AddPhone { .. } => Err("not a registration change"),
     }
 }
 

@@ -40,6 +40,23 @@ pub enum Operation {
         token: Option<String>,
         push: Option<String>,
         phone: Option<String>,
+        /// Older clients do not send it.
+        #[serde(default)]
+        questions: bool,
+    },
+    /// Sets the user's security answers: (number of the question in
+    /// `mfa.security_questions`, from 1; the answer as typed).
+    UsersQuestions {
+        username: String,
+        answers: users::Answers,
+    },
+    UsersEnrollLink {
+        username: String,
+    },
+    UsersAddPhone {
+        username: String,
+        number: String,
+        office: bool,
     },
     SettingsGet {
         key: Option<String>,
@@ -107,8 +124,28 @@ pub async fn exec(op: Operation, ctx: &Ctx<'_>) -> Result<String> {
             token,
             push,
             phone,
+            questions,
         } => {
-            let act = users::Act::Remove { token, push, phone };
+            let act = users::Act::Remove {
+                token,
+                push,
+                phone,
+                questions,
+            };
+            users::act(ctx, &mut out, &username, act).await?
+        }
+        Operation::UsersQuestions { username, answers } => {
+            users::questions(ctx, &mut out, &username, answers).await?
+        }
+        Operation::UsersEnrollLink { username } => {
+            users::enroll_link(ctx, &mut out, &username).await?
+        }
+        Operation::UsersAddPhone {
+            username,
+            number,
+            office,
+        } => {
+            let act = users::Act::AddPhone { number, office };
             users::act(ctx, &mut out, &username, act).await?
         }
         Operation::SettingsGet { key } => settings::get(ctx, &mut out, key.as_deref()).await?,

@@ -1,6 +1,7 @@
 //! `users`: the users file (add, hash) and the help desk's per-user second-factor actions.
 
 use clap::Subcommand;
+use serde::{Deserialize, Serialize};
 use tessera::clock::{Clock, SystemClock};
 use tessera::config::Config;
 
@@ -41,11 +42,28 @@ pub enum UsersCommand {
     Unblock { username: String },
     /// Forget the user's PIN; they choose a new one before their next call (PIN mode).
     ResetPin { username: String },
-    /// Set the user's default method (push, call, sms, oath) or `company`.
+    /// Set the user's default method (push, call, sms, oath, questions) or `company`.
     SetDefault { username: String, method: String },
-    /// Remove one enrolled method (ids as `users show` prints them).
+    /// Set the user's security answers, replacing earlier ones. Reads lines `N: answer`
+    /// from stdin, N the question's number in `tessera settings get security_questions`
+    /// (from 1).
+    Questions { username: String },
+    /// Add a phone number (normalised to E.164; mobile unless --office).
+    AddPhone {
+        username: String,
+        number: String,
+        #[arg(long)]
+        office: bool,
+    },
+    /// Create a single-use link (valid mfa.enrollment_link_hours) with which the user sets
+    /// up an authenticator app; prints its URL.
+    EnrollLink { username: String },
+    /// Remove one enrolled method (ids as `users show` prints them), or all security
+    /// answers (--questions).
     Remove {
         username: String,
+        #[arg(long)]
+        questions: bool,
         #[arg(long)]
         token: Option<String>,
         #[arg(long)]
@@ -55,8 +73,139 @@ pub enum UsersCommand {
     },
 }
 
+/// Security answers as they travel to where the operation runs; never printed.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Answers(pub Vec<(u32, String)>);
+
+impl std::fmt::Debug for Answers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "<{} answers>", self.0.len())
+    }
+}
+
+/// Most lines read from stdin for `users questions` (the admin offers at most 20).
+const MAX_ANSWER_LINES: usize = 20;
+
+/// Reads `N: answer` lines from stdin (blank lines skipped).
+fn read_answers() -> Result<Answers> {
+    use std::io::BufRead;
+    let mut answers = Vec::new();
+    for line in std::io::stdin().lock().lines() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let parsed = line
+            .split_once(':')
+            .and_then(|(n, a)| Some((n.trim().parse::<u32>().ok()?, a.trim().to_owned())));
+        let Some(pair) = parsed else {
+            return Err(CliError::Invalid(
+                "each line is `N: answer`, N the question's number (from 1)".into(),
+            ));
+        };
+        if answers.len() == MAX_ANSWER_LINES {
+            return Err(CliError::Invalid(format!(
+                "at most {MAX_ANSWER_LINES} answers"
+            )));
+        }
+        answers.push(pair);
+    }
+    Ok(Answers(answers))
+}
+
+/// Sets the user's security answers through `mfa::questions::set_answers` and logs it
+/// (the questions, never the answers).
+pub async fn questions(
+    ctx: &Ctx<'_>,
+    out: &mut Out,
+    username: &str,
+    answers: Answers,
+) -> Result<()> {
+    use tessera::admin::changes::{self, Change};
+    use tessera::mfa::questions::{self, Refusal, SetError};
+    let (mfa, _) = tessera::admin::settings::current(ctx.store, &ctx.config.mfa).await?;
+    let offered = &mfa.security_questions;
+    let list = || {
+        offered
+            .iter()
+            .enumerate()
+            .map(|(i, q)| format!("\n  {}: {q}", i + 1))
+            .collect::<String>()
+    };
+    let mut pairs = Vec::new();
+    for (n, a) in answers.0 {
+        let Some(q) = (n as usize).checked_sub(1).and_then(|i| offered.get(i)) else {
+            return Err(CliError::Invalid(format!(
+                "no question {n}; the questions are:{}",
+                list()
+            )));
+        };
+        pairs.push((q.clone(), a));
+    }
+    let now = SystemClock.unix();
+    let set = questions::set_answers(ctx.store, &mfa, username, &pairs, now).await;
+    let stored = match set {
+        Ok(q) => q,
+        Err(SetError::Refused(r @ Refusal::TooFew { .. })) => {
+            return Err(CliError::Invalid(format!(
+                "{}; the questions are:{}",
+                r.message(),
+                list()
+            )));
+        }
+        Err(SetError::Refused(r)) => return Err(CliError::Invalid(r.message())),
+        Err(SetError::Hash(e)) => return Err(CliError::Failed(e)),
+        Err(SetError::Store(e)) => return Err(e.into()),
+    };
+    let target = format!("user:{}", username.to_lowercase());
+    let after = format!("{} security questions answered", stored.len());
+    let c = Change::new(
+        ctx.actor,
+        now,
+        "user.set_questions",
+        &target,
+        None,
+        Some(after),
+    );
+    changes::record(ctx.store, now, std::slice::from_ref(&c)).await?;
+    out.line(format_args!(
+        "user.set_questions: {username} answered {} questions",
+        stored.len()
+    ));
+    Ok(())
+}
+
+/// Creates an enrollment link for the user and prints its URL (the change log has no link).
+pub async fn enroll_link(ctx: &Ctx<'_>, out: &mut Out, username: &str) -> Result<()> {
+    let (mfa, _) = tessera::admin::settings::current(ctx.store, &ctx.config.mfa).await?;
+    let key = ctx.config.server.data_dir.join("mfa.key");
+    let secrets = tessera::mfa::secrets::SecretBox::load_or_create(&key)?;
+    let (change, url) = tessera::admin::users::enrollment_link(
+        ctx.store,
+        &secrets,
+        &mfa,
+        ctx.actor,
+        SystemClock.unix(),
+        username,
+        ctx.config.public_base(),
+    )
+    .await?;
+    out.line(format_args!(
+        "{}: {}",
+        change.action,
+        change.after.as_deref().unwrap_or("-")
+    ));
+    out.line(url);
+    Ok(())
+}
+
 /// A help-desk action as typed, checked where it runs.
 pub enum Act {
+    AddPhone {
+        number: String,
+        office: bool,
+    },
     Unblock,
     ResetPin,
     SetDefault(String),
@@ -64,12 +213,21 @@ pub enum Act {
         token: Option<String>,
         push: Option<String>,
         phone: Option<String>,
+        questions: bool,
     },
 }
 
 /// One help-desk action, through the same code as the admin console.
 pub async fn act(ctx: &Ctx<'_>, out: &mut Out, username: &str, act: Act) -> Result<()> {
     let action = match act {
+        Act::AddPhone { number, office } => Action::AddPhone {
+            number,
+            kind: if office {
+                tessera::mfa::registration::PhoneKind::Office
+            } else {
+                tessera::mfa::registration::PhoneKind::Mobile
+            },
+        },
         Act::Unblock => Action::Unblock,
         Act::ResetPin => Action::ResetPin,
         Act::SetDefault(method) => Action::SetDefault(match method.as_str() {
@@ -79,13 +237,19 @@ pub async fn act(ctx: &Ctx<'_>, out: &mut Out, username: &str, act: Act) -> Resu
                     .map_err(|_| CliError::Invalid(format!("`{m}` is not a method")))?,
             ),
         }),
-        Act::Remove { token, push, phone } => match (token, push, phone) {
-            (Some(id), None, None) => Action::RemoveToken { id },
-            (None, Some(id), None) => Action::RemovePushDevice { id },
-            (None, None, Some(number)) => Action::RemovePhone { number },
+        Act::Remove {
+            token,
+            push,
+            phone,
+            questions,
+        } => match (token, push, phone, questions) {
+            (Some(id), None, None, false) => Action::RemoveToken { id },
+            (None, Some(id), None, false) => Action::RemovePushDevice { id },
+            (None, None, Some(number), false) => Action::RemovePhone { number },
+            (None, None, None, true) => Action::ClearQuestions,
             _ => {
                 return Err(CliError::Invalid(
-                    "give exactly one of --token, --push, --phone".into(),
+                    "give exactly one of --token, --push, --phone, --questions".into(),
                 ));
             }
         },
@@ -149,6 +313,12 @@ pub async fn show(ctx: &Ctx<'_>, out: &mut Out, username: &str) -> Result<()> {
         out.line(format_args!(
             "phone           {} ({:?}, {:?})",
             p.number, p.kind, p.source
+        ));
+    }
+    if !r.security_answers.is_empty() {
+        out.line(format_args!(
+            "questions       {} answered",
+            r.security_answers.len()
         ));
     }
     if r.pin_hash.is_some() {
@@ -217,6 +387,20 @@ pub async fn run(config: &Config, command: UsersCommand) -> Result<()> {
             reason,
         },
         UsersCommand::Show { username } => Operation::UsersShow { username },
+        UsersCommand::EnrollLink { username } => Operation::UsersEnrollLink { username },
+        UsersCommand::AddPhone {
+            username,
+            number,
+            office,
+        } => Operation::UsersAddPhone {
+            username,
+            number,
+            office,
+        },
+        UsersCommand::Questions { username } => Operation::UsersQuestions {
+            username,
+            answers: read_answers()?,
+        },
         UsersCommand::Unblock { username } => Operation::UsersUnblock { username },
         UsersCommand::ResetPin { username } => Operation::UsersResetPin { username },
         UsersCommand::SetDefault { username, method } => {
@@ -227,11 +411,13 @@ pub async fn run(config: &Config, command: UsersCommand) -> Result<()> {
             token,
             push,
             phone,
+            questions,
         } => Operation::UsersRemove {
             username,
             token,
             push,
             phone,
+            questions,
         },
         UsersCommand::Add {
             username,

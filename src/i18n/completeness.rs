@@ -29,6 +29,7 @@ const RUST_SOURCES: &[&str] = &[
     "src/web/mfa.rs",
     "src/web/saml.rs",
     "src/web/views.rs",
+    "src/web/enroll_link.rs",
     "src/web/mod.rs",
     "src/web/errors.rs",
     "src/web/pages.rs",

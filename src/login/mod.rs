@@ -47,6 +47,7 @@ pub enum AuthMethod {
     Call,
     Sms,
     Oath,
+    Questions,
 }
 
 impl AuthMethod {
@@ -58,6 +59,7 @@ impl AuthMethod {
             AuthMethod::Call => "tel",
             AuthMethod::Sms => "sms",
             AuthMethod::Oath => "otp",
+            AuthMethod::Questions => "kba",
         }
     }
 
@@ -73,6 +75,7 @@ impl From<Method> for AuthMethod {
             Method::Call => AuthMethod::Call,
             Method::Sms => AuthMethod::Sms,
             Method::Oath => AuthMethod::Oath,
+            Method::Questions => AuthMethod::Questions,
         }
     }
 }
@@ -153,6 +156,9 @@ pub struct SecondFactor {
     /// The user picked this method with "make it my default": stored once it succeeds.
     #[serde(default)]
     pub make_default: bool,
+    /// Security questions: the ones this sign-in asks (picked at random when it began).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub asked: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -231,6 +237,10 @@ pub enum Event {
     Code {
         code: String,
     },
+    /// Answers to the security questions asked, in the order asked.
+    Answers {
+        answers: Vec<String>,
+    },
     /// "Use a different verification option".
     UseDifferent,
     Choose {
@@ -260,6 +270,7 @@ impl Event {
             Event::Password { .. } => "password",
             Event::Poll => "poll",
             Event::Code { .. } => "code",
+            Event::Answers { .. } => "answers",
             Event::UseDifferent => "use_different",
             Event::Choose { .. } => "choose",
             Event::SetPin { .. } => "set_pin",

@@ -14,12 +14,14 @@ use crate::mfa::delivery::{self, Channel, Purpose, Refused, code_mac};
 use crate::mfa::registration::{self, Phone, Registration, TokenKind};
 use crate::mfa::settings::SmsMode;
 use crate::mfa::tokens::inventory;
-use crate::mfa::{Challenge, ChallengeStatus, Method, lockout, mask_phone, oath};
+use crate::mfa::{Challenge, ChallengeStatus, Method, lockout, mask_phone, oath, questions};
 use crate::store::StoreError;
 
 type Step = Result<(LoginState, Note), StepError>;
 
 const NOT_CORRECT: &str = "That code is not correct. Try again.";
+/// Which answer was wrong is not said: that would let a guesser work on one at a time.
+const WRONG_ANSWERS: &str = "At least one answer is not correct. Try again.";
 /// Code entry locked (`mfa::lockout`), other methods left.
 const CODES_LOCKED: &str = "Too many incorrect codes were entered for your account, so codes are not accepted for now. Choose another option, or try again later.";
 /// Code entry locked and the user has no other method.
@@ -123,7 +125,8 @@ fn available(deps: &Deps<'_>, user: &UserInfo, reg: &Registration) -> Vec<Method
 
 /// Methods whose proof is a code typed into the page, which a script can guess.
 fn takes_typed_code(method: Method, deps: &Deps<'_>) -> bool {
-    method == Method::Oath || (method == Method::Sms && deps.mfa.sms_mode == SmsMode::OneWay)
+    matches!(method, Method::Oath | Method::Questions)
+        || (method == Method::Sms && deps.mfa.sms_mode == SmsMode::OneWay)
 }
 
 /// `available`, whatever the code lock says.
@@ -141,7 +144,13 @@ fn available_unlocked(deps: &Deps<'_>, user: &UserInfo, reg: &Registration) -> V
         .into_iter()
         .filter(|m| deps.mfa.methods.contains(m) && reg.has_method_material_with(*m, &dir))
         .filter(|m| *m != Method::Oath || token_allowed)
+        .filter(|m| *m != Method::Questions || enough_answers(deps, reg))
         .collect()
+}
+
+/// Security questions count only with answers to as many offered questions as a sign-in asks.
+fn enough_answers(deps: &Deps<'_>, reg: &Registration) -> bool {
+    questions::usable(&reg.security_answers, deps.mfa).len() >= deps.mfa.questions_required as usize
 }
 
 fn phones(deps: &Deps<'_>, user: &UserInfo, reg: &Registration) -> Vec<Phone> {
@@ -199,6 +208,7 @@ pub async fn chooser(deps: &Deps<'_>, user: &UserInfo) -> Result<Vec<ChoiceOptio
                 Method::Call => msgid("Call me at {phone}"),
                 Method::Sms => msgid("Text me at {phone}"),
                 Method::Oath => oath_label(deps, &reg),
+                Method::Questions => msgid("Answer security questions"),
             },
             phone: phone.clone(),
         })
@@ -230,6 +240,7 @@ fn waiting(user: UserInfo, method: Method, c: Option<&Challenge>) -> LoginState 
         message: None,
         code_failures: 0,
         make_default: false,
+        asked: Vec::new(),
     })
 }
 
@@ -254,7 +265,15 @@ pub(super) async fn begin(
         return Ok(super::pin::ask(user, reg));
     }
     let Some(channel) = Channel::of(method) else {
-        return Ok((waiting(user, method, None), started));
+        let mut state = waiting(user, method, None);
+        if let LoginState::AwaitSecondFactor(w) = &mut state
+            && method == Method::Questions
+        {
+            // Picked once per attempt of the method and kept in the flow: reloading the
+            // page does not show other questions.
+            w.asked = questions::pick(&reg.security_answers, deps.mfa);
+        }
+        return Ok((state, started));
     };
     let sent = match destination(deps, &user, reg, channel) {
         Ok(to) => {
@@ -350,7 +369,12 @@ pub(super) async fn on_event(mut w: SecondFactor, event: Event, deps: &Deps<'_>)
             Some(id) => polled(w, &id, deps).await,
             None => Ok(unchanged(w, None)),
         },
-        Event::Code { code } => code_entered(w, code, deps).await,
+        Event::Code { code } if w.method != Method::Questions => {
+            code_entered(w, Typed::Code(code), deps).await
+        }
+        Event::Answers { answers } if w.method == Method::Questions => {
+            code_entered(w, Typed::Answers(answers), deps).await
+        }
         Event::UseDifferent => use_different(w, deps).await,
         other => {
             let reason = format!("event {} ignored", other.name());
@@ -419,9 +443,15 @@ async fn use_different(w: SecondFactor, deps: &Deps<'_>) -> Step {
     Ok((next, note))
 }
 
-/// A typed code (app, hardware token, one-way text): counted per user across sign-ins before
-/// it is checked (`mfa::lockout`), then per sign-in.
-async fn code_entered(mut w: SecondFactor, code: String, deps: &Deps<'_>) -> Step {
+/// What the user typed: a code, or answers to the security questions asked.
+enum Typed {
+    Code(String),
+    Answers(Vec<String>),
+}
+
+/// A typed code (app, hardware token, one-way text) or security answers: counted per user
+/// across sign-ins before it is checked (`mfa::lockout`), then per sign-in.
+async fn code_entered(mut w: SecondFactor, typed: Typed, deps: &Deps<'_>) -> Step {
     let m = Some(w.method.as_str());
     let now = deps.clock.unix();
     let reg = registration::load(deps.store, &w.user.username).await?;
@@ -431,16 +461,21 @@ async fn code_entered(mut w: SecondFactor, code: String, deps: &Deps<'_>) -> Ste
             return codes_locked(w, "code refused: codes locked", deps).await;
         }
     };
-    let ok = match (w.method, w.challenge.as_deref()) {
-        (Method::Oath, _) => oath_ok(&reg, &code, deps).await?,
-        (Method::Sms, Some(id)) => match challenge::load(deps.store, id).await? {
-            Some(c) if sms_code_ok(&c, &code, deps) => {
-                challenge::resolve(deps.store, id, ChallengeStatus::Approved)
-                    .await?
-                    .is_some()
+    let ok = match (w.method, w.challenge.as_deref(), &typed) {
+        (Method::Questions, _, Typed::Answers(given)) => {
+            questions::all_correct(&reg.security_answers, &w.asked, given)
+        }
+        (Method::Oath, _, Typed::Code(code)) => oath_ok(&reg, code, deps).await?,
+        (Method::Sms, Some(id), Typed::Code(code)) => {
+            match challenge::load(deps.store, id).await? {
+                Some(c) if sms_code_ok(&c, code, deps) => {
+                    challenge::resolve(deps.store, id, ChallengeStatus::Approved)
+                        .await?
+                        .is_some()
+                }
+                _ => false,
             }
-            _ => false,
-        },
+        }
         _ => false,
     };
     if ok {
@@ -458,11 +493,12 @@ async fn code_entered(mut w: SecondFactor, code: String, deps: &Deps<'_>) -> Ste
         let message = "Too many incorrect codes. Go back to the application and start again.";
         return Ok(end_with(message, Note::fail(m, "too many wrong codes")));
     }
-    w.message = Some(NOT_CORRECT.into());
-    Ok((
-        LoginState::AwaitSecondFactor(w),
-        Note::fail(m, "wrong code"),
-    ))
+    let (message, reason) = match typed {
+        Typed::Code(_) => (NOT_CORRECT, "wrong code"),
+        Typed::Answers(_) => (WRONG_ANSWERS, "wrong answers"),
+    };
+    w.message = Some(message.into());
+    Ok((LoginState::AwaitSecondFactor(w), Note::fail(m, reason)))
 }
 
 /// Code entry is locked: the chooser without the code methods, or the end of the sign-in

@@ -48,7 +48,7 @@ impl Channel {
             Method::Push => Some(Channel::Push),
             Method::Call => Some(Channel::Call),
             Method::Sms => Some(Channel::Text),
-            Method::Oath => None,
+            Method::Oath | Method::Questions => None,
         }
     }
 

@@ -6,12 +6,14 @@
 
 pub mod challenge;
 pub mod delivery;
+pub mod enroll_link;
 pub mod gateway;
 pub mod live;
 pub mod lockout;
 pub mod networks;
 pub mod oath;
 pub mod pin;
+pub mod questions;
 pub mod registration;
 pub mod secrets;
 pub mod settings;
@@ -32,10 +34,18 @@ pub enum Method {
     Sms,
     /// OATH TOTP code from an authenticator app or a hardware token.
     Oath,
+    /// Answers to the user's security questions (weak: off unless the admin offers it).
+    Questions,
 }
 
 impl Method {
-    pub const ALL: [Method; 4] = [Method::Push, Method::Call, Method::Sms, Method::Oath];
+    pub const ALL: [Method; 5] = [
+        Method::Push,
+        Method::Call,
+        Method::Sms,
+        Method::Oath,
+        Method::Questions,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -43,6 +53,7 @@ impl Method {
             Method::Call => "call",
             Method::Sms => "sms",
             Method::Oath => "oath",
+            Method::Questions => "questions",
         }
     }
 
@@ -57,6 +68,8 @@ impl Method {
             Method::Push => "swk",
             Method::Call | Method::Sms => "sms",
             Method::Oath => "otp",
+            // RFC 8176 §2: knowledge-based authentication.
+            Method::Questions => "kba",
         }
     }
 }
@@ -67,7 +80,7 @@ impl std::str::FromStr for Method {
         Method::ALL
             .into_iter()
             .find(|m| m.as_str() == s)
-            .ok_or_else(|| format!("unknown method `{s}` (push, call, sms, oath)"))
+            .ok_or_else(|| format!("unknown method `{s}` (push, call, sms, oath, questions)"))
     }
 }
 

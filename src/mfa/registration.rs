@@ -44,6 +44,10 @@ pub struct Registration {
     /// Code locks in a row (each within a day of the last one's end), which sets the next
     /// lock's length; cleared by an admin's unblock.
     pub code_lockouts: u32,
+    /// Security questions (`mfa::questions`): each question with the argon2id hash of its
+    /// normalised answer.
+    pub security_answers: Vec<super::questions::SecurityAnswer>,
+    pub security_answers_set_at: Option<i64>,
 }
 
 impl fmt::Debug for Registration {
@@ -62,6 +66,8 @@ impl fmt::Debug for Registration {
             .field("mfa_denials", &self.mfa_denials)
             .field("codes_locked_until", &self.codes_locked_until)
             .field("code_lockouts", &self.code_lockouts)
+            .field("security_answers", &self.security_answers)
+            .field("security_answers_set_at", &self.security_answers_set_at)
             .finish()
     }
 }
@@ -296,6 +302,9 @@ impl Registration {
             // A text needs a phone that can receive one.
             Method::Sms => phones.iter().any(|p| p.kind == PhoneKind::Mobile),
             Method::Oath => !self.tokens.is_empty(),
+            // Whether enough of them are to questions still offered is policy
+            // (`questions::usable`), checked where the policy is known.
+            Method::Questions => !self.security_answers.is_empty(),
         }
     }
 

@@ -101,6 +101,16 @@ pub struct MfaSettings {
     pub languages: Vec<Lang>,
     /// For browsers that ask for none of `languages`.
     pub default_language: Lang,
+    /// Security questions (`mfa::questions`), offered only while `questions` is in
+    /// `methods` (off by default: answers are weak secrets). The questions users may
+    /// answer, at most 20 of at most 200 characters each.
+    pub security_questions: Vec<String>,
+    /// How many of a user's questions a sign-in asks (1..=5).
+    pub questions_required: u32,
+    /// How many questions a user answers when setting them up.
+    pub questions_setup: u32,
+    /// How long a help desk's enrollment link stays usable (`mfa::enroll_link`).
+    pub enrollment_link_hours: u32,
     pub gateway: GatewaySettings,
 }
 
@@ -108,7 +118,11 @@ impl Default for MfaSettings {
     fn default() -> Self {
         Self {
             enabled: true,
-            methods: Method::ALL.to_vec(),
+            // Security questions are weak: an admin switches them on deliberately.
+            methods: Method::ALL
+                .into_iter()
+                .filter(|m| *m != Method::Questions)
+                .collect(),
             company_default: Method::Push,
             oath_fallback: true,
             oath_tokens: vec![OathKind::App, OathKind::Hardware],
@@ -142,6 +156,18 @@ impl Default for MfaSettings {
             familiar_address_days: 30,
             languages: Lang::ALL.to_vec(),
             default_language: Lang::En,
+            security_questions: [
+                "What was the name of your first pet?",
+                "In what city were you born?",
+                "What was the name of your first school?",
+                "What was the make of your first car?",
+                "What is your oldest cousin's first name?",
+            ]
+            .map(String::from)
+            .to_vec(),
+            questions_required: 2,
+            questions_setup: 3,
+            enrollment_link_hours: 72,
             gateway: GatewaySettings::default(),
         }
     }
@@ -207,9 +233,44 @@ impl MfaSettings {
             ));
         }
         parse_all(&self.trusted_networks).map_err(|e| ("trusted_networks".to_owned(), e))?;
+        self.validate_questions()?;
         self.gateway
             .validate()
             .map_err(|e| ("gateway".to_owned(), e))?;
+        Ok(())
+    }
+
+    /// The security questions' bounds: a short list of one-line questions, each once, and
+    /// enough of them for the number users set up, itself at least the number asked.
+    fn validate_questions(&self) -> Result<(), (String, String)> {
+        use super::questions::{MAX_QUESTION_CHARS, MAX_QUESTIONS};
+        let key = "security_questions";
+        let err = |k: &str, m: String| Err((k.to_owned(), m));
+        if self.security_questions.len() > MAX_QUESTIONS {
+            return err(key, format!("at most {MAX_QUESTIONS} questions"));
+        }
+        for (i, q) in self.security_questions.iter().enumerate() {
+            if q.trim().is_empty() || q.chars().count() > MAX_QUESTION_CHARS {
+                return err(key, format!("1 to {MAX_QUESTION_CHARS} characters each"));
+            }
+            if q.chars().any(char::is_control) {
+                return err(key, "one line each".into());
+            }
+            if self.security_questions[..i].contains(q) {
+                return err(key, format!("`{q}` is listed twice"));
+            }
+        }
+        if self.questions_setup < self.questions_required {
+            return err("questions_setup", "at least questions_required".into());
+        }
+        if self.methods.contains(&Method::Questions)
+            && self.security_questions.len() < self.questions_setup as usize
+        {
+            return err(
+                key,
+                "at least questions_setup questions while security questions are offered".into(),
+            );
+        }
         Ok(())
     }
 
@@ -258,6 +319,38 @@ mod tests {
         s.validate()
             .expect("no token kind needed without the code method");
         assert!(!s.apps_allowed());
+    }
+
+    #[test]
+    fn security_questions_are_bounded_and_off_by_default() {
+        let d = MfaSettings::default();
+        assert!(
+            !d.methods.contains(&Method::Questions),
+            "weak: off by default"
+        );
+        let with = |f: &dyn Fn(&mut MfaSettings)| {
+            let mut s = MfaSettings::default();
+            s.methods.push(Method::Questions);
+            f(&mut s);
+            s.validate().err().map(|(k, _)| k)
+        };
+        assert_eq!(with(&|_| {}), None);
+        let key = Some("security_questions".to_owned());
+        assert_eq!(with(&|s| s.security_questions = vec!["Q".into(); 21]), key);
+        assert_eq!(with(&|s| s.security_questions[0] = "x".repeat(201)), key);
+        assert_eq!(
+            with(&|s| s.security_questions[1] = s.security_questions[0].clone()),
+            key
+        );
+        assert_eq!(with(&|s| s.security_questions.truncate(2)), key);
+        assert_eq!(
+            with(&|s| s.questions_required = 4),
+            Some("questions_setup".to_owned())
+        );
+        assert_eq!(
+            with(&|s| s.questions_required = 6),
+            Some("questions_required".to_owned())
+        );
     }
 
     #[test]

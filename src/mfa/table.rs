@@ -88,6 +88,7 @@ const METHODS: &[(&str, &str)] = &[
         "oath",
         "Verification code (authenticator app or hardware token)",
     ),
+    ("questions", "Security questions (weak: see below)"),
 ];
 
 /// `i18n::Lang::ALL` as choices, each under its own name (a test keeps them in step).
@@ -344,6 +345,34 @@ pub const SETTINGS: &[Setting] = &[
         "Familiar address memory (days)",
         "How long an address stays familiar after the user's last sign-in from it.",
         Kind::Number { min: 1, max: 365 },
+    ),
+    s(
+        "security_questions",
+        Group::Methods,
+        "Security questions offered",
+        "One per line, at most 20 of up to 200 characters. Warning: answers to security questions are weak secrets (often public or guessable); offer them (Methods offered) only as a last resort. Wrong answers count against the wrong-code lock.",
+        Kind::Lines,
+    ),
+    s(
+        "questions_required",
+        Group::Methods,
+        "Security questions asked at sign-in",
+        "How many of the user's questions a sign-in asks, picked at random each time.",
+        Kind::Number { min: 1, max: 5 },
+    ),
+    s(
+        "questions_setup",
+        Group::Methods,
+        "Security questions each user answers",
+        "How many questions users answer when they set them up; at least the number asked.",
+        Kind::Number { min: 1, max: 20 },
+    ),
+    s(
+        "enrollment_link_hours",
+        Group::Methods,
+        "Enrollment link validity (hours)",
+        "How long a link the help desk sends a user to set up an authenticator app stays usable. Each link works once.",
+        Kind::Number { min: 1, max: 720 },
     ),
     s(
         "trusted_networks",

@@ -52,11 +52,24 @@ pub struct LoginForm {
     pin: String,
     #[serde(default)]
     confirm: String,
+    /// Security answers, one field per question asked (at most `questions_required` ≤ 5).
+    #[serde(default)]
+    answer0: String,
+    #[serde(default)]
+    answer1: String,
+    #[serde(default)]
+    answer2: String,
+    #[serde(default)]
+    answer3: String,
+    #[serde(default)]
+    answer4: String,
 }
 
 /// Longest code, PIN, phone number or choice a sign-in form field may carry; real ones are
 /// a few characters. (User name and password have their own limits in `login`.)
 const MAX_SHORT_FIELD: usize = 64;
+/// Longest security answer field in bytes: 200 characters of up to 4 bytes each.
+const MAX_ANSWER_FIELD: usize = crate::mfa::questions::MAX_ANSWER_CHARS * 4;
 
 impl LoginForm {
     /// The first field longer than anything a sign-in needs, with its length: such a form
@@ -74,6 +87,11 @@ impl LoginForm {
             ("make_default", self.make_default.len(), short),
             ("pin", self.pin.len(), short),
             ("confirm", self.confirm.len(), short),
+            ("answer0", self.answer0.len(), MAX_ANSWER_FIELD),
+            ("answer1", self.answer1.len(), MAX_ANSWER_FIELD),
+            ("answer2", self.answer2.len(), MAX_ANSWER_FIELD),
+            ("answer3", self.answer3.len(), MAX_ANSWER_FIELD),
+            ("answer4", self.answer4.len(), MAX_ANSWER_FIELD),
         ]
         .into_iter()
         .find(|(_, len, max)| len > max)
@@ -87,6 +105,20 @@ impl LoginForm {
                 password: self.password,
             },
             "code" => Event::Code { code: self.code },
+            "answers" => {
+                let all = [
+                    self.answer0,
+                    self.answer1,
+                    self.answer2,
+                    self.answer3,
+                    self.answer4,
+                ];
+                // The page has one field per question asked; the step compares the count.
+                let n = all.iter().rposition(|a| !a.is_empty()).map_or(0, |i| i + 1);
+                Event::Answers {
+                    answers: all.into_iter().take(n).collect(),
+                }
+            }
             "different" => Event::UseDifferent,
             "choose" => Event::Choose {
                 method: self.method.parse().ok()?,

@@ -2,6 +2,7 @@
 
 mod admin;
 pub mod client;
+mod enroll_link;
 mod error;
 mod errors;
 pub mod lang;
@@ -98,6 +99,10 @@ fn routes(state: &AppState) -> Router<AppState> {
         .route("/static/autosubmit.js", get(pages::autosubmit_js))
         .route("/adfs/ls/login", get(login::show).post(login::submit))
         .route("/adfs/ls/idpinitiatedsignon", get(saml::idp_initiated))
+        .route(
+            "/enroll/link/{token}",
+            get(enroll_link::show).post(enroll_link::confirm),
+        )
         .route("/saml/idp-init", get(saml::idp_initiated));
     for p in SSO_PATHS {
         r = r.route(p, get(saml::sso_redirect).post(saml::sso_post));
@@ -358,7 +363,7 @@ impl AppContext {
 }
 
 /// Every template by name, embedded in the binary so a release build needs no files beside it.
-const TEMPLATES: [(&str, &str); 29] = [
+const TEMPLATES: [(&str, &str); 31] = [
     ("base.html", include_str!("../../templates/base.html")),
     ("login.html", include_str!("../../templates/login.html")),
     ("post.html", include_str!("../../templates/post.html")),
@@ -379,6 +384,14 @@ const TEMPLATES: [(&str, &str); 29] = [
     ),
     ("enroll.html", include_str!("../../templates/enroll.html")),
     ("mfa_pin.html", include_str!("../../templates/mfa_pin.html")),
+    (
+        "enroll_link.html",
+        include_str!("../../templates/enroll_link.html"),
+    ),
+    (
+        "mfa_questions.html",
+        include_str!("../../templates/mfa_questions.html"),
+    ),
     (
         "_subtitle.html",
         include_str!("../../templates/_subtitle.html"),

@@ -124,6 +124,8 @@ fn second_factor(
             && frame.policy.mfa.sms_mode == crate::mfa::settings::SmsMode::OneWay);
     let template = if waiting {
         "mfa_wait.html"
+    } else if *method == Method::Questions {
+        "mfa_questions.html"
     } else {
         "mfa_code.html"
     };
@@ -131,7 +133,7 @@ fn second_factor(
     let mut res = ctx.page(lang, template, minijinja::context! {
         title => msgid("Verify your identity"), flow => flow.id.clone(), user => user.upn.clone().unwrap_or(user.username.clone()),
         method => method.as_str(), destination => destination, number => number, message => message,
-        remaining => deadline.map(|d| (d - now).max(0)), rp_name => frame.rp_name.clone(), idp_name => frame.idp_name.clone(),
+        remaining => deadline.map(|d| (d - now).max(0)), asked => w.asked.clone(), rp_name => frame.rp_name.clone(), idp_name => frame.idp_name.clone(),
     });
     if message.is_some() {
         *res.status_mut() = StatusCode::UNAUTHORIZED;

@@ -11,7 +11,7 @@ use super::{Admin, AdminForm, Done, form_value, outcome};
 use crate::admin::users::{self, Action};
 use crate::directory::UserInfo;
 use crate::mfa::live::Policy;
-use crate::mfa::registration::{PhoneSource, Registration, TokenKind};
+use crate::mfa::registration::{PhoneKind, PhoneSource, Registration, TokenKind};
 use crate::mfa::settings::MfaSettings;
 use crate::web::error::WebError;
 use crate::web::{AppContext, AppState, ClientIp};
@@ -141,7 +141,7 @@ async fn render_user(
             codes_locked_until => codes_locked_until(reg, now),
             bypass_pending => view.bypass_pending, allow_bypass => mfa.allow_bypass,
             bypass_default => mfa.bypass_default_secs,
-            pin => pin_status(reg, mfa, now),
+            pin => pin_status(reg, mfa, now), questions_answered => reg.security_answers.len(),
             recent => view.recent.iter().map(attempt_row).collect::<Vec<_>>(),
         },
     );
@@ -245,7 +245,15 @@ fn user_action_of(form: &[(String, String)], mfa: &MfaSettings) -> Result<Action
         "remove_phone" => Action::RemovePhone {
             number: field("number").to_owned(),
         },
+        "add_phone" => Action::AddPhone {
+            number: field("number").to_owned(),
+            kind: match field("kind") {
+                "office" => PhoneKind::Office,
+                _ => PhoneKind::Mobile,
+            },
+        },
         "reset_pin" => Action::ResetPin,
+        "clear_questions" => Action::ClearQuestions,
         "unblock" => Action::Unblock,
         "bypass" => Action::Bypass {
             secs: match field("secs") {
@@ -268,6 +276,9 @@ pub(super) async fn act(
     AdminForm(admin, form): AdminForm,
 ) -> Result<Response, WebError> {
     let user = directory_user(&ctx, &name).await?;
+    if form_value(&form, "action") == Some("enroll_link") {
+        return enrollment_link(&ctx, &admin, &ip, &user).await;
+    }
     let again = async |m: String| {
         render_user(&ctx, &admin, &user, None, Some(m), StatusCode::BAD_REQUEST).await
     };
@@ -286,4 +297,36 @@ pub(super) async fn act(
         format!("/admin/users/{name}?done={}", change.action)
     };
     outcome(&admin, "user action", result, done, again).await
+}
+
+/// "Send an enrollment link": the user page again, with the new link shown once.
+async fn enrollment_link(
+    ctx: &AppContext,
+    admin: &Admin,
+    ip: &str,
+    user: &UserInfo,
+) -> Result<Response, WebError> {
+    let policy = ctx.policy().await;
+    let result = users::enrollment_link(
+        ctx.store.as_ref(),
+        &ctx.secrets,
+        &policy.mfa,
+        &admin.actor(ip),
+        ctx.clock.unix(),
+        &user.username,
+        ctx.config.public_base(),
+    )
+    .await;
+    let (notice, error, status) = match result {
+        Ok((change, url)) => {
+            let until = change.after.unwrap_or_default();
+            let notice = format!(
+                "Enrollment link ({until}); give it to the user, it is shown only this once: {url}"
+            );
+            (Some(notice), None, StatusCode::OK)
+        }
+        Err(crate::admin::AdminError::Refused(m)) => (None, Some(m), StatusCode::BAD_REQUEST),
+        Err(crate::admin::AdminError::Store(e)) => return Err(e.into()),
+    };
+    render_user(ctx, admin, user, notice, error, status).await
 }
