@@ -14,6 +14,7 @@ pub mod portal;
 pub mod rp;
 pub mod saml;
 pub mod server;
+pub mod sessions;
 pub mod shutdown;
 pub mod sim;
 pub mod startup;

@@ -21,7 +21,7 @@ const PROTOCOL: [&str; 5] = [
 /// `clock`) may be named. The issue names the first five; the rest keep the code a crate of
 /// its own in waiting (`keys` publishes through the `PublishedKey` trait, the directory's
 /// user reaches a response as a `Recipient`).
-const ABOVE: [&str; 18] = [
+const ABOVE: [&str; 19] = [
     "rp",
     "config",
     "web",
@@ -40,6 +40,7 @@ const ABOVE: [&str; 18] = [
     "tls",
     "sim",
     "shutdown",
+    "sessions",
 ];
 
 /// The modules the protocol code may name: itself and the edges below it.

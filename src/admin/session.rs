@@ -1,14 +1,11 @@
-//! Admin sessions: a random cookie token, stored only as its SHA-256, with an idle and an absolute limit and a per-session CSRF token.
+//! Admin sessions: the console's session record, kept by `crate::sessions` (hashed token, idle and absolute limits, CSRF check).
 
-use std::time::Duration;
-
-use openssl::hash::{MessageDigest, hash};
 use serde::{Deserialize, Serialize};
-use subtle::ConstantTimeEq;
 
 use crate::config::AdminConfig;
 use crate::login::AuthMethod;
-use crate::store::{self, Store, StoreError};
+use crate::sessions::Sessions;
+use crate::store::{Store, StoreError};
 
 pub const COOKIE: &str = "tessera_admin";
 
@@ -39,20 +36,14 @@ impl std::fmt::Debug for AdminSession {
 
 impl AdminSession {
     pub fn csrf_ok(&self, presented: &str) -> bool {
-        !presented.is_empty() && bool::from(presented.as_bytes().ct_eq(self.csrf.as_bytes()))
+        crate::sessions::csrf_ok(&self.csrf, presented)
     }
 }
 
-/// The store holds the token's hash, so a copy of the store does not yield live cookies.
-fn key(token: &str) -> String {
-    let digest = hash(MessageDigest::sha256(), token.as_bytes())
-        .map(|d| hex::encode(&*d))
-        .unwrap_or_default();
-    format!("admin:session:{digest}")
-}
+const PREFIX: &str = "admin:session";
 
-fn idle(config: &AdminConfig) -> Option<Duration> {
-    Some(Duration::from_secs(config.idle_timeout_secs.into()))
+fn sessions(config: &AdminConfig) -> Sessions {
+    Sessions::new(PREFIX, config.idle_timeout_secs, config.max_session_secs)
 }
 
 /// Starts a session; returns the cookie token.
@@ -61,37 +52,24 @@ pub async fn start(
     config: &AdminConfig,
     session: &AdminSession,
 ) -> Result<String, StoreError> {
-    let token = crate::saml::random_hex(32);
-    store::put_json(store, &key(&token), session, idle(config)).await?;
-    Ok(token)
+    sessions(config).start(store, session).await
 }
 
 /// The live session behind `token`, its idle timer restarted; `None` when unknown, idle for
-/// too long (the record expired) or past the absolute limit.
+/// too long or past the absolute limit.
 pub async fn load(
     store: &dyn Store,
     config: &AdminConfig,
     token: &str,
     now: i64,
 ) -> Result<Option<AdminSession>, StoreError> {
-    let valid = token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit());
-    if !valid {
-        return Ok(None);
-    }
-    let k = key(token);
-    let Some(session) = store::get_json::<AdminSession>(store, &k).await? else {
-        return Ok(None);
-    };
-    if now - session.started > i64::from(config.max_session_secs) {
-        store.delete(&k).await?;
-        return Ok(None);
-    }
-    store::put_json(store, &k, &session, idle(config)).await?;
-    Ok(Some(session))
+    sessions(config)
+        .load(store, token, now, |s: &AdminSession| s.started)
+        .await
 }
 
 pub async fn end(store: &dyn Store, token: &str) -> Result<(), StoreError> {
-    store.delete(&key(token)).await.map(|_| ())
+    crate::sessions::end(store, PREFIX, token).await
 }
 
 #[cfg(test)]

@@ -1,16 +1,13 @@
-//! Portal sessions: a random cookie token, stored only as its SHA-256, with an idle and an absolute limit, a per-session CSRF token and the setup in progress.
+//! Portal sessions: the portal's session record and the setup in progress, kept by `crate::sessions` (hashed token, idle and absolute limits, CSRF check).
 
-use std::time::Duration;
-
-use openssl::hash::{MessageDigest, hash};
 use serde::{Deserialize, Serialize};
-use subtle::ConstantTimeEq;
 
 use crate::config::PortalConfig;
 use crate::login::AuthMethod;
 use crate::mfa::registration::{Phone, PhoneKind};
 use crate::mfa::secrets::Sealed;
-use crate::store::{self, Store, StoreError};
+use crate::sessions::Sessions;
+use crate::store::{Store, StoreError};
 
 pub const COOKIE: &str = "tessera_portal";
 
@@ -69,7 +66,7 @@ impl std::fmt::Debug for PortalSession {
 
 impl PortalSession {
     pub fn csrf_ok(&self, presented: &str) -> bool {
-        !presented.is_empty() && bool::from(presented.as_bytes().ct_eq(self.csrf.as_bytes()))
+        crate::sessions::csrf_ok(&self.csrf, presented)
     }
 
     /// The AAD a pending app secret is sealed with: it opens only in this session.
@@ -78,16 +75,10 @@ impl PortalSession {
     }
 }
 
-/// The store holds the token's hash, so a copy of the store does not yield live cookies.
-fn key(token: &str) -> String {
-    let digest = hash(MessageDigest::sha256(), token.as_bytes())
-        .map(|d| hex::encode(&*d))
-        .unwrap_or_default();
-    format!("portal:session:{digest}")
-}
+const PREFIX: &str = "portal:session";
 
-fn idle(config: &PortalConfig) -> Option<Duration> {
-    Some(Duration::from_secs(config.idle_timeout_secs.into()))
+fn sessions(config: &PortalConfig) -> Sessions {
+    Sessions::new(PREFIX, config.idle_timeout_secs, config.max_session_secs)
 }
 
 /// Starts a session; returns the cookie token.
@@ -96,9 +87,7 @@ pub async fn start(
     config: &PortalConfig,
     session: &PortalSession,
 ) -> Result<String, StoreError> {
-    let token = crate::saml::random_hex(32);
-    store::put_json(store, &key(&token), session, idle(config)).await?;
-    Ok(token)
+    sessions(config).start(store, session).await
 }
 
 /// Writes the session back (a setup started or finished), restarting its idle timer.
@@ -108,35 +97,24 @@ pub async fn save(
     token: &str,
     session: &PortalSession,
 ) -> Result<(), StoreError> {
-    store::put_json(store, &key(token), session, idle(config)).await
+    sessions(config).save(store, token, session).await
 }
 
 /// The live session behind `token`, its idle timer restarted; `None` when unknown, idle for
-/// too long (the record expired) or past the absolute limit.
+/// too long or past the absolute limit.
 pub async fn load(
     store: &dyn Store,
     config: &PortalConfig,
     token: &str,
     now: i64,
 ) -> Result<Option<PortalSession>, StoreError> {
-    let valid = token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit());
-    if !valid {
-        return Ok(None);
-    }
-    let k = key(token);
-    let Some(session) = store::get_json::<PortalSession>(store, &k).await? else {
-        return Ok(None);
-    };
-    if now - session.started > i64::from(config.max_session_secs) {
-        store.delete(&k).await?;
-        return Ok(None);
-    }
-    store::put_json(store, &k, &session, idle(config)).await?;
-    Ok(Some(session))
+    sessions(config)
+        .load(store, token, now, |s: &PortalSession| s.started)
+        .await
 }
 
 pub async fn end(store: &dyn Store, token: &str) -> Result<(), StoreError> {
-    store.delete(&key(token)).await.map(|_| ())
+    crate::sessions::end(store, PREFIX, token).await
 }
 
 #[cfg(test)]
