@@ -5,7 +5,9 @@
 //! from the test's clock), makes it her default, and her next sign-in at a real SP (Apache
 //! mod_auth_mellon) asks for the app's code instead of calling her.
 //!
-//! Every portal page on the way is checked with axe-core: no serious or critical violation.
+//! Every portal page on the way (sign-in, home, app setup, push device setup, phone
+//! confirmation, the home page in German, signed out) is checked with axe-core: no serious
+//! or critical violation.
 //! Screenshots go to docs/screenshots/portal-*.png with TESSERA_UPDATE_SCREENSHOTS=1 (the
 //! README shows them), to target/screenshots otherwise.
 
@@ -236,6 +238,37 @@ async fn a_directory_phone_user_moves_to_an_authenticator_app_in_the_portal() {
         .await
         .expect("registration");
     assert_eq!(reg.default_method, Some(Method::Oath), "{reg:?}");
+
+    // The portal's other pages, each checked with axe: a push device's setup, a phone's
+    // confirmation, the page in German, signing out.
+    let step = "the push device setup page";
+    s.click(step, "#add-push").await;
+    s.expect_text(step, "In the ntfy app, subscribe to this topic")
+        .await;
+    s.accessible(step).await;
+    s.click(step, "a[href='/portal']").await;
+    s.expect_text(step, "My sign-in methods").await;
+
+    let step = "the phone confirmation page";
+    s.fill(step, "#number", "+15550100777").await;
+    s.click(step, "#channel option[value='call']").await;
+    s.click(step, "#add-phone").await;
+    s.expect_text(step, "Answer and press the pound key").await;
+    s.accessible(step).await;
+    s.click(step, "a[href='/portal']").await;
+
+    let step = "the portal in German";
+    s.click(step, "#lang-de").await;
+    s.expect_text(step, "Meine Anmeldemethoden").await;
+    s.accessible(step).await;
+    s.click(step, "#lang-en").await;
+    s.expect_text(step, "My sign-in methods").await;
+
+    let step = "signing out of the portal";
+    s.click(step, "#signout").await;
+    s.expect_text(step, "You are signed out of the portal.")
+        .await;
+    s.accessible(step).await;
 
     // Next TOTP step: the code that confirmed the app is spent (replay guard).
     s.clock.advance(time::Duration::seconds(30));
