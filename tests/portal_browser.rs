@@ -293,6 +293,8 @@ async fn a_directory_phone_user_moves_to_an_authenticator_app_in_the_portal() {
     if let Err(e) = s.browser.wait_for("#code").await {
         s.fail(step, e);
     }
+    // The code page is shared with the portal's own sign-in: checked too.
+    s.accessible(step).await;
     assert_eq!(
         inbox(&s.idp).calls.len(),
         calls_before,
