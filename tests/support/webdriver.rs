@@ -2,7 +2,7 @@
 //!
 //! Only what the browser tests need, as JSON over HTTP with reqwest (W3C WebDriver §6–§17):
 //! new session, navigate, find an element by CSS selector, type, click, element text, page
-//! source, screenshot, delete session. The wait helpers poll, because a click that submits a
+//! source, execute script (sync and async), screenshot, delete session. The wait helpers poll, because a click that submits a
 //! form or a `<meta http-equiv="refresh">` changes the page behind the driver's back.
 //!
 //! Chromium and chromedriver come from Debian (`scripts/install-deps.sh`); test tools never
@@ -429,6 +429,30 @@ impl Session {
             self.text().await,
             self.source().await
         )
+    }
+
+    /// Runs `script` as the body of a function in the page (W3C "Execute Script", §13.2.1)
+    /// and returns what it returns. chromedriver evaluates it through DevTools, outside the
+    /// page's Content-Security-Policy: a test can run a library the CSP would refuse as a
+    /// `<script>` element.
+    pub async fn execute(&self, script: &str, args: Vec<Value>) -> Result<Value, WdError> {
+        self.cmd(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({ "script": script, "args": args })),
+        )
+        .await
+    }
+
+    /// Like [`Session::execute`], but the answer is what the script passes to the callback
+    /// WebDriver appends to its arguments (W3C "Execute Async Script", §13.2.2): for promises.
+    pub async fn execute_async(&self, script: &str, args: Vec<Value>) -> Result<Value, WdError> {
+        self.cmd(
+            reqwest::Method::POST,
+            "/execute/async",
+            Some(json!({ "script": script, "args": args })),
+        )
+        .await
     }
 
     /// Saves a PNG of the viewport (W3C "Take Screenshot") to `path`, creating its folder.

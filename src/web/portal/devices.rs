@@ -162,8 +162,10 @@ pub(super) async fn push_start(
     }
 }
 
-/// GET /portal/push: the topic to subscribe to, looked at again every few seconds (a meta
-/// refresh, no script); an approved notification registers the device.
+/// GET /portal/push: the topic to subscribe to; "Check again" (a plain link, no script) looks
+/// again, and an approved notification registers the device. No timed meta refresh: a page
+/// that reloads itself every few seconds interrupts screen readers (WCAG 2.2.1, axe-core's
+/// critical `meta-refresh`).
 pub(super) async fn push_page(
     State(ctx): State<AppState>,
     ClientIp(ip): ClientIp,
