@@ -274,6 +274,11 @@ async fn an_authenticator_app_is_added_with_one_code_and_replaces_the_old_one() 
     let (u, _) = e.sign_in("alice").await;
     let old = e.reg("alice").await.tokens;
     let secret = start_app(&e, &u).await;
+    let (_, _, page) = u.browser.get(&e.url("/portal/app")).await;
+    assert!(
+        page.contains("A new app replaces the authenticator app you had before."),
+        "alice has an app: she is told it will be replaced: {page}"
+    );
     let (_, status, page) = e
         .post(&u, "/portal/app/confirm", &[("code", "000000")])
         .await;

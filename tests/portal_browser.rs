@@ -213,6 +213,11 @@ async fn a_directory_phone_user_moves_to_an_authenticator_app_in_the_portal() {
     if let Err(e) = s.browser.wait_for("#qr svg").await {
         s.fail(step, e);
     }
+    let text = s.browser.text().await;
+    assert!(
+        !text.contains("replaces the authenticator app"),
+        "alice had no app, so nothing is replaced: {text}"
+    );
     s.accessible(step).await;
     s.screenshot("portal-03-app-setup.png").await;
 

@@ -5,6 +5,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::Value;
 
 use super::{Done, Portal, PortalForm, What, field, finish, log};
+use crate::mfa::registration::TokenKind;
 use crate::mfa::{Method, oath};
 use crate::portal::PortalError;
 use crate::portal::actions::{self, Deps, Removal};
@@ -116,6 +117,9 @@ async fn render_app(
     let Some(secret) = actions::pending_app_secret(&d, &p.session) else {
         return Ok(Redirect::to("/portal").into_response());
     };
+    // Only a user who has an app is told the new one replaces it.
+    let reg = crate::mfa::registration::load(ctx.store.as_ref(), &p.session.user).await?;
+    let replaces = reg.tokens.iter().any(|t| t.kind == TokenKind::App);
     let params = oath::OathParams::default();
     let uri = oath::otpauth_uri(
         &ctx.config.idp.display_name,
@@ -126,7 +130,7 @@ async fn render_app(
     let res = ctx.page(lang, "portal_app.html", minijinja::context! {
         title => crate::i18n::msgid("Set up an authenticator app"), csrf => p.session.csrf.clone(),
         qr => Value::from_safe_string(oath::qr_svg(&uri)), secret => oath::base32(&secret),
-        uri => uri, account => p.session.account.clone(), error => error,
+        uri => uri, account => p.session.account.clone(), error => error, replaces => replaces,
     });
     Ok(match error {
         Some(_) => (axum::http::StatusCode::BAD_REQUEST, res).into_response(),
