@@ -387,6 +387,10 @@ async fn security_answers_set_in_the_portal_are_asked_at_sign_in() {
         "{log}"
     );
     assert!(!log.contains("Rex"), "{log}");
+    assert!(
+        log.contains("Answer at least 3 questions."),
+        "refusals logged, filled in: {log}"
+    );
 
     // The next sign-in offers them, and the answers sign in.
     let (b, flow, _) = e.sp_password("alice").await;

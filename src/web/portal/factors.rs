@@ -116,7 +116,10 @@ pub(super) async fn questions_save(
         Err(crate::portal::PortalError::Refused(m))
             if policy.mfa.methods.contains(&Method::Questions) =>
         {
-            log(&ctx, &p, &ip, what, Err(m)).await?;
+            // The log reads like the CLI: "{needed}" filled in.
+            let needed = policy.mfa.questions_setup.to_string();
+            let reason = crate::i18n::fill(m, &[("needed", &needed)]);
+            log(&ctx, &p, &ip, what, Err(&reason)).await?;
             render_questions(&ctx, &lang, &p, Some(m)).await
         }
         Err(e) => finish(&ctx, &lang, &p, &ip, what, Err(e)).await,
