@@ -24,6 +24,7 @@ use super::{Catalogue, Lang};
 const RUST_SOURCES: &[&str] = &[
     "src/login",
     "src/mfa/pin.rs",
+    "src/mfa/questions.rs",
     "src/directory",
     "src/web/login.rs",
     "src/web/mfa.rs",

@@ -140,15 +140,26 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    pub fn message(&self) -> String {
+    /// The English message id, translated on pages (`locales/*.toml`); `{needed}` is the
+    /// number of answers the policy asks for (`questions_setup`).
+    pub fn msgid(&self) -> &'static str {
         match self {
-            Refusal::SwitchedOff => "Security questions are switched off.".into(),
-            Refusal::UnknownQuestion => "That question is not one of those offered.".into(),
-            Refusal::SameQuestionTwice => "Each question can be answered only once.".into(),
-            Refusal::TooFew { needed } => format!("Answer at least {needed} questions."),
-            Refusal::EmptyAnswer => "An answer cannot be empty.".into(),
-            Refusal::AnswerTooLong => "An answer can have at most 200 characters.".into(),
+            Refusal::SwitchedOff => "Security questions are switched off.",
+            Refusal::UnknownQuestion => "That question is not one of those offered.",
+            Refusal::SameQuestionTwice => "Each question can be answered only once.",
+            Refusal::TooFew { .. } => "Answer at least {needed} questions.",
+            Refusal::EmptyAnswer => "An answer cannot be empty.",
+            Refusal::AnswerTooLong => "An answer can have at most 200 characters.",
         }
+    }
+
+    /// The message in English with `{needed}` filled in (the CLI and logs).
+    pub fn message(&self) -> String {
+        let needed = match self {
+            Refusal::TooFew { needed } => needed.to_string(),
+            _ => String::new(),
+        };
+        crate::i18n::fill(self.msgid(), &[("needed", &needed)])
     }
 }
 

@@ -6,6 +6,7 @@
 
 pub mod actions;
 pub mod devices;
+pub mod factors;
 pub mod history;
 pub mod session;
 

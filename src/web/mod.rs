@@ -363,7 +363,7 @@ impl AppContext {
 }
 
 /// Every template by name, embedded in the binary so a release build needs no files beside it.
-const TEMPLATES: [(&str, &str); 31] = [
+const TEMPLATES: [(&str, &str); 32] = [
     ("base.html", include_str!("../../templates/base.html")),
     ("login.html", include_str!("../../templates/login.html")),
     ("post.html", include_str!("../../templates/post.html")),
@@ -455,6 +455,10 @@ const TEMPLATES: [(&str, &str); 31] = [
     (
         "portal_phone.html",
         include_str!("../../templates/portal_phone.html"),
+    ),
+    (
+        "portal_questions.html",
+        include_str!("../../templates/portal_questions.html"),
     ),
     (
         "portal_push.html",

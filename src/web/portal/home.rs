@@ -13,6 +13,7 @@ use crate::directory::UserInfo;
 use crate::i18n::msgid;
 use crate::login::{AuthMethod, Flow, Pending};
 use crate::mfa::registration::{self, Registration, TokenKind, directory_phones};
+use crate::mfa::settings::OathKind;
 use crate::mfa::{Method, mask_phone};
 use crate::portal::session::{self, COOKIE, PortalSession};
 use crate::portal::{self, Entry, actions, history};
@@ -53,6 +54,7 @@ pub(super) async fn render(
 ) -> Result<Response, WebError> {
     let policy = ctx.policy().await;
     let mfa = &policy.mfa;
+    let questions_on = mfa.methods.contains(&Method::Questions);
     let reg = registration::load(ctx.store.as_ref(), &p.session.user).await?;
     let attempts = history::recent(ctx.store.as_ref(), &p.session.user, ctx.clock.unix()).await?;
     let usable: Vec<&str> = mfa
@@ -67,12 +69,14 @@ pub(super) async fn render(
     };
     let res = ctx.page(lang, "portal_home.html", minijinja::context! {
         title => crate::i18n::msgid("My sign-in methods"), user => p.session.display.clone(),
-        csrf => p.session.csrf.clone(), methods => method_rows(&reg, &p.session),
+        csrf => p.session.csrf.clone(), methods => method_rows(&reg, &p.session, questions_on),
         default => reg.default_method.map(Method::as_str), usable => usable,
         allow_choice => mfa.allow_method_choice, pin_mode => mfa.pin_mode, has_pin => reg.pin_hash.is_some(),
         allow_bypass => mfa.allow_bypass && mfa.allow_self_bypass, bypass_max => actions::BYPASS_MAX_MINUTES,
         offer_app => mfa.apps_allowed(), offer_sms => mfa.methods.contains(&Method::Sms), offer_call => mfa.methods.contains(&Method::Call),
         offer_push => mfa.methods.contains(&Method::Push), blocked => reg.is_blocked(ctx.clock.unix()),
+        offer_hardware => mfa.methods.contains(&Method::Oath) && mfa.oath_tokens.contains(&OathKind::Hardware),
+        questions_on => questions_on, answers_set => !reg.security_answers.is_empty(),
         attempts => attempt_rows(&attempts), days => history::DAYS, done => done, error => error,
     });
     Ok(if error.is_some() {
@@ -82,9 +86,9 @@ pub(super) async fn render(
     })
 }
 
-/// Every method the user has, whatever its kind, with what removing it takes. Other kinds
-/// (hardware tokens, security questions) add rows here; the template renders any row.
-fn method_rows(reg: &Registration, s: &PortalSession) -> Vec<Value> {
+/// Every method the user has, whatever its kind, with what removing it takes; the template
+/// renders any row. Security answers are a row (while the method is on), never shown.
+fn method_rows(reg: &Registration, s: &PortalSession, questions_on: bool) -> Vec<Value> {
     let row = |kind: &str, label: &str, detail: String, remove: Option<(&str, String)>| {
         let (remove_kind, remove_id) = remove.unzip();
         minijinja::context! { kind => kind, label => label, detail => detail, remove_kind => remove_kind, remove_id => remove_id }
@@ -98,8 +102,10 @@ fn method_rows(reg: &Registration, s: &PortalSession) -> Vec<Value> {
                 String::new(),
                 Some(("token", t.id.clone())),
             ),
+            // The label is "<model> <serial>", as the inventory named it at activation.
             TokenKind::Hardware { serial } => {
-                row("hardware", msgid("Hardware token"), serial.clone(), None)
+                let detail = if t.label.is_empty() { serial } else { &t.label };
+                row("hardware", msgid("Hardware token"), detail.clone(), None)
             }
         });
     }
@@ -115,6 +121,15 @@ fn method_rows(reg: &Registration, s: &PortalSession) -> Vec<Value> {
         let own = ph.source == registration::PhoneSource::Enrolled;
         let remove = own.then(|| ("phone", ph.number.clone()));
         rows.push(row("phone", msgid("Phone"), mask_phone(&ph.number), remove));
+    }
+    if questions_on && !reg.security_answers.is_empty() {
+        let detail = msgid("Answers set");
+        rows.push(row(
+            "questions",
+            msgid("Security questions"),
+            detail.into(),
+            None,
+        ));
     }
     rows
 }

@@ -1,10 +1,11 @@
 //! The self-service portal's router, and what every portal page shares: the signed-in `Portal`, the CSRF-checked `PortalForm`, and the end of every action (logged, then done or refused).
 //!
 //! One file per page family: `home` (sign-in, the page, sign-out), `methods` (default,
-//! remove, authenticator app, PIN, bypass), `devices` (phone and push), `report` ("this
-//! wasn't me"). The rules live in `crate::portal`; handlers only read forms and answer.
+//! remove, authenticator app, PIN, bypass), `devices` (phone and push), `factors` (hardware
+//! token activation, security questions), `report` ("this wasn't me"). The rules live in `crate::portal`; handlers only read forms and answer.
 
 mod devices;
+mod factors;
 mod home;
 mod methods;
 mod report;
@@ -46,6 +47,11 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/portal/push",
             get(devices::push_page).post(devices::push_start),
+        )
+        .route("/portal/token", post(factors::token_activate))
+        .route(
+            "/portal/questions",
+            get(factors::questions_page).post(factors::questions_save),
         )
         .route("/portal/report", post(report::report))
 }
@@ -91,8 +97,11 @@ struct PortalForm(Portal, Vec<(String, String)>);
 
 const CSRF_REFUSED: &str =
     "This form has expired or did not come from the portal. Reload the page and try again.";
-/// Longest form value read; every field of the portal's forms is far shorter.
-const MAX_FIELD: usize = 256;
+/// Longest form value read (bytes): a security answer of 200 characters at up to 4 bytes
+/// each; every other field of the portal's forms is far shorter and checked again.
+const MAX_FIELD: usize = 800;
+/// Most fields read: the security-questions form has two per question (at most 20).
+const MAX_FIELDS: usize = 48;
 
 impl FromRequest<AppState> for PortalForm {
     type Rejection = Response;
@@ -106,7 +115,7 @@ impl FromRequest<AppState> for PortalForm {
         let form: Vec<(String, String)> = form_urlencoded::parse(&body)
             .into_owned()
             .filter(|(_, v)| v.len() <= MAX_FIELD)
-            .take(32)
+            .take(MAX_FIELDS)
             .collect();
         let presented = field(&form, "csrf");
         if !portal.session.csrf_ok(presented) {
@@ -136,10 +145,12 @@ enum Done {
     Reported,
     Phone,
     Push,
+    Token,
+    Questions,
 }
 
 impl Done {
-    const ALL: [Done; 8] = [
+    const ALL: [Done; 10] = [
         Done::Default,
         Done::Removed,
         Done::App,
@@ -148,6 +159,8 @@ impl Done {
         Done::Reported,
         Done::Phone,
         Done::Push,
+        Done::Token,
+        Done::Questions,
     ];
 
     fn code(self) -> &'static str {
@@ -160,6 +173,8 @@ impl Done {
             Done::Reported => "reported",
             Done::Phone => "phone",
             Done::Push => "push",
+            Done::Token => "token",
+            Done::Questions => "questions",
         }
     }
 
@@ -181,6 +196,8 @@ impl Done {
             }
             Done::Phone => "Your phone number is saved.",
             Done::Push => "Your device is set up for notifications.",
+            Done::Token => "Your hardware token is activated.",
+            Done::Questions => "Your security answers are saved.",
         }
     }
 }
