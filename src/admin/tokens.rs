@@ -126,3 +126,61 @@ pub async fn import(
     }
     Ok(report)
 }
+
+/// The help desk's "assign a hardware token" (console user page, `tessera users
+/// assign-token`): the inventory's assign, then — when the help desk read a code off the
+/// token — its activation, each logged like the inventory page's. A refused activation
+/// leaves the assignment in place (the user can still activate it); the error says so.
+pub async fn assign_to_user(
+    deps: &Deps<'_>,
+    directory: &dyn Directory,
+    actor: &Actor,
+    user: &str,
+    serial: &str,
+    code: Option<&str>,
+) -> Result<Vec<Change>, TokenError> {
+    let serial = serial.trim().to_owned();
+    let assign = Action::Assign {
+        serial: serial.clone(),
+        user: user.to_owned(),
+    };
+    let mut done = vec![apply(deps, directory, actor, assign).await?];
+    if let Some(code) = code.map(str::trim).filter(|c| !c.is_empty()) {
+        let activate = Action::Activate {
+            serial: serial.clone(),
+            code: code.to_owned(),
+        };
+        match apply(deps, directory, actor, activate).await {
+            Ok(c) => done.push(c),
+            Err(TokenError::Store(e)) => return Err(TokenError::Store(e)),
+            Err(e) => {
+                let user = inventory::get(deps.store, &serial)
+                    .await?
+                    .and_then(|t| t.assigned)
+                    .unwrap_or_else(|| user.to_owned());
+                return Err(TokenError::NotActivated {
+                    serial,
+                    user,
+                    reason: e.to_string(),
+                });
+            }
+        }
+    }
+    Ok(done)
+}
+
+/// The tokens assigned to `user` (activated or waiting), for the help desk's user page.
+pub async fn of_user(
+    store: &dyn crate::store::Store,
+    user: &str,
+) -> Result<Vec<HwToken>, crate::store::StoreError> {
+    let all = inventory::list(store).await?;
+    Ok(all
+        .into_iter()
+        .filter(|t| {
+            t.assigned
+                .as_deref()
+                .is_some_and(|u| u.eq_ignore_ascii_case(user))
+        })
+        .collect())
+}

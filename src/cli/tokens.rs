@@ -183,6 +183,47 @@ pub async fn exec(ctx: &Ctx<'_>, out: &mut Out, op: TokensOp) -> Result<()> {
     Ok(())
 }
 
+/// `users assign-token`: the same assign (and activate) as `tokens assign` / `activate`,
+/// through `admin::tokens::assign_to_user` like the console's user page.
+pub async fn assign_to_user(
+    ctx: &Ctx<'_>,
+    out: &mut Out,
+    username: &str,
+    serial: &str,
+    code: Option<&str>,
+) -> Result<()> {
+    let secrets = SecretBox::load_or_create(&ctx.config.server.data_dir.join("mfa.key"))?;
+    let deps = Deps {
+        store: ctx.store,
+        secrets: &secrets,
+        now: SystemClock.unix(),
+    };
+    let directory = directory(ctx.config)?;
+    let changes =
+        tokens::assign_to_user(&deps, directory.as_ref(), ctx.actor, username, serial, code)
+            .await
+            .map_err(token_error)?;
+    for change in &changes {
+        out.line(format_args!(
+            "{} {}: {} -> {}",
+            change.action,
+            change.target,
+            change.before.as_deref().unwrap_or("-"),
+            change.after.as_deref().unwrap_or("-")
+        ));
+    }
+    let waiting = changes
+        .last()
+        .and_then(|c| c.after.as_deref())
+        .is_some_and(|a| a.ends_with("activated=no"));
+    if waiting {
+        out.line(
+            "waiting for activation: the user activates it in the portal, or run again with --code",
+        );
+    }
+    Ok(())
+}
+
 async fn list(ctx: &Ctx<'_>, out: &mut Out) -> Result<()> {
     let all = inventory::list(ctx.store).await?;
     out.line("SERIAL\tKIND\tMODEL\tUSER\tACTIVATED\tLAST USED");

@@ -72,6 +72,15 @@ pub enum TokenError {
     NotAssigned(String),
     #[error("token {serial} is already assigned to {user}")]
     AlreadyAssigned { serial: String, user: String },
+    /// The help desk's assign-and-activate: the assignment stands, the activation did not.
+    #[error(
+        "token {serial} is now assigned to {user} but not activated ({reason}); the user can activate it in the portal"
+    )]
+    NotActivated {
+        serial: String,
+        user: String,
+        reason: String,
+    },
     #[error("the code is not correct")]
     WrongCode,
     #[error("time-based tokens need no resynchronisation")]
