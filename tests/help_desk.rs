@@ -352,3 +352,28 @@ async fn the_help_desk_assigns_and_activates_a_hardware_token() {
     let page = e.code(&b, &flow, &code_at(FOB, &p, e.clock.unix())).await;
     assert!(page.contains("SAMLResponse"), "{page}");
 }
+
+#[tokio::test]
+async fn a_confirmed_enrollment_link_is_in_the_users_history() {
+    let e = env().await;
+    let (admin, csrf) = e.admin().await;
+    let user = e.url("/admin/users/bob");
+    let form = [("csrf", csrf.as_str()), ("action", "enroll_link")];
+    let (_, _, page) = admin.post(&user, &form).await;
+    let link = link_in(&page);
+    let bob = Browser::new();
+    let (_, _, page) = bob.get(&link).await;
+    let secret = secret_in(&page);
+    let confirm = code_at(&secret, &OathParams::default(), e.clock.unix());
+    let (_, status, page) = bob.post(&link, &[("code", confirm.as_str())]).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+
+    // The user acted: his history (the user page's recent sign-ins) shows it, with the method.
+    let (_, _, page) = admin.get(&user).await;
+    assert!(page.contains("→ enrollment link"), "{page}");
+    assert!(page.contains("enroll_link.confirm"), "{page}");
+    assert!(page.contains("authenticator app added"), "{page}");
+    // Not the change log: no admin made that change.
+    let (_, _, log) = admin.get(&e.url("/admin")).await;
+    assert!(!log.contains("enroll_link.confirm"), "{log}");
+}
