@@ -3,7 +3,7 @@
 use crate::admin::Actor;
 use crate::admin::changes::{self, Change};
 use crate::directory::Directory;
-use crate::mfa::tokens::inventory::{self, Deps, HwToken, TokenError};
+use crate::mfa::tokens::inventory::{self, Deps, HotpWindows, HwToken, TokenError};
 use crate::mfa::tokens::{self, ImportReport};
 
 /// One change to one token, as the console's forms and the CLI's subcommands name it.
@@ -64,8 +64,20 @@ pub fn summary(t: &HwToken) -> String {
 }
 
 /// Applies `action` and records it; returns the change as logged. Codes never reach the log.
+/// HOTP windows are the defaults; the console and the CLI use `apply_within`.
 pub async fn apply(
     deps: &Deps<'_>,
+    directory: &dyn Directory,
+    actor: &Actor,
+    action: Action,
+) -> Result<Change, TokenError> {
+    apply_within(deps, HotpWindows::default(), directory, actor, action).await
+}
+
+/// `apply` with the HOTP windows in force (`mfa.hotp_window`, `mfa.hotp_resync_window`).
+pub async fn apply_within(
+    deps: &Deps<'_>,
+    windows: HotpWindows,
     directory: &dyn Directory,
     actor: &Actor,
     action: Action,
@@ -84,9 +96,11 @@ pub async fn apply(
             Some(inventory::assign(deps.store, &serial, &name).await?)
         }
         Action::Unassign { .. } => Some(inventory::unassign(deps.store, &serial).await?),
-        Action::Activate { code, .. } => Some(inventory::activate(deps, &serial, code).await?),
+        Action::Activate { code, .. } => {
+            Some(inventory::activate_within(deps, windows, &serial, code).await?)
+        }
         Action::Resync { first, second, .. } => {
-            Some(inventory::resync(deps, &serial, first, second).await?)
+            Some(inventory::resync_within(deps, windows, &serial, first, second).await?)
         }
         Action::Remove { .. } => {
             inventory::remove(deps.store, &serial).await?;
@@ -133,6 +147,7 @@ pub async fn import(
 /// leaves the assignment in place (the user can still activate it); the error says so.
 pub async fn assign_to_user(
     deps: &Deps<'_>,
+    windows: HotpWindows,
     directory: &dyn Directory,
     actor: &Actor,
     user: &str,
@@ -144,13 +159,13 @@ pub async fn assign_to_user(
         serial: serial.clone(),
         user: user.to_owned(),
     };
-    let mut done = vec![apply(deps, directory, actor, assign).await?];
+    let mut done = vec![apply_within(deps, windows, directory, actor, assign).await?];
     if let Some(code) = code.map(str::trim).filter(|c| !c.is_empty()) {
         let activate = Action::Activate {
             serial: serial.clone(),
             code: code.to_owned(),
         };
-        match apply(deps, directory, actor, activate).await {
+        match apply_within(deps, windows, directory, actor, activate).await {
             Ok(c) => done.push(c),
             Err(TokenError::Store(e)) => return Err(TokenError::Store(e)),
             Err(e) => {

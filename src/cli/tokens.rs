@@ -170,7 +170,8 @@ pub async fn exec(ctx: &Ctx<'_>, out: &mut Out, op: TokensOp) -> Result<()> {
         TokensOp::Remove { serial } => Action::Remove { serial },
     };
     let directory = directory(ctx.config)?;
-    let change = tokens::apply(&deps, directory.as_ref(), ctx.actor, action)
+    let windows = hotp_windows(ctx).await?;
+    let change = tokens::apply_within(&deps, windows, directory.as_ref(), ctx.actor, action)
         .await
         .map_err(token_error)?;
     out.line(format_args!(
@@ -199,10 +200,18 @@ pub async fn assign_to_user(
         now: SystemClock.unix(),
     };
     let directory = directory(ctx.config)?;
-    let changes =
-        tokens::assign_to_user(&deps, directory.as_ref(), ctx.actor, username, serial, code)
-            .await
-            .map_err(token_error)?;
+    let windows = hotp_windows(ctx).await?;
+    let changes = tokens::assign_to_user(
+        &deps,
+        windows,
+        directory.as_ref(),
+        ctx.actor,
+        username,
+        serial,
+        code,
+    )
+    .await
+    .map_err(token_error)?;
     for change in &changes {
         out.line(format_args!(
             "{} {}: {} -> {}",
@@ -279,6 +288,12 @@ async fn import(
         report.problems.len(),
         lines.join("\n")
     )))
+}
+
+/// The HOTP windows in force: the config's `[mfa]` with the console's overrides.
+async fn hotp_windows(ctx: &Ctx<'_>) -> Result<inventory::HotpWindows> {
+    let (mfa, _) = tessera::admin::settings::current(ctx.store, &ctx.config.mfa).await?;
+    Ok(inventory::HotpWindows::of(&mfa))
 }
 
 fn token_error(e: TokenError) -> CliError {

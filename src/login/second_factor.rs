@@ -634,7 +634,8 @@ async fn hardware_ok(
         secrets: deps.secrets,
         now: deps.clock.unix(),
     };
-    match inventory::verify_for(&inv, serial, &reg.username, code).await {
+    let windows = inventory::HotpWindows::of(deps.mfa);
+    match inventory::verify_for_within(&inv, windows, serial, &reg.username, code).await {
         Ok(ok) => Ok(Some(ok)),
         Err(inventory::TokenError::Store(e)) => Err(e),
         Err(e) => {

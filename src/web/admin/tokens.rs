@@ -131,10 +131,13 @@ async fn act(
     AdminForm(admin, form): AdminForm,
 ) -> Result<Response, WebError> {
     let actor = admin.actor(&ip);
+    let windows = inventory::HotpWindows::of(&ctx.policy().await.mfa);
     let result = match action_of(&form) {
-        Ok(action) => tokens::apply(&deps(&ctx), ctx.directory.as_ref(), &actor, action)
-            .await
-            .map_err(admin_error),
+        Ok(action) => {
+            tokens::apply_within(&deps(&ctx), windows, ctx.directory.as_ref(), &actor, action)
+                .await
+                .map_err(admin_error)
+        }
         Err(e) => Err(e),
     };
     let done = |c: crate::admin::changes::Change| format!("/admin/tokens?done={}", c.action);

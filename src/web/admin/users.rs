@@ -362,9 +362,18 @@ async fn assign_token(
     } else {
         let (deps, dir) = (super::tokens::deps(ctx), ctx.directory.as_ref());
         let actor = admin.actor(ip);
-        crate::admin::tokens::assign_to_user(&deps, dir, &actor, &user.username, serial, code)
-            .await
-            .map_err(super::tokens::admin_error)
+        let windows = crate::mfa::tokens::inventory::HotpWindows::of(&ctx.policy().await.mfa);
+        crate::admin::tokens::assign_to_user(
+            &deps,
+            windows,
+            dir,
+            &actor,
+            &user.username,
+            serial,
+            code,
+        )
+        .await
+        .map_err(super::tokens::admin_error)
     };
     let done = |changes: Vec<crate::admin::changes::Change>| {
         let name = percent_encoding::utf8_percent_encode(
