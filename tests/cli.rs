@@ -1415,3 +1415,22 @@ async fn users_assign_token_assigns_and_activates_through_the_token_inventory() 
     let verify = tessera::mfa::tokens::inventory::verify_for(&deps, "K1", "bob", &next);
     assert!(verify.await.expect("verify"), "bob's token works");
 }
+
+#[test]
+fn hotp_windows_are_settings_with_bounds() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    assert!(ok(d, &["settings", "get", "hotp_window"]).contains("10"));
+    assert!(ok(d, &["settings", "get", "hotp_resync_window"]).contains("100"));
+    for (key, value, expect) in [
+        ("hotp_window", "0", "outside 1..=50"),
+        ("hotp_window", "51", "outside 1..=50"),
+        ("hotp_resync_window", "5", "outside 10..=1000"),
+    ] {
+        let out = run(d, &["settings", "set", key, value]);
+        assert!(!out.status.success(), "{key} {value} must be refused");
+        assert!(text(&out.stderr).contains(expect), "{}", text(&out.stderr));
+    }
+    ok(d, &["settings", "set", "hotp_window", "20"]);
+    assert!(ok(d, &["settings", "get", "hotp_window"]).contains("20"));
+}
