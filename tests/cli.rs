@@ -1354,3 +1354,83 @@ fn users_add_phone_and_enroll_link_add_methods_for_a_user() {
     let url = link.lines().last().expect("url");
     assert!(url.contains("/enroll/link/") && url.len() > 64, "{url}");
 }
+
+#[tokio::test]
+async fn users_assign_token_assigns_and_activates_through_the_token_inventory() {
+    use tessera::mfa::oath::{OathParams, base32, code_at};
+    const FOB: &[u8] = b"hardware-token-secret-20";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    for u in ["alice", "bob"] {
+        let out = run_with_stdin(d, &["users", "add", u], "Corr3ct horse!\n");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let s = base32(FOB);
+    let csv = format!(
+        "upn,serial number,secret key,time interval,manufacturer,model\n,K1,{s},30,Contoso,C200\n,K2,{s},30,Contoso,C200\n"
+    );
+    std::fs::write(d.join("t.csv"), csv).expect("csv");
+    assert!(ok(d, &["tokens", "import", "t.csv"]).contains("imported 2 tokens"));
+    let refused = |args: &[&str]| {
+        let out = run(d, args);
+        assert!(!out.status.success(), "{args:?} must fail");
+        text(&out.stderr)
+    };
+    let err = refused(&["users", "assign-token", "bob", "NOPE"]);
+    assert!(err.contains("no token with serial number NOPE"), "{err}");
+    ok(d, &["users", "assign-token", "alice", "K2"]);
+    let err = refused(&["users", "assign-token", "bob", "K2"]);
+    assert!(err.contains("already assigned to alice"), "{err}");
+    let err = refused(&["users", "assign-token", "nobody", "K1"]);
+    assert!(err.contains("no user `nobody`"), "{err}");
+    let out = ok(d, &["users", "assign-token", "bob", "K1"]);
+    assert!(
+        out.contains("tokens.assign K1") && out.contains("waiting for activation"),
+        "{out}"
+    );
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let p = OathParams::default();
+    let code = code_at(FOB, &p, now);
+    let out = ok(d, &["users", "assign-token", "bob", "K1", "--code", &code]);
+    assert!(out.contains("tokens.activate K1"), "{out}");
+    let shown = ok(d, &["users", "show", "bob"]);
+    assert!(shown.contains("C200 K1"), "in bob's methods: {shown}");
+
+    // The token now counts at bob's sign-in: the next step's code is accepted for him.
+    let mut config = tessera::config::Config::load(None, std::iter::empty()).expect("config");
+    config.server.data_dir = d.join("tessera-data");
+    let store =
+        tessera::startup::open_store(&config, std::sync::Arc::new(tessera::clock::SystemClock))
+            .await
+            .expect("store");
+    let secrets =
+        tessera::mfa::secrets::SecretBox::load_or_create(&config.server.data_dir.join("mfa.key"))
+            .expect("key");
+    let deps = tessera::mfa::tokens::inventory::Deps {
+        store: store.as_ref(),
+        secrets: &secrets,
+        now: now + 30,
+    };
+    let next = code_at(FOB, &p, now + 30);
+    let verify = tessera::mfa::tokens::inventory::verify_for(&deps, "K1", "bob", &next);
+    assert!(verify.await.expect("verify"), "bob's token works");
+}
+
+#[test]
+fn hotp_windows_are_settings_with_bounds() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    assert!(ok(d, &["settings", "get", "hotp_window"]).contains("10"));
+    assert!(ok(d, &["settings", "get", "hotp_resync_window"]).contains("100"));
+    for (key, value, expect) in [
+        ("hotp_window", "0", "outside 1..=50"),
+        ("hotp_window", "51", "outside 1..=50"),
+        ("hotp_resync_window", "5", "outside 10..=1000"),
+    ] {
+        let out = run(d, &["settings", "set", key, value]);
+        assert!(!out.status.success(), "{key} {value} must be refused");
+        assert!(text(&out.stderr).contains(expect), "{}", text(&out.stderr));
+    }
+    ok(d, &["settings", "set", "hotp_window", "20"]);
+    assert!(ok(d, &["settings", "get", "hotp_window"]).contains("20"));
+}

@@ -276,3 +276,104 @@ async fn the_help_desk_clears_security_answers() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(page.contains("no security answers"), "{page}");
 }
+
+const FOB: &[u8] = b"hardware-token-secret-20";
+const TOKEN_CSV: &str = "upn,serial number,secret key,time interval,manufacturer,model";
+
+#[tokio::test]
+async fn the_help_desk_assigns_and_activates_a_hardware_token() {
+    use tessera::admin::Actor;
+    use tessera::admin::tokens::{self, Action};
+    use tessera::mfa::tokens::inventory::Deps;
+    let e = env().await;
+    let deps = Deps {
+        store: e.idp.state.store.as_ref(),
+        secrets: &e.idp.state.secrets,
+        now: e.clock.unix(),
+    };
+    let actor = Actor {
+        name: "test".into(),
+        client_ip: "local".into(),
+    };
+    let dir = e.idp.state.directory.as_ref();
+    let s = tessera::mfa::oath::base32(FOB);
+    let csv = format!("{TOKEN_CSV}\n,HW1,{s},30,Contoso,C200\n,HW2,{s},30,Contoso,C200\n");
+    let report = tokens::import(&deps, dir, &actor, "f.csv", csv.as_bytes(), None)
+        .await
+        .expect("import");
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    let alice = Action::Assign {
+        serial: "HW2".into(),
+        user: "alice".into(),
+    };
+    tokens::apply(&deps, dir, &actor, alice).await.expect("hw2");
+
+    let (admin, csrf) = e.admin().await;
+    let user = e.url("/admin/users/bob");
+    let assign = async |serial: &str, code: &str| {
+        let form = [
+            ("csrf", csrf.as_str()),
+            ("action", "assign_token"),
+            ("serial", serial),
+            ("code", code),
+        ];
+        admin.post(&user, &form).await
+    };
+    let (_, status, page) = assign("NOPE", "").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("no token with serial number NOPE"), "{page}");
+    let (_, status, page) = assign("HW2", "").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("already assigned to alice"), "{page}");
+    let (url, status, page) = assign("HW1", "").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(url.contains("done=tokens.assign"), "{url}");
+    assert!(
+        page.contains("<code>HW1</code></td><td>C200</td><td>waiting for activation"),
+        "{page}"
+    );
+    let (_, _, log) = admin.get(&e.url("/admin")).await;
+    assert!(log.contains("tokens.assign"), "in the change log: {log}");
+
+    // A wrong code: assigned still, not activated, and the page says so.
+    let (_, status, page) = assign("HW1", "000000").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("not activated"), "{page}");
+    let p = OathParams::default();
+    let (url, status, page) = assign("HW1", &code_at(FOB, &p, e.clock.unix())).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(url.contains("done=tokens.activate"), "{url}");
+    assert!(page.contains("<td>C200</td><td>activated "), "{page}");
+
+    // Bob signs in with the token; the activation code is spent.
+    e.clock.advance(time::Duration::seconds(30));
+    let (b, flow, page) = e.bob().await;
+    assert!(page.contains("name=\"code\""), "{page}");
+    let page = e.code(&b, &flow, &code_at(FOB, &p, e.clock.unix())).await;
+    assert!(page.contains("SAMLResponse"), "{page}");
+}
+
+#[tokio::test]
+async fn a_confirmed_enrollment_link_is_in_the_users_history() {
+    let e = env().await;
+    let (admin, csrf) = e.admin().await;
+    let user = e.url("/admin/users/bob");
+    let form = [("csrf", csrf.as_str()), ("action", "enroll_link")];
+    let (_, _, page) = admin.post(&user, &form).await;
+    let link = link_in(&page);
+    let bob = Browser::new();
+    let (_, _, page) = bob.get(&link).await;
+    let secret = secret_in(&page);
+    let confirm = code_at(&secret, &OathParams::default(), e.clock.unix());
+    let (_, status, page) = bob.post(&link, &[("code", confirm.as_str())]).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+
+    // The user acted: his history (the user page's recent sign-ins) shows it, with the method.
+    let (_, _, page) = admin.get(&user).await;
+    assert!(page.contains("→ enrollment link"), "{page}");
+    assert!(page.contains("enroll_link.confirm"), "{page}");
+    assert!(page.contains("authenticator app added"), "{page}");
+    // Not the change log: no admin made that change.
+    let (_, _, log) = admin.get(&e.url("/admin")).await;
+    assert!(!log.contains("enroll_link.confirm"), "{log}");
+}

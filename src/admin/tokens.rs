@@ -3,7 +3,7 @@
 use crate::admin::Actor;
 use crate::admin::changes::{self, Change};
 use crate::directory::Directory;
-use crate::mfa::tokens::inventory::{self, Deps, HwToken, TokenError};
+use crate::mfa::tokens::inventory::{self, Deps, HotpWindows, HwToken, TokenError};
 use crate::mfa::tokens::{self, ImportReport};
 
 /// One change to one token, as the console's forms and the CLI's subcommands name it.
@@ -64,8 +64,20 @@ pub fn summary(t: &HwToken) -> String {
 }
 
 /// Applies `action` and records it; returns the change as logged. Codes never reach the log.
+/// HOTP windows are the defaults; the console and the CLI use `apply_within`.
 pub async fn apply(
     deps: &Deps<'_>,
+    directory: &dyn Directory,
+    actor: &Actor,
+    action: Action,
+) -> Result<Change, TokenError> {
+    apply_within(deps, HotpWindows::default(), directory, actor, action).await
+}
+
+/// `apply` with the HOTP windows in force (`mfa.hotp_window`, `mfa.hotp_resync_window`).
+pub async fn apply_within(
+    deps: &Deps<'_>,
+    windows: HotpWindows,
     directory: &dyn Directory,
     actor: &Actor,
     action: Action,
@@ -84,9 +96,11 @@ pub async fn apply(
             Some(inventory::assign(deps.store, &serial, &name).await?)
         }
         Action::Unassign { .. } => Some(inventory::unassign(deps.store, &serial).await?),
-        Action::Activate { code, .. } => Some(inventory::activate(deps, &serial, code).await?),
+        Action::Activate { code, .. } => {
+            Some(inventory::activate_within(deps, windows, &serial, code).await?)
+        }
         Action::Resync { first, second, .. } => {
-            Some(inventory::resync(deps, &serial, first, second).await?)
+            Some(inventory::resync_within(deps, windows, &serial, first, second).await?)
         }
         Action::Remove { .. } => {
             inventory::remove(deps.store, &serial).await?;
@@ -125,4 +139,63 @@ pub async fn import(
         changes::record(deps.store, deps.now, &[change]).await?;
     }
     Ok(report)
+}
+
+/// The help desk's "assign a hardware token" (console user page, `tessera users
+/// assign-token`): the inventory's assign, then — when the help desk read a code off the
+/// token — its activation, each logged like the inventory page's. A refused activation
+/// leaves the assignment in place (the user can still activate it); the error says so.
+pub async fn assign_to_user(
+    deps: &Deps<'_>,
+    windows: HotpWindows,
+    directory: &dyn Directory,
+    actor: &Actor,
+    user: &str,
+    serial: &str,
+    code: Option<&str>,
+) -> Result<Vec<Change>, TokenError> {
+    let serial = serial.trim().to_owned();
+    let assign = Action::Assign {
+        serial: serial.clone(),
+        user: user.to_owned(),
+    };
+    let mut done = vec![apply_within(deps, windows, directory, actor, assign).await?];
+    if let Some(code) = code.map(str::trim).filter(|c| !c.is_empty()) {
+        let activate = Action::Activate {
+            serial: serial.clone(),
+            code: code.to_owned(),
+        };
+        match apply_within(deps, windows, directory, actor, activate).await {
+            Ok(c) => done.push(c),
+            Err(TokenError::Store(e)) => return Err(TokenError::Store(e)),
+            Err(e) => {
+                let user = inventory::get(deps.store, &serial)
+                    .await?
+                    .and_then(|t| t.assigned)
+                    .unwrap_or_else(|| user.to_owned());
+                return Err(TokenError::NotActivated {
+                    serial,
+                    user,
+                    reason: e.to_string(),
+                });
+            }
+        }
+    }
+    Ok(done)
+}
+
+/// The tokens assigned to `user` (activated or waiting), for the help desk's user page.
+pub async fn of_user(
+    store: &dyn crate::store::Store,
+    user: &str,
+) -> Result<Vec<HwToken>, crate::store::StoreError> {
+    let all = inventory::list(store).await?;
+    Ok(all
+        .into_iter()
+        .filter(|t| {
+            t.assigned
+                .as_deref()
+                .is_some_and(|u| u.eq_ignore_ascii_case(user))
+        })
+        .collect())
 }

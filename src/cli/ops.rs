@@ -58,6 +58,12 @@ pub enum Operation {
         number: String,
         office: bool,
     },
+    /// Assigns a hardware token (and activates it with `code` when given).
+    UsersAssignToken {
+        username: String,
+        serial: String,
+        code: Option<String>,
+    },
     SettingsGet {
         key: Option<String>,
     },
@@ -148,6 +154,11 @@ pub async fn exec(op: Operation, ctx: &Ctx<'_>) -> Result<String> {
             let act = users::Act::AddPhone { number, office };
             users::act(ctx, &mut out, &username, act).await?
         }
+        Operation::UsersAssignToken {
+            username,
+            serial,
+            code,
+        } => tokens::assign_to_user(ctx, &mut out, &username, &serial, code.as_deref()).await?,
         Operation::SettingsGet { key } => settings::get(ctx, &mut out, key.as_deref()).await?,
         Operation::SettingsSet { key, values } => {
             settings::set(ctx, &mut out, &key, &values).await?

@@ -170,7 +170,8 @@ pub async fn exec(ctx: &Ctx<'_>, out: &mut Out, op: TokensOp) -> Result<()> {
         TokensOp::Remove { serial } => Action::Remove { serial },
     };
     let directory = directory(ctx.config)?;
-    let change = tokens::apply(&deps, directory.as_ref(), ctx.actor, action)
+    let windows = hotp_windows(ctx).await?;
+    let change = tokens::apply_within(&deps, windows, directory.as_ref(), ctx.actor, action)
         .await
         .map_err(token_error)?;
     out.line(format_args!(
@@ -180,6 +181,55 @@ pub async fn exec(ctx: &Ctx<'_>, out: &mut Out, op: TokensOp) -> Result<()> {
         change.before.as_deref().unwrap_or("-"),
         change.after.as_deref().unwrap_or("-")
     ));
+    Ok(())
+}
+
+/// `users assign-token`: the same assign (and activate) as `tokens assign` / `activate`,
+/// through `admin::tokens::assign_to_user` like the console's user page.
+pub async fn assign_to_user(
+    ctx: &Ctx<'_>,
+    out: &mut Out,
+    username: &str,
+    serial: &str,
+    code: Option<&str>,
+) -> Result<()> {
+    let secrets = SecretBox::load_or_create(&ctx.config.server.data_dir.join("mfa.key"))?;
+    let deps = Deps {
+        store: ctx.store,
+        secrets: &secrets,
+        now: SystemClock.unix(),
+    };
+    let directory = directory(ctx.config)?;
+    let windows = hotp_windows(ctx).await?;
+    let changes = tokens::assign_to_user(
+        &deps,
+        windows,
+        directory.as_ref(),
+        ctx.actor,
+        username,
+        serial,
+        code,
+    )
+    .await
+    .map_err(token_error)?;
+    for change in &changes {
+        out.line(format_args!(
+            "{} {}: {} -> {}",
+            change.action,
+            change.target,
+            change.before.as_deref().unwrap_or("-"),
+            change.after.as_deref().unwrap_or("-")
+        ));
+    }
+    let waiting = changes
+        .last()
+        .and_then(|c| c.after.as_deref())
+        .is_some_and(|a| a.ends_with("activated=no"));
+    if waiting {
+        out.line(
+            "waiting for activation: the user activates it in the portal, or run again with --code",
+        );
+    }
     Ok(())
 }
 
@@ -238,6 +288,12 @@ async fn import(
         report.problems.len(),
         lines.join("\n")
     )))
+}
+
+/// The HOTP windows in force: the config's `[mfa]` with the console's overrides.
+async fn hotp_windows(ctx: &Ctx<'_>) -> Result<inventory::HotpWindows> {
+    let (mfa, _) = tessera::admin::settings::current(ctx.store, &ctx.config.mfa).await?;
+    Ok(inventory::HotpWindows::of(&mfa))
 }
 
 fn token_error(e: TokenError) -> CliError {

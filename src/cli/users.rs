@@ -55,6 +55,14 @@ pub enum UsersCommand {
         #[arg(long)]
         office: bool,
     },
+    /// Assign a hardware token from the inventory (as `tokens assign`); with --code, one
+    /// code read off the token, also activate it (otherwise the user does, in the portal).
+    AssignToken {
+        username: String,
+        serial: String,
+        #[arg(long)]
+        code: Option<String>,
+    },
     /// Create a single-use link (valid mfa.enrollment_link_hours) with which the user sets
     /// up an authenticator app; prints its URL.
     EnrollLink { username: String },
@@ -388,6 +396,15 @@ pub async fn run(config: &Config, command: UsersCommand) -> Result<()> {
         },
         UsersCommand::Show { username } => Operation::UsersShow { username },
         UsersCommand::EnrollLink { username } => Operation::UsersEnrollLink { username },
+        UsersCommand::AssignToken {
+            username,
+            serial,
+            code,
+        } => Operation::UsersAssignToken {
+            username,
+            serial,
+            code,
+        },
         UsersCommand::AddPhone {
             username,
             number,

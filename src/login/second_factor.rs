@@ -216,16 +216,29 @@ pub async fn chooser(deps: &Deps<'_>, user: &UserInfo) -> Result<Vec<ChoiceOptio
 }
 
 /// "…from my hardware token" for a user whose usable tokens are all key fobs, whom "mobile
-/// app" would confuse; the app wording otherwise.
+/// app" would confuse; "…mobile app or hardware token" when both kinds are usable (both
+/// codes are accepted, and a user holding only the fob must not think it is not); the app
+/// wording otherwise.
 fn oath_label(deps: &Deps<'_>, reg: &Registration) -> &'static str {
-    let app = reg
-        .tokens
-        .iter()
-        .any(|t| t.kind == TokenKind::App && deps.mfa.oath_tokens.contains(&t.kind.class()));
-    if app {
-        msgid("Use verification code from my mobile app")
-    } else {
-        msgid("Use verification code from my hardware token")
+    oath_label_for(&reg.tokens, &deps.mfa.oath_tokens)
+}
+
+fn oath_label_for(
+    tokens: &[crate::mfa::registration::OathToken],
+    allowed: &[crate::mfa::settings::OathKind],
+) -> &'static str {
+    let usable = |k: fn(&TokenKind) -> bool| {
+        tokens
+            .iter()
+            .any(|t| k(&t.kind) && allowed.contains(&t.kind.class()))
+    };
+    let app = usable(|k| *k == TokenKind::App);
+    // A hardware token is in the registration only once activated (`inventory::activate`).
+    let hardware = usable(|k| matches!(k, TokenKind::Hardware { .. }));
+    match (app, hardware) {
+        (true, true) => msgid("Use verification code from my mobile app or hardware token"),
+        (true, false) => msgid("Use verification code from my mobile app"),
+        _ => msgid("Use verification code from my hardware token"),
     }
 }
 
@@ -621,7 +634,8 @@ async fn hardware_ok(
         secrets: deps.secrets,
         now: deps.clock.unix(),
     };
-    match inventory::verify_for(&inv, serial, &reg.username, code).await {
+    let windows = inventory::HotpWindows::of(deps.mfa);
+    match inventory::verify_for_within(&inv, windows, serial, &reg.username, code).await {
         Ok(ok) => Ok(Some(ok)),
         Err(inventory::TokenError::Store(e)) => Err(e),
         Err(e) => {
@@ -705,4 +719,49 @@ async fn fraud(user: UserInfo, method: Method, deps: &Deps<'_>) -> Step {
         message,
         Note::fail(Some(method.as_str()), "fraud reported"),
     ))
+}
+
+#[cfg(test)]
+mod label_tests {
+    use super::*;
+    use crate::mfa::settings::OathKind;
+
+    #[test]
+    fn the_oath_label_names_the_kinds_the_user_can_use() {
+        let sb = crate::mfa::secrets::SecretBox::from_key([7; 32]);
+        let mut reg = Registration::default();
+        let params = crate::mfa::oath::OathParams::default();
+        reg.add_oath(
+            &sb,
+            "app",
+            TokenKind::App,
+            b"12345678901234567890",
+            params,
+            0,
+        );
+        let both = [OathKind::App, OathKind::Hardware];
+        let label = |r: &Registration, allowed: &[OathKind]| oath_label_for(&r.tokens, allowed);
+        assert_eq!(
+            label(&reg, &both),
+            "Use verification code from my mobile app"
+        );
+        let fob = TokenKind::Hardware {
+            serial: "T1".into(),
+        };
+        reg.add_oath(&sb, "fob", fob, b"abcdefghijabcdefghij", params, 0);
+        assert_eq!(
+            label(&reg, &both),
+            "Use verification code from my mobile app or hardware token"
+        );
+        // Hardware tokens switched off: only the app counts, and only the app is named.
+        assert_eq!(
+            label(&reg, &[OathKind::App]),
+            "Use verification code from my mobile app"
+        );
+        reg.tokens.retain(|t| t.kind != TokenKind::App);
+        assert_eq!(
+            label(&reg, &both),
+            "Use verification code from my hardware token"
+        );
+    }
 }

@@ -19,6 +19,10 @@ use super::secrets::{Sealed, SecretBox, random_bytes};
 use super::settings::MfaSettings;
 use crate::store::{self, Store, StoreError};
 
+/// What the sign-in log calls a link's confirmation (`rp`), as the portal's actions are
+/// `rp = "portal"`: the user's history, the console's user page and the sign-in log show it.
+pub const RP: &str = "enrollment link";
+
 /// A link token is 32 random bytes in lower-case hex.
 pub const TOKEN_LEN: usize = 64;
 /// Wrong codes one link takes before it is spent: on top of the user's code lock, so a
@@ -176,6 +180,38 @@ pub async fn confirm(
         username: link.username,
         token_id,
     })
+}
+
+/// Records a confirmed link in the sign-in log (`audit::SIGNIN_LOG`, besides the `audit`
+/// target): the user acted, not an admin, so it is not in the change log. Grouped under the
+/// new token's id, which names no secret.
+pub async fn record_confirmed(
+    store: &dyn Store,
+    username: &str,
+    token_id: &str,
+    client_ip: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    use crate::audit::{self, AuditEvent, Outcome};
+    let at =
+        time::OffsetDateTime::from_unix_timestamp(now).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let flow = format!("enroll-link/{token_id}");
+    let line = audit::record(&AuditEvent {
+        at: crate::saml::saml_time(at),
+        flow: &flow,
+        user: Some(username),
+        rp: RP,
+        client_ip,
+        from: RP,
+        to: "enroll_link.confirm",
+        method: Some("oath"),
+        outcome: Outcome::Success,
+        reason: Some("authenticator app added".into()),
+    });
+    match line {
+        Some(l) => audit::persist(store, &[(now, l)]).await,
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]

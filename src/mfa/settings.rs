@@ -111,6 +111,11 @@ pub struct MfaSettings {
     pub questions_setup: u32,
     /// How long a help desk's enrollment link stays usable (`mfa::enroll_link`).
     pub enrollment_link_hours: u32,
+    /// HOTP look-ahead: how many presses ahead of the stored counter a hardware token's code
+    /// may be (`mfa::tokens::inventory`, RFC 4226 §7.4).
+    pub hotp_window: u32,
+    /// How far ahead two consecutive codes are searched when an HOTP token is resynchronised.
+    pub hotp_resync_window: u32,
     pub gateway: GatewaySettings,
 }
 
@@ -168,6 +173,8 @@ impl Default for MfaSettings {
             questions_required: 2,
             questions_setup: 3,
             enrollment_link_hours: 72,
+            hotp_window: 10,
+            hotp_resync_window: 100,
             gateway: GatewaySettings::default(),
         }
     }
@@ -178,6 +185,12 @@ impl MfaSettings {
     pub fn validate(&self) -> Result<(), (String, String)> {
         // Every number's bounds come from the settings table (the admin page uses the same).
         super::table::check_ranges(self)?;
+        if self.hotp_resync_window < self.hotp_window {
+            return Err((
+                "hotp_resync_window".into(),
+                "must be at least the HOTP look-ahead (hotp_window)".into(),
+            ));
+        }
         if self.methods.is_empty() && self.enabled {
             return Err((
                 "methods".into(),
@@ -287,6 +300,26 @@ impl MfaSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hotp_windows_have_bounds_and_resync_covers_the_look_ahead() {
+        let with = |hotp_window, hotp_resync_window| MfaSettings {
+            hotp_window,
+            hotp_resync_window,
+            ..Default::default()
+        };
+        with(50, 1000).validate().expect("upper bounds");
+        with(1, 10).validate().expect("lower bounds");
+        for (w, r, key) in [
+            (0, 100, "hotp_window"),
+            (51, 100, "hotp_window"),
+            (10, 9, "hotp_resync_window"),
+            (10, 1001, "hotp_resync_window"),
+            (30, 20, "hotp_resync_window"),
+        ] {
+            assert_eq!(with(w, r).validate().expect_err("bounds").0, key, "{w} {r}");
+        }
+    }
 
     #[test]
     fn defaults_validate_and_bad_values_name_their_key() {

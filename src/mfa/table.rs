@@ -368,6 +368,20 @@ pub const SETTINGS: &[Setting] = &[
         Kind::Number { min: 1, max: 20 },
     ),
     s(
+        "hotp_window",
+        Group::Methods,
+        "HOTP look-ahead (presses)",
+        "How many button presses ahead of the last accepted code an event-based (HOTP) hardware token's code may be. Larger forgives more presses but accepts more guesses.",
+        Kind::Number { min: 1, max: 50 },
+    ),
+    s(
+        "hotp_resync_window",
+        Group::Methods,
+        "HOTP resynchronisation window (presses)",
+        "How far ahead two consecutive codes are searched when an HOTP token is resynchronised; at least the look-ahead.",
+        Kind::Number { min: 10, max: 1000 },
+    ),
+    s(
         "enrollment_link_hours",
         Group::Methods,
         "Enrollment link validity (hours)",

@@ -60,7 +60,9 @@ pub async fn activate_token(
         now: d.now,
     };
     counted(d, &s.user, async || {
-        match inventory::activate(&inv, serial, code).await {
+        match inventory::activate_within(&inv, inventory::HotpWindows::of(d.mfa), serial, code)
+            .await
+        {
             Ok(_) => Ok(true),
             // Unassigned or removed by an admin meanwhile: as good as a wrong code.
             Err(TokenError::WrongCode | TokenError::NotFound(_) | TokenError::NotAssigned(_)) => {

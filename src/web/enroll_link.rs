@@ -13,7 +13,7 @@ use minijinja::Value;
 use serde::Deserialize;
 
 use super::error::WebError;
-use super::{AppContext, AppState, PageLang};
+use super::{AppContext, AppState, ClientIp, PageLang};
 use crate::i18n::msgid;
 use crate::mfa::enroll_link::{self, Confirmed, EnrollLink};
 use crate::mfa::oath;
@@ -101,6 +101,7 @@ pub async fn show(
 pub async fn confirm(
     State(ctx): State<AppState>,
     lang: PageLang,
+    ClientIp(ip): ClientIp,
     Path(token): Path<String>,
     Form(form): Form<ConfirmForm>,
 ) -> Result<Response, WebError> {
@@ -108,7 +109,8 @@ pub async fn confirm(
     let policy = ctx.policy().await;
     let outcome = enroll_link::confirm(store, &ctx.secrets, &policy.mfa, &token, &form.code, now);
     let (message, status) = match outcome.await? {
-        Confirmed::Added { .. } => {
+        Confirmed::Added { username, token_id } => {
+            enroll_link::record_confirmed(store, &username, &token_id, &ip, now).await?;
             return Ok(page(&ctx, &lang, "done", None, None, StatusCode::OK));
         }
         Confirmed::Invalid => {

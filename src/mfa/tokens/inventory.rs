@@ -17,11 +17,39 @@ use crate::mfa::secrets::{Sealed, SecretBox};
 use crate::store::{Store, StoreError};
 
 /// Codes ahead of the stored counter an HOTP token may be (button presses not used to sign
-/// in), RFC 4226 §7.4's look-ahead parameter s.
+/// in), RFC 4226 §7.4's look-ahead parameter s: the default of `mfa.hotp_window`.
 pub const HOTP_WINDOW: u64 = 10;
 /// How far ahead two consecutive codes may be found when resynchronising (RFC 4226 §7.4:
-/// a larger window, safe because two codes in a row must match).
+/// a larger window, safe because two codes in a row must match): the default of
+/// `mfa.hotp_resync_window`.
 pub const HOTP_RESYNC_WINDOW: u64 = 100;
+
+/// The HOTP windows in force. The functions without `_within` use the defaults, so callers
+/// without the settings at hand (and older callers) keep the documented behaviour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HotpWindows {
+    pub look_ahead: u64,
+    pub resync: u64,
+}
+
+impl Default for HotpWindows {
+    fn default() -> Self {
+        HotpWindows {
+            look_ahead: HOTP_WINDOW,
+            resync: HOTP_RESYNC_WINDOW,
+        }
+    }
+}
+
+impl HotpWindows {
+    /// `mfa.hotp_window` and `mfa.hotp_resync_window`.
+    pub fn of(mfa: &crate::mfa::settings::MfaSettings) -> HotpWindows {
+        HotpWindows {
+            look_ahead: u64::from(mfa.hotp_window),
+            resync: u64::from(mfa.hotp_resync_window),
+        }
+    }
+}
 const KEY_PREFIX: &str = "hwtoken:";
 
 /// What the inventory works with.
@@ -72,6 +100,15 @@ pub enum TokenError {
     NotAssigned(String),
     #[error("token {serial} is already assigned to {user}")]
     AlreadyAssigned { serial: String, user: String },
+    /// The help desk's assign-and-activate: the assignment stands, the activation did not.
+    #[error(
+        "token {serial} is now assigned to {user} but not activated ({reason}); the user can activate it in the portal"
+    )]
+    NotActivated {
+        serial: String,
+        user: String,
+        reason: String,
+    },
     #[error("the code is not correct")]
     WrongCode,
     #[error("time-based tokens need no resynchronisation")]
@@ -227,6 +264,16 @@ async fn forget(store: &dyn Store, user: &str, serial: &str) -> Result<(), Store
 
 /// Activates an assigned token with one valid code: from now on it counts for sign-in.
 pub async fn activate(deps: &Deps<'_>, serial: &str, code: &str) -> Result<HwToken, TokenError> {
+    activate_within(deps, HotpWindows::default(), serial, code).await
+}
+
+/// `activate` with the HOTP look-ahead in force.
+pub async fn activate_within(
+    deps: &Deps<'_>,
+    windows: HotpWindows,
+    serial: &str,
+    code: &str,
+) -> Result<HwToken, TokenError> {
     let t = get(deps.store, serial)
         .await?
         .ok_or_else(|| TokenError::NotFound(serial.to_owned()))?;
@@ -234,7 +281,7 @@ pub async fn activate(deps: &Deps<'_>, serial: &str, code: &str) -> Result<HwTok
         .assigned
         .clone()
         .ok_or_else(|| TokenError::NotAssigned(serial.to_owned()))?;
-    if !check_code(deps, &t, code).await? {
+    if !check_code(deps, &t, code, windows.look_ahead).await? {
         return Err(TokenError::WrongCode);
     }
     let (t, ()) = update(deps.store, serial, |t| {
@@ -279,6 +326,17 @@ pub async fn verify_for(
     user: &str,
     code: &str,
 ) -> Result<bool, TokenError> {
+    verify_for_within(deps, HotpWindows::default(), serial, user, code).await
+}
+
+/// `verify_for` with the HOTP look-ahead in force (the sign-in's).
+pub async fn verify_for_within(
+    deps: &Deps<'_>,
+    windows: HotpWindows,
+    serial: &str,
+    user: &str,
+    code: &str,
+) -> Result<bool, TokenError> {
     let Some(t) = get(deps.store, serial).await? else {
         return Ok(false);
     };
@@ -289,13 +347,18 @@ pub async fn verify_for(
     if !mine || t.activated.is_none() {
         return Ok(false);
     }
-    check_code(deps, &t, code).await
+    check_code(deps, &t, code, windows.look_ahead).await
 }
 
 /// Checks a code and consumes it: TOTP through the shared step-replay guard
 /// (`oath::verify_once`, RFC 6238 §5.2), HOTP by advancing the counter past it (RFC 4226 §7.2)
 /// with compare-and-set. Records the time of use.
-async fn check_code(deps: &Deps<'_>, t: &HwToken, code: &str) -> Result<bool, TokenError> {
+async fn check_code(
+    deps: &Deps<'_>,
+    t: &HwToken,
+    code: &str,
+    look_ahead: u64,
+) -> Result<bool, TokenError> {
     let secret = open(deps.secrets, t)?;
     let code = code.trim();
     let ok = match t.mode {
@@ -304,7 +367,7 @@ async fn check_code(deps: &Deps<'_>, t: &HwToken, code: &str) -> Result<bool, To
             oath::verify_once(deps.store, &replay, &secret, &t.params, code, deps.now).await?
         }
         Mode::Hotp { counter } => {
-            let Some(at) = hotp_match(&secret, &t.params, counter, HOTP_WINDOW, &[code]) else {
+            let Some(at) = hotp_match(&secret, &t.params, counter, look_ahead, &[code]) else {
                 return Ok(false);
             };
             advance(deps.store, &t.serial, counter, at + 1).await?
@@ -381,6 +444,17 @@ pub async fn resync(
     first: &str,
     second: &str,
 ) -> Result<HwToken, TokenError> {
+    resync_within(deps, HotpWindows::default(), serial, first, second).await
+}
+
+/// `resync` with the resynchronisation window in force.
+pub async fn resync_within(
+    deps: &Deps<'_>,
+    windows: HotpWindows,
+    serial: &str,
+    first: &str,
+    second: &str,
+) -> Result<HwToken, TokenError> {
     let t = get(deps.store, serial)
         .await?
         .ok_or_else(|| TokenError::NotFound(serial.to_owned()))?;
@@ -389,7 +463,7 @@ pub async fn resync(
     };
     let secret = open(deps.secrets, &t)?;
     let codes = [first.trim(), second.trim()];
-    let at = hotp_match(&secret, &t.params, counter, HOTP_RESYNC_WINDOW, &codes)
+    let at = hotp_match(&secret, &t.params, counter, windows.resync, &codes)
         .ok_or(TokenError::WrongCode)?;
     if !advance(deps.store, serial, counter, at + 2).await? {
         return Err(TokenError::WrongCode);
@@ -570,5 +644,39 @@ mod tests {
         assert!(r.imported.is_empty());
         assert_eq!(r.problems.len(), 1);
         assert!(get(&*store, "N1").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn hotp_windows_in_force_bound_activation_sign_in_and_resync() {
+        let (_d, store, sb) = setup();
+        let deps = Deps {
+            store: &*store,
+            secrets: &sb,
+            now: 1_700_000_000,
+        };
+        let t = token("H2", Mode::Hotp { counter: 0 }, Some("alice"));
+        store_all(&deps, &[t]).await.unwrap();
+        let narrow = HotpWindows {
+            look_ahead: 2,
+            resync: 3,
+        };
+        // Counter 0, look-ahead 2: codes 0 and 1 only.
+        let far = activate_within(&deps, narrow, "H2", HOTP[2]).await;
+        assert!(matches!(far, Err(TokenError::WrongCode)), "{far:?}");
+        activate_within(&deps, narrow, "H2", HOTP[1]).await.unwrap();
+        assert!(
+            !verify_for_within(&deps, narrow, "H2", "alice", HOTP[4])
+                .await
+                .unwrap()
+        );
+        assert!(
+            verify_for_within(&deps, narrow, "H2", "alice", HOTP[3])
+                .await
+                .unwrap()
+        );
+        // Counter 4: the pair at 8 is beyond a resync window of 3, within the default.
+        let far = resync_within(&deps, narrow, "H2", HOTP[8], HOTP[9]).await;
+        assert!(matches!(far, Err(TokenError::WrongCode)), "{far:?}");
+        resync(&deps, "H2", HOTP[8], HOTP[9]).await.unwrap();
     }
 }

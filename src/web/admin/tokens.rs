@@ -35,7 +35,7 @@ async fn page(
     render(&ctx, &admin, (notice, None), &[], StatusCode::OK).await
 }
 
-fn when(t: Option<i64>) -> Option<String> {
+pub(super) fn when(t: Option<i64>) -> Option<String> {
     t.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
         .map(crate::saml::saml_time)
 }
@@ -79,7 +79,7 @@ async fn render(
     Ok(res)
 }
 
-fn deps(ctx: &AppContext) -> Deps<'_> {
+pub(super) fn deps(ctx: &AppContext) -> Deps<'_> {
     Deps {
         store: ctx.store.as_ref(),
         secrets: &ctx.secrets,
@@ -88,7 +88,7 @@ fn deps(ctx: &AppContext) -> Deps<'_> {
 }
 
 /// A token refusal is the admin's to read; a store failure is the error page's.
-fn admin_error(e: TokenError) -> AdminError {
+pub(super) fn admin_error(e: TokenError) -> AdminError {
     match e {
         TokenError::Store(s) => AdminError::Store(s),
         other => AdminError::Refused(other.to_string()),
@@ -131,10 +131,13 @@ async fn act(
     AdminForm(admin, form): AdminForm,
 ) -> Result<Response, WebError> {
     let actor = admin.actor(&ip);
+    let windows = inventory::HotpWindows::of(&ctx.policy().await.mfa);
     let result = match action_of(&form) {
-        Ok(action) => tokens::apply(&deps(&ctx), ctx.directory.as_ref(), &actor, action)
-            .await
-            .map_err(admin_error),
+        Ok(action) => {
+            tokens::apply_within(&deps(&ctx), windows, ctx.directory.as_ref(), &actor, action)
+                .await
+                .map_err(admin_error)
+        }
         Err(e) => Err(e),
     };
     let done = |c: crate::admin::changes::Change| format!("/admin/tokens?done={}", c.action);

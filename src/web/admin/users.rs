@@ -119,6 +119,7 @@ async fn render_user(
 ) -> Result<Response, WebError> {
     let now = ctx.clock.unix();
     let view = users::view(ctx.store.as_ref(), &user.username, now, 10).await?;
+    let hardware = crate::admin::tokens::of_user(ctx.store.as_ref(), &user.username).await?;
     let policy = ctx.policy().await;
     let reg = &view.registration;
     let mfa = &policy.mfa;
@@ -133,6 +134,7 @@ async fn render_user(
             },
             default_method => reg.default_method.map(|m| m.as_str()), company_default => mfa.company_default.as_str(),
             methods => method_rows(reg, &policy), tokens => token_rows(reg), devices => device_rows(reg),
+            hardware => hardware.iter().map(hardware_row).collect::<Vec<_>>(),
             phones => phone_rows(reg, user, &policy),
             blocked => reg.is_blocked(now), block_reason => reg.block_reason.clone(), denials => reg.mfa_denials,
             denial_limit => mfa.denial_lockout_threshold,
@@ -168,6 +170,15 @@ fn token_rows(reg: &Registration) -> Vec<Value> {
             minijinja::context! { id => t.id.clone(), label => t.label.clone(), kind => kind }
         })
         .collect()
+}
+
+/// A hardware token from the inventory assigned to the user: activated, or waiting for the
+/// user (portal) or the help desk to activate it with a code.
+fn hardware_row(t: &crate::mfa::tokens::inventory::HwToken) -> Value {
+    minijinja::context! {
+        serial => t.serial.clone(), model => t.model.clone(), kind => t.kind_name(),
+        activated => super::tokens::when(t.activated),
+    }
 }
 
 fn device_rows(reg: &Registration) -> Vec<Value> {
@@ -276,8 +287,10 @@ pub(super) async fn act(
     AdminForm(admin, form): AdminForm,
 ) -> Result<Response, WebError> {
     let user = directory_user(&ctx, &name).await?;
-    if form_value(&form, "action") == Some("enroll_link") {
-        return enrollment_link(&ctx, &admin, &ip, &user).await;
+    match form_value(&form, "action") {
+        Some("enroll_link") => return enrollment_link(&ctx, &admin, &ip, &user).await,
+        Some("assign_token") => return assign_token(&ctx, &admin, &ip, &user, &form).await,
+        _ => {}
     }
     let again = async |m: String| {
         render_user(&ctx, &admin, &user, None, Some(m), StatusCode::BAD_REQUEST).await
@@ -329,4 +342,50 @@ async fn enrollment_link(
         Err(crate::admin::AdminError::Store(e)) => return Err(e.into()),
     };
     render_user(ctx, admin, user, notice, error, status).await
+}
+
+/// "Assign a hardware token": the inventory's assign (and, with a code read off the token,
+/// its activation) through `admin::tokens`, so the change log shows it as the token page's.
+async fn assign_token(
+    ctx: &AppContext,
+    admin: &Admin,
+    ip: &str,
+    user: &UserInfo,
+    form: &[(String, String)],
+) -> Result<Response, WebError> {
+    let serial = form_value(form, "serial").unwrap_or("").trim();
+    let code = form_value(form, "code");
+    let result = if serial.is_empty() {
+        Err(crate::admin::AdminError::Refused(
+            "Give the token's serial number.".into(),
+        ))
+    } else {
+        let (deps, dir) = (super::tokens::deps(ctx), ctx.directory.as_ref());
+        let actor = admin.actor(ip);
+        let windows = crate::mfa::tokens::inventory::HotpWindows::of(&ctx.policy().await.mfa);
+        crate::admin::tokens::assign_to_user(
+            &deps,
+            windows,
+            dir,
+            &actor,
+            &user.username,
+            serial,
+            code,
+        )
+        .await
+        .map_err(super::tokens::admin_error)
+    };
+    let done = |changes: Vec<crate::admin::changes::Change>| {
+        let name = percent_encoding::utf8_percent_encode(
+            &user.username,
+            percent_encoding::NON_ALPHANUMERIC,
+        );
+        let last = changes
+            .last()
+            .map_or("tokens.assign", |c| c.action.as_str());
+        format!("/admin/users/{name}?done={last}")
+    };
+    let again =
+        async |m| render_user(ctx, admin, user, None, Some(m), StatusCode::BAD_REQUEST).await;
+    outcome(admin, "assign token", result, done, again).await
 }
