@@ -6,136 +6,19 @@
 mod support {
     pub mod browser;
     pub mod mfa;
+    pub mod portal;
     pub mod sp;
     pub mod tessera;
 }
 
-use std::sync::Arc;
-
 use reqwest::StatusCode;
 use support::browser::{Browser, input_value, unescape};
-use support::mfa::{code, enrol_all, inbox, wait_for};
-use support::sp::TestSp;
-use support::tessera::{Tessera, TesseraBuilder, file_user};
-use tessera::clock::{Clock, FixedClock};
-use tessera::config::Config;
+use support::mfa::{code, inbox, wait_for};
+use support::portal::{Env, PHONE, PW, User, element_text, env};
+use tessera::clock::Clock;
 use tessera::mfa::Method;
 use tessera::mfa::oath::{OathParams, code_at, from_base32};
-use tessera::mfa::registration::{self, Registration, TokenKind};
-
-const PW: &str = "Corr3ct horse!";
-const PHONE: &str = "+15550100230";
-
-struct Env {
-    idp: Tessera,
-    clock: Arc<FixedClock>,
-    sp: TestSp,
-}
-
-async fn env(tweak: impl FnOnce(&mut Config)) -> Env {
-    let mut b = TesseraBuilder::new();
-    let clock = Arc::new(FixedClock::new(time::OffsetDateTime::now_utc()));
-    b.clock = clock.clone();
-    tweak(&mut b.config);
-    b.add_user(&[
-        file_user("alice", PW),
-        file_user("bob", PW),
-        file_user("dave", PW),
-    ]);
-    let sp = TestSp::new("portal");
-    b.add_rp("portal", &sp.metadata(false), "");
-    let idp = b.start().await;
-    for u in ["alice", "bob"] {
-        enrol_all(&idp, u, Method::Oath, PHONE).await;
-    }
-    Env { idp, clock, sp }
-}
-
-/// A signed-in portal user: the browser with the session cookie, and the page's CSRF token.
-struct User {
-    browser: Browser,
-    csrf: String,
-}
-
-impl Env {
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.idp.base)
-    }
-
-    async fn reg(&self, user: &str) -> Registration {
-        registration::load(self.idp.state.store.as_ref(), user)
-            .await
-            .expect("registration")
-    }
-
-    /// /portal → password → (the page after it), in a fresh browser. The clock moves on one
-    /// TOTP step first, so each sign-in's code is new (codes are accepted once).
-    async fn password(&self, user: &str) -> (Browser, String, String) {
-        self.clock.advance(time::Duration::seconds(30));
-        let browser = Browser::new();
-        let (url, status, page) = browser.get(&self.url("/portal")).await;
-        assert_eq!(status, StatusCode::OK, "{page}");
-        assert!(page.contains("Tessera portal"), "{page}");
-        let flow = input_value(&page, "flow").expect("a sign-in flow");
-        let (_, _, page) = browser.sign_in(&url, &page, user, PW).await;
-        (browser, flow, page)
-    }
-
-    /// The whole portal sign-in with the authenticator code; the user and the portal page.
-    async fn sign_in(&self, user: &str) -> (User, String) {
-        let (browser, flow, page) = self.password(user).await;
-        assert!(page.contains("name=\"code\""), "asks for the code: {page}");
-        let now = self.clock.unix();
-        let (url, status, page) = browser
-            .post(
-                &self.url("/adfs/ls/login"),
-                &[("flow", &flow), ("action", "code"), ("code", &code(now))],
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{page}");
-        assert!(url.ends_with("/portal"), "{url}");
-        assert!(page.contains("My sign-in methods"), "{page}");
-        let csrf = input_value(&page, "csrf").expect("csrf");
-        (User { browser, csrf }, page)
-    }
-
-    /// POSTs a portal form with the session's CSRF token; (final URL, status, page).
-    async fn post(
-        &self,
-        u: &User,
-        path: &str,
-        fields: &[(&str, &str)],
-    ) -> (String, StatusCode, String) {
-        let mut form = vec![("csrf", u.csrf.as_str())];
-        form.extend_from_slice(fields);
-        u.browser.post(&self.url(path), &form).await
-    }
-
-    /// The sign-in log's portal events for `user`, as JSON lines.
-    async fn log(&self) -> String {
-        let entries = self
-            .idp
-            .state
-            .store
-            .read_log("signin", 0, i64::MAX, 10_000)
-            .await
-            .expect("log");
-        entries
-            .iter()
-            .map(|e| String::from_utf8_lossy(&e.value).into_owned())
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-}
-
-/// The text between `id="<id>">` and the next `<`.
-fn element_text(page: &str, id: &str) -> String {
-    page.split(&format!("id=\"{id}\">"))
-        .nth(1)
-        .and_then(|r| r.split('<').next())
-        .map(unescape)
-        .unwrap_or_else(|| panic!("no #{id} in {page}"))
-}
+use tessera::mfa::registration::TokenKind;
 
 #[tokio::test]
 async fn a_user_sees_their_methods_and_changes_the_default() {

@@ -7,28 +7,23 @@
 mod support {
     pub mod browser;
     pub mod mfa;
+    pub mod portal;
     pub mod sp;
     pub mod tessera;
 }
 
-use std::sync::Arc;
-
 use reqwest::StatusCode;
 use support::browser::{Browser, input_value, unescape};
-use support::mfa::{code, enrol_all};
-use support::sp::TestSp;
-use support::tessera::{Tessera, TesseraBuilder, file_user};
+use support::portal::{Env, PW, User, element_text, env};
 use tessera::admin::Actor;
 use tessera::admin::tokens;
-use tessera::clock::{Clock, FixedClock};
+use tessera::clock::Clock;
 use tessera::config::Config;
 use tessera::mfa::Method;
 use tessera::mfa::oath::{OathParams, base32, code_at};
-use tessera::mfa::registration::{self, Registration, TokenKind};
+use tessera::mfa::registration::TokenKind;
 use tessera::mfa::tokens::inventory::{self, Deps};
 
-const PW: &str = "Corr3ct horse!";
-const PHONE: &str = "+15550100230";
 const HEADER: &str = "upn,serial number,secret key,time interval,manufacturer,model";
 const FOB: &[u8] = b"hardware-token-secret-20";
 const BOB_FOB: &[u8] = b"another-hw-token-secret!";
@@ -40,17 +35,6 @@ const QUESTIONS: [&str; 4] = [
 ];
 const NO_SUCH_TOKEN: &str = "No token with that serial number is assigned to you.";
 
-struct Env {
-    idp: Tessera,
-    clock: Arc<FixedClock>,
-    sp: TestSp,
-}
-
-struct User {
-    browser: Browser,
-    csrf: String,
-}
-
 fn questions_on(c: &mut Config) {
     c.mfa.methods.push(Method::Questions);
     c.mfa.security_questions = QUESTIONS.map(String::from).to_vec();
@@ -58,41 +42,7 @@ fn questions_on(c: &mut Config) {
     c.mfa.questions_setup = 3;
 }
 
-async fn env(tweak: impl FnOnce(&mut Config)) -> Env {
-    let mut b = TesseraBuilder::new();
-    let clock = Arc::new(FixedClock::new(time::OffsetDateTime::now_utc()));
-    b.clock = clock.clone();
-    tweak(&mut b.config);
-    b.add_user(&[file_user("alice", PW), file_user("bob", PW)]);
-    let sp = TestSp::new("portal2");
-    b.add_rp("portal2", &sp.metadata(false), "");
-    let idp = b.start().await;
-    for u in ["alice", "bob"] {
-        enrol_all(&idp, u, Method::Oath, PHONE).await;
-    }
-    Env { idp, clock, sp }
-}
-
-/// The text between `id="<id>">` and the next `<`.
-fn element_text(page: &str, id: &str) -> String {
-    page.split(&format!("id=\"{id}\">"))
-        .nth(1)
-        .and_then(|r| r.split('<').next())
-        .map(unescape)
-        .unwrap_or_else(|| panic!("no #{id} in {page}"))
-}
-
 impl Env {
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.idp.base)
-    }
-
-    async fn reg(&self, user: &str) -> Registration {
-        registration::load(self.idp.state.store.as_ref(), user)
-            .await
-            .expect("registration")
-    }
-
     /// Imports T1 (alice's, a Contoso C200) and B1 (bob's) into the inventory, unactivated.
     async fn import_tokens(&self) {
         let actor = Actor {
@@ -114,51 +64,6 @@ impl Env {
             .await
             .expect("import");
         assert!(r.problems.is_empty(), "{:?}", r.problems);
-    }
-
-    /// The portal sign-in with the authenticator app; the user and the portal page.
-    async fn sign_in(&self, user: &str) -> (User, String) {
-        self.clock.advance(time::Duration::seconds(30));
-        let browser = Browser::new();
-        let (url, _, page) = browser.get(&self.url("/portal")).await;
-        let flow = input_value(&page, "flow").expect("a sign-in flow");
-        browser.sign_in(&url, &page, user, PW).await;
-        let now = self.clock.unix();
-        let form = [
-            ("flow", flow.as_str()),
-            ("action", "code"),
-            ("code", &code(now)),
-        ];
-        let (url, _, page) = browser.post(&self.url("/adfs/ls/login"), &form).await;
-        assert!(url.ends_with("/portal"), "{url} {page}");
-        let csrf = input_value(&page, "csrf").expect("csrf");
-        (User { browser, csrf }, page)
-    }
-
-    async fn post(
-        &self,
-        u: &User,
-        path: &str,
-        fields: &[(&str, &str)],
-    ) -> (String, StatusCode, String) {
-        let mut form = vec![("csrf", u.csrf.as_str())];
-        form.extend_from_slice(fields);
-        u.browser.post(&self.url(path), &form).await
-    }
-
-    async fn log(&self) -> String {
-        let entries = self
-            .idp
-            .state
-            .store
-            .read_log("signin", 0, i64::MAX, 10_000)
-            .await
-            .expect("log");
-        entries
-            .iter()
-            .map(|e| String::from_utf8_lossy(&e.value).into_owned())
-            .collect::<Vec<_>>()
-            .join("\n")
     }
 
     /// An SP sign-in up to the page after the password: (browser, flow, page).
