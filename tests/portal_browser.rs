@@ -6,7 +6,7 @@
 //! mod_auth_mellon) asks for the app's code instead of calling her.
 //!
 //! Every portal page on the way (sign-in, home, app setup, push device setup, phone
-//! confirmation, the home page in German, signed out) is checked with axe-core: no serious
+//! confirmation, the security questions, the home page in German, signed out) is checked with axe-core: no serious
 //! or critical violation.
 //! Screenshots go to docs/screenshots/portal-*.png with TESSERA_UPDATE_SCREENSHOTS=1 (the
 //! README shows them), to target/screenshots otherwise.
@@ -129,6 +129,9 @@ async fn story() -> Story {
     let clock = Arc::new(FixedClock::new(OffsetDateTime::now_utc()));
     let mut b = TesseraBuilder::new();
     b.clock = clock.clone();
+    // Security questions on, so their portal page is checked too (alice has no answers, so
+    // sign-in never offers them).
+    b.config.mfa.methods.push(Method::Questions);
     let mut alice = file_user("alice", PASSWORD);
     alice.mobile = Some(DIRECTORY_MOBILE.into());
     b.add_user(&[alice]);
@@ -245,7 +248,7 @@ async fn a_directory_phone_user_moves_to_an_authenticator_app_in_the_portal() {
     assert_eq!(reg.default_method, Some(Method::Oath), "{reg:?}");
 
     // The portal's other pages, each checked with axe: a push device's setup, a phone's
-    // confirmation, the page in German, signing out.
+    // confirmation, the security questions, the page in German, signing out.
     let step = "the push device setup page";
     s.click(step, "#add-push").await;
     s.expect_text(step, "In the ntfy app, subscribe to this topic")
@@ -261,6 +264,14 @@ async fn a_directory_phone_user_moves_to_an_authenticator_app_in_the_portal() {
     s.expect_text(step, "Answer and press the pound key").await;
     s.accessible(step).await;
     s.click(step, "a[href='/portal']").await;
+
+    let step = "the security questions page";
+    s.click(step, "#questions-link").await;
+    s.expect_text(step, "Choose 3 different questions and answer each.")
+        .await;
+    s.accessible(step).await;
+    s.click(step, "a[href='/portal']").await;
+    s.expect_text(step, "My sign-in methods").await;
 
     let step = "the portal in German";
     s.click(step, "#lang-de").await;
