@@ -16,7 +16,6 @@ pub mod authn_context;
 mod enroll;
 pub use enroll::app_aad as enroll_aad;
 pub mod lockout;
-pub use crate::mfa::delivery::{code_mac, sms_inbound_key};
 pub use second_factor::{ChoiceOption, bypass_key, chooser};
 mod password;
 mod pin;

@@ -294,7 +294,11 @@ pub async fn sms_inbound(State(ctx): State<AppState>, CarrierForm(form): Carrier
         .get("Body")
         .map(|b| b.trim().to_owned())
         .unwrap_or_default();
-    let id = match ctx.store.get(&crate::login::sms_inbound_key(&from)).await {
+    let id = match ctx
+        .store
+        .get(&crate::mfa::delivery::sms_inbound_key(&from))
+        .await
+    {
         Ok(Some(id)) => String::from_utf8_lossy(&id).into_owned(),
         Ok(None) => return twiml("<Response></Response>".into()),
         Err(e) => {
@@ -306,7 +310,8 @@ pub async fn sms_inbound(State(ctx): State<AppState>, CarrierForm(form): Carrier
         return twiml("<Response></Response>".into());
     };
     let expected = c.code_hash.clone().unwrap_or_default();
-    let presented = crate::login::code_mac(&ctx.secrets.derive("sms-code"), &c.id, &body);
+    let key = crate::mfa::delivery::code_key(&ctx.secrets);
+    let presented = crate::mfa::delivery::code_mac(&key, &c.id, &body);
     let status = if crate::mfa::challenge::mac_eq(&expected, &presented) {
         ChallengeStatus::Approved
     } else {
