@@ -107,10 +107,7 @@ async fn render_phone(
             phone => crate::mfa::mask_phone(number), call => call, error => error,
         },
     );
-    Ok(match error {
-        Some(_) => (axum::http::StatusCode::BAD_REQUEST, res).into_response(),
-        None => res,
-    })
+    Ok(super::form_page(res, error))
 }
 
 /// POST /portal/phone/confirm: the texted code, or the answered call; registers the number.

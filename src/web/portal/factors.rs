@@ -1,8 +1,7 @@
 //! The portal's hardware-token activation (serial number and one code) and its security-questions page (pick questions, answer them; never shown back).
 
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
 use super::{Done, Portal, PortalForm, What, field, finish, log};
 use crate::mfa::Method;
@@ -72,10 +71,7 @@ async fn render_questions(
         questions => mfa.security_questions.clone(), slots => slots, needed => mfa.questions_setup,
         answers_set => set, max_answer => MAX_ANSWER_CHARS, error => error,
     });
-    Ok(match error {
-        Some(_) => (StatusCode::BAD_REQUEST, res).into_response(),
-        None => res,
-    })
+    Ok(super::form_page(res, error))
 }
 
 /// The (question, answer) pairs posted as `q<i>` (an index into the admin's questions) and

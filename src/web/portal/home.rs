@@ -79,11 +79,7 @@ pub(super) async fn render(
         questions_on => questions_on, answers_set => !reg.security_answers.is_empty(),
         attempts => attempt_rows(&attempts), days => history::DAYS, done => done, error => error,
     });
-    Ok(if error.is_some() {
-        (axum::http::StatusCode::BAD_REQUEST, res).into_response()
-    } else {
-        res
-    })
+    Ok(super::form_page(res, error))
 }
 
 /// Every method the user has, whatever its kind, with what removing it takes; the template

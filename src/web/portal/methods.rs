@@ -132,10 +132,7 @@ async fn render_app(
         qr => Value::from_safe_string(oath::qr_svg(&uri)), secret => oath::base32(&secret),
         uri => uri, account => p.session.account.clone(), error => error, replaces => replaces,
     });
-    Ok(match error {
-        Some(_) => (axum::http::StatusCode::BAD_REQUEST, res).into_response(),
-        None => res,
-    })
+    Ok(super::form_page(res, error))
 }
 
 /// POST /portal/app/confirm: the app's first code; counted against the user's code budget.

@@ -127,6 +127,14 @@ impl FromRequest<AppState> for PortalForm {
 }
 
 /// The first value of `name` in a posted form, trimmed; empty when missing (or too long).
+/// A form page: shown again with a refusal it answers 400 Bad Request, shown fresh 200.
+fn form_page(res: Response, error: Option<&str>) -> Response {
+    match error {
+        Some(_) => (axum::http::StatusCode::BAD_REQUEST, res).into_response(),
+        None => res,
+    }
+}
+
 fn field<'a>(form: &'a [(String, String)], name: &str) -> &'a str {
     form.iter()
         .find(|(k, _)| k == name)
