@@ -62,6 +62,17 @@ pub enum AuthnContextMode {
     Lenient,
 }
 
+/// The protocol a relying party speaks: SAML 2.0 Web SSO, or the WS-Federation passive
+/// requestor profile (MS-WSFED), whose realm is kept as the entity ID and whose registered
+/// reply (`wreply`) URLs are kept as the ACS list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    #[default]
+    Saml,
+    Wsfed,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Preset {
@@ -207,6 +218,8 @@ pub struct RpConfig {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub cert_pems: Vec<String>,
     pub preset: Option<Preset>,
+    /// `saml` (default) or `wsfed`.
+    pub protocol: Option<Protocol>,
     pub sign: Option<SignChoice>,
     pub name_id_source: Option<ClaimSource>,
     pub name_id_format: Option<String>,
@@ -249,6 +262,7 @@ pub struct RelyingParty {
     pub authn_context: AuthnContextMode,
     pub attributes: Vec<ClaimRule>,
     pub preset: Option<Preset>,
+    pub protocol: Protocol,
     pub enabled: bool,
     pub mfa_required: bool,
     /// Where this trust came from (file path or config), for messages.
@@ -391,6 +405,7 @@ impl RelyingParty {
             }),
             attributes,
             preset,
+            protocol: cfg.protocol.unwrap_or_default(),
             enabled: cfg.enabled.unwrap_or(true),
             mfa_required: cfg.mfa_required.unwrap_or(true),
             origin: origin.to_owned(),

@@ -119,6 +119,7 @@ mod tests {
             authn_context: AuthnContextMode::Lenient,
             attributes: Vec::new(),
             preset: None,
+            protocol: crate::rp::Protocol::Saml,
             enabled: true,
             mfa_required: true,
             origin: "test".into(),

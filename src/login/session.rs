@@ -6,6 +6,7 @@ use openssl::hash::{MessageDigest, hash};
 use serde::{Deserialize, Serialize};
 
 use crate::directory::UserInfo;
+use crate::rp::Protocol;
 use crate::store::{self, Store, StoreError};
 
 use super::AuthMethod;
@@ -24,8 +25,37 @@ pub struct SsoSession {
     pub expires: i64,
     /// SAML core §2.7.2: names this session in every assertion (and later in SLO).
     pub session_index: String,
-    /// Entity IDs that received an assertion in this session (for single logout).
-    pub rps: Vec<String>,
+    /// The relying parties that received a token in this session, in order, with the
+    /// NameID each was given: single logout (SAML core §3.7) names the user to each RP as
+    /// that RP knows them, and checks an inbound LogoutRequest against it.
+    #[serde(default)]
+    pub participants: Vec<Participant>,
+}
+
+/// One relying party of an SSO session.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Participant {
+    /// Entity ID (SAML) or realm (WS-Federation).
+    pub rp: String,
+    pub protocol: Protocol,
+    /// The NameID value and format in the token it was given.
+    pub name_id: String,
+    pub name_id_format: String,
+}
+
+impl SsoSession {
+    /// The participant record for `rp`, if it received a token in this session.
+    pub fn participant(&self, rp: &str) -> Option<&Participant> {
+        self.participants.iter().find(|p| p.rp == rp)
+    }
+
+    /// Records (or updates) what `p.rp` was given; the first sign-in keeps its place in order.
+    pub fn remember(&mut self, p: Participant) {
+        match self.participants.iter_mut().find(|q| q.rp == p.rp) {
+            Some(q) => *q = p,
+            None => self.participants.push(p),
+        }
+    }
 }
 
 /// The store holds the cookie's SHA-256, so a copy of the store (a Redis replica, a backup
@@ -79,7 +109,7 @@ pub fn start(
         authn_instant,
         expires: now + lifetime,
         session_index: crate::saml::new_id(),
-        rps: Vec::new(),
+        participants: Vec::new(),
     }
 }
 

@@ -8,6 +8,7 @@ mod errors;
 pub mod lang;
 mod layers;
 mod login;
+mod logout;
 mod mfa;
 mod pages;
 mod portal;

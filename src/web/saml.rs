@@ -11,10 +11,9 @@ use serde::Deserialize;
 use super::error::WebError;
 use super::{AppContext, AppState, ClientIp, PageLang};
 use crate::i18n::msgid;
-use crate::login::session::{self, SsoSession};
+use crate::login::session::{self, Participant, SsoSession};
 use crate::login::{Flow, Pending, PendingRequest, authn_context};
-use crate::rp::RelyingParty;
-use crate::saml::logout::{self, LogoutRequest};
+use crate::rp::Protocol;
 use crate::saml::request::{self, Binding, Incoming, Message, Refusal, RequestError, Window};
 use crate::saml::response::{self, Issue};
 use crate::saml::{STATUS_NO_AUTHN_CONTEXT, STATUS_NO_PASSIVE, STATUS_REQUESTER, STATUS_RESPONDER};
@@ -119,7 +118,7 @@ async fn begin(
     let (req, acs) = match a.message {
         Message::AuthnRequest { request, acs } => (request, acs),
         Message::LogoutRequest(req) => {
-            return logout(ctx, lang, &a.sp, req, a.relay_state, jar).await;
+            return super::logout::sp_initiated(ctx, lang, &a.sp, req, a.relay_state, jar).await;
         }
     };
     tracing::info!(rp = %a.sp.entity_id, request_id = %req.id, signed = a.signed, ?binding, client_ip = ip, "AuthnRequest accepted");
@@ -135,7 +134,7 @@ async fn begin(
 }
 
 /// The acceptance window for inbound requests, from configuration.
-fn window(ctx: &AppContext) -> Window {
+pub(super) fn window(ctx: &AppContext) -> Window {
     let idp = &ctx.config.idp;
     Window {
         now: ctx.clock.now(),
@@ -149,62 +148,8 @@ fn window(ctx: &AppContext) -> Window {
     }
 }
 
-/// SP-initiated single logout, the request already accepted: end this browser's SSO
-/// session and answer the SP with a signed LogoutResponse. Other RPs of the session are not
-/// called (front-channel propagation is not implemented).
-async fn logout(
-    ctx: &AppContext,
-    lang: &PageLang,
-    rp: &RelyingParty,
-    req: LogoutRequest,
-    relay_state: Option<String>,
-    jar: CookieJar,
-) -> Result<Response, WebError> {
-    if let Some(cookie) = jar.get(session::COOKIE) {
-        match session::end(ctx.store.as_ref(), cookie.value()).await? {
-            Some(s) => {
-                tracing::info!(user = %s.user.username, rp = %rp.entity_id, name_id = %req.name_id, "signed out")
-            }
-            None => {
-                tracing::info!(rp = %rp.entity_id, "logout for a session that had already ended")
-            }
-        }
-    }
-    let jar = jar.remove(Cookie::build(session::COOKIE).path("/"));
-    let page = signed_out_page(ctx, lang, rp, &req.id, relay_state.as_deref()).await?;
-    Ok((jar, page).into_response())
-}
-
-/// The end of a logout: a signed LogoutResponse to the SP's SLO endpoint, or — for an SP
-/// without one — a page saying so.
-async fn signed_out_page(
-    ctx: &AppContext,
-    lang: &PageLang,
-    rp: &crate::rp::RelyingParty,
-    request_id: &str,
-    relay_state: Option<&str>,
-) -> Result<Response, WebError> {
-    let Some(slo) = rp.slo.as_deref() else {
-        return Ok(ctx.page(
-            lang,
-            "error.html",
-            minijinja::context! { title => msgid("Signed out"), message => "You have signed out." },
-        ));
-    };
-    let xml = logout::build_logout_response(
-        &ctx.config.entity_id(),
-        slo,
-        request_id,
-        None,
-        ctx.clock.now(),
-        &ctx.signing().await.current.signer,
-    )
-    .map_err(|e| WebError::internal(SIGNING_FAILED, format!("signing failed: {e}")))?;
-    Ok(post_page(ctx, lang, slo, &xml, relay_state))
-}
-
 /// What the user reads when we could not sign an answer to the SP.
-const SIGNING_FAILED: &str = "The sign-in service could not sign its answer.";
+pub(super) const SIGNING_FAILED: &str = "The sign-in service could not sign its answer.";
 
 /// With a live SSO session (and no ForceAuthn) answer at once; IsPassive without one gets
 /// NoPassive (SAML core §3.4.1); otherwise the user signs in.
@@ -247,7 +192,12 @@ pub async fn issue(
 ) -> Result<Response, WebError> {
     let rp = registered(ctx, &pending.rp_entity_id, "-").await?;
     let now = ctx.clock.now();
-    let jar = jar.add(remember_rp(ctx, &mut s, &rp.entity_id, now).await?);
+    let mut recipient = rp.recipient(&s.user);
+    let name_id = name_id_for(&s, &rp.entity_id, &recipient);
+    if let Some(v) = &name_id {
+        recipient.name_id = response::NameIdValue::Value(v.clone());
+    }
+    let jar = jar.add(remember_rp(ctx, &mut s, &recipient, name_id, now).await?);
     let Some(class) = authn_context::choose(
         pending.requested_context.as_ref(),
         rp.authn_context,
@@ -271,7 +221,7 @@ pub async fn issue(
     let xml = response::build_success(
         &Issue {
             idp_entity_id: &entity_id,
-            sp: &rp.recipient(&s.user),
+            sp: &recipient,
             acs_url: &pending.acs_url,
             in_response_to: pending.request_id.as_deref(),
             session_index: &s.session_index,
@@ -294,17 +244,39 @@ pub async fn issue(
     Ok((jar, page).into_response())
 }
 
-/// Records `rp` in the SSO session, saves it, and gives its refreshed cookie. The session
-/// records the sign-in even when this RP's request cannot be met: the user did
-/// authenticate, and another RP may accept what was done.
+/// The NameID value `rp` gets in this session: a transient one (SAML core §8.3.8) is made
+/// once per session and RP, so a LogoutRequest naming it can be matched; `None` when the
+/// user has no value for the RP's NameID source.
+fn name_id_for(s: &SsoSession, rp: &str, recipient: &response::Recipient) -> Option<String> {
+    match &recipient.name_id {
+        response::NameIdValue::Value(v) => Some(v.clone()),
+        response::NameIdValue::Transient => Some(
+            s.participant(rp)
+                .filter(|p| p.name_id_format == recipient.name_id_format)
+                .map(|p| p.name_id.clone())
+                .unwrap_or_else(crate::saml::new_id),
+        ),
+        response::NameIdValue::Missing { .. } => None,
+    }
+}
+
+/// Records the RP (and the NameID it is given) in the SSO session, saves it, and gives its
+/// refreshed cookie. The session records the sign-in even when this RP's request cannot be
+/// met: the user did authenticate, and another RP may accept what was done.
 async fn remember_rp(
     ctx: &AppContext,
     s: &mut SsoSession,
-    rp: &str,
+    recipient: &response::Recipient,
+    name_id: Option<String>,
     now: time::OffsetDateTime,
 ) -> Result<Cookie<'static>, WebError> {
-    if !s.rps.iter().any(|r| r == rp) {
-        s.rps.push(rp.to_owned());
+    if let Some(name_id) = name_id {
+        s.remember(Participant {
+            rp: recipient.entity_id.clone(),
+            protocol: Protocol::Saml,
+            name_id,
+            name_id_format: recipient.name_id_format.clone(),
+        });
     }
     session::save(ctx.store.as_ref(), s, now.unix_timestamp()).await?;
     Ok(session_cookie(ctx, s))
@@ -312,7 +284,7 @@ async fn remember_rp(
 
 /// The SSO session's cookie. Cross-site (`None`) over https: the SP's POST back to us must
 /// carry it; plain http cannot have `None`, so `Lax` there.
-fn session_cookie(ctx: &AppContext, s: &SsoSession) -> Cookie<'static> {
+pub(super) fn session_cookie(ctx: &AppContext, s: &SsoSession) -> Cookie<'static> {
     Cookie::build((session::COOKIE, s.id.clone()))
         .path("/")
         .http_only(true)
@@ -343,7 +315,7 @@ fn not_issued(e: response::ResponseError) -> WebError {
 
 /// The auto-POST of a Response (to an ACS) or a LogoutResponse (to an SLO endpoint). Its
 /// CSP lets the form post to that one origin and nowhere else, not even back to us.
-fn post_page(
+pub(super) fn post_page(
     ctx: &AppContext,
     lang: &PageLang,
     acs: &str,
