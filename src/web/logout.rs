@@ -1,7 +1,7 @@
 //! Single logout (SAML core §3.7, profiles §4.4): a LogoutRequest from an SP ends this
 //! browser's SSO session and is answered with a signed LogoutResponse.
 
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::CookieJar;
 use axum_extra::extract::cookie::Cookie;
 
@@ -10,7 +10,7 @@ use super::saml::{SIGNING_FAILED, post_page};
 use super::{AppContext, PageLang};
 use crate::i18n::msgid;
 use crate::login::session;
-use crate::rp::RelyingParty;
+use crate::rp::{Protocol, RelyingParty};
 use crate::saml::logout::{self, LogoutRequest};
 
 /// SP-initiated single logout, the request already accepted: end this browser's SSO
@@ -65,4 +65,59 @@ async fn signed_out_page(
     )
     .map_err(|e| WebError::internal(SIGNING_FAILED, format!("signing failed: {e}")))?;
     Ok(post_page(ctx, lang, slo, &xml, relay_state))
+}
+
+/// WS-Federation sign-out (`wa=wsignout1.0`, MS-WSFED §2.2.4): end this browser's SSO
+/// session, then go to `reply` only when it is a registered reply URL of a WS-Fed relying
+/// party (an open redirect otherwise); without one, the signed-out page.
+#[allow(dead_code)] // called by the WS-Fed endpoint (web/wsfed.rs), being built
+pub(super) async fn wsfed_signout(
+    ctx: &AppContext,
+    lang: &PageLang,
+    reply: Option<&str>,
+    jar: CookieJar,
+) -> Result<Response, WebError> {
+    let jar = end_session(ctx, jar, "wsignout1.0").await?;
+    let registry = ctx.registry().await;
+    let registered = reply.filter(|url| {
+        registry
+            .all()
+            .iter()
+            .any(|rp| rp.protocol == Protocol::Wsfed && rp.acs.iter().any(|a| a.url == *url))
+    });
+    if let Some(url) = registered {
+        return Ok((jar, Redirect::to(url)).into_response());
+    }
+    Ok((jar, signed_out(ctx, lang)).into_response())
+}
+
+/// `wa=wsignoutcleanup1.0` (MS-WSFED §2.2.4): another party signs the user out and asks us
+/// to end our session too; nothing is redirected anywhere.
+#[allow(dead_code)] // called by the WS-Fed endpoint (web/wsfed.rs), being built
+pub(super) async fn wsfed_cleanup(
+    ctx: &AppContext,
+    lang: &PageLang,
+    jar: CookieJar,
+) -> Result<Response, WebError> {
+    let jar = end_session(ctx, jar, "wsignoutcleanup1.0").await?;
+    Ok((jar, signed_out(ctx, lang)).into_response())
+}
+
+/// Ends the SSO session the cookie names (if any) and removes the cookie.
+async fn end_session(ctx: &AppContext, jar: CookieJar, how: &str) -> Result<CookieJar, WebError> {
+    if let Some(cookie) = jar.get(session::COOKIE)
+        && let Some(s) = session::end(ctx.store.as_ref(), cookie.value()).await?
+    {
+        tracing::info!(user = %s.user.username, how, "signed out");
+    }
+    Ok(jar.remove(Cookie::build(session::COOKIE).path("/")))
+}
+
+/// The page that says the user is signed out.
+fn signed_out(ctx: &AppContext, lang: &PageLang) -> Response {
+    ctx.page(
+        lang,
+        "error.html",
+        minijinja::context! { title => msgid("Signed out"), message => "You have signed out." },
+    )
 }

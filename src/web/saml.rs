@@ -322,17 +322,32 @@ pub(super) fn post_page(
     xml: &str,
     relay_state: Option<&str>,
 ) -> Response {
+    let mut fields = vec![("SAMLResponse", response::encode_post(xml))];
+    if let Some(rs) = relay_state {
+        fields.push(("RelayState", rs.to_owned()));
+    }
+    auto_post(ctx, lang, acs, &fields)
+}
+
+/// A page that POSTs `fields` to `action` by itself (a "Continue" button without script):
+/// SAML's HTTP-POST binding and WS-Federation's passive profile both answer this way.
+pub(super) fn auto_post(
+    ctx: &AppContext,
+    lang: &PageLang,
+    action: &str,
+    fields: &[(&str, String)],
+) -> Response {
     let mut res = ctx.page(
         lang,
         "post.html",
         minijinja::context! {
             title => msgid("Signing you in"),
-            acs => acs,
-            saml_response => response::encode_post(xml),
-            relay_state => relay_state,
+            heading => msgid("Signing you in…"),
+            action => action,
+            fields => fields.iter().map(|(k, v)| [(*k).to_owned(), v.clone()]).collect::<Vec<_>>(),
         },
     );
-    if let Ok(v) = HeaderValue::from_str(&super::csp(&form_origin(acs))) {
+    if let Ok(v) = HeaderValue::from_str(&super::csp(&form_origin(action))) {
         res.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
     }
     res
