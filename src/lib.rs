@@ -1,4 +1,4 @@
-//! Tessera: a self-hosted SAML identity provider with LDAP sign-in and an MFA adapter.
+//! Tessera: a self-hosted SAML and WS-Federation identity provider with LDAP sign-in and an MFA adapter.
 
 pub mod admin;
 pub mod audit;
@@ -21,6 +21,7 @@ pub mod startup;
 pub mod store;
 pub mod tls;
 pub mod web;
+pub mod wsfed;
 pub mod xml;
 pub mod xmldsig;
 

@@ -27,10 +27,15 @@ pub fn rp_label(registry: &crate::rp::Registry, pending: &crate::login::Pending)
         crate::login::Pending::AdminConsole | crate::login::Pending::Portal => {
             pending.audit_name().to_owned()
         }
-        crate::login::Pending::Saml(p) => match registry.find(&p.rp_entity_id) {
-            Some(rp) => rp.entity_id.clone(),
-            None => UNKNOWN_RP.to_owned(),
-        },
+        crate::login::Pending::Saml(crate::login::PendingRequest {
+            rp_entity_id: rp, ..
+        })
+        | crate::login::Pending::WsFed(crate::login::WsFedPending { realm: rp, .. }) => {
+            match registry.find(rp) {
+                Some(rp) => rp.entity_id.clone(),
+                None => UNKNOWN_RP.to_owned(),
+            }
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 pub mod live;
 
 use crate::directory::UserInfo;
-use crate::saml::metadata::{SpMetadata, parse_sp_metadata};
+use crate::saml::metadata::{SpMetadata, SpProtocol, parse_sp_metadata};
 use crate::saml::request::SpView;
 use crate::saml::response::{Attribute, NameIdValue, Recipient};
 // The SAML vocabulary lives in saml/ (protocol code must not depend on the registry); it is
@@ -18,6 +18,7 @@ use crate::saml::response::{Attribute, NameIdValue, Recipient};
 pub use crate::saml::vocab::{
     Acs, NAMEID_EMAIL, NAMEID_PERSISTENT, NAMEID_TRANSIENT, NAMEID_UNSPECIFIED, check_endpoint_url,
 };
+pub use crate::wsfed::token::TokenType;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RpError {
@@ -218,8 +219,11 @@ pub struct RpConfig {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub cert_pems: Vec<String>,
     pub preset: Option<Preset>,
-    /// `saml` (default) or `wsfed`.
+    /// `saml` or `wsfed`; unset: what the metadata describes (SAML without metadata).
     pub protocol: Option<Protocol>,
+    /// WS-Federation only: the token in the RSTR, `saml11` (default, as AD FS) or `saml2`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<TokenType>,
     pub sign: Option<SignChoice>,
     pub name_id_source: Option<ClaimSource>,
     pub name_id_format: Option<String>,
@@ -263,6 +267,8 @@ pub struct RelyingParty {
     pub attributes: Vec<ClaimRule>,
     pub preset: Option<Preset>,
     pub protocol: Protocol,
+    /// The assertion a WS-Federation RP receives (unused for SAML).
+    pub token: TokenType,
     pub enabled: bool,
     pub mfa_required: bool,
     /// Where this trust came from (file path or config), for messages.
@@ -324,7 +330,11 @@ impl RelyingParty {
         let netscaler = preset == Some(Preset::Netscaler);
         let (mut entity_id, mut acs, mut slo, mut certs, mut signed_requests) =
             (None, Vec::new(), None, Vec::new(), false);
+        let mut protocol = Protocol::Saml;
         if let Some(md) = metadata {
+            if md.protocol == SpProtocol::Wsfed {
+                protocol = Protocol::Wsfed;
+            }
             entity_id = Some(md.entity_id);
             acs = md.acs;
             slo = md.slo;
@@ -405,7 +415,8 @@ impl RelyingParty {
             }),
             attributes,
             preset,
-            protocol: cfg.protocol.unwrap_or_default(),
+            protocol: cfg.protocol.unwrap_or(protocol),
+            token: cfg.token.unwrap_or_default(),
             enabled: cfg.enabled.unwrap_or(true),
             mfa_required: cfg.mfa_required.unwrap_or(true),
             origin: origin.to_owned(),

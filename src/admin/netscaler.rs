@@ -120,6 +120,7 @@ mod tests {
             attributes: Vec::new(),
             preset: None,
             protocol: crate::rp::Protocol::Saml,
+            token: crate::rp::TokenType::Saml11,
             enabled: true,
             mfa_required: true,
             origin: "test".into(),

@@ -91,12 +91,28 @@ pub struct PendingRequest {
     pub requested_context: Option<RequestedContext>,
 }
 
+/// A WS-Federation sign-in (`wa=wsignin1.0`, MS-WSFED §2.2.3) waiting for the user, its
+/// reply URL already checked against the relying party's registered ones.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WsFedPending {
+    /// `wtrealm`: the relying party.
+    pub realm: String,
+    /// Where the token goes: the `wreply` asked for, or the RP's default reply URL.
+    pub reply: String,
+    /// `wctx`, returned byte for byte.
+    pub context: Option<String>,
+    /// `wfresh` in minutes (0: a new sign-in was demanded).
+    pub fresh: Option<u32>,
+}
+
 /// What a sign-in is for: closed set, each with its own ending in `web::login::advance`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "for", rename_all = "snake_case")]
 pub enum Pending {
     /// A relying party's SAML request (SP- or IdP-initiated): ends in an assertion.
     Saml(PendingRequest),
+    /// A WS-Federation relying party's sign-in: ends in an RSTR.
+    WsFed(WsFedPending),
     /// The admin console: always with a second factor, ends in an admin session.
     AdminConsole,
     /// The self-service portal: always with a second factor, ends in a portal session.
@@ -108,6 +124,7 @@ impl Pending {
     pub fn audit_name(&self) -> &str {
         match self {
             Pending::Saml(p) => &p.rp_entity_id,
+            Pending::WsFed(p) => &p.realm,
             Pending::AdminConsole => "admin console",
             Pending::Portal => "portal",
         }

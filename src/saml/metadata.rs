@@ -4,13 +4,28 @@ use base64::Engine;
 use openssl::x509::X509;
 
 use crate::xml::{self, Element, Limits};
-use crate::xmldsig::emit::{El, c14n};
+use crate::xmldsig::emit::El;
 use crate::xmldsig::sign::{SigningKey, sign_enveloped};
 
 use super::vocab::{
     Acs, NAMEID_EMAIL, NAMEID_PERSISTENT, NAMEID_TRANSIENT, NAMEID_UNSPECIFIED, check_endpoint_url,
 };
 use super::{BINDING_POST, BINDING_REDIRECT, NS_DS, NS_MD, NS_SAMLP};
+
+/// WS-Federation metadata (WS-Federation 1.2 §3.1, MS-WSFED §2.2.6): the namespace of the
+/// `fed:` role types and endpoints, and what they are written with. The passive profile
+/// itself is `wsfed/`; its metadata travels inside SAML metadata, so it is read and written
+/// here.
+pub const NS_FED: &str = "http://docs.oasis-open.org/wsfed/federation/200706";
+pub const NS_XSI: &str = "http://www.w3.org/2001/XMLSchema-instance";
+pub const NS_WSA: &str = "http://www.w3.org/2005/08/addressing";
+/// The token types our security token service offers (SAML 1.1 and 2.0 assertions).
+const TOKEN_TYPES: [&str; 2] = [
+    "urn:oasis:names:tc:SAML:1.0:assertion",
+    "urn:oasis:names:tc:SAML:2.0:assertion",
+];
+/// Reply URLs taken from one application role at most.
+const MAX_PASSIVE_ENDPOINTS: usize = 16;
 
 /// The endpoints we publish, derived from the public URL.
 #[derive(Debug, Clone)]
@@ -77,16 +92,52 @@ pub fn idp_metadata<K: PublishedKey>(
                 .attr("Location", ep.sso.clone()),
         );
     }
+    let mut sts = sts_role().child(key_descriptor(keys));
+    if let Some(n) = next {
+        sts.push(key_descriptor(n));
+    }
     let mut root = El::new("md", "EntityDescriptor", NS_MD)
         .attr("ID", super::new_id())
         .attr("entityID", ep.entity_id.clone())
+        // SAML metadata §2.3.2: RoleDescriptor elements come before IDPSSODescriptor.
+        .child(sts_endpoints(sts, &ep.sso))
         .child(idp);
     // Metadata schema: ds:Signature is the first child of EntityDescriptor.
     sign_enveloped(&mut root, keys.signer(), 0)?;
+    // `document`, not `c14n`: the role's `xsi:type="fed:…"` needs `fed` bound where a
+    // reader resolves it; exclusive c14n leaves that declaration out of the signed bytes.
     Ok(format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{}",
-        c14n(&root)
+        crate::xmldsig::emit::document(&root)
     ))
+}
+
+/// Our WS-Federation security token service role (WS-Federation 1.2 §3.1.2.2), keys to be
+/// added: AD FS publishes the same, so WS-Fed relying parties configure themselves from it.
+fn sts_role() -> El {
+    El::new("md", "RoleDescriptor", NS_MD)
+        .declare("fed", NS_FED)
+        .attr_ns("xsi", "type", NS_XSI, "fed:SecurityTokenServiceType")
+        .attr("protocolSupportEnumeration", NS_FED)
+}
+
+/// The STS role's content after its keys, in schema order: the token types offered, the
+/// token service endpoint (the schema requires one; we have only the passive one, AD FS's
+/// `/adfs/ls/`) and the passive requestor endpoint.
+fn sts_endpoints(role: El, passive: &str) -> El {
+    let address = || {
+        El::new("wsa", "EndpointReference", NS_WSA)
+            .child(El::new("wsa", "Address", NS_WSA).text(passive))
+    };
+    role.child(
+        El::new("fed", "TokenTypesOffered", NS_FED).children(
+            TOKEN_TYPES
+                .iter()
+                .map(|t| El::new("fed", "TokenType", NS_FED).attr("Uri", *t)),
+        ),
+    )
+    .child(El::new("fed", "SecurityTokenServiceEndpoint", NS_FED).child(address()))
+    .child(El::new("fed", "PassiveRequestorEndpoint", NS_FED).child(address()))
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -97,9 +148,20 @@ pub enum MetadataError {
     Invalid(String),
 }
 
+/// Which role of the metadata the trust is made from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpProtocol {
+    /// An SPSSODescriptor (SAML 2.0 Web SSO).
+    Saml,
+    /// A `fed:ApplicationServiceType` RoleDescriptor (WS-Federation passive requestor):
+    /// the entity ID is the realm, `acs` the reply URLs.
+    Wsfed,
+}
+
 /// What we take from an SP's metadata.
 #[derive(Debug, Clone)]
 pub struct SpMetadata {
+    pub protocol: SpProtocol,
     pub entity_id: String,
     /// HTTP-POST AssertionConsumerService endpoints, default first.
     pub acs: Vec<Acs>,
@@ -122,7 +184,9 @@ pub fn parse_sp_metadata(text: &str) -> Result<SpMetadata, MetadataError> {
     } else if root.is(NS_MD, "EntitiesDescriptor") {
         let sps: Vec<&Element> = root
             .children_named(NS_MD, "EntityDescriptor")
-            .filter(|e| e.child(NS_MD, "SPSSODescriptor").is_some())
+            .filter(|e| {
+                e.child(NS_MD, "SPSSODescriptor").is_some() || !app_roles(&root, e).is_empty()
+            })
             .collect();
         match sps.as_slice() {
             [one] => *one,
@@ -145,9 +209,9 @@ pub fn parse_sp_metadata(text: &str) -> Result<SpMetadata, MetadataError> {
         .filter(|s| !s.is_empty() && s.len() <= 1024)
         .ok_or_else(|| MetadataError::Invalid("entityID is missing or too long".into()))?
         .to_owned();
-    let sp = entity
-        .child(NS_MD, "SPSSODescriptor")
-        .ok_or_else(|| MetadataError::Invalid("no SPSSODescriptor".into()))?;
+    let Some(sp) = entity.child(NS_MD, "SPSSODescriptor") else {
+        return wsfed_application(&root, entity, entity_id);
+    };
     let flag = |name| sp.attr(name).map(str::trim) == Some("true") || sp.attr(name) == Some("1");
 
     let mut acs = Vec::new();
@@ -190,8 +254,21 @@ pub fn parse_sp_metadata(text: &str) -> Result<SpMetadata, MetadataError> {
         .transpose()
         .map_err(MetadataError::Invalid)?;
 
+    Ok(SpMetadata {
+        protocol: SpProtocol::Saml,
+        entity_id,
+        acs,
+        slo,
+        certs: signing_certs(sp)?,
+        authn_requests_signed: flag("AuthnRequestsSigned"),
+        want_assertions_signed: flag("WantAssertionsSigned"),
+    })
+}
+
+/// The signing certificates of a role's KeyDescriptors (those without `use` count too).
+fn signing_certs(role: &Element) -> Result<Vec<X509>, MetadataError> {
     let mut certs = Vec::new();
-    for kd in sp.children_named(NS_MD, "KeyDescriptor") {
+    for kd in role.children_named(NS_MD, "KeyDescriptor") {
         if kd.attr("use").is_some_and(|u| u != "signing") {
             continue;
         }
@@ -213,13 +290,89 @@ pub fn parse_sp_metadata(text: &str) -> Result<SpMetadata, MetadataError> {
             })?,
         );
     }
+    Ok(certs)
+}
+
+/// The `md:RoleDescriptor`s of `entity` whose `xsi:type` is `fed:ApplicationServiceType`
+/// (WS-Federation 1.2 §3.1.2.4). The type is a QName: its prefix is resolved through the
+/// declarations on the role, the entity and the document root.
+fn app_roles<'a>(root: &'a Element, entity: &'a Element) -> Vec<&'a Element> {
+    entity
+        .children_named(NS_MD, "RoleDescriptor")
+        .filter(|role| {
+            let Some(qname) = role.attr_ns(NS_XSI, "type").map(str::trim) else {
+                return false;
+            };
+            let (prefix, local) = qname.split_once(':').unwrap_or(("", qname));
+            local == "ApplicationServiceType"
+                && [*role, entity, root].iter().find_map(|e| {
+                    e.ns_decls
+                        .iter()
+                        .rev()
+                        .find(|(p, _)| p.as_deref().unwrap_or("") == prefix)
+                        .map(|(_, uri)| uri.as_str())
+                }) == Some(NS_FED)
+        })
+        .collect()
+}
+
+/// A WS-Federation relying party from its application role: the reply URLs are the
+/// `fed:PassiveRequestorEndpoint` addresses (WS-Federation 1.2 §3.1.2.4), the first the
+/// default; each must be an http(s) URL like any ACS.
+fn wsfed_application(
+    root: &Element,
+    entity: &Element,
+    entity_id: String,
+) -> Result<SpMetadata, MetadataError> {
+    let role = match app_roles(root, entity).as_slice() {
+        [one] => *one,
+        [] => {
+            return Err(MetadataError::Invalid(
+                "no SPSSODescriptor and no WS-Federation application role (fed:ApplicationServiceType)".into(),
+            ));
+        }
+        many => {
+            return Err(MetadataError::Invalid(format!(
+                "{} WS-Federation application roles; a trust is made from one",
+                many.len()
+            )));
+        }
+    };
+    let mut acs = Vec::new();
+    for ep in role.children_named(NS_FED, "PassiveRequestorEndpoint") {
+        let url = ep
+            .child(NS_WSA, "EndpointReference")
+            .and_then(|r| r.child(NS_WSA, "Address"))
+            .map(|a| a.text().trim().to_owned())
+            .ok_or_else(|| {
+                MetadataError::Invalid(
+                    "PassiveRequestorEndpoint without wsa:EndpointReference/wsa:Address".into(),
+                )
+            })?;
+        check_endpoint_url(&url).map_err(MetadataError::Invalid)?;
+        if acs.len() == MAX_PASSIVE_ENDPOINTS {
+            return Err(MetadataError::Invalid(format!(
+                "more than {MAX_PASSIVE_ENDPOINTS} PassiveRequestorEndpoints"
+            )));
+        }
+        if !acs.iter().any(|a: &Acs| a.url == url) {
+            let index = u16::try_from(acs.len()).ok();
+            acs.push(Acs { url, index });
+        }
+    }
+    if acs.is_empty() {
+        return Err(MetadataError::Invalid(
+            "the WS-Federation application role has no PassiveRequestorEndpoint".into(),
+        ));
+    }
     Ok(SpMetadata {
+        protocol: SpProtocol::Wsfed,
         entity_id,
         acs,
-        slo,
-        certs,
-        authn_requests_signed: flag("AuthnRequestsSigned"),
-        want_assertions_signed: flag("WantAssertionsSigned"),
+        slo: None,
+        certs: signing_certs(role)?,
+        authn_requests_signed: false,
+        want_assertions_signed: true,
     })
 }
 

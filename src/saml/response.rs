@@ -221,6 +221,15 @@ pub fn build_success(i: &Issue, key: &SigningKey) -> Result<String, ResponseErro
     Ok(c14n(&r))
 }
 
+/// The signed assertion alone (Signature after Issuer, SAML core §5.4.1), for a protocol
+/// that carries it in its own envelope: a WS-Federation RSTR (wsfed/token.rs). `i.acs_url`
+/// is the Recipient; `i.in_response_to` is normally `None` there.
+pub fn build_assertion(i: &Issue, key: &SigningKey) -> Result<El, ResponseError> {
+    let mut a = assertion(i)?;
+    sign_enveloped(&mut a, key, 1)?;
+    Ok(a)
+}
+
 /// An error Response (e.g. NoPassive, NoAuthnContext), always signed so the SP can trust it.
 #[allow(clippy::too_many_arguments)]
 pub fn build_status(

@@ -298,13 +298,15 @@ async fn advance(
 
 /// Whether the sign-in's application asks for a second factor.
 async fn second_factor_rule(ctx: &AppContext, request: &Pending) -> SecondFactorRule {
-    match request {
-        Pending::Saml(p) => match ctx.registry().await.get(&p.rp_entity_id) {
-            Some(rp) if !rp.mfa_required => SecondFactorRule::NotRequired,
-            _ => SecondFactorRule::Required,
-        },
+    let rp = match request {
+        Pending::Saml(p) => &p.rp_entity_id,
+        Pending::WsFed(p) => &p.realm,
         // The portal changes the second factor itself: a password alone never opens it.
-        Pending::AdminConsole | Pending::Portal => SecondFactorRule::Always,
+        Pending::AdminConsole | Pending::Portal => return SecondFactorRule::Always,
+    };
+    match ctx.registry().await.get(rp) {
+        Some(rp) if !rp.mfa_required => SecondFactorRule::NotRequired,
+        _ => SecondFactorRule::Required,
     }
 }
 
@@ -357,16 +359,19 @@ async fn finish(
     {
         return Ok(again(&flow));
     }
+    let new_session = || {
+        session::start(
+            user.clone(),
+            methods.clone(),
+            *authn_instant,
+            ctx.clock.unix(),
+            ctx.config.idp.session_lifetime_secs.into(),
+        )
+    };
     match &flow.request {
-        Pending::Saml(pending) => {
-            let s = session::start(
-                user.clone(),
-                methods.clone(),
-                *authn_instant,
-                ctx.clock.unix(),
-                ctx.config.idp.session_lifetime_secs.into(),
-            );
-            super::saml::issue(ctx, lang, pending, s, jar).await
+        Pending::Saml(pending) => super::saml::issue(ctx, lang, pending, new_session(), jar).await,
+        Pending::WsFed(pending) => {
+            super::wsfed::issue(ctx, lang, pending, new_session(), jar).await
         }
         Pending::AdminConsole => {
             super::admin::signed_in(ctx, user, methods, &flow.client_ip, jar).await

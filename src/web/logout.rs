@@ -70,7 +70,6 @@ async fn signed_out_page(
 /// WS-Federation sign-out (`wa=wsignout1.0`, MS-WSFED §2.2.4): end this browser's SSO
 /// session, then go to `reply` only when it is a registered reply URL of a WS-Fed relying
 /// party (an open redirect otherwise); without one, the signed-out page.
-#[allow(dead_code)] // called by the WS-Fed endpoint (web/wsfed.rs), being built
 pub(super) async fn wsfed_signout(
     ctx: &AppContext,
     lang: &PageLang,
@@ -93,7 +92,6 @@ pub(super) async fn wsfed_signout(
 
 /// `wa=wsignoutcleanup1.0` (MS-WSFED §2.2.4): another party signs the user out and asks us
 /// to end our session too; nothing is redirected anywhere.
-#[allow(dead_code)] // called by the WS-Fed endpoint (web/wsfed.rs), being built
 pub(super) async fn wsfed_cleanup(
     ctx: &AppContext,
     lang: &PageLang,

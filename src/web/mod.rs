@@ -15,6 +15,7 @@ mod portal;
 mod ready;
 mod saml;
 mod views;
+mod wsfed;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -106,7 +107,8 @@ fn routes(state: &AppState) -> Router<AppState> {
         )
         .route("/saml/idp-init", get(saml::idp_initiated));
     for p in SSO_PATHS {
-        r = r.route(p, get(saml::sso_redirect).post(saml::sso_post));
+        // A POST is WS-Federation when it carries `wa`, else SAML (wsfed::sso_post).
+        r = r.route(p, get(saml::sso_redirect).post(wsfed::sso_post));
     }
     // Only unit tests have a handler that panics on purpose (see `layers::tests`).
     #[cfg(test)]

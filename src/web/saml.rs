@@ -26,6 +26,9 @@ pub async fn sso_redirect(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, WebError> {
     let raw = raw.unwrap_or_default();
+    if !raw.contains("SAMLRequest=") && super::wsfed::is_wsfed(raw.as_bytes()) {
+        return super::wsfed::passive(&ctx, &lang, &ip, jar, raw.as_bytes()).await;
+    }
     if !raw.contains("SAMLRequest=") {
         return Err(WebError::bad_request(
             "There is no sign-in request here. Open the application you want to use; it will send you to this page.",
@@ -247,7 +250,11 @@ pub async fn issue(
 /// The NameID value `rp` gets in this session: a transient one (SAML core §8.3.8) is made
 /// once per session and RP, so a LogoutRequest naming it can be matched; `None` when the
 /// user has no value for the RP's NameID source.
-fn name_id_for(s: &SsoSession, rp: &str, recipient: &response::Recipient) -> Option<String> {
+pub(super) fn name_id_for(
+    s: &SsoSession,
+    rp: &str,
+    recipient: &response::Recipient,
+) -> Option<String> {
     match &recipient.name_id {
         response::NameIdValue::Value(v) => Some(v.clone()),
         response::NameIdValue::Transient => Some(
@@ -298,7 +305,7 @@ pub(super) fn session_cookie(ctx: &AppContext, s: &SsoSession) -> Cookie<'static
 }
 
 /// Why no assertion was issued, as the user's page.
-fn not_issued(e: response::ResponseError) -> WebError {
+pub(super) fn not_issued(e: response::ResponseError) -> WebError {
     match e {
         response::ResponseError::NoNameId { .. } => {
             tracing::warn!(error = %e, "cannot issue assertion");

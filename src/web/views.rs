@@ -33,16 +33,17 @@ struct Frame {
 
 /// What the sign-in is for, as its pages name it: the application, the console or the portal.
 async fn app_name(ctx: &AppContext, request: &Pending) -> String {
-    match request {
-        Pending::Saml(p) => ctx
-            .registry()
-            .await
-            .get(&p.rp_entity_id)
-            .map(|rp| rp.name.clone())
-            .unwrap_or_default(),
-        Pending::AdminConsole => "Tessera admin console".to_owned(),
-        Pending::Portal => "Tessera portal".to_owned(),
-    }
+    let rp = match request {
+        Pending::Saml(p) => &p.rp_entity_id,
+        Pending::WsFed(p) => &p.realm,
+        Pending::AdminConsole => return "Tessera admin console".to_owned(),
+        Pending::Portal => return "Tessera portal".to_owned(),
+    };
+    ctx.registry()
+        .await
+        .get(rp)
+        .map(|rp| rp.name.clone())
+        .unwrap_or_default()
 }
 
 /// The flow's page in `lang`. Messages in the state are English (the catalogue's ids); the

@@ -3,8 +3,9 @@
 //! Because the bytes we send are already canonical, the digest we compute over `c14n(el)` is
 //! exactly what any verifier recomputes after parsing them; there is no second serialiser
 //! that could disagree. To keep that true the builder only supports what SAML output needs:
-//! namespaced elements, *unprefixed* attributes (a prefixed attribute such as `xsi:type`
-//! would need its own declaration bookkeeping) and text. No comments, no PIs.
+//! namespaced elements, unprefixed attributes, namespaced attributes (`xsi:type` on a
+//! federation metadata role, declared where they are first used like element prefixes) and
+//! text. No comments, no PIs.
 
 use super::canon::{escape_attr, escape_text};
 
@@ -15,6 +16,10 @@ pub struct El {
     local: String,
     ns: String,
     attrs: Vec<(String, String)>,
+    /// Namespaced attributes: (prefix, local name, namespace, value).
+    ns_attrs: Vec<(String, String, String, String)>,
+    /// Declarations written by `document` only, never by `c14n` (see `declare`).
+    extra_ns: Vec<(String, String)>,
     children: Vec<Child>,
 }
 
@@ -33,8 +38,37 @@ impl El {
             local: local.to_owned(),
             ns: ns.to_owned(),
             attrs: Vec::new(),
+            ns_attrs: Vec::new(),
+            extra_ns: Vec::new(),
             children: Vec::new(),
         }
+    }
+
+    /// Set an attribute `prefix:local` in namespace `ns` (a non-empty prefix). Setting it
+    /// twice keeps the last value.
+    pub fn attr_ns(mut self, prefix: &str, local: &str, ns: &str, value: impl Into<String>) -> El {
+        let value = value.into();
+        match self
+            .ns_attrs
+            .iter_mut()
+            .find(|(_, l, n, _)| l == local && n == ns)
+        {
+            Some(slot) => slot.3 = value,
+            None => self
+                .ns_attrs
+                .push((prefix.to_owned(), local.to_owned(), ns.to_owned(), value)),
+        }
+        self
+    }
+
+    /// Declare `xmlns:prefix="ns"` on this element in the `document` form only. For a prefix
+    /// that only an attribute *value* uses (the `fed:` of `xsi:type="fed:…"`): exclusive
+    /// c14n drops such a declaration (it is not visibly utilised, xml-exc-c14n §3), so the
+    /// signature never covers it and a verifier's canonical form equals ours, while a
+    /// reader resolving the QName finds it bound.
+    pub fn declare(mut self, prefix: &str, ns: &str) -> El {
+        self.extra_ns.push((prefix.to_owned(), ns.to_owned()));
+        self
     }
 
     /// Set an unprefixed attribute; setting the same name twice keeps the last value, so the
@@ -113,54 +147,80 @@ impl El {
 /// (xml-exc-c14n §3 with Canonical XML 1.0 §2.3 escaping).
 pub fn c14n(el: &El) -> String {
     let mut out = String::with_capacity(2048);
-    write(el, &mut Vec::new(), &mut out);
+    write(el, &mut Vec::new(), &mut out, false);
+    out
+}
+
+/// The canonical form plus the `declare`d namespace declarations: what we serve when a
+/// QName in an attribute value needs its prefix bound. Its exclusive c14n is `c14n(el)`.
+pub fn document(el: &El) -> String {
+    let mut out = String::with_capacity(2048);
+    write(el, &mut Vec::new(), &mut out, true);
     out
 }
 
 /// `rendered` is the stack of (prefix, uri) declarations output ancestors rendered.
-/// Only the element's own prefix can be visibly utilised (attributes are unprefixed), so a
-/// declaration appears exactly where a binding is first needed or changes (xml-exc-c14n §3).
-/// Recursion depth equals the depth of the tree our own code built.
-fn write<'a>(el: &'a El, rendered: &mut Vec<(&'a str, &'a str)>, out: &mut String) {
-    let current = rendered
-        .iter()
-        .rev()
-        .find(|(p, _)| *p == el.prefix)
-        .map(|(_, u)| *u);
-    let declare = if el.prefix.is_empty() && el.ns.is_empty() {
-        // xmlns="" only to undo a default an output ancestor rendered.
-        current.is_some_and(|u| !u.is_empty())
-    } else {
-        current != Some(el.ns.as_str())
+/// The element's own prefix and its attributes' prefixes are the visibly utilised ones, so
+/// a declaration appears exactly where a binding is first needed or changes
+/// (xml-exc-c14n §3). Recursion depth equals the depth of the tree our own code built.
+fn write<'a>(el: &'a El, rendered: &mut Vec<(&'a str, &'a str)>, out: &mut String, doc: bool) {
+    let current = |prefix: &str, rendered: &Vec<(&'a str, &'a str)>| {
+        rendered
+            .iter()
+            .rev()
+            .find(|(p, _)| *p == prefix)
+            .map(|(_, u)| *u)
     };
+    let own = current(&el.prefix, rendered);
+    let mut declared: Vec<(&'a str, &'a str)> = Vec::new();
+    let declare_own = if el.prefix.is_empty() && el.ns.is_empty() {
+        // xmlns="" only to undo a default an output ancestor rendered.
+        own.is_some_and(|u| !u.is_empty())
+    } else {
+        own != Some(el.ns.as_str())
+    };
+    if declare_own {
+        declared.push((&el.prefix, &el.ns));
+    }
+    for (prefix, _, ns, _) in &el.ns_attrs {
+        if current(prefix, rendered) != Some(ns.as_str())
+            && !declared.iter().any(|(p, _)| p == prefix)
+        {
+            declared.push((prefix, ns));
+        }
+    }
+    // C14N §2.2: namespace declarations sorted by prefix, the default one first.
+    declared.sort();
 
     out.push('<');
     push_qname(out, el);
-    if declare {
-        out.push_str(" xmlns");
-        if !el.prefix.is_empty() {
-            out.push(':');
-            out.push_str(&el.prefix);
-        }
-        out.push_str("=\"");
-        escape_attr(&el.ns, out);
-        out.push('"');
-        rendered.push((&el.prefix, &el.ns));
+    for (prefix, ns) in &declared {
+        push_xmlns(out, prefix, ns);
     }
-    // Unprefixed attributes are in no namespace, so they sort by local name alone (C14N §2.2).
+    if doc {
+        for (prefix, ns) in &el.extra_ns {
+            if !declared.iter().any(|(p, _)| p == prefix) {
+                push_xmlns(out, prefix, ns);
+            }
+        }
+    }
+    rendered.extend(declared.iter().copied());
+    // Unprefixed attributes are in no namespace, so they sort by local name alone and come
+    // before namespaced ones, which sort by namespace URI, then local name (C14N §2.2).
     let mut attrs: Vec<&(String, String)> = el.attrs.iter().collect();
     attrs.sort_by(|a, b| a.0.cmp(&b.0));
     for (name, value) in attrs {
-        out.push(' ');
-        out.push_str(name);
-        out.push_str("=\"");
-        escape_attr(value, out);
-        out.push('"');
+        push_attr(out, "", name, value);
+    }
+    let mut ns_attrs: Vec<&(String, String, String, String)> = el.ns_attrs.iter().collect();
+    ns_attrs.sort_by(|a, b| (&a.2, &a.1).cmp(&(&b.2, &b.1)));
+    for (prefix, local, _, value) in ns_attrs {
+        push_attr(out, prefix, local, value);
     }
     out.push('>');
     for c in &el.children {
         match c {
-            Child::El(e) => write(e, rendered, out),
+            Child::El(e) => write(e, rendered, out, doc),
             Child::Text(t) => escape_text(t, out),
         }
     }
@@ -168,9 +228,30 @@ fn write<'a>(el: &'a El, rendered: &mut Vec<(&'a str, &'a str)>, out: &mut Strin
     out.push_str("</");
     push_qname(out, el);
     out.push('>');
-    if declare {
-        rendered.pop();
+    rendered.truncate(rendered.len() - declared.len());
+}
+
+fn push_xmlns(out: &mut String, prefix: &str, ns: &str) {
+    out.push_str(" xmlns");
+    if !prefix.is_empty() {
+        out.push(':');
+        out.push_str(prefix);
     }
+    out.push_str("=\"");
+    escape_attr(ns, out);
+    out.push('"');
+}
+
+fn push_attr(out: &mut String, prefix: &str, name: &str, value: &str) {
+    out.push(' ');
+    if !prefix.is_empty() {
+        out.push_str(prefix);
+        out.push(':');
+    }
+    out.push_str(name);
+    out.push_str("=\"");
+    escape_attr(value, out);
+    out.push('"');
 }
 
 fn push_qname(out: &mut String, el: &El) {
@@ -263,5 +344,36 @@ mod tests {
         let out = c14n(&el);
         let root = parse(&out, &Limits::default()).unwrap();
         assert_eq!(exc_c14n(&root, &root, None, &Vec::new()).unwrap(), out);
+    }
+
+    /// Namespaced attributes: their prefixes are declared with the element's, sorted, and
+    /// sorted after the unprefixed attributes by namespace URI; `document`'s extra
+    /// declarations vanish under exc-c14n, so both forms share one digest.
+    #[test]
+    fn namespaced_attributes_and_document_only_declarations() {
+        const XSI: &str = "http://www.w3.org/2001/XMLSchema-instance";
+        let el = El::new("md", "E", "urn:md").child(
+            El::new("md", "Role", "urn:md")
+                .declare("fed", "urn:fed")
+                .attr_ns("xsi", "type", XSI, "fed:T")
+                .attr_ns("a", "z", "urn:a", "1")
+                .attr("b", "2")
+                .child(El::new("fed", "In", "urn:fed").attr_ns("xsi", "nil", XSI, "false")),
+        );
+        let canonical = c14n(&el);
+        assert_eq!(
+            canonical,
+            "<md:E xmlns:md=\"urn:md\"><md:Role xmlns:a=\"urn:a\" xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" \
+             b=\"2\" xsi:type=\"fed:T\" a:z=\"1\"><fed:In xmlns:fed=\"urn:fed\" xsi:nil=\"false\"></fed:In></md:Role></md:E>"
+        );
+        let served = document(&el);
+        assert!(served.contains("<md:Role xmlns:a=\"urn:a\" xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xmlns:fed=\"urn:fed\" b="));
+        for out in [&canonical, &served] {
+            let root = parse(out, &Limits::default()).unwrap();
+            assert_eq!(
+                exc_c14n(&root, &root, None, &Vec::new()).unwrap(),
+                canonical
+            );
+        }
     }
 }

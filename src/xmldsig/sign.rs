@@ -83,7 +83,21 @@ fn algorithm(local: &str, uri: &str) -> El {
 /// a parent — so an Assertion can be signed, inserted into a Response, and the Response
 /// signed afterwards.
 pub fn sign_enveloped(el: &mut El, key: &SigningKey, position: usize) -> Result<(), SignError> {
-    let id = el.id().ok_or(SignError::MissingId)?.to_owned();
+    sign_enveloped_by(el, key, position, "ID")
+}
+
+/// `sign_enveloped` for an element whose ID attribute has another name: SAML 1.1's
+/// `AssertionID` (SAML 1.1 core §2.3.2), as a WS-Federation token carries it.
+pub fn sign_enveloped_by(
+    el: &mut El,
+    key: &SigningKey,
+    position: usize,
+    id_attr: &str,
+) -> Result<(), SignError> {
+    let id = el
+        .attr_value(id_attr)
+        .ok_or(SignError::MissingId)?
+        .to_owned();
     if el.elements().any(|c| c.is(DSIG_NS, "Signature")) {
         // A second enveloped signature on the same element would be refused by our own
         // verifier (exactly one Signature) and is never what SAML wants.
