@@ -284,6 +284,95 @@ fn check_config_names_the_bad_key_and_rp_add_refuses_hostile_metadata() {
 }
 
 #[test]
+fn rp_add_wsfed_registers_a_relying_party_by_hand_and_refuses_bad_input() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = run(
+        dir.path(),
+        &[
+            "rp",
+            "add",
+            "--wsfed",
+            "--realm",
+            "urn:app:cli",
+            "--reply",
+            "https://app.corp.example/signin",
+            "--reply",
+            "https://app2.corp.example/signin",
+            "--name",
+            "CLI App",
+            "--token",
+            "saml2",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("registered urn:app:cli as console:cli-app"),
+        "{}",
+        text(&out.stdout)
+    );
+    let listed = text(&run(dir.path(), &["rp", "list"]).stdout);
+    let line = listed
+        .lines()
+        .find(|l| l.contains("urn:app:cli"))
+        .unwrap_or_else(|| panic!("not listed: {listed}"));
+    assert!(
+        line.starts_with("CLI App\t")
+            && line.contains("wsfed token=saml2")
+            && line.contains("acs=https://app.corp.example/signin"),
+        "{line}"
+    );
+    let again = run(
+        dir.path(),
+        &[
+            "rp",
+            "add",
+            "--wsfed",
+            "--realm",
+            "urn:app:cli",
+            "--reply",
+            "https://x.example/",
+        ],
+    );
+    assert!(!again.status.success(), "a realm is registered once");
+    for bad in [
+        vec![
+            "--wsfed",
+            "--realm",
+            "urn:app:bad",
+            "--reply",
+            "javascript:alert(1)",
+        ],
+        vec!["--wsfed", "--realm", "urn:app:bad", "--reply", "/relative"],
+        vec!["--wsfed", "--realm", "urn:app:bad"],
+        vec!["--wsfed", "--reply", "https://app.example/"],
+        vec!["--realm", "urn:app:bad", "--reply", "https://app.example/"],
+        vec![
+            "--wsfed",
+            "--realm",
+            "urn:app:bad",
+            "--reply",
+            "https://a.example/",
+            "--token",
+            "saml3",
+        ],
+        vec![
+            "--wsfed",
+            "--realm",
+            "line\nbreak",
+            "--reply",
+            "https://a.example/",
+        ],
+    ] {
+        let mut args = vec!["rp", "add"];
+        args.extend(bad.iter().copied());
+        let out = run(dir.path(), &args);
+        assert!(!out.status.success(), "{bad:?} accepted");
+    }
+    let listed = text(&run(dir.path(), &["rp", "list"]).stdout);
+    assert!(!listed.contains("urn:app:bad"), "{listed}");
+}
+
+#[test]
 fn keys_import_from_pfx_replaces_the_signing_certificate_and_metadata_publishes_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (key, cert) = tessera::keys::generate("ADFS Signing - adfs.corp.example", 30).expect("gen");

@@ -60,9 +60,18 @@ pub async fn pending(store: &dyn Store, id: &str) -> Result<Option<Pending>, Sto
 
 /// What an admin sees of metadata before approving it, one line per fact.
 pub fn summary(md: &SpMetadata) -> Vec<(String, String)> {
-    let mut out = vec![("Entity ID".to_owned(), md.entity_id.clone())];
+    let wsfed = md.protocol == crate::saml::metadata::SpProtocol::Wsfed;
+    let (id, endpoint, protocol) = if wsfed {
+        ("Realm", "Reply URL", "WS-Federation (passive requestor)")
+    } else {
+        ("Entity ID", "ACS", "SAML 2.0")
+    };
+    let mut out = vec![
+        (id.to_owned(), md.entity_id.clone()),
+        ("Protocol".to_owned(), protocol.to_owned()),
+    ];
     for (i, a) in md.acs.iter().enumerate() {
-        out.push((format!("ACS {}", i + 1), a.url.clone()));
+        out.push((format!("{endpoint} {}", i + 1), a.url.clone()));
     }
     out.push((
         "Single logout".into(),
@@ -129,6 +138,8 @@ pub struct Options {
     pub name_id_source: Option<ClaimSource>,
     pub name_id_format: Option<String>,
     pub authn_context: Option<AuthnContextMode>,
+    /// WS-Federation: the token type; `None` leaves it as it is.
+    pub token: Option<crate::rp::TokenType>,
     /// Empty: the preset's (or the default) claims.
     pub claims: Option<Vec<ClaimRule>>,
     /// Overrides of what the metadata says; `Some(empty)` / `Some(None)` follows the
@@ -214,6 +225,9 @@ impl Options {
         if let Some(mode) = self.authn_context {
             cfg.authn_context = Some(mode);
         }
+        if let Some(token) = self.token {
+            cfg.token = Some(token);
+        }
         if let Some(claims) = &self.claims {
             cfg.attributes = (!claims.is_empty()).then(|| claims.clone());
         }
@@ -253,8 +267,12 @@ fn describe(rp: &RelyingParty) -> String {
         SignChoice::Response => "response",
         SignChoice::Both => "both",
     };
+    let protocol = match rp.protocol {
+        crate::rp::Protocol::Saml => String::new(),
+        crate::rp::Protocol::Wsfed => format!("ws-federation {}; ", rp.token.name()),
+    };
     format!(
-        "{} ({}); sign {sign}; mfa {}; {}",
+        "{} ({}); {protocol}sign {sign}; mfa {}; {}",
         rp.name,
         rp.acs.first().map_or("", |a| a.url.as_str()),
         if rp.mfa_required {

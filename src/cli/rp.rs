@@ -14,17 +14,30 @@ use serde::{Deserialize, Serialize};
 use tessera::admin::trusts::{self, Options};
 use tessera::clock::{Clock, SystemClock};
 use tessera::config::Config;
-use tessera::rp::{Preset, Registry, RpConfig, SignChoice};
+use tessera::rp::{Preset, Registry, RpConfig, SignChoice, TokenType};
 
 use super::ops::{Ctx, Operation, Out};
 use super::{CliError, Result};
 
 #[derive(Subcommand)]
 pub enum RpCommand {
-    /// Register an SP from its metadata file; in force at once on every running node.
+    /// Register an SP from its metadata file (or a WS-Federation relying party by hand with
+    /// --wsfed --realm --reply); in force at once on every running node.
     Add {
-        #[arg(long)]
-        metadata: PathBuf,
+        #[arg(long, required_unless_present = "wsfed", conflicts_with = "wsfed")]
+        metadata: Option<PathBuf>,
+        /// A WS-Federation relying party (passive requestor) without metadata.
+        #[arg(long, requires_all = ["realm", "reply"])]
+        wsfed: bool,
+        /// The WS-Fed realm (wtrealm), e.g. urn:sharepoint:portal.
+        #[arg(long, requires = "wsfed")]
+        realm: Option<String>,
+        /// A registered reply URL (wreply); repeat for more, the first is the default.
+        #[arg(long, requires = "wsfed")]
+        reply: Vec<String>,
+        /// WS-Federation: the token in the answer, saml11 (default, as AD FS) or saml2.
+        #[arg(long, value_enum)]
+        token: Option<TokenType>,
         #[arg(long, value_parser = ["netscaler"])]
         preset: Option<String>,
         #[arg(long)]
@@ -55,6 +68,8 @@ pub struct AddTrust {
     pub name: Option<String>,
     pub netscaler: bool,
     pub sign: Option<SignChoice>,
+    #[serde(default)]
+    pub token: Option<TokenType>,
     pub replace: bool,
 }
 
@@ -62,21 +77,37 @@ pub async fn run(config: &Config, command: RpCommand) -> Result<()> {
     let op = match command {
         RpCommand::Add {
             metadata,
+            wsfed: _,
+            realm,
+            reply,
+            token,
             preset,
             name,
             sign,
             replace,
         } => {
-            let metadata_xml =
-                std::fs::read_to_string(&metadata).map_err(|e| CliError::file(&metadata, e))?;
+            let (metadata_xml, source) = match (metadata, realm) {
+                (Some(metadata), _) => (
+                    std::fs::read_to_string(&metadata).map_err(|e| CliError::file(&metadata, e))?,
+                    format!("tessera rp add {}", metadata.display()),
+                ),
+                (None, Some(realm)) => (
+                    wsfed_metadata(&realm, &reply)?,
+                    format!("tessera rp add --wsfed --realm {realm}"),
+                ),
+                (None, None) => {
+                    return Err(CliError::Invalid("give --metadata or --wsfed".into()));
+                }
+            };
             // Refused here already, so hostile metadata never leaves this process.
             tessera::saml::metadata::parse_sp_metadata(&metadata_xml)?;
             Operation::RpAdd(AddTrust {
                 metadata_xml,
-                source: format!("tessera rp add {}", metadata.display()),
+                source,
                 name,
                 netscaler: preset.is_some(),
                 sign,
+                token,
                 replace,
             })
         }
@@ -84,6 +115,22 @@ pub async fn run(config: &Config, command: RpCommand) -> Result<()> {
         RpCommand::Remove { slug } => Operation::RpRemove { slug },
     };
     super::ops::run(config, op).await
+}
+
+/// The federation metadata of a WS-Fed relying party given by hand: its realm (one line, as
+/// long as an entity ID may be) and reply URLs (http(s) with a host, as every ACS).
+fn wsfed_metadata(realm: &str, replies: &[String]) -> Result<String> {
+    let realm = realm.trim();
+    if realm.is_empty() || realm.len() > 1024 || realm.chars().any(char::is_control) {
+        return Err(CliError::Invalid(
+            "--realm is one line of 1 to 1024 characters".into(),
+        ));
+    }
+    for url in replies {
+        tessera::rp::check_endpoint_url(url)
+            .map_err(|e| CliError::Invalid(format!("--reply: {e}")))?;
+    }
+    Ok(tessera::wsfed::metadata::application(realm, replies))
 }
 
 /// The options of a replaced trust: what was given on the command line, else what it had.
@@ -96,6 +143,7 @@ fn options(add: &AddTrust, old: &RpConfig) -> Options {
             old.preset
         },
         sign: add.sign.or(old.sign),
+        token: add.token.or(old.token),
         mfa_required: old.mfa_required.unwrap_or(true),
         enabled: old.enabled.unwrap_or(true),
         name_id_source: old.name_id_source.clone(),
@@ -210,9 +258,13 @@ pub async fn list(ctx: &Ctx<'_>, out: &mut Out) -> Result<()> {
         .collect();
     for rp in files.merged(console).all() {
         out.line(format_args!(
-            "{}\t{}\tsign={:?}\tacs={}\t{}\t{}",
+            "{}\t{}\t{}\tsign={:?}\tacs={}\t{}\t{}",
             rp.name,
             rp.entity_id,
+            match rp.protocol {
+                tessera::rp::Protocol::Saml => "saml".to_owned(),
+                tessera::rp::Protocol::Wsfed => format!("wsfed token={}", rp.token.name()),
+            },
             rp.sign,
             rp.acs.first().map(|a| a.url.as_str()).unwrap_or("-"),
             if rp.enabled { "enabled" } else { "disabled" },

@@ -397,6 +397,96 @@ mod tests {
         assert_eq!(md.acs[0].url, "https://gw.corp.example/cgi/other");
     }
 
+    /// A WS-Fed application's federation metadata, its `fed` prefix bound on the root.
+    const WSFED: &str = r#"<EntityDescriptor xmlns="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:fed="http://docs.oasis-open.org/wsfed/federation/200706" entityID="urn:sharepoint:portal">
+  <RoleDescriptor xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="fed:ApplicationServiceType" protocolSupportEnumeration="http://docs.oasis-open.org/wsfed/federation/200706">
+    <fed:PassiveRequestorEndpoint><wsa:EndpointReference xmlns:wsa="http://www.w3.org/2005/08/addressing"><wsa:Address> https://portal.corp.example/_trust/ </wsa:Address></wsa:EndpointReference></fed:PassiveRequestorEndpoint>
+    <fed:PassiveRequestorEndpoint><wsa:EndpointReference xmlns:wsa="http://www.w3.org/2005/08/addressing"><wsa:Address>https://portal2.corp.example/_trust/</wsa:Address></wsa:EndpointReference></fed:PassiveRequestorEndpoint>
+  </RoleDescriptor>
+</EntityDescriptor>"#;
+
+    #[test]
+    fn a_wsfed_application_role_makes_a_wsfed_trust() {
+        let md = parse_sp_metadata(WSFED).expect("parse");
+        assert_eq!(md.protocol, SpProtocol::Wsfed);
+        assert_eq!(md.entity_id, "urn:sharepoint:portal");
+        let urls: Vec<&str> = md.acs.iter().map(|a| a.url.as_str()).collect();
+        assert_eq!(
+            urls,
+            [
+                "https://portal.corp.example/_trust/",
+                "https://portal2.corp.example/_trust/"
+            ]
+        );
+        assert_eq!(
+            parse_sp_metadata(SP).expect("saml").protocol,
+            SpProtocol::Saml
+        );
+        // Inside an EntitiesDescriptor too.
+        let wrapped = format!(
+            "<md:EntitiesDescriptor xmlns:md=\"urn:oasis:names:tc:SAML:2.0:metadata\">{WSFED}</md:EntitiesDescriptor>"
+        );
+        assert_eq!(
+            parse_sp_metadata(&wrapped).expect("wrapped").protocol,
+            SpProtocol::Wsfed
+        );
+    }
+
+    #[test]
+    fn hostile_wsfed_metadata_is_refused() {
+        let role_start = WSFED.find("<RoleDescriptor").unwrap();
+        let role_end = WSFED.find("</RoleDescriptor>").unwrap() + "</RoleDescriptor>".len();
+        let role = &WSFED[role_start..role_end];
+        let cases = [
+            // A script address would end up as the auto-POST form's action.
+            WSFED.replace(
+                "https://portal2.corp.example/_trust/",
+                "javascript:alert(1)",
+            ),
+            WSFED.replace(" https://portal.corp.example/_trust/ ", "data:text/html,x"),
+            WSFED.replace(" https://portal.corp.example/_trust/ ", "/relative"),
+            // No endpoint at all; an endpoint without an address.
+            WSFED.replace(
+                &WSFED[WSFED.find("<fed:Passive").unwrap()
+                    ..WSFED.rfind("</fed:PassiveRequestorEndpoint>").unwrap() + 31],
+                "",
+            ),
+            WSFED.replace(
+                "<wsa:Address> https://portal.corp.example/_trust/ </wsa:Address>",
+                "",
+            ),
+            // Two application roles: which one is the trust?
+            WSFED.replace(role, &format!("{role}{role}")),
+            // The type named in another namespace (prefix bound elsewhere) or not at all.
+            WSFED.replace(
+                "xmlns:fed=\"http://docs.oasis-open.org/wsfed/federation/200706\"",
+                "xmlns:fed=\"urn:evil\"",
+            ),
+            WSFED.replace("xsi:type=\"fed:ApplicationServiceType\"", ""),
+            // An STS (an IdP's metadata) is no application.
+            WSFED.replace("fed:ApplicationServiceType", "fed:SecurityTokenServiceType"),
+        ];
+        for (i, bad) in cases.iter().enumerate() {
+            assert!(parse_sp_metadata(bad).is_err(), "case {i} accepted: {bad}");
+        }
+        let endpoint = |host: &str| {
+            format!(
+                "<fed:PassiveRequestorEndpoint><wsa:EndpointReference xmlns:wsa=\"http://www.w3.org/2005/08/addressing\"><wsa:Address>https://{host}/</wsa:Address></wsa:EndpointReference></fed:PassiveRequestorEndpoint>"
+            )
+        };
+        let with = |extra: String| {
+            WSFED.replace("</RoleDescriptor>", &format!("{extra}</RoleDescriptor>"))
+        };
+        // Twenty identical addresses collapse to one; twenty distinct ones are refused.
+        assert!(parse_sp_metadata(&with(endpoint("x.example").repeat(20))).is_ok());
+        let distinct = with(
+            (0..20)
+                .map(|n| endpoint(&format!("x{n}.example")))
+                .collect(),
+        );
+        assert!(parse_sp_metadata(&distinct).is_err());
+    }
+
     #[test]
     fn hostile_metadata_is_refused() {
         let doctype = format!(

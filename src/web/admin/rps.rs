@@ -66,6 +66,7 @@ fn rp_row(rp: &RelyingParty, sso: &str, slo: Option<&str>, overrides: Option<&Rp
     minijinja::context! {
         name => rp.name.clone(), entity_id => rp.entity_id.clone(),
         acs => rp.acs.iter().map(|a| a.url.clone()).collect::<Vec<_>>(), slo => rp.slo.clone(),
+        wsfed => rp.protocol == crate::rp::Protocol::Wsfed, token => rp.token.name(),
         sign_key => sign_name(rp.sign), name_id => String::from(rp.name_id_source.clone()), name_id_format => rp.name_id_format.clone(),
         attributes => rp.attributes.iter().map(|c| format!("{} ← {}", c.name, String::from(c.source.clone()))).collect::<Vec<_>>(),
         mfa_required => rp.mfa_required, enabled => rp.enabled, signed_requests => rp.require_signed_requests,
@@ -303,6 +304,15 @@ fn authn_context_of(field: Option<&str>) -> Result<Option<crate::rp::AuthnContex
     }
 }
 
+fn token_of(field: Option<&str>) -> Result<Option<crate::rp::TokenType>, String> {
+    match field {
+        None => Ok(None),
+        Some("saml11") => Ok(Some(crate::rp::TokenType::Saml11)),
+        Some("saml2") => Ok(Some(crate::rp::TokenType::Saml2)),
+        Some(other) => Err(format!("`{other}` is not a token type (saml11 or saml2)")),
+    }
+}
+
 /// The trust options from a posted form; `Err` is the message for the admin.
 fn options_of(form: &[(String, String)]) -> Result<Options, String> {
     let field = |k: &str| form_value(form, k).map(str::trim);
@@ -338,6 +348,7 @@ fn options_of(form: &[(String, String)]) -> Result<Options, String> {
         }
     });
     Ok(Options {
+        token: token_of(field("token"))?,
         entity_id: optional("entity_id"),
         acs: lines("acs"),
         slo: optional("slo"),
