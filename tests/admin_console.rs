@@ -1045,6 +1045,63 @@ async fn sp_metadata_is_imported_previewed_approved_and_signs_users_in() {
 }
 
 #[tokio::test]
+async fn wsfed_metadata_is_imported_through_the_same_preview_and_signs_users_in_with_mfa() {
+    let e = env(|_| {}).await;
+    let (admin, _, page) = e.sign_in("alice").await;
+    let csrf = input_value(&page, "csrf").expect("csrf");
+    let realm = "urn:app:console-wsfed";
+    let reply = "https://wsfed.sp.test/signin";
+    let xml = tessera::wsfed::metadata::application(realm, &[reply.to_owned()]);
+    let (status, _, location) = import(&e, &admin, Some(&csrf), "metadata", &xml).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let preview = e.url(&location.expect("to the preview"));
+    let page = unescape(&admin.get(&preview).await.2);
+    assert!(
+        page.contains("WS-Federation (passive requestor)")
+            && page.contains(reply)
+            && page.contains("name=\"token\""),
+        "{page}"
+    );
+    let approve = vec![
+        ("csrf".to_owned(), csrf.clone()),
+        ("name".to_owned(), "Console WS-Fed".to_owned()),
+        ("token".to_owned(), "saml2".to_owned()),
+        ("mfa_required".to_owned(), "on".to_owned()),
+        ("enabled".to_owned(), "on".to_owned()),
+    ];
+    let (url, status, page) = post_fields(&admin, &preview, &approve).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(url.contains("done=rp.add"), "{url}");
+    assert!(
+        unescape(&page).contains("Console WS-Fed</strong> <code>urn:app:console-wsfed</code> <span class=\"muted\">WS-Federation, saml2"),
+        "{page}"
+    );
+
+    // bob signs in through it: password, then the second factor, then the RSTR.
+    let browser = Browser::new();
+    let (url, _, page) = browser
+        .get(&e.url(&format!(
+            "/adfs/ls/?wa=wsignin1.0&wtrealm={realm}&wctx=x%26y"
+        )))
+        .await;
+    let flow = input_value(&page, "flow").expect("a sign-in flow");
+    let (_, _, page) = browser.sign_in(&url, &page, "bob", PW).await;
+    assert!(
+        page.contains("name=\"code\""),
+        "the second factor is asked: {page}"
+    );
+    let (status, page) = e.enter_code(&browser, &flow).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(input_value(&page, "wctx").as_deref(), Some("x&y"));
+    let rstr = input_value(&page, "wresult").expect("an RSTR");
+    assert!(
+        rstr.contains("<t:TokenType>urn:oasis:names:tc:SAML:2.0:assertion</t:TokenType>")
+            && rstr.contains("bob@corp.example"),
+        "{rstr}"
+    );
+}
+
+#[tokio::test]
 async fn a_test_message_goes_through_the_gateway_in_force() {
     let e = env(|_| {}).await;
     let (admin, _, page) = e.sign_in("alice").await;

@@ -251,6 +251,8 @@ async fn preview_page(
             sign => current.as_ref().map(|rp| sign_name(rp.sign)).unwrap_or(if preset_default { "both" } else { "assertion" }),
             mfa_required => current.as_ref().is_none_or(|rp| rp.mfa_required),
             enabled => current.as_ref().is_none_or(|rp| rp.enabled),
+            wsfed => md.protocol == crate::saml::metadata::SpProtocol::Wsfed,
+            token => current.as_ref().map_or("saml11", |rp| rp.token.name()),
         },
     );
     *res.status_mut() = status;
@@ -304,6 +306,7 @@ fn authn_context_of(field: Option<&str>) -> Result<Option<crate::rp::AuthnContex
     }
 }
 
+/// The WS-Federation token type a form field names.
 fn token_of(field: Option<&str>) -> Result<Option<crate::rp::TokenType>, String> {
     match field {
         None => Ok(None),
