@@ -35,6 +35,9 @@ const RUST_SOURCES: &[&str] = &[
     "src/web/errors.rs",
     "src/web/pages.rs",
     "src/saml/request.rs",
+    "src/web/logout.rs",
+    "src/web/wsfed.rs",
+    "src/wsfed",
     "src/portal",
     "src/web/portal",
 ];

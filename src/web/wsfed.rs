@@ -88,7 +88,8 @@ async fn sign_in(
         Some(url) => rp.acs.iter().find(|a| a.url == url),
     };
     let Some(reply) = reply.map(|a| a.url.clone()) else {
-        let detail = format!("wreply {:?} is not registered", s.reply.unwrap_or_default());
+        let asked = audit::shorten(&s.reply.unwrap_or_default(), 200);
+        let detail = format!("wreply {asked:?} is not registered for this realm");
         return Err(refuse(ctx, ip, &rp.entity_id, &detail, FOREIGN_REPLY));
     };
     tracing::info!(rp = %rp.entity_id, reply = %reply, fresh = ?s.fresh, home_realm = ?s.home_realm, client_ip = ip, "WS-Federation sign-in accepted");
