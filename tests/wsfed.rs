@@ -576,6 +576,41 @@ async fn foreign_reply_urls_unknown_realms_and_malformed_requests_get_no_token()
     ] {
         refused(&browser, &s.idp, &q, invalid).await;
     }
+    // Each refusal is an audit event in the sign-in log, with the reason for the admin.
+    let log = s
+        .idp
+        .state
+        .store
+        .read_log(tessera::audit::SIGNIN_LOG, 0, i64::MAX, 10_000)
+        .await
+        .expect("sign-in log");
+    let refusals: Vec<serde_json::Value> = log
+        .iter()
+        .map(|e| serde_json::from_slice::<serde_json::Value>(&e.value).expect("json"))
+        .filter(|e| e["from"] == "wsfed_request")
+        .collect();
+    let reason = |needle: &str, rp: &str| {
+        refusals.iter().any(|e| {
+            e["to"] == "denied"
+                && e["outcome"] == "failure"
+                && e["rp"] == rp
+                && e["reason"].as_str().is_some_and(|r| r.contains(needle))
+        })
+    };
+    assert!(
+        reason("evil.example/signin\" is not registered", REALM11),
+        "{refusals:?}"
+    );
+    assert!(
+        reason("unknown WS-Federation realm", "urn:app:unknown"),
+        "{refusals:?}"
+    );
+    assert!(reason("wctx is 2049 bytes", "-"), "{refusals:?}");
+    assert!(
+        reason("wtrealm appears more than once", "-"),
+        "{refusals:?}"
+    );
+
     // The same over POST.
     let (_, status, page) = browser
         .post(

@@ -61,8 +61,10 @@ pub(super) async fn passive(
     jar: CookieJar,
     input: &[u8],
 ) -> Result<Response, WebError> {
-    let req = request::parse(input)
-        .map_err(|e| refuse(ctx, ip, "-", &e.to_string(), e.user_message()))?;
+    let req = match request::parse(input) {
+        Ok(req) => req,
+        Err(e) => return Err(refuse(ctx, ip, "-", &e.to_string(), e.user_message()).await),
+    };
     match req {
         WsFedRequest::SignIn(s) => sign_in(ctx, lang, ip, jar, s).await,
         WsFedRequest::SignOut { reply } => {
@@ -90,7 +92,7 @@ async fn sign_in(
     let Some(reply) = reply.map(|a| a.url.clone()) else {
         let asked = audit::shorten(&s.reply.unwrap_or_default(), 200);
         let detail = format!("wreply {asked:?} is not registered for this realm");
-        return Err(refuse(ctx, ip, &rp.entity_id, &detail, FOREIGN_REPLY));
+        return Err(refuse(ctx, ip, &rp.entity_id, &detail, FOREIGN_REPLY).await);
     };
     tracing::info!(rp = %rp.entity_id, reply = %reply, fresh = ?s.fresh, home_realm = ?s.home_realm, client_ip = ip, "WS-Federation sign-in accepted");
     let pending = WsFedPending {
@@ -123,14 +125,16 @@ fn fresh_enough(s: &SsoSession, fresh: Option<u32>, now: i64) -> bool {
 /// realm: it never agreed to receive RSTRs).
 async fn wsfed_rp(ctx: &AppContext, realm: &str, ip: &str) -> Result<Arc<RelyingParty>, WebError> {
     let rp = ctx.registry().await.get(realm);
-    rp.filter(|rp| rp.protocol == Protocol::Wsfed)
-        .ok_or_else(|| {
+    match rp.filter(|rp| rp.protocol == Protocol::Wsfed) {
+        Some(rp) => Ok(rp),
+        None => {
             let detail = format!(
                 "unknown WS-Federation realm {:?}",
                 audit::shorten(realm, 200)
             );
-            refuse(ctx, ip, realm, &detail, UNKNOWN_REALM)
-        })
+            Err(refuse(ctx, ip, realm, &detail, UNKNOWN_REALM).await)
+        }
+    }
 }
 
 /// Builds, signs and auto-POSTs the RSTR for an authenticated session (`wa`, `wresult`,
@@ -209,8 +213,9 @@ async fn rstr(
 }
 
 /// A refused WS-Federation request: never a token, only a page; the detail goes to the log
-/// and an audit event (`wsfed_request` → `refused`).
-fn refuse(
+/// and an audit event (`wsfed_request` → `denied`, an attempt of its own in the console's
+/// sign-in log). A store that cannot take the event does not change the answer.
+async fn refuse(
     ctx: &AppContext,
     ip: &str,
     realm: &str,
@@ -219,18 +224,23 @@ fn refuse(
 ) -> WebError {
     let realm = audit::shorten(realm, 200);
     tracing::warn!(reason = detail, client_ip = ip, rp = %realm, "WS-Federation request refused");
-    audit::record(&AuditEvent {
+    let flow = format!("wsfed-{}", crate::saml::random_hex(8));
+    let event = audit::record(&AuditEvent {
         at: crate::saml::saml_time(ctx.clock.now()),
-        flow: "-",
+        flow: &flow,
         user: None,
         rp: &realm,
         client_ip: ip,
         from: "wsfed_request",
-        to: "refused",
+        to: "denied",
         method: None,
         outcome: Outcome::Failure,
         reason: Some(detail.to_owned()),
     });
+    let events: Vec<(i64, String)> = event.map(|e| (ctx.clock.unix(), e)).into_iter().collect();
+    if let Err(e) = audit::persist(ctx.store.as_ref(), &events).await {
+        tracing::error!(error = %e, "refused WS-Federation request not written to the sign-in log");
+    }
     WebError::bad_request(message)
 }
 
