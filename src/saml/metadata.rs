@@ -7,10 +7,10 @@ use crate::xml::{self, Element, Limits};
 use crate::xmldsig::emit::{El, c14n};
 use crate::xmldsig::sign::{SigningKey, sign_enveloped};
 
+use super::request::Binding;
 use super::vocab::{
     Acs, NAMEID_EMAIL, NAMEID_PERSISTENT, NAMEID_TRANSIENT, NAMEID_UNSPECIFIED, check_endpoint_url,
 };
-use super::request::Binding;
 use super::{BINDING_POST, BINDING_REDIRECT, NS_DS, NS_MD, NS_SAMLP};
 
 /// The endpoints we publish, derived from the public URL.

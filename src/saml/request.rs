@@ -408,8 +408,7 @@ pub(crate) fn binding_signature(
                         "signed, but no SP certificate is registered to check it".into(),
                     ));
                 }
-                verify_root(root, certs)
-                    .map_err(|e| RequestError::BadSignature(e.to_string()))?;
+                verify_root(root, certs).map_err(|e| RequestError::BadSignature(e.to_string()))?;
                 true
             } else {
                 false
