@@ -359,4 +359,187 @@ mod tests {
         );
         assert!(read_logout_request(&parse(&no_name, &Limits::default()).expect("xml")).is_err());
     }
+
+    fn key_and_cert() -> (SigningKey, X509) {
+        use openssl::hash::MessageDigest;
+        use openssl::pkey::PKey;
+        use openssl::rsa::Rsa;
+        let key = PKey::from_rsa(Rsa::generate(2048).expect("rsa")).expect("pkey");
+        let mut name = openssl::x509::X509NameBuilder::new().expect("name");
+        name.append_entry_by_text("CN", "idp").expect("cn");
+        let name = name.build();
+        let mut b = X509::builder().expect("builder");
+        b.set_version(2).expect("v3");
+        b.set_subject_name(&name).expect("subject");
+        b.set_issuer_name(&name).expect("issuer");
+        b.set_pubkey(&key).expect("pubkey");
+        let now = openssl::asn1::Asn1Time::days_from_now(0).expect("now");
+        let later = openssl::asn1::Asn1Time::days_from_now(30).expect("later");
+        b.set_not_before(&now).expect("nb");
+        b.set_not_after(&later).expect("na");
+        b.sign(&key, MessageDigest::sha256()).expect("sign");
+        let cert = b.build();
+        (SigningKey::new(key, &cert).expect("signer"), cert)
+    }
+
+    fn out(now: OffsetDateTime) -> LogoutOut<'static> {
+        LogoutOut {
+            idp_entity_id: "https://idp.example/adfs/services/trust",
+            destination: "https://sp.example/slo",
+            name_id: "alice@corp.example",
+            name_id_format: "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified",
+            session_index: "_sess",
+            now,
+            lifetime: time::Duration::minutes(5),
+        }
+    }
+
+    /// The POST-binding LogoutRequest is verified by xmlsec1, an independent implementation,
+    /// and names the participant exactly as it was given (SAML core §3.7.1).
+    #[test]
+    fn post_logout_request_verifies_with_xmlsec1() {
+        let (key, cert) = key_and_cert();
+        let (id, el) = logout_request(&out(OffsetDateTime::now_utc()));
+        let Outbound::Post { url, fields } =
+            encode(el, Kind::Request, Binding::Post, "https://sp.example/slo", None, &key)
+                .expect("encode")
+        else {
+            panic!("POST binding");
+        };
+        assert_eq!(url, "https://sp.example/slo");
+        assert_eq!(fields[0].0, "SAMLRequest");
+        let xml = String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(&fields[0].1)
+                .expect("b64"),
+        )
+        .expect("utf8");
+        for needle in [
+            format!("ID=\"{id}\""),
+            "NotOnOrAfter=\"".into(),
+            "Destination=\"https://sp.example/slo\"".into(),
+            "Format=\"urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified\">alice@corp.example</saml:NameID>".into(),
+            "<samlp:SessionIndex>_sess</samlp:SessionIndex>".into(),
+        ] {
+            assert!(xml.contains(&needle), "{needle} in {xml}");
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (doc, pem) = (dir.path().join("req.xml"), dir.path().join("idp.pem"));
+        std::fs::write(&doc, &xml).expect("write");
+        std::fs::write(&pem, cert.to_pem().expect("pem")).expect("write");
+        let run = |file: &std::path::Path| {
+            std::process::Command::new("xmlsec1")
+                .args(["--verify", "--trusted-pem"])
+                .arg(&pem)
+                .args([
+                    "--id-attr:ID",
+                    "urn:oasis:names:tc:SAML:2.0:protocol:LogoutRequest",
+                ])
+                .arg(file)
+                .output()
+                .expect("xmlsec1 is installed (scripts/install-deps.sh)")
+        };
+        let verdict = run(&doc);
+        assert!(
+            verdict.status.success(),
+            "{}",
+            String::from_utf8_lossy(&verdict.stderr)
+        );
+        std::fs::write(&doc, xml.replace("alice@corp.example", "bob@corp.example"))
+            .expect("write");
+        assert!(!run(&doc).status.success(), "a changed NameID breaks it");
+    }
+
+    /// SAML bindings §3.4.4.1 round trip: our signed query passes the inbound verifier of
+    /// `saml::request`; a changed byte or another key does not.
+    #[test]
+    fn redirect_signature_round_trips_through_the_request_verifier() {
+        let (key, cert) = key_and_cert();
+        let (_, el) = logout_request(&out(OffsetDateTime::now_utc()));
+        let dest = "https://sp.example/slo?tenant=a";
+        let Outbound::Redirect(url) =
+            encode(el, Kind::Request, Binding::Redirect, dest, Some("r s&x"), &key)
+                .expect("encode")
+        else {
+            panic!("Redirect binding");
+        };
+        let query = url.strip_prefix("https://sp.example/slo?tenant=a&").expect("joined");
+        let check = |q: &str, certs: &[X509]| {
+            let inc = super::super::request::parse_redirect_query(q).expect("query");
+            let root = decode(&inc, Binding::Redirect).expect("decode");
+            assert!(root.child(crate::saml::NS_DS, "Signature").is_none(), "no XML signature");
+            binding_signature(&inc, &root, Binding::Redirect, certs)
+        };
+        assert_eq!(check(query, std::slice::from_ref(&cert)), Ok(true));
+        let inc = super::super::request::parse_redirect_query(query).expect("query");
+        assert_eq!(inc.relay_state.as_deref(), Some("r s&x"));
+        let tampered = query.replace("RelayState=r", "RelayState=R");
+        assert!(check(&tampered, std::slice::from_ref(&cert)).is_err());
+        let (_, other) = key_and_cert();
+        assert!(check(query, &[other]).is_err());
+
+        // A LogoutResponse travels as SAMLResponse and verifies the same way.
+        let el = logout_response("https://idp", dest, "_r", STATUS_SUCCESS, None, OffsetDateTime::now_utc());
+        let Outbound::Redirect(url) =
+            encode(el, Kind::Response, Binding::Redirect, dest, None, &key).expect("encode")
+        else {
+            panic!("Redirect binding");
+        };
+        let query = url.split_once("tenant=a&").expect("joined").1;
+        assert!(query.starts_with("SAMLResponse="));
+        assert_eq!(check(query, std::slice::from_ref(&cert)), Ok(true));
+    }
+
+    #[test]
+    fn a_logout_response_is_taken_only_from_the_sp_asked_for_our_request() {
+        let (sp_key, sp_cert) = key_and_cert();
+        let now = OffsetDateTime::now_utc();
+        let ours = vec!["https://idp/adfs/ls/".to_owned()];
+        let certs = [sp_cert];
+        let expected = Expected {
+            issuer: "https://sp",
+            certs: &certs,
+            request_id: "_ours",
+            our_urls: &ours,
+            now,
+            max_age: time::Duration::minutes(5),
+            skew: time::Duration::minutes(1),
+        };
+        let posted = |issuer: &str, irt: &str, sub: Option<&str>, sign: bool| {
+            let mut el = logout_response(issuer, "https://idp/adfs/ls/", irt, STATUS_SUCCESS, sub, now);
+            if sign {
+                sign_enveloped(&mut el, &sp_key, 1).expect("sign");
+            }
+            Incoming {
+                saml_request: base64::engine::general_purpose::STANDARD.encode(c14n(&el)),
+                relay_state: None,
+                raw_redirect: None,
+            }
+        };
+        let r = accept_response(&posted("https://sp", "_ours", None, true), Binding::Post, &expected)
+            .expect("accepted");
+        assert!(r.success());
+        let partial = posted("https://sp", "_ours", Some(STATUS_PARTIAL_LOGOUT), true);
+        let r = accept_response(&partial, Binding::Post, &expected).expect("accepted");
+        assert_eq!(r.sub_status.as_deref(), Some(STATUS_PARTIAL_LOGOUT));
+        let other_request = posted("https://sp", "_theirs", None, true);
+        assert!(matches!(
+            accept_response(&other_request, Binding::Post, &expected),
+            Err(Unaccepted::Unrelated(_))
+        ));
+        for (issuer, sign) in [("https://other", true), ("https://sp", false)] {
+            assert!(matches!(
+                accept_response(&posted(issuer, "_ours", None, sign), Binding::Post, &expected),
+                Err(Unaccepted::Untrusted(_))
+            ), "{issuer} signed={sign}");
+        }
+        let garbage = Incoming {
+            saml_request: "%%".into(),
+            ..Default::default()
+        };
+        assert!(matches!(
+            accept_response(&garbage, Binding::Post, &expected),
+            Err(Unaccepted::Unrelated(_))
+        ));
+    }
 }

@@ -889,6 +889,18 @@ mod tests {
             decode(&inc, Binding::Redirect).err(),
             Some(RequestError::InflateBomb)
         );
+        // One message per query: a request and a response together are neither.
+        for q in [
+            "SAMLRequest=a&SAMLResponse=b",
+            "SAMLResponse=b&SAMLRequest=a",
+        ] {
+            assert!(matches!(
+                parse_redirect_query(q),
+                Err(RequestError::Malformed(_))
+            ));
+        }
+        let r = parse_redirect_query("SAMLResponse=b&SigAlg=x").expect("response");
+        assert!(r.raw_redirect.expect("raw").response);
         let huge = "A".repeat(MAX_ENCODED + 10);
         assert!(matches!(
             parse_redirect_query(&format!("SAMLRequest={huge}")),

@@ -597,3 +597,21 @@ async fn audit(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::cleanup_url;
+
+    /// MS-WSFED §2.2.4: the cleanup goes to the realm's reply URL, its own query kept.
+    #[test]
+    fn ws_fed_cleanup_is_asked_at_the_reply_url() {
+        assert_eq!(
+            cleanup_url("https://app.example/"),
+            "https://app.example/?wa=wsignoutcleanup1.0"
+        );
+        assert_eq!(
+            cleanup_url("https://app.example/_trust/?tenant=a"),
+            "https://app.example/_trust/?tenant=a&wa=wsignoutcleanup1.0"
+        );
+    }
+}
