@@ -400,10 +400,15 @@ mod tests {
     fn post_logout_request_verifies_with_xmlsec1() {
         let (key, cert) = key_and_cert();
         let (id, el) = logout_request(&out(OffsetDateTime::now_utc()));
-        let Outbound::Post { url, fields } =
-            encode(el, Kind::Request, Binding::Post, "https://sp.example/slo", None, &key)
-                .expect("encode")
-        else {
+        let Outbound::Post { url, fields } = encode(
+            el,
+            Kind::Request,
+            Binding::Post,
+            "https://sp.example/slo",
+            None,
+            &key,
+        )
+        .expect("encode") else {
             panic!("POST binding");
         };
         assert_eq!(url, "https://sp.example/slo");
@@ -445,8 +450,7 @@ mod tests {
             "{}",
             String::from_utf8_lossy(&verdict.stderr)
         );
-        std::fs::write(&doc, xml.replace("alice@corp.example", "bob@corp.example"))
-            .expect("write");
+        std::fs::write(&doc, xml.replace("alice@corp.example", "bob@corp.example")).expect("write");
         assert!(!run(&doc).status.success(), "a changed NameID breaks it");
     }
 
@@ -457,17 +461,27 @@ mod tests {
         let (key, cert) = key_and_cert();
         let (_, el) = logout_request(&out(OffsetDateTime::now_utc()));
         let dest = "https://sp.example/slo?tenant=a";
-        let Outbound::Redirect(url) =
-            encode(el, Kind::Request, Binding::Redirect, dest, Some("r s&x"), &key)
-                .expect("encode")
-        else {
+        let Outbound::Redirect(url) = encode(
+            el,
+            Kind::Request,
+            Binding::Redirect,
+            dest,
+            Some("r s&x"),
+            &key,
+        )
+        .expect("encode") else {
             panic!("Redirect binding");
         };
-        let query = url.strip_prefix("https://sp.example/slo?tenant=a&").expect("joined");
+        let query = url
+            .strip_prefix("https://sp.example/slo?tenant=a&")
+            .expect("joined");
         let check = |q: &str, certs: &[X509]| {
             let inc = super::super::request::parse_redirect_query(q).expect("query");
             let root = decode(&inc, Binding::Redirect).expect("decode");
-            assert!(root.child(crate::saml::NS_DS, "Signature").is_none(), "no XML signature");
+            assert!(
+                root.child(crate::saml::NS_DS, "Signature").is_none(),
+                "no XML signature"
+            );
             binding_signature(&inc, &root, Binding::Redirect, certs)
         };
         assert_eq!(check(query, std::slice::from_ref(&cert)), Ok(true));
@@ -479,7 +493,14 @@ mod tests {
         assert!(check(query, &[other]).is_err());
 
         // A LogoutResponse travels as SAMLResponse and verifies the same way.
-        let el = logout_response("https://idp", dest, "_r", STATUS_SUCCESS, None, OffsetDateTime::now_utc());
+        let el = logout_response(
+            "https://idp",
+            dest,
+            "_r",
+            STATUS_SUCCESS,
+            None,
+            OffsetDateTime::now_utc(),
+        );
         let Outbound::Redirect(url) =
             encode(el, Kind::Response, Binding::Redirect, dest, None, &key).expect("encode")
         else {
@@ -506,7 +527,14 @@ mod tests {
             skew: time::Duration::minutes(1),
         };
         let posted = |issuer: &str, irt: &str, sub: Option<&str>, sign: bool| {
-            let mut el = logout_response(issuer, "https://idp/adfs/ls/", irt, STATUS_SUCCESS, sub, now);
+            let mut el = logout_response(
+                issuer,
+                "https://idp/adfs/ls/",
+                irt,
+                STATUS_SUCCESS,
+                sub,
+                now,
+            );
             if sign {
                 sign_enveloped(&mut el, &sp_key, 1).expect("sign");
             }
@@ -516,8 +544,12 @@ mod tests {
                 raw_redirect: None,
             }
         };
-        let r = accept_response(&posted("https://sp", "_ours", None, true), Binding::Post, &expected)
-            .expect("accepted");
+        let r = accept_response(
+            &posted("https://sp", "_ours", None, true),
+            Binding::Post,
+            &expected,
+        )
+        .expect("accepted");
         assert!(r.success());
         let partial = posted("https://sp", "_ours", Some(STATUS_PARTIAL_LOGOUT), true);
         let r = accept_response(&partial, Binding::Post, &expected).expect("accepted");
@@ -528,10 +560,17 @@ mod tests {
             Err(Unaccepted::Unrelated(_))
         ));
         for (issuer, sign) in [("https://other", true), ("https://sp", false)] {
-            assert!(matches!(
-                accept_response(&posted(issuer, "_ours", None, sign), Binding::Post, &expected),
-                Err(Unaccepted::Untrusted(_))
-            ), "{issuer} signed={sign}");
+            assert!(
+                matches!(
+                    accept_response(
+                        &posted(issuer, "_ours", None, sign),
+                        Binding::Post,
+                        &expected
+                    ),
+                    Err(Unaccepted::Untrusted(_))
+                ),
+                "{issuer} signed={sign}"
+            );
         }
         let garbage = Incoming {
             saml_request: "%%".into(),
