@@ -827,3 +827,60 @@ async fn the_test_sp_starts_logout_over_post_and_mellon_is_signed_out_over_redir
         "mellon's session ended"
     );
 }
+
+#[tokio::test]
+async fn an_sp_initiated_logout_cleans_up_ws_fed_before_answering_the_sp() {
+    let ws = Recorder::start();
+    let reply = format!("{}/app/", ws.base);
+    let s = setup(move |b| {
+        b.config.relying_parties.push(tessera::rp::RpConfig {
+            name: Some("SharePoint".into()),
+            entity_id: Some("urn:sharepoint:corp".into()),
+            acs: vec![reply],
+            protocol: Some(tessera::rp::Protocol::Wsfed),
+            ..Default::default()
+        });
+    })
+    .await;
+    let one = &s.sps[0];
+    let browser = Browser::new();
+    let (name_id, index) = sign_in(&browser, &s.idp, one, "alice").await;
+    add_wsfed_participant(&s.idp, "urn:sharepoint:corp").await;
+    let request = logout_el(one, &name_id, None, Some(&index));
+    let request_id = request.id().expect("id").to_owned();
+    let (_, status, page) = post_saml(
+        &browser,
+        &s.idp,
+        "SAMLRequest",
+        &signed(one, request),
+        Some("rs"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    // First the cleanup page: the WS-Fed image, then on by itself to the end of the run.
+    let src = between(&page, "<img class=\"cleanup\" src=\"", "\"");
+    assert_eq!(
+        support::browser::unescape(src),
+        format!("{}/app/?wa=wsignoutcleanup1.0", ws.base)
+    );
+    assert!(
+        page.contains(
+            "http-equiv=\"refresh\" content=\"2; url=&#x2f;adfs&#x2f;ls&#x2f;logout&#x2f;continue\""
+        ),
+        "{page}"
+    );
+    let (_, status, page) = browser
+        .get(&format!("{}/adfs/ls/logout/continue", s.idp.base))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let xml = our_logout_response(&s, &page, one, &request_id);
+    assert!(xml.contains(&format!(
+        "<samlp:StatusCode Value=\"{SUCCESS}\"></samlp:StatusCode>"
+    )));
+    assert_eq!(Browser::post_form(&page).relay_state.as_deref(), Some("rs"));
+    // The run is over: continuing again does nothing.
+    let (_, status, _) = browser
+        .get(&format!("{}/adfs/ls/logout/continue", s.idp.base))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
