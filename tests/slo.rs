@@ -710,16 +710,19 @@ async fn mellon_signed_in(browser: &Browser, p: &MellonPeers) -> bool {
     res.status() == StatusCode::OK
 }
 
-#[tokio::test]
-async fn mellon_starts_logout_over_redirect_and_the_test_sp_is_signed_out_too() {
-    let p = mellon_peers(false).await;
+/// mellon's `/mellon/logout` starts a logout across mellon and App One; App One answers
+/// with `app_one_status`. Returns where Tessera sends the browser with mellon's answer, and
+/// the ReturnTo mellon was given.
+async fn mellon_initiated(
+    p: &MellonPeers,
+    browser: &Browser,
+    app_one_status: &str,
+) -> (String, String) {
     let one = &p.s.sps[0];
-    let browser = Browser::new();
-    let (name_id, index) = sign_in_both(&browser, &p).await;
-    assert!(mellon_signed_in(&browser, &p).await);
-
-    // mellon's /mellon/logout sends its signed Redirect LogoutRequest to Tessera, which
-    // sends App One its LogoutRequest.
+    let (name_id, index) = sign_in_both(browser, p).await;
+    assert!(mellon_signed_in(browser, p).await);
+    // mellon sends its signed Redirect LogoutRequest to Tessera, which sends App One its
+    // LogoutRequest.
     let return_to = format!("{}/bye", p.mellon.base_url());
     let start = format!(
         "{}/mellon/logout?ReturnTo={}",
@@ -730,9 +733,8 @@ async fn mellon_starts_logout_over_redirect_and_the_test_sp_is_signed_out_too() 
     assert_eq!(status, StatusCode::OK, "{page}\n{}", p.mellon.error_log());
     assert!(url.starts_with(&p.s.idp.base), "{url}");
     let to_one = our_logout_request(&p.s, &page, one, &name_id, &index);
-
     // App One answers; Tessera answers mellon over its binding, HTTP-Redirect, signed.
-    let answer = logout_response(one, &p.s.idp, &to_one, SUCCESS);
+    let answer = logout_response(one, &p.s.idp, &to_one, app_one_status);
     let res = browser
         .http
         .post(format!("{}/adfs/ls/", p.s.idp.base))
@@ -751,6 +753,14 @@ async fn mellon_starts_logout_over_redirect_and_the_test_sp_is_signed_out_too() 
         query_param(&location, "RelayState").as_deref(),
         Some(return_to.as_str())
     );
+    (location, return_to)
+}
+
+#[tokio::test]
+async fn mellon_starts_logout_over_redirect_and_the_test_sp_is_signed_out_too() {
+    let p = mellon_peers(false).await;
+    let browser = Browser::new();
+    let (location, return_to) = mellon_initiated(&p, &browser, SUCCESS).await;
     let xml = inflate_param(&location, "SAMLResponse");
     assert!(
         xml.contains(&format!(
@@ -774,7 +784,40 @@ async fn mellon_starts_logout_over_redirect_and_the_test_sp_is_signed_out_too() 
         !mellon_signed_in(&browser, &p).await,
         "mellon's session ended"
     );
-    assert!(!has_session(&browser, &p.s.idp, one).await, "Tessera's too");
+    assert!(
+        !has_session(&browser, &p.s.idp, &p.s.sps[0]).await,
+        "Tessera's too"
+    );
+}
+
+#[tokio::test]
+async fn mellon_is_told_partial_logout_when_the_test_sp_fails() {
+    let p = mellon_peers(false).await;
+    let browser = Browser::new();
+    let (location, return_to) = mellon_initiated(&p, &browser, RESPONDER).await;
+    let xml = inflate_param(&location, "SAMLResponse");
+    assert!(
+        xml.contains(&format!(
+            "<samlp:StatusCode Value=\"{SUCCESS}\"><samlp:StatusCode Value=\"{PARTIAL}\">"
+        )),
+        "{xml}"
+    );
+    // mellon (lasso) takes a Success with PartialLogout below it as its own logout done.
+    let res = browser.http.get(&location).send().await.expect("get");
+    assert_eq!(
+        res.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        p.mellon.error_log()
+    );
+    assert_eq!(
+        res.headers()["location"].to_str().expect("location"),
+        return_to
+    );
+    assert!(
+        !mellon_signed_in(&browser, &p).await,
+        "mellon's session ended"
+    );
 }
 
 #[tokio::test]
