@@ -232,9 +232,8 @@ pub(super) async fn answered_redirect(
     answered(ctx, lang, incoming, Binding::Redirect, ip, jar).await
 }
 
-/// The LogoutResponse to the request the run waits for: checked (`logout::accept_response`),
-/// its outcome noted, and on to the next participant. An answer to nothing we wait for
-/// changes nothing.
+/// The LogoutResponse to the request the run waits for: checked (`judge`), its outcome
+/// noted, and on to the next participant. An answer to nothing we wait for changes nothing.
 pub(super) async fn answered(
     ctx: &AppContext,
     lang: &PageLang,
@@ -247,35 +246,52 @@ pub(super) async fn answered(
     let Some(w) = run.waiting.clone() else {
         return Err(WebError::bad_request(STALE));
     };
-    let rp = ctx.registry().await.get(&w.rp);
-    let certs = rp.as_ref().map(|r| r.certs.as_slice()).unwrap_or_default();
+    let failure = judge(ctx, &w, &incoming, binding, ip).await?;
+    run.answered(failure);
+    step(ctx, lang, run, stored, ip, jar).await
+}
+
+/// What the SP's answer says (`logout::accept_response`: InResponseTo, Issuer, signature
+/// against its registered certificates, Destination, age): signed out, or why not; an
+/// answer to another request is refused and changes nothing.
+async fn judge(
+    ctx: &AppContext,
+    w: &Waiting,
+    incoming: &Incoming,
+    binding: Binding,
+    ip: &str,
+) -> Result<Option<Failure>, WebError> {
+    let Some(rp) = ctx.registry().await.get(&w.rp) else {
+        // Removed while the browser was there: nothing left to check its answer against.
+        return Ok(Some(Failure::NoEndpoint));
+    };
     let win = window(ctx);
     let expected = Expected {
         issuer: &w.rp,
-        certs,
+        certs: &rp.certs,
         request_id: &w.request_id,
         our_urls: &win.sso_urls,
         now: win.now,
         max_age: win.max_age,
         skew: win.skew,
     };
-    let failure = match logout::accept_response(&incoming, binding, &expected) {
-        Err(Unaccepted::Unrelated(why)) => {
-            tracing::warn!(rp = %w.rp, reason = %why, client_ip = ip, "LogoutResponse refused: not the answer we wait for");
-            return Err(WebError::bad_request(STALE));
-        }
-        Err(Unaccepted::Untrusted(why)) => {
-            tracing::warn!(rp = %w.rp, reason = %why, client_ip = ip, "LogoutResponse not trusted; the SP counts as not signed out");
-            Some(Failure::Unverified)
-        }
-        Ok(r) if r.success() => None,
-        Ok(r) => {
-            tracing::info!(rp = %w.rp, status = %r.status, "SP did not sign the user out");
-            Some(Failure::Refused)
-        }
-    };
-    run.answered(failure);
-    step(ctx, lang, run, stored, ip, jar).await
+    Ok(
+        match logout::accept_response(incoming, binding, &expected) {
+            Err(Unaccepted::Unrelated(why)) => {
+                tracing::warn!(rp = %w.rp, reason = %why, client_ip = ip, "LogoutResponse refused: not the answer we wait for");
+                return Err(WebError::bad_request(STALE));
+            }
+            Err(Unaccepted::Untrusted(why)) => {
+                tracing::warn!(rp = %w.rp, reason = %why, client_ip = ip, "LogoutResponse not trusted; the SP counts as not signed out");
+                Some(Failure::Unverified)
+            }
+            Ok(r) if r.success() => None,
+            Ok(r) => {
+                tracing::info!(rp = %w.rp, status = %r.status, "SP did not sign the user out");
+                Some(Failure::Refused)
+            }
+        },
+    )
 }
 
 /// The run this browser's cookie names.
