@@ -289,13 +289,12 @@ async fn two_sps_in_one_session_are_both_signed_out_and_the_initiator_gets_succe
         .idp
         .state
         .store
-        .read_log(tessera::audit::SIGNIN_LOG, 0, i64::MAX, 50)
+        .read_log(tessera::login::slo::LOG, 0, i64::MAX, 50)
         .await
         .expect("log");
     let events: Vec<String> = log
         .iter()
         .map(|e| String::from_utf8_lossy(&e.value).into_owned())
-        .filter(|e| e.contains("\"flow\":\"logout\""))
         .collect();
     assert_eq!(events.len(), 1, "{events:?}");
     assert!(events[0].contains("\"user\":\"alice\""), "{}", events[0]);
@@ -368,6 +367,18 @@ async fn logout_requests_that_name_another_session_are_answered_requester_and_en
         );
     }
     assert!(has_session(&bob, &s.idp, one).await, "bob still signed in");
+    let log = s
+        .idp
+        .state
+        .store
+        .read_log(tessera::login::slo::LOG, 0, i64::MAX, 50)
+        .await
+        .expect("log");
+    let refusals = log
+        .iter()
+        .filter(|e| String::from_utf8_lossy(&e.value).contains("\"to\":\"refused\""))
+        .count();
+    assert_eq!(refusals, 5, "one audit event per refused LogoutRequest");
 }
 
 /// What a browser carrying `xml` as a POST-binding LogoutRequest is told, and whether the
@@ -926,4 +937,67 @@ async fn an_sp_initiated_logout_cleans_up_ws_fed_before_answering_the_sp() {
         .get(&format!("{}/adfs/ls/logout/continue", s.idp.base))
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn hostile_logout_responses_change_nothing_or_count_as_not_signed_out() {
+    let s = setup(|_| {}).await;
+    let (one, two) = (&s.sps[0], &s.sps[1]);
+    let browser = Browser::new();
+    let (name_id, index) = sign_in(&browser, &s.idp, one, "alice").await;
+    sign_in(&browser, &s.idp, two, "alice").await;
+    let logout = format!("{}/adfs/ls/logout", s.idp.base);
+    let (_, _, page) = browser.get(&logout).await;
+    let csrf = input_value(&page, "csrf").expect("csrf");
+    let (_, _, page) = browser.post(&logout, &[("csrf", &csrf)]).await;
+    let to_one = our_logout_request(&s, &page, one, &name_id, &index);
+
+    // Not answers to our request: refused, and the run still waits for App One.
+    let huge = "A".repeat(200 * 1024);
+    let (_, status, _) = browser
+        .post(
+            &format!("{}/adfs/ls/", s.idp.base),
+            &[("SAMLResponse", &huge)],
+        )
+        .await;
+    // Over the body limit (413) or over the SAML message limit (400): refused either way.
+    assert!(
+        [StatusCode::BAD_REQUEST, StatusCode::PAYLOAD_TOO_LARGE].contains(&status),
+        "{status}"
+    );
+    let mut bomb = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+    bomb.write_all(&vec![b' '; 2 * 1024 * 1024])
+        .expect("deflate");
+    let bomb = base64::engine::general_purpose::STANDARD.encode(bomb.finish().expect("finish"));
+    let q = format!(
+        "SAMLResponse={}",
+        percent_encoding::utf8_percent_encode(&bomb, percent_encoding::NON_ALPHANUMERIC)
+    );
+    let (_, status, _) = browser.get(&format!("{}/adfs/ls/?{q}", s.idp.base)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let other = logout_response(one, &s.idp, " ID=\"_someone_elses\"", SUCCESS);
+    let (_, status, _) = post_saml(&browser, &s.idp, "SAMLResponse", &other, None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // App One's answer unsigned (it has a certificate): App One is not signed out, on to Two.
+    let signed_answer = logout_response(one, &s.idp, &to_one, SUCCESS);
+    let sig = format!(
+        "<ds:Signature{}</ds:Signature>",
+        between(&signed_answer, "<ds:Signature", "</ds:Signature>")
+    );
+    let unsigned = signed_answer.replace(&sig, "");
+    let (_, _, page) = post_saml(&browser, &s.idp, "SAMLResponse", &unsigned, None).await;
+    let to_two = our_logout_request(&s, &page, two, &name_id, &index);
+    // App Two's answer with its signature pointing at an external document: not trusted.
+    let answer = logout_response(two, &s.idp, &to_two, SUCCESS);
+    let id = between(&answer, " ID=\"", "\"").to_owned();
+    let external = answer.replace(
+        &format!("URI=\"#{id}\""),
+        "URI=\"http://127.0.0.1:9/doc.xml\"",
+    );
+    let (_, status, page) = post_saml(&browser, &s.idp, "SAMLResponse", &external, None).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    for app in ["App One", "App Two"] {
+        assert!(page.contains(&format!("<li>{app}</li>")), "{app}: {page}");
+    }
 }

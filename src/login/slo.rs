@@ -28,6 +28,9 @@ pub const MAX_PARTICIPANTS: usize = 32;
 /// answers leaves the browser with it; the run then expires and the initiator gets no
 /// LogoutResponse (the IdP session is already gone).
 pub const TTL: Duration = Duration::from_secs(300);
+/// The store log (`Store::append`) of logout audit events: one per logout, and one per
+/// LogoutRequest refused for naming another session.
+pub const LOG: &str = "logout";
 /// What a finished run's record is replaced by (briefly), so a second finish loses the race.
 const DONE: &[u8] = b"done";
 

@@ -542,7 +542,8 @@ pub(super) async fn wsfed_cleanup(
 }
 
 /// One audit event per logout: who, who started it, which participants were signed out
-/// and which not (also in the admin console's sign-in log).
+/// and which not (tracing target `audit`, and the store log `slo::LOG`; not the sign-in
+/// log, whose readers take every flow there for a sign-in).
 async fn audit_run(ctx: &AppContext, run: &Run, ip: &str) {
     let initiator = match &run.initiator {
         Initiator::Sp { rp, .. } => rp.clone(),
@@ -596,9 +597,10 @@ async fn audit(
     outcome: crate::audit::Outcome,
     reason: String,
 ) {
+    let id = crate::saml::random_hex(8);
     let event = crate::audit::AuditEvent {
         at: crate::saml::saml_time(ctx.clock.now()),
-        flow: "logout",
+        flow: &id,
         user: Some(user),
         rp,
         client_ip: ip,
@@ -609,8 +611,13 @@ async fn audit(
         reason: Some(reason),
     };
     if let Some(json) = crate::audit::record(&event) {
-        let events = [(ctx.clock.unix(), json)];
-        if let Err(e) = crate::audit::persist(ctx.store.as_ref(), &events).await {
+        let at_ms = ctx.clock.unix().saturating_mul(1000);
+        let kept = crate::audit::RETENTION;
+        let stored = ctx
+            .store
+            .append(slo::LOG, at_ms, json.as_bytes(), kept)
+            .await;
+        if let Err(e) = stored {
             tracing::error!(error = %e, "logout audit event not stored");
         }
     }
