@@ -932,6 +932,18 @@ async fn an_sp_initiated_logout_cleans_up_ws_fed_before_answering_the_sp() {
         "<samlp:StatusCode Value=\"{SUCCESS}\"></samlp:StatusCode>"
     )));
     assert_eq!(Browser::post_form(&page).relay_state.as_deref(), Some("rs"));
+    let log = s
+        .idp
+        .state
+        .store
+        .read_log(tessera::login::slo::LOG, 0, i64::MAX, 5)
+        .await
+        .expect("log");
+    let event = String::from_utf8_lossy(&log[0].value).into_owned();
+    assert!(
+        event.contains("wsfed_cleanup=[\\\"urn:sharepoint:corp\\\"]"),
+        "{event}"
+    );
     // The run is over: continuing again does nothing.
     let (_, status, _) = browser
         .get(&format!("{}/adfs/ls/logout/continue", s.idp.base))

@@ -93,6 +93,9 @@ pub struct Run {
     pub outcomes: Vec<Outcome>,
     /// WS-Fed participants (realms): they get `wsignoutcleanup1.0` on the last page.
     pub cleanup: Vec<String>,
+    /// The cleanup page was shown already (an SP-initiated run shows it before the answer).
+    #[serde(default)]
+    pub cleanup_shown: bool,
 }
 
 impl Run {
@@ -112,6 +115,7 @@ impl Run {
             waiting: None,
             outcomes: Vec::new(),
             cleanup: Vec::new(),
+            cleanup_shown: false,
         };
         let others = s
             .participants

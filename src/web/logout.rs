@@ -148,8 +148,10 @@ async fn step(
             }
         }
     }
-    if !run.cleanup.is_empty() && matches!(run.initiator, Initiator::Sp { .. }) {
-        let urls = cleanup_urls(&registry, &std::mem::take(&mut run.cleanup));
+    let sp_waits = matches!(run.initiator, Initiator::Sp { .. });
+    if sp_waits && !run.cleanup.is_empty() && !run.cleanup_shown {
+        let urls = cleanup_urls(&registry, &run.cleanup);
+        run.cleanup_shown = true;
         saved(ctx, &run, &stored).await?;
         return Ok((jar, done_page(ctx, lang, &[], &urls, Some(CONTINUE_PATH))).into_response());
     }
