@@ -102,8 +102,9 @@ async fn start(
     session::end(ctx.store.as_ref(), &s.id).await?;
     let run = Run::start(&s, initiator);
     let Some(stored) = slo::save(ctx.store.as_ref(), &run, None).await? else {
+        // A fresh 128-bit id already taken: never in practice.
         return Err(WebError::internal(
-            SIGNING_FAILED,
+            super::error::UNAVAILABLE,
             "logout run id collision",
         ));
     };
