@@ -11,7 +11,7 @@ pub mod live;
 
 use crate::directory::UserInfo;
 use crate::saml::metadata::{SpMetadata, SpProtocol, parse_sp_metadata};
-use crate::saml::request::SpView;
+use crate::saml::request::{Binding, SpView};
 use crate::saml::response::{Attribute, NameIdValue, Recipient};
 // The SAML vocabulary lives in saml/ (protocol code must not depend on the registry); it is
 // re-exported here so the registry's callers keep one short path.
@@ -258,6 +258,9 @@ pub struct RelyingParty {
     /// POST-binding ACS endpoints, default first.
     pub acs: Vec<Acs>,
     pub slo: Option<String>,
+    /// How LogoutRequests and LogoutResponses reach `slo`: from the SP's metadata
+    /// (HTTP-POST preferred), HTTP-POST for an endpoint set in the config.
+    pub slo_binding: Binding,
     pub certs: Vec<X509>,
     pub sign: SignChoice,
     pub name_id_source: ClaimSource,
@@ -331,6 +334,7 @@ impl RelyingParty {
         let (mut entity_id, mut acs, mut slo, mut certs, mut signed_requests) =
             (None, Vec::new(), None, Vec::new(), false);
         let mut protocol = Protocol::Saml;
+        let mut slo_binding = Binding::Post;
         if let Some(md) = metadata {
             if md.protocol == SpProtocol::Wsfed {
                 protocol = Protocol::Wsfed;
@@ -338,6 +342,7 @@ impl RelyingParty {
             entity_id = Some(md.entity_id);
             acs = md.acs;
             slo = md.slo;
+            slo_binding = md.slo_binding;
             certs = md.certs;
             signed_requests = md.authn_requests_signed;
         }
@@ -357,6 +362,7 @@ impl RelyingParty {
         }
         if cfg.slo.is_some() {
             slo = cfg.slo.clone();
+            slo_binding = Binding::Post;
         }
         for f in &cfg.cert_files {
             let path = base_dir.join(f);
@@ -423,6 +429,7 @@ impl RelyingParty {
             entity_id,
             acs,
             slo,
+            slo_binding,
             certs,
         })
     }

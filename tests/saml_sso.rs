@@ -600,10 +600,11 @@ async fn sp_initiated_logout_ends_the_session_and_answers_with_a_signed_logout_r
         "session still alive after a refused logout"
     );
 
+    // A has a certificate, so its LogoutRequest must be signed (SAML profiles §4.4.4.1).
     let q = a.redirect_query(
         &a.logout_xml("alice@corp.example", session_index),
         Some("bye"),
-        None,
+        Some((&a.key, RSA_SHA256)),
     );
     let (_, status, page) = browser.get(&format!("{}/adfs/ls/?{q}", s.idp.base)).await;
     assert_eq!(status, StatusCode::OK, "{page}");

@@ -111,6 +111,7 @@ mod tests {
                 index: None,
             }],
             slo: None,
+            slo_binding: crate::saml::request::Binding::Post,
             certs: Vec::new(),
             sign,
             name_id_source: ClaimSource::Upn,

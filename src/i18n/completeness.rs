@@ -29,6 +29,7 @@ const RUST_SOURCES: &[&str] = &[
     "src/web/login.rs",
     "src/web/mfa.rs",
     "src/web/saml.rs",
+    "src/web/logout.rs",
     "src/web/views.rs",
     "src/web/enroll_link.rs",
     "src/web/mod.rs",

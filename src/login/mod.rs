@@ -21,6 +21,7 @@ mod password;
 mod pin;
 mod second_factor;
 pub mod session;
+pub mod slo;
 pub mod timing;
 
 use serde::{Deserialize, Serialize};

@@ -7,6 +7,7 @@ use crate::xml::{self, Element, Limits};
 use crate::xmldsig::emit::El;
 use crate::xmldsig::sign::{SigningKey, sign_enveloped};
 
+use super::request::Binding;
 use super::vocab::{
     Acs, NAMEID_EMAIL, NAMEID_PERSISTENT, NAMEID_TRANSIENT, NAMEID_UNSPECIFIED, check_endpoint_url,
 };
@@ -166,6 +167,8 @@ pub struct SpMetadata {
     /// HTTP-POST AssertionConsumerService endpoints, default first.
     pub acs: Vec<Acs>,
     pub slo: Option<String>,
+    /// The binding `slo` is reached by.
+    pub slo_binding: Binding,
     pub certs: Vec<X509>,
     pub authn_requests_signed: bool,
     pub want_assertions_signed: bool,
@@ -245,10 +248,17 @@ pub fn parse_sp_metadata(text: &str) -> Result<SpMetadata, MetadataError> {
         // SAML metadata §2.2.3: without isDefault, the lowest index is the default.
         acs.sort_by_key(|a| a.index.unwrap_or(u16::MAX));
     }
-    let slo = sp
-        .children_named(NS_MD, "SingleLogoutService")
-        // We answer logout with the POST binding only, so only a POST endpoint is usable.
-        .find(|s| s.attr("Binding") == Some(BINDING_POST))
+    // Single logout goes out over HTTP-POST when the SP offers it (no URL length limit),
+    // else over HTTP-Redirect with a signed query (mod_auth_mellon offers only that).
+    let slo_service = |binding: &str| {
+        sp.children_named(NS_MD, "SingleLogoutService")
+            .find(|s| s.attr("Binding") == Some(binding))
+    };
+    let (slo_el, slo_binding) = match slo_service(BINDING_POST) {
+        Some(el) => (Some(el), Binding::Post),
+        None => (slo_service(BINDING_REDIRECT), Binding::Redirect),
+    };
+    let slo = slo_el
         .and_then(|s| s.attr("Location"))
         .map(|u| check_endpoint_url(u).map(|_| u.to_owned()))
         .transpose()
@@ -259,6 +269,7 @@ pub fn parse_sp_metadata(text: &str) -> Result<SpMetadata, MetadataError> {
         entity_id,
         acs,
         slo,
+        slo_binding,
         certs: signing_certs(sp)?,
         authn_requests_signed: flag("AuthnRequestsSigned"),
         want_assertions_signed: flag("WantAssertionsSigned"),
@@ -370,6 +381,7 @@ fn wsfed_application(
         entity_id,
         acs,
         slo: None,
+        slo_binding: Binding::Post,
         certs: signing_certs(role)?,
         authn_requests_signed: false,
         want_assertions_signed: true,

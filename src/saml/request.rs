@@ -135,7 +135,11 @@ pub struct Incoming {
 
 #[derive(Debug, Default)]
 pub struct RawRedirect {
+    /// The SAMLRequest value, or the SAMLResponse value when `response` is set.
     pub saml_request: String,
+    /// The query carried a SAMLResponse (a LogoutResponse coming back to us) rather than
+    /// a SAMLRequest: the signed octets start with that parameter's name.
+    pub response: bool,
     pub relay_state: Option<String>,
     pub sig_alg: Option<String>,
     pub signature: Option<String>,
@@ -180,10 +184,19 @@ impl<T: SpView + ?Sized> SpView for Arc<T> {
 /// signature covers the parameters exactly as they were URL-encoded by the sender.
 pub fn parse_redirect_query(raw: &str) -> Result<Incoming, RequestError> {
     let mut r = RawRedirect::default();
+    let mut both = false;
     for pair in raw.split('&') {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         let slot = match k {
-            "SAMLRequest" => &mut r.saml_request,
+            "SAMLRequest" => {
+                both |= r.response;
+                &mut r.saml_request
+            }
+            "SAMLResponse" => {
+                both |= !r.saml_request.is_empty() && !r.response;
+                r.response = true;
+                &mut r.saml_request
+            }
             "RelayState" => r.relay_state.get_or_insert_default(),
             "SigAlg" => r.sig_alg.get_or_insert_default(),
             "Signature" => r.signature.get_or_insert_default(),
@@ -193,6 +206,11 @@ pub fn parse_redirect_query(raw: &str) -> Result<Incoming, RequestError> {
     }
     if r.saml_request.is_empty() {
         return Err(RequestError::Missing);
+    }
+    if both {
+        return Err(RequestError::Malformed(
+            "both SAMLRequest and SAMLResponse in one query".into(),
+        ));
     }
     if r.saml_request.len() > MAX_ENCODED {
         return Err(RequestError::TooLarge(r.saml_request.len()));
@@ -235,7 +253,7 @@ fn inflate(deflated: &[u8]) -> Result<String, RequestError> {
 }
 
 /// Decodes the message to its XML tree.
-fn decode(incoming: &Incoming, binding: Binding) -> Result<Element, RequestError> {
+pub(crate) fn decode(incoming: &Incoming, binding: Binding) -> Result<Element, RequestError> {
     let bytes = b64(&incoming.saml_request)?;
     let text = match binding {
         Binding::Redirect => inflate(&bytes)?,
@@ -354,15 +372,16 @@ pub(crate) fn valid_id(id: &str) -> bool {
         && chars.all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
-/// Checks the signature the binding carries against the RP's registered certificates only.
-/// Returns whether the request was signed (and verified).
-fn check_signature(
+/// The signature the binding carries (query signature or enveloped ds:Signature), checked
+/// against `certs` only; `Ok(false)` when the message carries none. Requests and the
+/// LogoutResponses that come back to us (`saml::logout`) share it.
+pub(crate) fn binding_signature(
     incoming: &Incoming,
     root: &Element,
     binding: Binding,
-    sp: &impl SpView,
+    certs: &[X509],
 ) -> Result<bool, RequestError> {
-    let signed = match binding {
+    Ok(match binding {
         Binding::Redirect => {
             let raw = incoming
                 .raw_redirect
@@ -370,7 +389,7 @@ fn check_signature(
                 .ok_or(RequestError::Missing)?;
             match (&raw.sig_alg, &raw.signature) {
                 (Some(alg), Some(sig)) => {
-                    verify_redirect(raw, alg, sig, sp.certs())?;
+                    verify_redirect(raw, alg, sig, certs)?;
                     true
                 }
                 (None, None) => false,
@@ -384,19 +403,29 @@ fn check_signature(
         Binding::Post => {
             let has_signature = root.elements().any(|e| e.is(super::NS_DS, "Signature"));
             if has_signature {
-                if sp.certs().is_empty() {
+                if certs.is_empty() {
                     return Err(RequestError::BadSignature(
                         "signed, but no SP certificate is registered to check it".into(),
                     ));
                 }
-                verify_root(root, sp.certs())
-                    .map_err(|e| RequestError::BadSignature(e.to_string()))?;
+                verify_root(root, certs).map_err(|e| RequestError::BadSignature(e.to_string()))?;
                 true
             } else {
                 false
             }
         }
-    };
+    })
+}
+
+/// Checks the signature the binding carries against the RP's registered certificates only.
+/// Returns whether the request was signed (and verified).
+fn check_signature(
+    incoming: &Incoming,
+    root: &Element,
+    binding: Binding,
+    sp: &impl SpView,
+) -> Result<bool, RequestError> {
+    let signed = binding_signature(incoming, root, binding, sp.certs())?;
     if sp.wants_signed_requests() && !signed {
         return Err(RequestError::SignatureRequired);
     }
@@ -420,7 +449,12 @@ fn verify_redirect(
             )));
         }
     };
-    let mut signed = format!("SAMLRequest={}", raw.saml_request);
+    let param = if raw.response {
+        "SAMLResponse"
+    } else {
+        "SAMLRequest"
+    };
+    let mut signed = format!("{param}={}", raw.saml_request);
     if let Some(rs) = &raw.relay_state {
         signed.push_str("&RelayState=");
         signed.push_str(rs);
@@ -664,6 +698,15 @@ pub async fn accept<S: SpView>(
         let req = read_logout_request(&root).map_err(Refusal::Malformed)?;
         let sp = find(lookup, &req.issuer)?;
         let signed = signature(&incoming, &root, binding, &sp)?;
+        // SAML profiles §4.4.4.1: the requester must authenticate its LogoutRequest. An SP
+        // with a registered certificate can sign, so an unsigned one is refused even when
+        // its AuthnRequests may go unsigned: a forged logout would end a user's sessions.
+        if !signed && !sp.certs().is_empty() {
+            return Err(Refusal::Signature {
+                sp: sp.entity_id().to_owned(),
+                error: RequestError::SignatureRequired,
+            });
+        }
         check_envelope(
             relay_state,
             req.destination.as_deref(),
@@ -846,6 +889,18 @@ mod tests {
             decode(&inc, Binding::Redirect).err(),
             Some(RequestError::InflateBomb)
         );
+        // One message per query: a request and a response together are neither.
+        for q in [
+            "SAMLRequest=a&SAMLResponse=b",
+            "SAMLResponse=b&SAMLRequest=a",
+        ] {
+            assert!(matches!(
+                parse_redirect_query(q),
+                Err(RequestError::Malformed(_))
+            ));
+        }
+        let r = parse_redirect_query("SAMLResponse=b&SigAlg=x").expect("response");
+        assert!(r.raw_redirect.expect("raw").response);
         let huge = "A".repeat(MAX_ENCODED + 10);
         assert!(matches!(
             parse_redirect_query(&format!("SAMLRequest={huge}")),

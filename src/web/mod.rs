@@ -102,6 +102,11 @@ fn routes(state: &AppState) -> Router<AppState> {
         .route("/adfs/ls/login", get(login::show).post(login::submit))
         .route("/adfs/ls/idpinitiatedsignon", get(saml::idp_initiated))
         .route(
+            "/adfs/ls/logout",
+            get(logout::confirm_page).post(logout::confirm_submit),
+        )
+        .route("/adfs/ls/logout/continue", get(logout::resume))
+        .route(
             "/enroll/link/{token}",
             get(enroll_link::show).post(enroll_link::confirm),
         )
@@ -366,7 +371,7 @@ impl AppContext {
 }
 
 /// Every template by name, embedded in the binary so a release build needs no files beside it.
-const TEMPLATES: [(&str, &str); 32] = [
+const TEMPLATES: [(&str, &str); 34] = [
     ("base.html", include_str!("../../templates/base.html")),
     ("login.html", include_str!("../../templates/login.html")),
     ("post.html", include_str!("../../templates/post.html")),
@@ -470,6 +475,14 @@ const TEMPLATES: [(&str, &str); 32] = [
     (
         "portal_signed_out.html",
         include_str!("../../templates/portal_signed_out.html"),
+    ),
+    (
+        "logout_confirm.html",
+        include_str!("../../templates/logout_confirm.html"),
+    ),
+    (
+        "logout_done.html",
+        include_str!("../../templates/logout_done.html"),
     ),
 ];
 

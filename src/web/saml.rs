@@ -26,6 +26,10 @@ pub async fn sso_redirect(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, WebError> {
     let raw = raw.unwrap_or_default();
+    // Our SLO endpoint is this one too (startup::endpoints): an SP's LogoutResponse.
+    if raw.contains("SAMLResponse=") {
+        return super::logout::answered_redirect(&ctx, &lang, &raw, &ip, jar).await;
+    }
     if !raw.contains("SAMLRequest=") && super::wsfed::is_wsfed(raw.as_bytes()) {
         return super::wsfed::passive(&ctx, &lang, &ip, jar, raw.as_bytes()).await;
     }
@@ -44,6 +48,9 @@ pub struct PostForm {
     saml_request: Option<String>,
     #[serde(rename = "RelayState")]
     relay_state: Option<String>,
+    /// An SP's LogoutResponse to our LogoutRequest (single logout).
+    #[serde(rename = "SAMLResponse")]
+    saml_response: Option<String>,
 }
 
 pub async fn sso_post(
@@ -53,6 +60,14 @@ pub async fn sso_post(
     jar: CookieJar,
     Form(form): Form<PostForm>,
 ) -> Result<Response, WebError> {
+    if let Some(saml_response) = form.saml_response {
+        let incoming = Incoming {
+            saml_request: saml_response,
+            relay_state: form.relay_state,
+            raw_redirect: None,
+        };
+        return super::logout::answered(&ctx, &lang, incoming, Binding::Post, &ip, jar).await;
+    }
     let Some(saml_request) = form.saml_request else {
         return Err(refuse(&RequestError::Missing, &ip, None));
     };
@@ -121,7 +136,8 @@ async fn begin(
     let (req, acs) = match a.message {
         Message::AuthnRequest { request, acs } => (request, acs),
         Message::LogoutRequest(req) => {
-            return super::logout::sp_initiated(ctx, lang, &a.sp, req, a.relay_state, jar).await;
+            let rs = a.relay_state;
+            return super::logout::sp_initiated(ctx, lang, &a.sp, req, rs, ip, jar).await;
         }
     };
     tracing::info!(rp = %a.sp.entity_id, request_id = %req.id, signed = a.signed, ?binding, client_ip = ip, "AuthnRequest accepted");
@@ -362,7 +378,7 @@ pub(super) fn auto_post(
 
 /// `url`'s origin as a CSP source (`https://sp.example`, `http://127.0.0.1:8081`); `'none'`
 /// for a URL without one (an ACS that is no web address cannot be posted to anyway).
-fn form_origin(url: &str) -> String {
+pub(super) fn form_origin(url: &str) -> String {
     match url::Url::parse(url).map(|u| u.origin()) {
         Ok(o @ url::Origin::Tuple(..)) => o.ascii_serialization(),
         _ => "'none'".to_owned(),

@@ -68,7 +68,7 @@ pub(super) async fn passive(
     match req {
         WsFedRequest::SignIn(s) => sign_in(ctx, lang, ip, jar, s).await,
         WsFedRequest::SignOut { reply } => {
-            super::logout::wsfed_signout(ctx, lang, reply.as_deref(), jar).await
+            super::logout::wsfed_signout(ctx, lang, reply.as_deref(), ip, jar).await
         }
         WsFedRequest::SignOutCleanup => super::logout::wsfed_cleanup(ctx, lang, jar).await,
     }

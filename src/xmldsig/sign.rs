@@ -62,6 +62,13 @@ impl SigningKey {
     pub fn certificate_base64(&self) -> &str {
         &self.cert_b64
     }
+
+    /// An RSA-SHA256 signature over `octets` as they are: the detached signature of SAML's
+    /// HTTP-Redirect binding (SAML bindings §3.4.4.1), which signs a query string, not XML.
+    pub fn sign_rsa_sha256(&self, octets: &[u8]) -> Result<Vec<u8>, SignError> {
+        let mut signer = Signer::new(MessageDigest::sha256(), &self.key)?;
+        Ok(signer.sign_oneshot_to_vec(octets)?)
+    }
 }
 
 fn ds(local: &str) -> El {
