@@ -376,6 +376,17 @@ async fn persistent_ids_survive_a_restart_on_the_embedded_store() {
     let node = Node::start(dir.path(), &env).await;
     let before = persistent_at(&node, &sp).await;
     drop(node);
+    // While it is down, the admin's `rp list` shows what the trust lets requests ask for.
+    let listed = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .current_dir(dir.path())
+        .args(["rp", "list"])
+        .output()
+        .expect("tessera rp list");
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        listed.contains("name_id_formats=unspecified,emailAddress,persistent,transient"),
+        "{listed}"
+    );
     let node = Node::start(dir.path(), &env).await;
     let after = persistent_at(&node, &sp).await;
     assert_eq!(after, before, "the same identifier after a restart");
