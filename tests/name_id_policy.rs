@@ -367,24 +367,50 @@ async fn persistent_at(node: &Node, sp: &TestSp) -> Issued {
     name_id(&response(&Browser::new(), &node.base, &q, "alice").await)
 }
 
+/// `tessera rp ARGS` in a node directory (no server running there); its standard output.
+fn rp_cli(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .current_dir(dir)
+        .arg("rp")
+        .args(args)
+        .output()
+        .expect("tessera rp");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 #[tokio::test]
 async fn persistent_ids_survive_a_restart_on_the_embedded_store() {
     let sp = TestSp::new("restart");
     let dir = tempfile::tempdir().expect("dir");
     provision(dir.path(), &sp);
+    std::fs::write(
+        dir.path().join("metadata/sp.toml"),
+        "name_id_formats = [\"persistent\"]\n",
+    )
+    .expect("sidecar");
     let env = node_env(&[]);
     let node = Node::start(dir.path(), &env).await;
     let before = persistent_at(&node, &sp).await;
     drop(node);
-    // While it is down, the admin's `rp list` shows what the trust lets requests ask for.
-    let listed = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .current_dir(dir.path())
-        .args(["rp", "list"])
-        .output()
-        .expect("tessera rp list");
-    let listed = String::from_utf8_lossy(&listed.stdout);
+    // While it is down, the admin's `rp list` shows what the trust lets requests ask for,
+    // and moving the file trust into the store keeps that list.
+    let listed = rp_cli(dir.path(), &["list"]);
     assert!(
-        listed.contains("name_id_formats=unspecified,emailAddress,persistent,transient"),
+        listed.contains("name_id_formats=unspecified,persistent\t"),
+        "{listed}"
+    );
+    rp_cli(
+        dir.path(),
+        &["add", "--metadata", "metadata/sp.xml", "--replace"],
+    );
+    let listed = rp_cli(dir.path(), &["list"]);
+    assert!(
+        listed.contains("name_id_formats=unspecified,persistent\t") && listed.contains("console:"),
         "{listed}"
     );
     let node = Node::start(dir.path(), &env).await;

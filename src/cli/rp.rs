@@ -100,6 +100,7 @@ fn options(add: &AddTrust, old: &RpConfig) -> Options {
         enabled: old.enabled.unwrap_or(true),
         name_id_source: old.name_id_source.clone(),
         name_id_format: old.name_id_format.clone(),
+        name_id_formats: old.name_id_formats.clone(),
         authn_context: old.authn_context,
         claims: old.attributes.clone(),
         ..Options::default()

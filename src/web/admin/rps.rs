@@ -350,6 +350,7 @@ fn options_of(form: &[(String, String)]) -> Result<Options, String> {
         enabled: field("enabled").is_some(),
         name_id_source,
         name_id_format: field("name_id_format").map(str::to_owned),
+        name_id_formats: None,
         authn_context,
         claims,
     })
