@@ -263,6 +263,24 @@ async fn formats_the_trust_does_not_allow_or_tessera_does_not_issue_are_refused_
     assert_invalid_policy(&xml, &s.cert);
     let xml = response(&browser, base, &ask(&s.p, &policy(X509, true)), "alice").await;
     assert_invalid_policy(&xml, &s.cert);
+    // The sign-in log says why.
+    let log = s
+        .idp
+        .state
+        .store
+        .read_log("signin", 0, i64::MAX, 50)
+        .await
+        .expect("sign-in log");
+    let refusals: Vec<String> = log
+        .iter()
+        .map(|e| String::from_utf8_lossy(&e.value).into_owned())
+        .filter(|e| e.contains("InvalidNameIDPolicy"))
+        .collect();
+    assert_eq!(refusals.len(), 2, "{refusals:?}");
+    assert!(
+        refusals[0].contains("X509SubjectName") && refusals[1].contains("not allowed"),
+        "newest first, each with its reason: {refusals:?}"
+    );
     // What the narrow trust allows still works, in the same session.
     let ok = name_id(
         &response(

@@ -264,3 +264,59 @@ pub fn build_status(
 pub fn encode_post(xml: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(xml.as_bytes())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recipient(name_id: NameIdValue, qualifiers: Option<NameQualifiers>) -> Recipient {
+        Recipient {
+            entity_id: "https://sp".into(),
+            sign_assertion: true,
+            sign_response: false,
+            name_id_format: super::super::vocab::NAMEID_PERSISTENT.into(),
+            name_id,
+            name_id_qualifiers: qualifiers,
+            attributes: Vec::new(),
+        }
+    }
+
+    fn issue(sp: &Recipient) -> Result<String, ResponseError> {
+        let now = OffsetDateTime::from_unix_timestamp(1_700_000_000).expect("t");
+        assertion(&Issue {
+            idp_entity_id: "https://idp",
+            sp,
+            acs_url: "https://sp/acs",
+            in_response_to: None,
+            session_index: "_s",
+            authn_instant: now,
+            authn_class: "urn:c",
+            now,
+            skew: Duration::minutes(1),
+            lifetime: Duration::minutes(5),
+            session_not_on_or_after: None,
+            amr: &[],
+        })
+        .map(|a| c14n(&a))
+    }
+
+    #[test]
+    fn a_persistent_name_id_carries_both_qualifiers_and_is_never_issued_unresolved() {
+        let q = NameQualifiers {
+            name_qualifier: "https://idp".into(),
+            sp_name_qualifier: "https://sp".into(),
+        };
+        let xml = issue(&recipient(NameIdValue::Value("a1b2".into()), Some(q))).expect("built");
+        assert!(
+            xml.contains(
+                r#"NameQualifier="https://idp" SPNameQualifier="https://sp">a1b2</saml:NameID>"#
+            ),
+            "{xml}"
+        );
+        let unresolved = issue(&recipient(NameIdValue::Persistent, None));
+        assert!(matches!(
+            unresolved,
+            Err(ResponseError::UnresolvedPersistent { .. })
+        ));
+    }
+}
