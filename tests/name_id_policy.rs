@@ -53,7 +53,9 @@ async fn setup() -> Setup {
     b.config.mfa.enabled = false;
     let mut alice = file_user("alice", PW);
     alice.mail = Some("alice.mail@corp.example".into());
-    b.add_user(&[alice, file_user("bob", PW), file_user("carol", PW)]);
+    let mut carol = file_user("carol", PW);
+    carol.mail = None;
+    b.add_user(&[alice, file_user("bob", PW), carol]);
     let (p, q, narrow, pd) = (
         TestSp::new("p"),
         TestSp::new("q"),
@@ -329,6 +331,15 @@ async fn email_address_gives_the_directory_mail() {
         (EMAIL, "alice.mail@corp.example"),
         "the mail, not the UPN"
     );
+    // A user without mail cannot be named by it: the SP hears so, signed.
+    let xml = response(
+        &Browser::new(),
+        &s.idp.base,
+        &ask(&s.p, &policy(EMAIL, true)),
+        "carol",
+    )
+    .await;
+    assert_invalid_policy(&xml, &s.cert);
 }
 
 #[tokio::test]
