@@ -563,6 +563,7 @@ mod tests {
             relay_state: None,
             force_authn: false,
             requested_context: None,
+            name_id_policy: None,
         });
         assert_eq!(rp_label(&registry, &hostile), UNKNOWN_RP);
         assert_eq!(

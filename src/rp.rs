@@ -8,6 +8,7 @@ use openssl::x509::X509;
 use serde::{Deserialize, Serialize};
 
 pub mod live;
+pub mod name_id;
 
 use crate::directory::UserInfo;
 use crate::saml::metadata::{SpMetadata, SpProtocol, parse_sp_metadata};
@@ -227,6 +228,9 @@ pub struct RpConfig {
     pub sign: Option<SignChoice>,
     pub name_id_source: Option<ClaimSource>,
     pub name_id_format: Option<String>,
+    /// The NameID formats an AuthnRequest's NameIDPolicy may ask for (URIs or the short
+    /// names `unspecified`, `emailAddress`, `persistent`, `transient`). Unset: all four.
+    pub name_id_formats: Option<Vec<String>>,
     pub require_signed_requests: Option<bool>,
     pub authn_context: Option<AuthnContextMode>,
     pub attributes: Option<Vec<ClaimRule>>,
@@ -265,6 +269,9 @@ pub struct RelyingParty {
     pub sign: SignChoice,
     pub name_id_source: ClaimSource,
     pub name_id_format: String,
+    /// The formats a NameIDPolicy may ask for, as URIs (`name_id::allowed_formats`); the
+    /// configured `name_id_format` and `unspecified` are always among them.
+    pub name_id_formats: Vec<String>,
     pub require_signed_requests: bool,
     pub authn_context: AuthnContextMode,
     pub attributes: Vec<ClaimRule>,
@@ -290,6 +297,10 @@ impl RelyingParty {
     pub fn recipient(&self, user: &UserInfo) -> Recipient {
         let name_id = if self.name_id_format == NAMEID_TRANSIENT {
             NameIdValue::Transient
+        } else if self.name_id_format == NAMEID_PERSISTENT {
+            // Never the source attribute under the persistent label: the pairwise value
+            // comes from the store (`name_id::resolve`).
+            NameIdValue::Persistent
         } else {
             match self
                 .name_id_source
@@ -311,6 +322,7 @@ impl RelyingParty {
             sign_response: self.sign.response(),
             name_id_format: self.name_id_format.clone(),
             name_id,
+            name_id_qualifiers: None,
             attributes: self
                 .attributes
                 .iter()
@@ -401,6 +413,13 @@ impl RelyingParty {
                 default_claims()
             }
         });
+        let name_id_format = cfg
+            .name_id_format
+            .clone()
+            .unwrap_or_else(|| NAMEID_UNSPECIFIED.to_owned());
+        let name_id_formats =
+            name_id::allowed_formats(&name_id_format, cfg.name_id_formats.as_deref())
+                .map_err(|e| format!("{entity_id}: {e}"))?;
         Ok(Self {
             name: cfg.name.clone().unwrap_or_else(|| entity_id.clone()),
             sign: cfg.sign.unwrap_or(if netscaler {
@@ -409,10 +428,8 @@ impl RelyingParty {
                 SignChoice::Assertion
             }),
             name_id_source: cfg.name_id_source.clone().unwrap_or(ClaimSource::Upn),
-            name_id_format: cfg
-                .name_id_format
-                .clone()
-                .unwrap_or_else(|| NAMEID_UNSPECIFIED.to_owned()),
+            name_id_format,
+            name_id_formats,
             require_signed_requests,
             authn_context: cfg.authn_context.unwrap_or(if netscaler {
                 AuthnContextMode::Lenient
@@ -679,6 +696,13 @@ mod tests {
             ..r
         };
         assert_eq!(transient.recipient(&no_upn).name_id, NameIdValue::Transient);
+        // A persistent default never puts the UPN under the persistent label: the pairwise
+        // value is resolved from the store (`name_id`), and the builder refuses an unresolved one.
+        let persistent = RelyingParty {
+            name_id_format: NAMEID_PERSISTENT.into(),
+            ..transient
+        };
+        assert_eq!(persistent.recipient(&ann).name_id, NameIdValue::Persistent);
     }
 
     #[test]

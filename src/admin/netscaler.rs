@@ -116,6 +116,7 @@ mod tests {
             sign,
             name_id_source: ClaimSource::Upn,
             name_id_format: String::new(),
+            name_id_formats: Vec::new(),
             require_signed_requests: false,
             authn_context: AuthnContextMode::Lenient,
             attributes: Vec::new(),

@@ -137,6 +137,8 @@ pub struct Options {
     /// `None` leaves these as they are (the import preview does not show them).
     pub name_id_source: Option<ClaimSource>,
     pub name_id_format: Option<String>,
+    /// The formats a NameIDPolicy may ask for (`None`: as they are).
+    pub name_id_formats: Option<Vec<String>>,
     pub authn_context: Option<AuthnContextMode>,
     /// WS-Federation: the token type; `None` leaves it as it is.
     pub token: Option<crate::rp::TokenType>,
@@ -221,6 +223,9 @@ impl Options {
                 return refused("Choose one of the NameID formats offered.");
             }
             cfg.name_id_format = Some(format.clone());
+        }
+        if let Some(formats) = &self.name_id_formats {
+            cfg.name_id_formats = (!formats.is_empty()).then(|| formats.clone());
         }
         if let Some(mode) = self.authn_context {
             cfg.authn_context = Some(mode);

@@ -148,6 +148,7 @@ fn options(add: &AddTrust, old: &RpConfig) -> Options {
         enabled: old.enabled.unwrap_or(true),
         name_id_source: old.name_id_source.clone(),
         name_id_format: old.name_id_format.clone(),
+        name_id_formats: old.name_id_formats.clone(),
         authn_context: old.authn_context,
         claims: old.attributes.clone(),
         ..Options::default()
@@ -258,7 +259,7 @@ pub async fn list(ctx: &Ctx<'_>, out: &mut Out) -> Result<()> {
         .collect();
     for rp in files.merged(console).all() {
         out.line(format_args!(
-            "{}\t{}\t{}\tsign={:?}\tacs={}\t{}\t{}",
+            "{}\t{}\t{}\tsign={:?}\tacs={}\tname_id_formats={}\t{}\t{}",
             rp.name,
             rp.entity_id,
             match rp.protocol {
@@ -267,11 +268,21 @@ pub async fn list(ctx: &Ctx<'_>, out: &mut Out) -> Result<()> {
             },
             rp.sign,
             rp.acs.first().map(|a| a.url.as_str()).unwrap_or("-"),
+            short_formats(&rp.name_id_formats),
             if rp.enabled { "enabled" } else { "disabled" },
             rp.origin
         ));
     }
     Ok(())
+}
+
+/// NameID format URIs by their last segment (`transient,persistent`), as config may write them.
+fn short_formats(formats: &[String]) -> String {
+    formats
+        .iter()
+        .map(|f| f.rsplit(':').next().unwrap_or(f))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Removes a store trust (`console:NAME` or `NAME`) or, failing that, the file trust

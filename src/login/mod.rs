@@ -35,7 +35,7 @@ use crate::mfa::gateway::Gateway;
 use crate::mfa::networks::NetRange;
 use crate::mfa::secrets::{Sealed, SecretBox};
 use crate::mfa::settings::MfaSettings;
-use crate::saml::request::RequestedContext;
+use crate::saml::request::{NameIdPolicy, RequestedContext};
 use crate::store::{Store, StoreError};
 
 /// How the user proved who they are; feeds AuthnContextClassRef and the `amr` attribute.
@@ -90,6 +90,10 @@ pub struct PendingRequest {
     pub relay_state: Option<String>,
     pub force_authn: bool,
     pub requested_context: Option<RequestedContext>,
+    /// The request's NameIDPolicy (SAML core §3.4.1.1); flows stored before it existed
+    /// load without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_id_policy: Option<NameIdPolicy>,
 }
 
 /// A WS-Federation sign-in (`wa=wsignin1.0`, MS-WSFED §2.2.3) waiting for the user, its

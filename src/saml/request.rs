@@ -25,6 +25,8 @@ const MAX_INFLATED: usize = 256 * 1024;
 /// AuthnContextClassRef values accepted in one RequestedAuthnContext, and their length.
 const MAX_CONTEXT_CLASSES: usize = 16;
 const MAX_CONTEXT_CLASS_BYTES: usize = 512;
+/// NameIDPolicy Format and SPNameQualifier are URIs kept in the sign-in's flow: bounded.
+const MAX_POLICY_VALUE_BYTES: usize = 1024;
 
 const SIG_RSA_SHA256: &str = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256";
 const SIG_RSA_SHA1: &str = "http://www.w3.org/2000/09/xmldsig#rsa-sha1";
@@ -120,8 +122,21 @@ pub struct AuthnRequest {
     pub protocol_binding: Option<String>,
     pub force_authn: bool,
     pub is_passive: bool,
-    pub name_id_format: Option<String>,
+    /// SAML core §3.4.1.1: `None` when the request has no NameIDPolicy element.
+    pub name_id_policy: Option<NameIdPolicy>,
     pub requested_context: Option<RequestedContext>,
+}
+
+/// What an SP asks of the NameID (SAML core §3.4.1.1). Carried in the sign-in's flow until
+/// the assertion is built; the registry decides what it is given (`rp::name_id`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NameIdPolicy {
+    /// The NameID format URI asked for; `None` when the attribute is absent.
+    pub format: Option<String>,
+    /// The namespace the identifier is to be in (an SP or an affiliation of SPs).
+    pub sp_name_qualifier: Option<String>,
+    /// Whether the IdP may create a new identifier for the user; "false" when absent.
+    pub allow_create: bool,
 }
 
 /// The request as it arrived: raw parameters kept for signature checks.
@@ -357,12 +372,44 @@ fn read_authn_request(root: &Element) -> Result<AuthnRequest, RequestError> {
         protocol_binding: root.attr("ProtocolBinding").map(str::to_owned),
         force_authn: boolean("ForceAuthn"),
         is_passive: boolean("IsPassive"),
-        name_id_format: root
-            .child(NS_SAMLP, "NameIDPolicy")
-            .and_then(|p| p.attr("Format"))
-            .map(str::to_owned),
+        name_id_policy: read_name_id_policy(root)?,
         requested_context,
     })
+}
+
+/// SAML core §3.4.1.1: at most one NameIDPolicy; AllowCreate an xs:boolean ("true",
+/// "false", "1", "0", whitespace collapsed); the URIs bounded.
+fn read_name_id_policy(root: &Element) -> Result<Option<NameIdPolicy>, RequestError> {
+    let bad = |s: &str| RequestError::Malformed(s.to_owned());
+    let mut policies = root.children_named(NS_SAMLP, "NameIDPolicy");
+    let Some(p) = policies.next() else {
+        return Ok(None);
+    };
+    if policies.next().is_some() {
+        return Err(bad("more than one NameIDPolicy"));
+    }
+    let uri = |name: &str| -> Result<Option<String>, RequestError> {
+        match p.attr(name).map(str::trim) {
+            None => Ok(None),
+            Some(v) if v.is_empty() || v.len() > MAX_POLICY_VALUE_BYTES => Err(bad(&format!(
+                "NameIDPolicy {name} is empty or longer than {MAX_POLICY_VALUE_BYTES} bytes"
+            ))),
+            Some(v) if v.chars().any(char::is_control) => Err(bad(&format!(
+                "NameIDPolicy {name} holds control characters"
+            ))),
+            Some(v) => Ok(Some(v.to_owned())),
+        }
+    };
+    let allow_create = match p.attr("AllowCreate").map(str::trim) {
+        None | Some("false") | Some("0") => false,
+        Some("true") | Some("1") => true,
+        Some(_) => return Err(bad("NameIDPolicy AllowCreate is not an xs:boolean")),
+    };
+    Ok(Some(NameIdPolicy {
+        format: uri("Format")?,
+        sp_name_qualifier: uri("SPNameQualifier")?,
+        allow_create,
+    }))
 }
 
 pub(crate) fn valid_id(id: &str) -> bool {
@@ -845,6 +892,45 @@ mod tests {
         }
         let root = xml::parse(REQ, &Limits::default()).expect("parse");
         assert!(read_authn_request(&root).is_ok());
+    }
+
+    #[test]
+    fn name_id_policy_is_read_bounded_and_refused_when_hostile() {
+        let with = |policy: &str| {
+            let xml = REQ.replace(
+                "<samlp:RequestedAuthnContext",
+                &format!("{policy}<samlp:RequestedAuthnContext"),
+            );
+            read_authn_request(&xml::parse(&xml, &Limits::default()).expect("xml"))
+        };
+        let r = with(r#"<samlp:NameIDPolicy Format="urn:oasis:names:tc:SAML:2.0:nameid-format:persistent" SPNameQualifier="https://gw" AllowCreate=" 1 "/>"#)
+            .expect("read");
+        assert_eq!(
+            r.name_id_policy,
+            Some(NameIdPolicy {
+                format: Some("urn:oasis:names:tc:SAML:2.0:nameid-format:persistent".into()),
+                sp_name_qualifier: Some("https://gw".into()),
+                allow_create: true,
+            })
+        );
+        // SAML core §3.4.1.1: AllowCreate defaults to false; no element, no policy.
+        let r = with(r#"<samlp:NameIDPolicy AllowCreate="false"/>"#).expect("read");
+        assert_eq!(r.name_id_policy, Some(NameIdPolicy::default()));
+        assert_eq!(with("").expect("read").name_id_policy, None);
+        let huge = format!(r#"<samlp:NameIDPolicy Format="urn:{}"/>"#, "x".repeat(2000));
+        for hostile in [
+            r#"<samlp:NameIDPolicy AllowCreate="yes"/>"#,
+            r#"<samlp:NameIDPolicy AllowCreate="TRUE"/>"#,
+            r#"<samlp:NameIDPolicy/><samlp:NameIDPolicy/>"#,
+            r#"<samlp:NameIDPolicy Format=""/>"#,
+            r#"<samlp:NameIDPolicy SPNameQualifier="a&#10;b"/>"#,
+            huge.as_str(),
+        ] {
+            assert!(
+                matches!(with(hostile), Err(RequestError::Malformed(_))),
+                "{hostile} accepted"
+            );
+        }
     }
 
     #[test]

@@ -14,6 +14,10 @@ use super::{NS_SAML, NS_SAMLP, STATUS_SUCCESS, new_id, saml_time};
 pub enum NameIdValue {
     /// SAML core §8.3.8: a fresh opaque value in every assertion.
     Transient,
+    /// SAML core §8.3.7: a pairwise identifier the registry keeps in the store. It must be
+    /// resolved to a `Value` before an assertion is built; an unresolved one is refused, so
+    /// no other value (a UPN) can ever go out under the persistent label.
+    Persistent,
     /// The value from the SP's NameID source.
     Value(String),
     /// The user has no value for the SP's NameID source: no assertion can be issued.
@@ -45,12 +49,24 @@ pub struct Recipient {
     pub sign_response: bool,
     pub name_id_format: String,
     pub name_id: NameIdValue,
+    /// NameQualifier and SPNameQualifier of the NameID (persistent identifiers).
+    pub name_id_qualifiers: Option<NameQualifiers>,
     /// Attributes in release order; those without values are left out of the assertion.
     pub attributes: Vec<Attribute>,
 }
 
+/// SAML core §2.2.2, §8.3.7: the namespaces a persistent identifier lives in — the IdP's
+/// entity ID and the SP's — so it can never be mistaken for another pair's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameQualifiers {
+    pub name_qualifier: String,
+    pub sp_name_qualifier: String,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ResponseError {
+    #[error("the persistent NameID for {rp} was not resolved")]
+    UnresolvedPersistent { rp: String },
     #[error("user {user} has no value for the NameID source {source_name} of {rp}")]
     NoNameId {
         user: String,
@@ -104,6 +120,11 @@ fn assertion(i: &Issue) -> Result<El, ResponseError> {
     let name_id = match &i.sp.name_id {
         NameIdValue::Transient => new_id(),
         NameIdValue::Value(v) => v.clone(),
+        NameIdValue::Persistent => {
+            return Err(ResponseError::UnresolvedPersistent {
+                rp: i.sp.entity_id.clone(),
+            });
+        }
         NameIdValue::Missing { user, source_name } => {
             return Err(ResponseError::NoNameId {
                 user: user.clone(),
@@ -119,17 +140,17 @@ fn assertion(i: &Issue) -> Result<El, ResponseError> {
     if let Some(irt) = i.in_response_to {
         scd = scd.attr("InResponseTo", irt);
     }
-    let subject = saml("Subject")
-        .child(
-            saml("NameID")
-                .attr("Format", i.sp.name_id_format.clone())
-                .text(name_id),
-        )
-        .child(
-            saml("SubjectConfirmation")
-                .attr("Method", "urn:oasis:names:tc:SAML:2.0:cm:bearer")
-                .child(scd),
-        );
+    let mut name_id_el = saml("NameID").attr("Format", i.sp.name_id_format.clone());
+    if let Some(q) = &i.sp.name_id_qualifiers {
+        name_id_el = name_id_el
+            .attr("NameQualifier", q.name_qualifier.clone())
+            .attr("SPNameQualifier", q.sp_name_qualifier.clone());
+    }
+    let subject = saml("Subject").child(name_id_el.text(name_id)).child(
+        saml("SubjectConfirmation")
+            .attr("Method", "urn:oasis:names:tc:SAML:2.0:cm:bearer")
+            .child(scd),
+    );
     let conditions = saml("Conditions")
         .attr("NotBefore", saml_time(i.now - i.skew))
         .attr("NotOnOrAfter", not_on_or_after)
@@ -251,4 +272,60 @@ pub fn build_status(
 /// HTTP-POST binding (SAML bindings §3.5.4): base64 of the XML, no deflate.
 pub fn encode_post(xml: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(xml.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recipient(name_id: NameIdValue, qualifiers: Option<NameQualifiers>) -> Recipient {
+        Recipient {
+            entity_id: "https://sp".into(),
+            sign_assertion: true,
+            sign_response: false,
+            name_id_format: super::super::vocab::NAMEID_PERSISTENT.into(),
+            name_id,
+            name_id_qualifiers: qualifiers,
+            attributes: Vec::new(),
+        }
+    }
+
+    fn issue(sp: &Recipient) -> Result<String, ResponseError> {
+        let now = OffsetDateTime::from_unix_timestamp(1_700_000_000).expect("t");
+        assertion(&Issue {
+            idp_entity_id: "https://idp",
+            sp,
+            acs_url: "https://sp/acs",
+            in_response_to: None,
+            session_index: "_s",
+            authn_instant: now,
+            authn_class: "urn:c",
+            now,
+            skew: Duration::minutes(1),
+            lifetime: Duration::minutes(5),
+            session_not_on_or_after: None,
+            amr: &[],
+        })
+        .map(|a| c14n(&a))
+    }
+
+    #[test]
+    fn a_persistent_name_id_carries_both_qualifiers_and_is_never_issued_unresolved() {
+        let q = NameQualifiers {
+            name_qualifier: "https://idp".into(),
+            sp_name_qualifier: "https://sp".into(),
+        };
+        let xml = issue(&recipient(NameIdValue::Value("a1b2".into()), Some(q))).expect("built");
+        assert!(
+            xml.contains(
+                r#"NameQualifier="https://idp" SPNameQualifier="https://sp">a1b2</saml:NameID>"#
+            ),
+            "{xml}"
+        );
+        let unresolved = issue(&recipient(NameIdValue::Persistent, None));
+        assert!(matches!(
+            unresolved,
+            Err(ResponseError::UnresolvedPersistent { .. })
+        ));
+    }
 }

@@ -13,10 +13,16 @@ use super::{AppContext, AppState, ClientIp, PageLang};
 use crate::i18n::msgid;
 use crate::login::session::{self, Participant, SsoSession};
 use crate::login::{Flow, Pending, PendingRequest, authn_context};
-use crate::rp::Protocol;
-use crate::saml::request::{self, Binding, Incoming, Message, Refusal, RequestError, Window};
+use crate::rp::name_id::{self, NameId, NameIdError, PolicyError};
+use crate::rp::{NAMEID_TRANSIENT, Protocol, RelyingParty};
+use crate::saml::request::{
+    self, Binding, Incoming, Message, NameIdPolicy, Refusal, RequestError, Window,
+};
 use crate::saml::response::{self, Issue};
-use crate::saml::{STATUS_NO_AUTHN_CONTEXT, STATUS_NO_PASSIVE, STATUS_REQUESTER, STATUS_RESPONDER};
+use crate::saml::{
+    STATUS_INVALID_NAME_ID_POLICY, STATUS_NO_AUTHN_CONTEXT, STATUS_NO_PASSIVE, STATUS_REQUESTER,
+    STATUS_RESPONDER,
+};
 
 pub async fn sso_redirect(
     State(ctx): State<AppState>,
@@ -114,6 +120,7 @@ pub async fn idp_initiated(
         relay_state: q.relay_state,
         force_authn: false,
         requested_context: None,
+        name_id_policy: None,
     };
     continue_or_prompt(&ctx, &lang, pending, false, &ip, jar).await
 }
@@ -148,6 +155,7 @@ async fn begin(
         relay_state: a.relay_state,
         force_authn: req.force_authn,
         requested_context: req.requested_context,
+        name_id_policy: req.name_id_policy,
     };
     continue_or_prompt(ctx, lang, pending, req.is_passive, ip, jar).await
 }
@@ -201,7 +209,8 @@ async fn continue_or_prompt(
 }
 
 /// Builds, signs and auto-POSTs the Response for an authenticated session; records the RP
-/// in the session and refreshes the session cookie.
+/// in the session and refreshes the session cookie. A NameIDPolicy that cannot be met gets
+/// a signed InvalidNameIDPolicy answer instead (SAML core §3.4.1.1).
 pub async fn issue(
     ctx: &AppContext,
     lang: &PageLang,
@@ -212,10 +221,19 @@ pub async fn issue(
     let rp = registered(ctx, &pending.rp_entity_id, "-").await?;
     let now = ctx.clock.now();
     let mut recipient = rp.recipient(&s.user);
-    let name_id = name_id_for(&s, &rp.entity_id, &recipient);
-    if let Some(v) = &name_id {
-        recipient.name_id = response::NameIdValue::Value(v.clone());
+    let name_id = match name_id_for(ctx, &s, &rp, pending.name_id_policy.as_ref()).await {
+        Ok(n) => n,
+        Err(NameIdError::Policy(e)) => {
+            let jar = jar.add(remember_rp(ctx, &mut s, &recipient, None, now).await?);
+            let answer = refuse_name_id_policy(ctx, lang, pending, &s, &e).await?;
+            return Ok((jar, answer).into_response());
+        }
+        Err(NameIdError::Store(e)) => return Err(e.into()),
+    };
+    if let Some(n) = &name_id {
+        n.apply(&mut recipient);
     }
+    let name_id = name_id.map(|n| n.value);
     let jar = jar.add(remember_rp(ctx, &mut s, &recipient, name_id, now).await?);
     let Some(class) = authn_context::choose(
         pending.requested_context.as_ref(),
@@ -232,7 +250,23 @@ pub async fn issue(
         .await?;
         return Ok((jar, answer).into_response());
     };
+    let xml = sign_success(ctx, pending, &s, &recipient, &class).await?;
+    tracing::info!(user = %s.user.username, rp = %rp.entity_id, acs = %pending.acs_url, "assertion issued");
+    let relay_state = pending.relay_state.as_deref();
+    let page = post_page(ctx, lang, &pending.acs_url, &xml, relay_state);
+    Ok((jar, page).into_response())
+}
+
+/// The signed success Response for `recipient` in session `s`, timed for the metrics.
+async fn sign_success(
+    ctx: &AppContext,
+    pending: &PendingRequest,
+    s: &SsoSession,
+    recipient: &response::Recipient,
+    class: &str,
+) -> Result<String, WebError> {
     let idp = &ctx.config.idp;
+    let now = ctx.clock.now();
     let entity_id = ctx.config.entity_id();
     // Fetched before the clock starts: the keys may come from the store.
     let signing = ctx.signing().await;
@@ -240,13 +274,13 @@ pub async fn issue(
     let xml = response::build_success(
         &Issue {
             idp_entity_id: &entity_id,
-            sp: &recipient,
+            sp: recipient,
             acs_url: &pending.acs_url,
             in_response_to: pending.request_id.as_deref(),
             session_index: &s.session_index,
             authn_instant: time::OffsetDateTime::from_unix_timestamp(s.authn_instant)
                 .unwrap_or(now),
-            authn_class: &class,
+            authn_class: class,
             now,
             skew: time::Duration::seconds(idp.clock_skew_secs.into()),
             lifetime: time::Duration::seconds(idp.assertion_lifetime_secs.into()),
@@ -256,31 +290,60 @@ pub async fn issue(
         &signing.current.signer,
     );
     ctx.metrics.signed(started.elapsed());
-    let xml = xml.map_err(not_issued)?;
-    tracing::info!(user = %s.user.username, rp = %rp.entity_id, acs = %pending.acs_url, "assertion issued");
-    let relay_state = pending.relay_state.as_deref();
-    let page = post_page(ctx, lang, &pending.acs_url, &xml, relay_state);
-    Ok((jar, page).into_response())
+    xml.map_err(not_issued)
 }
 
-/// The NameID value `rp` gets in this session: a transient one (SAML core §8.3.8) is made
-/// once per session and RP, so a LogoutRequest naming it can be matched; `None` when the
-/// user has no value for the RP's NameID source.
-pub(super) fn name_id_for(
+/// The NameID `rp` gets in session `s` (value, format, qualifiers), judged against the
+/// request's NameIDPolicy (`rp::name_id`). A transient one (SAML core §8.3.8) is made once
+/// per session and RP and kept in the participant record, so a LogoutRequest naming it can
+/// be matched; a persistent one is the stored pairwise value. `Ok(None)` when the user has
+/// no value for the RP's NameID source.
+///
+/// Protocols without a NameIDPolicy (WS-Federation, IdP-initiated sign-in) pass `None` and
+/// get the RP's configured NameID, resolved the same way.
+pub(super) async fn name_id_for(
+    ctx: &AppContext,
     s: &SsoSession,
-    rp: &str,
-    recipient: &response::Recipient,
-) -> Option<String> {
-    match &recipient.name_id {
-        response::NameIdValue::Value(v) => Some(v.clone()),
-        response::NameIdValue::Transient => Some(
-            s.participant(rp)
-                .filter(|p| p.name_id_format == recipient.name_id_format)
-                .map(|p| p.name_id.clone())
-                .unwrap_or_else(crate::saml::new_id),
-        ),
-        response::NameIdValue::Missing { .. } => None,
+    rp: &RelyingParty,
+    policy: Option<&NameIdPolicy>,
+) -> Result<Option<NameId>, NameIdError> {
+    let transient = || {
+        s.participant(&rp.entity_id)
+            .filter(|p| p.name_id_format == NAMEID_TRANSIENT)
+            .map(|p| p.name_id.clone())
+            .unwrap_or_else(crate::saml::new_id)
+    };
+    let idp = ctx.config.entity_id();
+    name_id::resolve(ctx.store.as_ref(), rp, &s.user, policy, &idp, transient).await
+}
+
+/// Answers a NameIDPolicy that cannot be met: a signed Requester / InvalidNameIDPolicy
+/// Response to the SP (SAML core §3.4.1.1), a warning in the log and an audit event.
+async fn refuse_name_id_policy(
+    ctx: &AppContext,
+    lang: &PageLang,
+    pending: &PendingRequest,
+    s: &SsoSession,
+    e: &PolicyError,
+) -> Result<Response, WebError> {
+    tracing::warn!(user = %s.user.username, rp = %pending.rp_entity_id, reason = %e, "NameIDPolicy refused");
+    let event = crate::audit::AuditEvent {
+        at: crate::saml::saml_time(ctx.clock.now()),
+        flow: &s.session_index,
+        user: Some(&s.user.username),
+        rp: &pending.rp_entity_id,
+        client_ip: "-",
+        from: "Authenticated",
+        to: "InvalidNameIDPolicy",
+        method: None,
+        outcome: crate::audit::Outcome::Failure,
+        reason: Some(crate::audit::shorten(&e.to_string(), 300)),
+    };
+    if let Some(json) = crate::audit::record(&event) {
+        crate::audit::persist(ctx.store.as_ref(), &[(ctx.clock.unix(), json)]).await?;
     }
+    let message = "The requested NameID policy cannot be satisfied";
+    status_response(ctx, lang, pending, STATUS_INVALID_NAME_ID_POLICY, message).await
 }
 
 /// Records the RP (and the NameID it is given) in the SSO session, saves it, and gives its

@@ -16,8 +16,9 @@ use super::{AppContext, AppState, ClientIp, PageLang};
 use crate::audit::{self, AuditEvent, Outcome};
 use crate::login::session::{self, Participant, SsoSession};
 use crate::login::{Flow, Pending, WsFedPending, authn_context};
+use crate::rp::name_id::NameIdError;
 use crate::rp::{Protocol, RelyingParty};
-use crate::saml::response::{Issue, NameIdValue, Recipient};
+use crate::saml::response::{Issue, Recipient};
 use crate::wsfed::request::{self, SignIn, WsFedRequest};
 use crate::wsfed::token;
 
@@ -137,6 +138,10 @@ async fn wsfed_rp(ctx: &AppContext, realm: &str, ip: &str) -> Result<Arc<Relying
     }
 }
 
+/// What the user reads when the trust's NameID cannot be made for them.
+const NO_NAME_ID: &str =
+    "Your account lacks the attribute this application identifies you by. Contact your help desk.";
+
 /// Builds, signs and auto-POSTs the RSTR for an authenticated session (`wa`, `wresult`,
 /// `wctx`: MS-WSFED §2.2.4); records the RP in the session with the NameID it gets.
 pub(super) async fn issue(
@@ -149,16 +154,23 @@ pub(super) async fn issue(
     let rp = wsfed_rp(ctx, &pending.realm, "-").await?;
     let now = ctx.clock.now();
     let mut recipient = rp.recipient(&s.user);
-    let name_id = super::saml::name_id_for(&s, &rp.entity_id, &recipient);
-    if let Some(v) = &name_id {
-        recipient.name_id = NameIdValue::Value(v.clone());
-    }
-    if let Some(name_id) = name_id {
+    // WS-Fed has no NameIDPolicy: the trust's configured NameID, resolved as for SAML.
+    let name_id = super::saml::name_id_for(ctx, &s, &rp, None)
+        .await
+        .map_err(|e| match e {
+            NameIdError::Store(e) => WebError::from(e),
+            NameIdError::Policy(e) => {
+                tracing::warn!(user = %s.user.username, rp = %rp.entity_id, reason = %e, "no NameID for a WS-Federation token");
+                WebError::forbidden(NO_NAME_ID)
+            }
+        })?;
+    if let Some(n) = name_id {
+        n.apply(&mut recipient);
         s.remember(Participant {
             rp: rp.entity_id.clone(),
             protocol: Protocol::Wsfed,
-            name_id,
-            name_id_format: recipient.name_id_format.clone(),
+            name_id: n.value,
+            name_id_format: n.format,
         });
     }
     session::save(ctx.store.as_ref(), &s, now.unix_timestamp()).await?;

@@ -124,6 +124,13 @@ fn saml11(i: &Issue, key: &SigningKey) -> Result<El, ResponseError> {
     let name_id = match &i.sp.name_id {
         NameIdValue::Transient => new_id(),
         NameIdValue::Value(v) => v.clone(),
+        // The web layer resolves persistent values from the store; one left unresolved must
+        // never go out under a persistent label.
+        NameIdValue::Persistent => {
+            return Err(ResponseError::UnresolvedPersistent {
+                rp: i.sp.entity_id.clone(),
+            });
+        }
         NameIdValue::Missing { user, source_name } => {
             return Err(ResponseError::NoNameId {
                 user: user.clone(),
@@ -207,6 +214,7 @@ mod tests {
             sign_response: false,
             name_id_format: "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified".into(),
             name_id,
+            name_id_qualifiers: None,
             attributes: vec![
                 Attribute {
                     name: "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn".into(),

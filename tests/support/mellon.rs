@@ -12,6 +12,9 @@
 //! - `sign_requests: false` writes `AuthnRequestsSigned="false"` into the SP metadata and
 //!   turns a `WantAuthnRequestsSigned="true"` in the IdP metadata into `"false"`, because
 //!   lasso signs whenever either side asks for it.
+//! - `name_id_format: Some(uri)` writes that `NameIDFormat` into the SP metadata: lasso puts
+//!   the first NameIDFormat of the SP's own metadata into the AuthnRequest's NameIDPolicy
+//!   Format (unspecified when unset, as before).
 
 // Each integration test binary compiles this module but uses only part of it.
 #![allow(dead_code)]
@@ -53,6 +56,8 @@ pub struct MellonOptions {
     pub post_binding: bool,
     /// Path appended to the base URL to form the SP entityID.
     pub entity_id_path: &'static str,
+    /// The NameIDFormat of the SP metadata, which mellon asks for in its NameIDPolicy.
+    pub name_id_format: Option<&'static str>,
 }
 
 impl MellonOptions {
@@ -71,6 +76,7 @@ impl Default for MellonOptions {
             sign_requests: true,
             post_binding: false,
             entity_id_path: "/mellon/metadata",
+            name_id_format: None,
         }
     }
 }
@@ -147,7 +153,7 @@ impl MellonSp {
             let port = free_port();
             let base = format!("http://127.0.0.1:{port}");
             let entity_id = format!("{base}{}", opts.entity_id_path);
-            let sp_metadata = sp_metadata_xml(&base, &entity_id, &cert_b64, opts.sign_requests);
+            let sp_metadata = sp_metadata_xml(&base, &entity_id, &cert_b64, &opts);
             write_file(&root.join("sp-metadata.xml"), &sp_metadata, 0o644);
             write_file(&conf, &httpd_conf(&root, port, as_root), 0o644);
             let _ = fs::remove_file(&error_log);
@@ -434,7 +440,11 @@ fn make_sp_credentials() -> (String, String, String) {
 
 /// The SP metadata mellon loads (and serves at /mellon/metadata). mellon takes the ACS URL
 /// and the NameIDPolicy format (first NameIDFormat) of its AuthnRequests from here.
-fn sp_metadata_xml(base: &str, entity_id: &str, cert_b64: &str, sign_requests: bool) -> String {
+fn sp_metadata_xml(base: &str, entity_id: &str, cert_b64: &str, opts: &MellonOptions) -> String {
+    let sign_requests = opts.sign_requests;
+    let name_id_format = opts
+        .name_id_format
+        .unwrap_or("urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified");
     format!(
         r#"<?xml version="1.0" encoding="UTF-8"?>
 <md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="{entity_id}">
@@ -443,7 +453,7 @@ fn sp_metadata_xml(base: &str, entity_id: &str, cert_b64: &str, sign_requests: b
       <ds:KeyInfo><ds:X509Data><ds:X509Certificate>{cert_b64}</ds:X509Certificate></ds:X509Data></ds:KeyInfo>
     </md:KeyDescriptor>
     <md:SingleLogoutService Binding="{REDIRECT_BINDING}" Location="{base}{ENDPOINT_PATH}/logout"/>
-    <md:NameIDFormat>urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified</md:NameIDFormat>
+    <md:NameIDFormat>{name_id_format}</md:NameIDFormat>
     <md:AssertionConsumerService index="0" isDefault="true" Binding="{POST_BINDING}" Location="{base}{ENDPOINT_PATH}/postResponse"/>
   </md:SPSSODescriptor>
 </md:EntityDescriptor>

@@ -75,6 +75,7 @@ fn rp_row(rp: &RelyingParty, sso: &str, slo: Option<&str>, overrides: Option<&Rp
         slug => slug, preset => rp.preset.map(|_| "netscaler"), claims_text => trusts::claims_text(&rp.attributes),
         authn_context => if rp.authn_context == crate::rp::AuthnContextMode::Lenient { "lenient" } else { "strict" },
         name_id_formats => trusts::NAMEID_FORMATS.to_vec(),
+        allowed_formats => rp.name_id_formats.iter().map(|f| f.rsplit(':').next().unwrap_or(f).to_owned()).collect::<Vec<_>>(),
         own_entity_id => overrides.and_then(|c| c.entity_id.clone()).unwrap_or_default(),
         own_acs => overrides.map(|c| c.acs.join("\n")).unwrap_or_default(),
         own_slo => overrides.and_then(|c| c.slo.clone()).unwrap_or_default(),
@@ -363,6 +364,7 @@ fn options_of(form: &[(String, String)]) -> Result<Options, String> {
         enabled: field("enabled").is_some(),
         name_id_source,
         name_id_format: field("name_id_format").map(str::to_owned),
+        name_id_formats: None,
         authn_context,
         claims,
     })
