@@ -684,3 +684,33 @@ async fn our_metadata_has_a_signed_sts_role_with_the_passive_endpoint() {
     let tampered = xml.replacen("/adfs/ls/</wsa:Address>", "/evil/</wsa:Address>", 1);
     assert!(verify(&tampered, &s.cert, Part::Metadata).is_err());
 }
+
+/// An attacker sending garbage cannot fill the store through the sign-in log: one client
+/// address gets at most 60 stored refusals a minute (web/wsfed.rs), every request is still
+/// refused with the page.
+#[tokio::test]
+async fn a_flood_of_refused_requests_stops_filling_the_sign_in_log() {
+    let s = setup().await;
+    let browser = Browser::new();
+    let sent = 130;
+    for i in 0..sent {
+        let q = format!("wa=wsignin1.0&wtrealm=urn:app:unknown-{i}");
+        refused(&browser, &s.idp, &q, "not registered").await;
+    }
+    let log = s
+        .idp
+        .state
+        .store
+        .read_log(tessera::audit::SIGNIN_LOG, 0, i64::MAX, 10_000)
+        .await
+        .expect("sign-in log");
+    let stored = log
+        .iter()
+        .filter(|e| String::from_utf8_lossy(&e.value).contains("wsfed_request"))
+        .count();
+    // The flood may straddle one minute boundary: two budgets at most.
+    assert!(
+        (60..=120).contains(&stored),
+        "{stored} of {sent} refusals stored"
+    );
+}
