@@ -767,6 +767,31 @@ async fn mellon_initiated(
     (location, return_to)
 }
 
+/// mellon takes our LogoutResponse (checking its signature), ends its session and sends the
+/// browser to the logout's ReturnTo.
+async fn mellon_accepts_and_returns(
+    p: &MellonPeers,
+    browser: &Browser,
+    location: &str,
+    return_to: &str,
+) {
+    let res = browser.http.get(location).send().await.expect("get");
+    assert_eq!(
+        res.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        p.mellon.error_log()
+    );
+    assert_eq!(
+        res.headers()["location"].to_str().expect("location"),
+        return_to
+    );
+    assert!(
+        !mellon_signed_in(browser, p).await,
+        "mellon's session ended"
+    );
+}
+
 #[tokio::test]
 async fn mellon_starts_logout_over_redirect_and_the_test_sp_is_signed_out_too() {
     let p = mellon_peers(false).await;
@@ -780,21 +805,7 @@ async fn mellon_starts_logout_over_redirect_and_the_test_sp_is_signed_out_too() 
         "{xml}"
     );
     // mellon accepts it (checking our signature) and sends the browser to its ReturnTo.
-    let res = browser.http.get(&location).send().await.expect("get");
-    assert_eq!(
-        res.status(),
-        StatusCode::SEE_OTHER,
-        "{}",
-        p.mellon.error_log()
-    );
-    assert_eq!(
-        res.headers()["location"].to_str().expect("location"),
-        return_to
-    );
-    assert!(
-        !mellon_signed_in(&browser, &p).await,
-        "mellon's session ended"
-    );
+    mellon_accepts_and_returns(&p, &browser, &location, &return_to).await;
     assert!(
         !has_session(&browser, &p.s.idp, &p.s.sps[0]).await,
         "Tessera's too"
@@ -814,21 +825,7 @@ async fn mellon_is_told_partial_logout_when_the_test_sp_fails() {
         "{xml}"
     );
     // mellon (lasso) takes a Success with PartialLogout below it as its own logout done.
-    let res = browser.http.get(&location).send().await.expect("get");
-    assert_eq!(
-        res.status(),
-        StatusCode::SEE_OTHER,
-        "{}",
-        p.mellon.error_log()
-    );
-    assert_eq!(
-        res.headers()["location"].to_str().expect("location"),
-        return_to
-    );
-    assert!(
-        !mellon_signed_in(&browser, &p).await,
-        "mellon's session ended"
-    );
+    mellon_accepts_and_returns(&p, &browser, &location, &return_to).await;
 }
 
 #[tokio::test]

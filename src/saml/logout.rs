@@ -360,27 +360,7 @@ mod tests {
         assert!(read_logout_request(&parse(&no_name, &Limits::default()).expect("xml")).is_err());
     }
 
-    fn key_and_cert() -> (SigningKey, X509) {
-        use openssl::hash::MessageDigest;
-        use openssl::pkey::PKey;
-        use openssl::rsa::Rsa;
-        let key = PKey::from_rsa(Rsa::generate(2048).expect("rsa")).expect("pkey");
-        let mut name = openssl::x509::X509NameBuilder::new().expect("name");
-        name.append_entry_by_text("CN", "idp").expect("cn");
-        let name = name.build();
-        let mut b = X509::builder().expect("builder");
-        b.set_version(2).expect("v3");
-        b.set_subject_name(&name).expect("subject");
-        b.set_issuer_name(&name).expect("issuer");
-        b.set_pubkey(&key).expect("pubkey");
-        let now = openssl::asn1::Asn1Time::days_from_now(0).expect("now");
-        let later = openssl::asn1::Asn1Time::days_from_now(30).expect("later");
-        b.set_not_before(&now).expect("nb");
-        b.set_not_after(&later).expect("na");
-        b.sign(&key, MessageDigest::sha256()).expect("sign");
-        let cert = b.build();
-        (SigningKey::new(key, &cert).expect("signer"), cert)
-    }
+    use crate::xmldsig::sign::test_signing_key as key_and_cert;
 
     fn out(now: OffsetDateTime) -> LogoutOut<'static> {
         LogoutOut {

@@ -115,24 +115,29 @@ fn status(code: &str, sub: Option<&str>, message: Option<&str>) -> El {
     st
 }
 
-/// Builds the assertion (unsigned).
-fn assertion(i: &Issue) -> Result<El, ResponseError> {
-    let name_id = match &i.sp.name_id {
-        NameIdValue::Transient => new_id(),
-        NameIdValue::Value(v) => v.clone(),
-        NameIdValue::Persistent => {
-            return Err(ResponseError::UnresolvedPersistent {
-                rp: i.sp.entity_id.clone(),
-            });
-        }
-        NameIdValue::Missing { user, source_name } => {
-            return Err(ResponseError::NoNameId {
+impl Recipient {
+    /// The NameID text to write for this recipient, in any token (SAML 2.0 here, SAML 1.1 in
+    /// `wsfed`): a persistent value left unresolved by the caller never goes out under a
+    /// persistent label, and a missing one is no assertion at all.
+    pub fn name_id_text(&self) -> Result<String, ResponseError> {
+        match &self.name_id {
+            NameIdValue::Transient => Ok(new_id()),
+            NameIdValue::Value(v) => Ok(v.clone()),
+            NameIdValue::Persistent => Err(ResponseError::UnresolvedPersistent {
+                rp: self.entity_id.clone(),
+            }),
+            NameIdValue::Missing { user, source_name } => Err(ResponseError::NoNameId {
                 user: user.clone(),
                 source_name: source_name.clone(),
-                rp: i.sp.entity_id.clone(),
-            });
+                rp: self.entity_id.clone(),
+            }),
         }
-    };
+    }
+}
+
+/// Builds the assertion (unsigned).
+fn assertion(i: &Issue) -> Result<El, ResponseError> {
+    let name_id = i.sp.name_id_text()?;
     let not_on_or_after = saml_time(i.now + i.lifetime);
     let mut scd = saml("SubjectConfirmationData")
         .attr("NotOnOrAfter", not_on_or_after.clone())

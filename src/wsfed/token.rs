@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{NS_ADDRESSING, NS_POLICY, NS_SAML1, NS_TRUST, NS_WSU};
-use crate::saml::response::{self, Issue, NameIdValue, ResponseError};
+use crate::saml::response::{self, Issue, ResponseError};
 use crate::saml::{NS_SAML, new_id, saml_time};
 use crate::xmldsig::emit::{El, c14n};
 use crate::xmldsig::sign::{SigningKey, sign_enveloped_by};
@@ -121,24 +121,7 @@ fn attribute(name: &str, values: &[String]) -> El {
 /// AuthenticationStatement and the claims as an AttributeStatement; the signature comes
 /// last (the schema puts ds:Signature after the statements) and references `AssertionID`.
 fn saml11(i: &Issue, key: &SigningKey) -> Result<El, ResponseError> {
-    let name_id = match &i.sp.name_id {
-        NameIdValue::Transient => new_id(),
-        NameIdValue::Value(v) => v.clone(),
-        // The web layer resolves persistent values from the store; one left unresolved must
-        // never go out under a persistent label.
-        NameIdValue::Persistent => {
-            return Err(ResponseError::UnresolvedPersistent {
-                rp: i.sp.entity_id.clone(),
-            });
-        }
-        NameIdValue::Missing { user, source_name } => {
-            return Err(ResponseError::NoNameId {
-                user: user.clone(),
-                source_name: source_name.clone(),
-                rp: i.sp.entity_id.clone(),
-            });
-        }
-    };
+    let name_id = i.sp.name_id_text()?;
     let format = i.sp.name_id_format.as_str();
     let conditions = saml1("Conditions")
         .attr("NotBefore", saml_time(i.now - i.skew))
@@ -185,27 +168,11 @@ fn saml11(i: &Issue, key: &SigningKey) -> Result<El, ResponseError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::saml::response::{Attribute, Recipient};
+    use crate::saml::response::{Attribute, NameIdValue, Recipient};
     use crate::xml::{Limits, parse};
-    use openssl::hash::MessageDigest;
-    use openssl::pkey::PKey;
-    use openssl::rsa::Rsa;
-    use openssl::x509::{X509, X509NameBuilder};
     use time::{Duration, OffsetDateTime};
 
-    fn key() -> (SigningKey, X509) {
-        let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
-        let mut name = X509NameBuilder::new().unwrap();
-        name.append_entry_by_text("CN", "t").unwrap();
-        let name = name.build();
-        let mut b = X509::builder().unwrap();
-        b.set_subject_name(&name).unwrap();
-        b.set_issuer_name(&name).unwrap();
-        b.set_pubkey(&key).unwrap();
-        b.sign(&key, MessageDigest::sha256()).unwrap();
-        let cert = b.build();
-        (SigningKey::new(key, &cert).unwrap(), cert)
-    }
+    use crate::xmldsig::sign::test_signing_key as key;
 
     fn recipient(name_id: NameIdValue) -> Recipient {
         Recipient {

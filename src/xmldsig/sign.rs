@@ -147,26 +147,42 @@ pub fn sign_enveloped_by(
     Ok(())
 }
 
+/// A throwaway RSA-2048 key and self-signed v3 certificate valid for 30 days, for unit tests
+/// anywhere in the crate (xmlsec1 checks the validity dates).
+#[cfg(test)]
+pub(crate) fn test_key_and_cert() -> (PKey<Private>, X509) {
+    use openssl::asn1::Asn1Time;
+    let key = PKey::from_rsa(openssl::rsa::Rsa::generate(2048).expect("rsa")).expect("pkey");
+    let mut name = openssl::x509::X509NameBuilder::new().expect("name");
+    name.append_entry_by_text("CN", "idp").expect("cn");
+    let name = name.build();
+    let mut b = X509::builder().expect("builder");
+    b.set_version(2).expect("v3");
+    b.set_subject_name(&name).expect("subject");
+    b.set_issuer_name(&name).expect("issuer");
+    b.set_pubkey(&key).expect("pubkey");
+    b.set_not_before(&Asn1Time::days_from_now(0).expect("now"))
+        .expect("not before");
+    b.set_not_after(&Asn1Time::days_from_now(30).expect("later"))
+        .expect("not after");
+    b.sign(&key, MessageDigest::sha256()).expect("sign");
+    (key, b.build())
+}
+
+/// `test_key_and_cert` as the `SigningKey` the builders take.
+#[cfg(test)]
+pub(crate) fn test_signing_key() -> (SigningKey, X509) {
+    let (key, cert) = test_key_and_cert();
+    (SigningKey::new(key, &cert).expect("signing key"), cert)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::xml::{Limits, parse};
     use crate::xmldsig::verify::verify_root;
-    use openssl::rsa::Rsa;
-    use openssl::x509::X509NameBuilder;
 
-    fn key_and_cert() -> (PKey<Private>, X509) {
-        let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
-        let mut name = X509NameBuilder::new().unwrap();
-        name.append_entry_by_text("CN", "t").unwrap();
-        let name = name.build();
-        let mut b = X509::builder().unwrap();
-        b.set_subject_name(&name).unwrap();
-        b.set_issuer_name(&name).unwrap();
-        b.set_pubkey(&key).unwrap();
-        b.sign(&key, MessageDigest::sha256()).unwrap();
-        (key, b.build())
-    }
+    use super::test_key_and_cert as key_and_cert;
 
     #[test]
     fn refuses_bad_inputs() {
