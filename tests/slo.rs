@@ -494,26 +494,21 @@ impl Recorder {
     }
 }
 
-/// Adds a WS-Fed participant to the (only) SSO session in the store, as a WS-Fed sign-in
-/// records it.
-async fn add_wsfed_participant(idp: &Tessera, realm: &str) {
-    let store = idp.state.store.as_ref();
-    let keys = store.keys("sso:").await.expect("keys");
-    assert_eq!(keys.len(), 1, "one session");
-    let mut s: tessera::login::session::SsoSession = tessera::store::get_json(store, &keys[0])
-        .await
-        .expect("get")
-        .expect("session");
-    s.remember(tessera::login::session::Participant {
-        rp: realm.into(),
-        protocol: tessera::rp::Protocol::Wsfed,
-        name_id: "alice@corp.example".into(),
-        name_id_format: UNSPECIFIED.into(),
-    });
-    let ttl = std::time::Duration::from_secs(600);
-    tessera::store::put_json(store, &keys[0], &s, Some(ttl))
-        .await
-        .expect("put");
+/// The signed-in browser opens the WS-Fed application `realm`: the session answers at once
+/// with a token (WS-Fed sign-in at `/adfs/ls/`), and the realm becomes a participant.
+async fn sign_in_wsfed(browser: &Browser, idp: &Tessera, realm: &str) {
+    let realm: String = url::form_urlencoded::byte_serialize(realm.as_bytes()).collect();
+    let (_, status, page) = browser
+        .get(&format!(
+            "{}/adfs/ls/?wa=wsignin1.0&wtrealm={realm}",
+            idp.base
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(
+        page.contains("name=\"wresult\""),
+        "a token from the session: {page}"
+    );
 }
 
 #[tokio::test]
@@ -547,7 +542,7 @@ async fn the_sign_out_page_lists_the_applications_and_signs_out_of_each() {
         ))
         .await;
     assert!(page.contains("SAMLResponse"), "{page}");
-    add_wsfed_participant(&s.idp, "urn:sharepoint:corp").await;
+    sign_in_wsfed(&browser, &s.idp, "urn:sharepoint:corp").await;
 
     let logout = format!("{}/adfs/ls/logout", s.idp.base);
     let (_, status, page) = browser.get(&logout).await;
@@ -896,7 +891,7 @@ async fn an_sp_initiated_logout_cleans_up_ws_fed_before_answering_the_sp() {
     let one = &s.sps[0];
     let browser = Browser::new();
     let (name_id, index) = sign_in(&browser, &s.idp, one, "alice").await;
-    add_wsfed_participant(&s.idp, "urn:sharepoint:corp").await;
+    sign_in_wsfed(&browser, &s.idp, "urn:sharepoint:corp").await;
     let request = logout_el(one, &name_id, None, Some(&index));
     let request_id = request.id().expect("id").to_owned();
     let (_, status, page) = post_saml(
