@@ -77,9 +77,56 @@ pub async fn persist(store: &dyn Store, events: &[(i64, String)]) -> Result<(), 
     Ok(())
 }
 
+/// Refusals of unauthenticated or unverified requests one client address may store per
+/// minute, per kind (`wsfed`, `logout`). Beyond it a refusal is still logged and answered,
+/// but not stored: a client sending garbage cannot fill the store. Counted in the store, so
+/// the budget holds across nodes.
+pub const REFUSALS_PER_MINUTE: i64 = 60;
+
+/// Whether one more refusal of `kind` from `ip` may be stored now (see `REFUSALS_PER_MINUTE`).
+/// A store failure answers no: the refusal stays in the log only.
+pub async fn refusal_budget(store: &dyn Store, kind: &str, ip: &str, now: i64) -> bool {
+    let key = format!("refused:{kind}:{ip}:{}", now.div_euclid(60));
+    match store.incr(&key, 1, Some(Duration::from_secs(120))).await {
+        Ok(n) => n <= REFUSALS_PER_MINUTE,
+        Err(e) => {
+            tracing::error!(error = %e, kind, "refusal budget unavailable");
+            false
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_refusal_budget_is_per_address_kind_and_minute() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = std::sync::Arc::new(crate::clock::SystemClock);
+        let store = crate::store::embedded::EmbeddedStore::open(&dir.path().join("s.redb"), clock)
+            .expect("store");
+        let now = 1_800_000_000;
+        for _ in 0..REFUSALS_PER_MINUTE {
+            assert!(refusal_budget(&store, "wsfed", "192.0.2.1", now).await);
+        }
+        assert!(
+            !refusal_budget(&store, "wsfed", "192.0.2.1", now + 1).await,
+            "spent"
+        );
+        assert!(
+            refusal_budget(&store, "wsfed", "192.0.2.2", now).await,
+            "another address"
+        );
+        assert!(
+            refusal_budget(&store, "logout", "192.0.2.1", now).await,
+            "another kind"
+        );
+        assert!(
+            refusal_budget(&store, "wsfed", "192.0.2.1", now + 60).await,
+            "next minute"
+        );
+    }
 
     #[test]
     fn shorten_cuts_on_characters_and_marks_the_cut() {

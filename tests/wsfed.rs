@@ -686,7 +686,7 @@ async fn our_metadata_has_a_signed_sts_role_with_the_passive_endpoint() {
 }
 
 /// An attacker sending garbage cannot fill the store through the sign-in log: one client
-/// address gets at most 60 stored refusals a minute (web/wsfed.rs), every request is still
+/// address gets at most 60 stored refusals a minute (audit::REFUSALS_PER_MINUTE), every request is still
 /// refused with the page.
 #[tokio::test]
 async fn a_flood_of_refused_requests_stops_filling_the_sign_in_log() {

@@ -579,6 +579,9 @@ async fn audit_run(ctx: &AppContext, run: &Run, ip: &str) {
 
 /// The audit event of a LogoutRequest that did not name the session (nothing ended).
 async fn audit_refusal(ctx: &AppContext, s: &SsoSession, rp: &str, ip: &str, why: &str) {
+    if !crate::audit::refusal_budget(ctx.store.as_ref(), "logout", ip, ctx.clock.unix()).await {
+        return;
+    }
     let outcome = crate::audit::Outcome::Failure;
     audit(
         ctx,

@@ -250,30 +250,12 @@ async fn refuse(
         reason: Some(detail.to_owned()),
     });
     let events: Vec<(i64, String)> = event.map(|e| (ctx.clock.unix(), e)).into_iter().collect();
-    if within_refusal_budget(ctx, ip).await
+    if audit::refusal_budget(ctx.store.as_ref(), "wsfed", ip, ctx.clock.unix()).await
         && let Err(e) = audit::persist(ctx.store.as_ref(), &events).await
     {
         tracing::error!(error = %e, "refused WS-Federation request not written to the sign-in log");
     }
     WebError::bad_request(message)
-}
-
-/// Refused requests one client address may add to the sign-in log per minute. Beyond it the
-/// refusal is still logged and answered, but not stored: a client sending garbage cannot fill
-/// the store. Counted in the store, so the budget holds across nodes.
-pub const LOGGED_REFUSALS_PER_MINUTE: i64 = 60;
-
-async fn within_refusal_budget(ctx: &AppContext, ip: &str) -> bool {
-    let now = ctx.clock.unix();
-    let key = format!("wsfedrefused:{ip}:{}", now.div_euclid(60));
-    let ttl = std::time::Duration::from_secs(120);
-    match ctx.store.incr(&key, 1, Some(ttl)).await {
-        Ok(n) => n <= LOGGED_REFUSALS_PER_MINUTE,
-        Err(e) => {
-            tracing::error!(error = %e, "refusal budget unavailable");
-            false
-        }
-    }
 }
 
 #[cfg(test)]
