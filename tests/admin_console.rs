@@ -991,6 +991,11 @@ async fn sp_metadata_is_imported_previewed_approved_and_signs_users_in() {
             ("mfa_required".to_owned(), "on".to_owned()),
             ("enabled".to_owned(), "on".to_owned()),
             ("claims".to_owned(), claims.to_owned()),
+            ("allowed_formats_shown".to_owned(), "1".to_owned()),
+            (
+                "allowed_format".to_owned(),
+                tessera::rp::NAMEID_TRANSIENT.to_owned(),
+            ),
         ]
     };
     let (_, status, page) = post_fields(&admin, &trust, &options("upn = upn\nevil line")).await;
@@ -1003,6 +1008,17 @@ async fn sp_metadata_is_imported_previewed_approved_and_signs_users_in() {
     )
     .await;
     assert!(url.contains("done=rp.options"), "{url}");
+    // The NameID formats a request may ask for: the trust's own, unspecified, and the one ticked.
+    let formats = "Formats a request may ask for: unspecified, transient</td>";
+    let rps = unescape(&admin.get(&e.url("/admin/rps")).await.2);
+    assert!(rps.contains(formats), "{rps}");
+    assert!(
+        rps.contains(&format!(
+            "value=\"{}\" checked>",
+            tessera::rp::NAMEID_TRANSIENT
+        )),
+        "{rps}"
+    );
     e.fixed
         .as_ref()
         .expect("fixed clock")
@@ -1029,8 +1045,12 @@ async fn sp_metadata_is_imported_previewed_approved_and_signs_users_in() {
         ("preset".to_owned(), "netscaler".to_owned()),
         ("mfa_required".to_owned(), "on".to_owned()),
     ];
-    let (url, _, _) = post_fields(&admin, &trust, &disable).await;
+    let (url, _, page) = post_fields(&admin, &trust, &disable).await;
     assert!(url.contains("done=rp.options"), "{url}");
+    assert!(
+        unescape(&page).contains(formats),
+        "a form without the formats keeps them: {page}"
+    );
     let (_, status, _) = Browser::new().get(&sso(&moved)).await;
     assert_ne!(status, StatusCode::OK, "a disabled trust signs nobody in");
     disable.retain(|(k, _)| k == "csrf");

@@ -75,12 +75,18 @@ fn rp_row(rp: &RelyingParty, sso: &str, slo: Option<&str>, overrides: Option<&Rp
         slug => slug, preset => rp.preset.map(|_| "netscaler"), claims_text => trusts::claims_text(&rp.attributes),
         authn_context => if rp.authn_context == crate::rp::AuthnContextMode::Lenient { "lenient" } else { "strict" },
         name_id_formats => trusts::NAMEID_FORMATS.to_vec(),
-        allowed_formats => rp.name_id_formats.iter().map(|f| f.rsplit(':').next().unwrap_or(f).to_owned()).collect::<Vec<_>>(),
+        allowed_formats => rp.name_id_formats.iter().map(|f| short_format(f)).collect::<Vec<_>>(),
+        listed_formats => overrides.and_then(|c| c.name_id_formats.as_ref()).map(|l| l.iter().map(|f| short_format(f)).collect::<Vec<_>>()).unwrap_or_default(),
         own_entity_id => overrides.and_then(|c| c.entity_id.clone()).unwrap_or_default(),
         own_acs => overrides.map(|c| c.acs.join("\n")).unwrap_or_default(),
         own_slo => overrides.and_then(|c| c.slo.clone()).unwrap_or_default(),
         own_cert => overrides.and_then(|c| c.cert_pems.first().cloned()).unwrap_or_default(),
     }
+}
+
+/// A NameID format URI by its last segment (`transient`), as the console shows it.
+fn short_format(f: &str) -> String {
+    f.rsplit(':').next().unwrap_or(f).to_owned()
 }
 
 async fn render(
@@ -317,6 +323,25 @@ fn token_of(field: Option<&str>) -> Result<Option<crate::rp::TokenType>, String>
     }
 }
 
+/// The NameID formats a request may ask for, from the form's checkboxes; `None` when the
+/// form did not show them (the import preview), so the trust keeps what it has. None checked
+/// means the default: all four.
+fn allowed_formats_of(form: &[(String, String)]) -> Result<Option<Vec<String>>, String> {
+    if form_value(form, "allowed_formats_shown").is_none() {
+        return Ok(None);
+    }
+    let mut out = Vec::new();
+    for (_, f) in form.iter().filter(|(k, _)| k == "allowed_format") {
+        if !trusts::NAMEID_FORMATS.contains(&f.as_str()) {
+            return Err(format!("`{f}` is not a NameID format Tessera issues"));
+        }
+        if !out.contains(f) {
+            out.push(f.clone());
+        }
+    }
+    Ok(Some(out))
+}
+
 /// The trust options from a posted form; `Err` is the message for the admin.
 fn options_of(form: &[(String, String)]) -> Result<Options, String> {
     let field = |k: &str| form_value(form, k).map(str::trim);
@@ -364,7 +389,7 @@ fn options_of(form: &[(String, String)]) -> Result<Options, String> {
         enabled: field("enabled").is_some(),
         name_id_source,
         name_id_format: field("name_id_format").map(str::to_owned),
-        name_id_formats: None,
+        name_id_formats: allowed_formats_of(form)?,
         authn_context,
         claims,
     })
@@ -425,4 +450,46 @@ async fn change(
     let again = async |m| render(&ctx, &admin, None, Some(m), StatusCode::BAD_REQUEST).await;
     let what = format!("trust {slug}");
     outcome(&admin, &what, result, |c| trusts_done(&ctx, c), again).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::allowed_formats_of;
+    use crate::rp::{NAMEID_PERSISTENT, NAMEID_TRANSIENT};
+
+    fn form(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn allowed_formats_come_from_the_ticked_boxes_only_when_shown() {
+        assert_eq!(allowed_formats_of(&form(&[("name", "x")])), Ok(None));
+        let shown = ("allowed_formats_shown", "1");
+        assert_eq!(allowed_formats_of(&form(&[shown])), Ok(Some(Vec::new())));
+        let ticked = form(&[
+            shown,
+            ("allowed_format", NAMEID_TRANSIENT),
+            ("allowed_format", NAMEID_PERSISTENT),
+            ("allowed_format", NAMEID_TRANSIENT),
+        ]);
+        assert_eq!(
+            allowed_formats_of(&ticked),
+            Ok(Some(vec![
+                NAMEID_TRANSIENT.into(),
+                NAMEID_PERSISTENT.into()
+            ]))
+        );
+        for bad in [
+            "urn:oasis:names:tc:SAML:1.1:nameid-format:X509SubjectName",
+            "transient",
+            "",
+            "<script>",
+        ] {
+            let f = form(&[shown, ("allowed_format", bad)]);
+            assert!(allowed_formats_of(&f).is_err(), "{bad}");
+        }
+    }
 }
