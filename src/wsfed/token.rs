@@ -90,10 +90,15 @@ fn rstr(i: &Issue, kind: TokenType, assertion: El) -> El {
         .child(t("KeyType").text(KEY_BEARER))
 }
 
-/// SAML 1.1 `Subject` (SAML 1.1 core §2.4.2.1): the name and the bearer confirmation.
-fn subject(name_id: &str, format: &str) -> El {
+/// SAML 1.1 `Subject` (SAML 1.1 core §2.4.2.1): the name and the bearer confirmation. A
+/// persistent name carries our entity ID as NameQualifier (SAML 1.1 has no SPNameQualifier).
+fn subject(name_id: &str, format: &str, qualifier: Option<&str>) -> El {
+    let mut name = saml1("NameIdentifier").attr("Format", format);
+    if let Some(q) = qualifier {
+        name = name.attr("NameQualifier", q);
+    }
     saml1("Subject")
-        .child(saml1("NameIdentifier").attr("Format", format).text(name_id))
+        .child(name.text(name_id))
         .child(saml1("SubjectConfirmation").child(saml1("ConfirmationMethod").text(CM_BEARER)))
 }
 
@@ -123,6 +128,10 @@ fn attribute(name: &str, values: &[String]) -> El {
 fn saml11(i: &Issue, key: &SigningKey) -> Result<El, ResponseError> {
     let name_id = i.sp.name_id_text()?;
     let format = i.sp.name_id_format.as_str();
+    let qualifier =
+        i.sp.name_id_qualifiers
+            .as_ref()
+            .map(|q| q.name_qualifier.as_str());
     let conditions = saml1("Conditions")
         .attr("NotBefore", saml_time(i.now - i.skew))
         .attr("NotOnOrAfter", saml_time(i.now + i.lifetime))
@@ -150,7 +159,7 @@ fn saml11(i: &Issue, key: &SigningKey) -> Result<El, ResponseError> {
         // SAML 1.1 core §2.4.4: an AttributeStatement holds at least one Attribute.
         a.push(
             saml1("AttributeStatement")
-                .child(subject(&name_id, format))
+                .child(subject(&name_id, format, qualifier))
                 .children(attributes),
         );
     }
@@ -158,7 +167,7 @@ fn saml11(i: &Issue, key: &SigningKey) -> Result<El, ResponseError> {
         saml1("AuthenticationStatement")
             .attr("AuthenticationInstant", saml_time(i.authn_instant))
             .attr("AuthenticationMethod", i.authn_class)
-            .child(subject(&name_id, format)),
+            .child(subject(&name_id, format, qualifier)),
     );
     let last = a.child_count();
     sign_enveloped_by(&mut a, key, last, "AssertionID")?;
@@ -276,6 +285,26 @@ mod tests {
         let end = xml.find("</saml:Assertion>").unwrap() + "</saml:Assertion>".len();
         let root = parse(&xml[start..end], &Limits::default()).unwrap();
         crate::xmldsig::verify::verify_root(&root, std::slice::from_ref(&cert)).unwrap();
+    }
+
+    #[test]
+    fn a_persistent_saml11_name_carries_our_entity_id_as_qualifier() {
+        let (k, _) = key();
+        let mut sp = recipient(NameIdValue::Value("7f3a".into()));
+        sp.name_id_format = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent".into();
+        sp.name_id_qualifiers = Some(crate::saml::response::NameQualifiers {
+            name_qualifier: "https://idp.example/adfs/services/trust".into(),
+            sp_name_qualifier: "urn:app:one".into(),
+        });
+        let xml = with(&sp, |i| issue(i, TokenType::Saml11, &k)).unwrap();
+        assert!(
+            xml.contains("NameQualifier=\"https://idp.example/adfs/services/trust\">7f3a</saml:NameIdentifier>"),
+            "{xml}"
+        );
+        assert!(
+            !xml.contains("SPNameQualifier"),
+            "no such attribute in SAML 1.1: {xml}"
+        );
     }
 
     #[test]
