@@ -16,7 +16,7 @@ use std::path::Path;
 
 use reqwest::StatusCode;
 use support::browser::{Browser, input_value};
-use support::process::Node;
+use support::process::{Node, provision_node};
 use support::redis::{MASTER_NAME, RedisServer, SentinelFarm};
 use support::sp::TestSp;
 use support::tessera::file_user;
@@ -35,23 +35,6 @@ struct Farm {
     b: Node,
     sp: TestSp,
     _dirs: (tempfile::TempDir, tempfile::TempDir),
-}
-
-/// One shared provisioning (keys, mfa.key, users, RP), copied to two node directories.
-fn provision(dir: &Path, sp: &TestSp) {
-    let data = dir.join("tessera-data");
-    tessera::keys::load_or_create(&data, &Default::default(), "Tessera farm").expect("keys");
-    SecretBox::load_or_create(&data.join("mfa.key")).expect("mfa key");
-    let users = tessera::directory::file::UsersFile {
-        users: vec![file_user("alice", PW)],
-    };
-    std::fs::write(
-        data.join("users.toml"),
-        toml::to_string(&users).expect("toml"),
-    )
-    .expect("users");
-    std::fs::create_dir_all(dir.join("metadata")).expect("metadata dir");
-    std::fs::write(dir.join("metadata/sp.xml"), sp.metadata(false)).expect("sp metadata");
 }
 
 fn copy_provisioning(from: &Path, to: &Path) {
@@ -88,7 +71,7 @@ async fn farm_with(
         tempfile::tempdir().expect("dir"),
         tempfile::tempdir().expect("dir"),
     );
-    provision(da.path(), &sp);
+    provision_node(da.path(), &sp.metadata(false), vec![file_user("alice", PW)]);
     copy_provisioning(da.path(), db.path());
     // Seed alice's registration through the shared store, sealed with the shared key.
     let store = RedisStore::connect(seed_url, "tessera:")

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use reqwest::StatusCode;
 use support::browser::{Browser, form_action, input_value, join};
 use support::mellon::{MellonOptions, MellonSp};
-use support::process::Node;
+use support::process::{Node, provision_node};
 use support::redis::RedisServer;
 use support::slapd::Slapd;
 use support::sp::TestSp;
@@ -363,22 +363,6 @@ async fn hostile_name_id_policies_get_a_page_and_never_a_token() {
     }
 }
 
-/// A node directory with keys, users and the SP's metadata; copied for a second node.
-fn provision(dir: &Path, sp: &TestSp) {
-    let data = dir.join("tessera-data");
-    tessera::keys::load_or_create(&data, &Default::default(), "Tessera farm").expect("keys");
-    let users = tessera::directory::file::UsersFile {
-        users: vec![file_user("alice", PW)],
-    };
-    std::fs::write(
-        data.join("users.toml"),
-        toml::to_string(&users).expect("toml"),
-    )
-    .expect("users");
-    std::fs::create_dir_all(dir.join("metadata")).expect("metadata dir");
-    std::fs::write(dir.join("metadata/sp.xml"), sp.metadata(false)).expect("sp metadata");
-}
-
 fn node_env(extra: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
     let mut env = vec![
         ("TESSERA__MFA__ENABLED", "false".to_owned()),
@@ -416,7 +400,11 @@ fn rp_cli(dir: &Path, args: &[&str]) -> String {
 async fn persistent_ids_survive_a_restart_on_the_embedded_store() {
     let sp = TestSp::new("restart");
     let dir = tempfile::tempdir().expect("dir");
-    provision(dir.path(), &sp);
+    provision_node(
+        dir.path(),
+        &sp.metadata(false),
+        vec![file_user("alice", PW)],
+    );
     std::fs::write(
         dir.path().join("metadata/sp.toml"),
         "name_id_formats = [\"persistent\"]\n",
@@ -455,8 +443,8 @@ async fn persistent_ids_are_the_same_on_every_node_of_a_redis_farm() {
         tempfile::tempdir().expect("dir"),
         tempfile::tempdir().expect("dir"),
     );
-    provision(da.path(), &sp);
-    provision(db.path(), &sp);
+    provision_node(da.path(), &sp.metadata(false), vec![file_user("alice", PW)]);
+    provision_node(db.path(), &sp.metadata(false), vec![file_user("alice", PW)]);
     let env = node_env(&[
         ("TESSERA__STORE__BACKEND", "redis".to_owned()),
         ("TESSERA__STORE__REDIS_URL", redis.url()),

@@ -6,6 +6,26 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+/// What a farm deployment provisions for a node in `dir`: token-signing keys, `mfa.key`, a
+/// users file with `users` and the SP's metadata. Copy the directory for a second node.
+pub fn provision_node(
+    dir: &Path,
+    sp_metadata: &str,
+    users: Vec<tessera::directory::file::FileUser>,
+) {
+    let data = dir.join("tessera-data");
+    tessera::keys::load_or_create(&data, &Default::default(), "Tessera farm").expect("keys");
+    tessera::mfa::secrets::SecretBox::load_or_create(&data.join("mfa.key")).expect("mfa key");
+    let users = tessera::directory::file::UsersFile { users };
+    std::fs::write(
+        data.join("users.toml"),
+        toml::to_string(&users).expect("toml"),
+    )
+    .expect("users");
+    std::fs::create_dir_all(dir.join("metadata")).expect("metadata dir");
+    std::fs::write(dir.join("metadata/sp.xml"), sp_metadata).expect("sp metadata");
+}
+
 pub struct Node {
     pub base: String,
     child: Child,
