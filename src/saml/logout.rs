@@ -178,10 +178,7 @@ pub fn encode(
         Binding::Post => {
             sign_enveloped(&mut el, key, 1)?;
             let xml = c14n(&el);
-            let mut fields = vec![(
-                kind.param(),
-                base64::engine::general_purpose::STANDARD.encode(xml.as_bytes()),
-            )];
+            let mut fields = vec![(kind.param(), super::response::encode_post(&xml))];
             if let Some(rs) = relay_state {
                 fields.push(("RelayState", rs.to_owned()));
             }

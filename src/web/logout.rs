@@ -21,7 +21,7 @@ use axum_extra::extract::cookie::Cookie;
 use serde::Deserialize;
 
 use super::error::WebError;
-use super::saml::{SIGNING_FAILED, form_origin, session_cookie, window};
+use super::saml::{Errand, SIGNING_FAILED, auto_post, form_origin, session_cookie, window};
 use super::{AppContext, AppState, ClientIp, PageLang};
 use crate::i18n::msgid;
 use crate::login::session::{self, Participant, SsoSession};
@@ -196,27 +196,11 @@ async fn logout_request(
     Ok((id, out))
 }
 
-/// The browser carries `out`: an auto-POST page (its CSP lets the form post to that one
-/// origin) or a redirect.
+/// The browser carries `out`: an auto-POST page or a redirect.
 fn deliver(ctx: &AppContext, lang: &PageLang, out: Outbound) -> Response {
     match out {
         Outbound::Redirect(url) => Redirect::to(&url).into_response(),
-        Outbound::Post { url, fields } => {
-            let mut res = ctx.page(
-                lang,
-                "post.html",
-                minijinja::context! {
-                    title => msgid("Signing you out"),
-                    heading => msgid("Signing you out…"),
-                    action => &url,
-                    fields => fields.iter().map(|(k, v)| [(*k).to_owned(), v.clone()]).collect::<Vec<_>>(),
-                },
-            );
-            if let Ok(v) = HeaderValue::from_str(&super::csp(&form_origin(&url))) {
-                res.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
-            }
-            res
-        }
+        Outbound::Post { url, fields } => auto_post(ctx, lang, Errand::SignOut, &url, &fields),
     }
 }
 
@@ -431,10 +415,7 @@ fn done_page(
         },
     );
     let origins: Vec<String> = cleanup.iter().map(|u| form_origin(u)).collect();
-    let policy = super::csp("'self'").replace(
-        "img-src 'self' data:",
-        &format!("img-src 'self' data: {}", origins.join(" ")),
-    );
+    let policy = super::csp_with_images("'self'", &origins);
     if let Ok(v) = HeaderValue::from_str(&policy) {
         res.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
     }

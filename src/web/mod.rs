@@ -231,8 +231,19 @@ fn machine_routes(state: &AppState) -> Router<AppState> {
 /// The Content-Security-Policy of every page, with `form-action` (where its forms may post,
 /// and where a POST may be redirected: Chromium checks redirects too) given by the caller.
 pub fn csp(form_action: &str) -> String {
+    csp_with_images(form_action, &[])
+}
+
+/// `csp`, with images also allowed from `img_origins` (a sign-out page's WS-Fed cleanup
+/// images, each from its relying party's origin).
+pub fn csp_with_images(form_action: &str, img_origins: &[String]) -> String {
+    let mut img = String::from("'self' data:");
+    for origin in img_origins {
+        img.push(' ');
+        img.push_str(origin);
+    }
     format!(
-        "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
+        "default-src 'none'; style-src 'self'; script-src 'self'; img-src {img}; form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
     )
 }
 

@@ -399,8 +399,8 @@ pub(super) fn not_issued(e: response::ResponseError) -> WebError {
     }
 }
 
-/// The auto-POST of a Response (to an ACS) or a LogoutResponse (to an SLO endpoint). Its
-/// CSP lets the form post to that one origin and nowhere else, not even back to us.
+/// The auto-POST of a Response to an ACS. Its CSP lets the form post to that one origin
+/// and nowhere else, not even back to us.
 pub(super) fn post_page(
     ctx: &AppContext,
     lang: &PageLang,
@@ -412,23 +412,36 @@ pub(super) fn post_page(
     if let Some(rs) = relay_state {
         fields.push(("RelayState", rs.to_owned()));
     }
-    auto_post(ctx, lang, acs, &fields)
+    auto_post(ctx, lang, Errand::SignIn, acs, &fields)
+}
+
+/// What an auto-POST page carries the user through, for its title.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Errand {
+    SignIn,
+    SignOut,
 }
 
 /// A page that POSTs `fields` to `action` by itself (a "Continue" button without script):
-/// SAML's HTTP-POST binding and WS-Federation's passive profile both answer this way.
+/// SAML's HTTP-POST binding (sign-in and logout messages) and WS-Federation's passive
+/// profile all answer this way. Its CSP lets the form post to that one origin only.
 pub(super) fn auto_post(
     ctx: &AppContext,
     lang: &PageLang,
+    errand: Errand,
     action: &str,
     fields: &[(&str, String)],
 ) -> Response {
+    let (title, heading) = match errand {
+        Errand::SignIn => (msgid("Signing you in"), msgid("Signing you in…")),
+        Errand::SignOut => (msgid("Signing you out"), msgid("Signing you out…")),
+    };
     let mut res = ctx.page(
         lang,
         "post.html",
         minijinja::context! {
-            title => msgid("Signing you in"),
-            heading => msgid("Signing you in…"),
+            title => title,
+            heading => heading,
             action => action,
             fields => fields.iter().map(|(k, v)| [(*k).to_owned(), v.clone()]).collect::<Vec<_>>(),
         },

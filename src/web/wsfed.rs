@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
 
 use super::error::WebError;
+use super::saml::Errand;
 use super::{AppContext, AppState, ClientIp, PageLang};
 use crate::audit::{self, AuditEvent, Outcome};
 use crate::login::session::{self, Participant, SsoSession};
@@ -181,7 +182,7 @@ pub(super) async fn issue(
     if let Some(c) = &pending.context {
         fields.push(("wctx", c.clone()));
     }
-    let page = super::saml::auto_post(ctx, lang, &pending.reply, &fields);
+    let page = super::saml::auto_post(ctx, lang, Errand::SignIn, &pending.reply, &fields);
     Ok((jar, page).into_response())
 }
 
