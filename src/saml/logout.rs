@@ -14,9 +14,10 @@ use crate::xmldsig::emit::{El, c14n};
 use crate::xmldsig::sign::{SignError, SigningKey, sign_enveloped};
 
 use super::request::{
-    Binding, Header, Incoming, RequestError, binding_signature, decode, read_header,
+    Binding, Header, Incoming, RequestError, Window, binding_signature, check_envelope, decode,
+    read_header,
 };
-use super::{NS_SAML, NS_SAMLP, STATUS_SUCCESS, new_id, parse_saml_time, saml_time};
+use super::{NS_SAML, NS_SAMLP, STATUS_SUCCESS, new_id, saml_time};
 
 /// SAML core §3.7.3.2: the second-level status when not every session participant could be
 /// signed out.
@@ -279,11 +280,9 @@ pub struct Expected<'a> {
     pub certs: &'a [X509],
     /// The ID of our LogoutRequest.
     pub request_id: &'a str,
-    /// Our SLO endpoint URLs (a Destination must name one).
-    pub our_urls: &'a [String],
-    pub now: OffsetDateTime,
-    pub max_age: time::Duration,
-    pub skew: time::Duration,
+    /// Our endpoint URLs (a Destination must name one) and the accepted age, as for every
+    /// inbound message (`request::Window`).
+    pub window: &'a Window,
 }
 
 /// Why a LogoutResponse was not taken as an answer.
@@ -325,15 +324,10 @@ pub fn accept_response(
         }
         Ok(_) => {}
     }
-    if let Some(d) = &r.destination
-        && !e.our_urls.iter().any(|u| u == d)
-    {
-        return untrusted(format!("Destination {d:?} is not this IdP"));
-    }
-    let fresh = parse_saml_time(&r.issue_instant)
-        .is_some_and(|t| t <= e.now + e.skew && t >= e.now - e.max_age - e.skew);
-    if !fresh {
-        return untrusted(format!("IssueInstant {} out of window", r.issue_instant));
+    // Destination and IssueInstant as every inbound message is checked; our LogoutRequests
+    // carry no RelayState, so there is none to bound here.
+    if let Err(err) = check_envelope(None, r.destination.as_deref(), &r.issue_instant, e.window) {
+        return untrusted(err.to_string());
     }
     Ok(r)
 }
@@ -498,10 +492,13 @@ mod tests {
             issuer: "https://sp",
             certs: &certs,
             request_id: "_ours",
-            our_urls: &ours,
-            now,
-            max_age: time::Duration::minutes(5),
-            skew: time::Duration::minutes(1),
+            window: &Window {
+                now,
+                max_age: time::Duration::minutes(5),
+                skew: time::Duration::minutes(1),
+                sso_urls: ours,
+                relay_state_max: 0,
+            },
         };
         let posted = |issuer: &str, irt: &str, sub: Option<&str>, sign: bool| {
             let mut el = logout_response(

@@ -543,7 +543,7 @@ pub struct Window {
 
 /// RelayState size, Destination and IssueInstant freshness: the checks every inbound
 /// request shares (SAML core §3.2.1, bindings §3.4.3).
-fn check_envelope(
+pub(super) fn check_envelope(
     relay_state: Option<&str>,
     destination: Option<&str>,
     issue_instant: &str,

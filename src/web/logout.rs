@@ -257,10 +257,7 @@ async fn judge(
         issuer: &w.rp,
         certs: &rp.certs,
         request_id: &w.request_id,
-        our_urls: &win.sso_urls,
-        now: win.now,
-        max_age: win.max_age,
-        skew: win.skew,
+        window: &win,
     };
     Ok(
         match logout::accept_response(incoming, binding, &expected) {
