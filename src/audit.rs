@@ -77,6 +77,18 @@ pub async fn persist(store: &dyn Store, events: &[(i64, String)]) -> Result<(), 
     Ok(())
 }
 
+/// Records one event (`record`) and appends it to `SIGNIN_LOG`, stamped `now` (Unix seconds).
+pub async fn persist_one(
+    store: &dyn Store,
+    event: &AuditEvent<'_>,
+    now: i64,
+) -> Result<(), StoreError> {
+    match record(event) {
+        Some(line) => persist(store, &[(now, line)]).await,
+        None => Ok(()),
+    }
+}
+
 /// Refusals of unauthenticated or unverified requests one client address may store per
 /// minute, per kind (`wsfed`, `logout`). Beyond it a refusal is still logged and answered,
 /// but not stored: a client sending garbage cannot fill the store. Counted in the store, so

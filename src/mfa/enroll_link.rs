@@ -196,7 +196,7 @@ pub async fn record_confirmed(
     let at =
         time::OffsetDateTime::from_unix_timestamp(now).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     let flow = format!("enroll-link/{token_id}");
-    let line = audit::record(&AuditEvent {
+    let event = AuditEvent {
         at: crate::saml::saml_time(at),
         flow: &flow,
         user: Some(username),
@@ -207,11 +207,8 @@ pub async fn record_confirmed(
         method: Some("oath"),
         outcome: Outcome::Success,
         reason: Some("authenticator app added".into()),
-    });
-    match line {
-        Some(l) => audit::persist(store, &[(now, l)]).await,
-        None => Ok(()),
-    }
+    };
+    audit::persist_one(store, &event, now).await
 }
 
 #[cfg(test)]

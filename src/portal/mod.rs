@@ -46,7 +46,7 @@ pub async fn record(
 ) -> Result<(), StoreError> {
     let at =
         time::OffsetDateTime::from_unix_timestamp(now).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    let line = audit::record(&AuditEvent {
+    let event = AuditEvent {
         at: crate::saml::saml_time(at),
         flow: &session.id,
         user: Some(&session.user),
@@ -57,9 +57,6 @@ pub async fn record(
         method: entry.method,
         outcome: entry.outcome,
         reason: entry.reason,
-    });
-    match line {
-        Some(l) => audit::persist(store, &[(now, l)]).await,
-        None => Ok(()),
-    }
+    };
+    audit::persist_one(store, &event, now).await
 }

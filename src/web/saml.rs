@@ -339,9 +339,7 @@ async fn refuse_name_id_policy(
         outcome: crate::audit::Outcome::Failure,
         reason: Some(crate::audit::shorten(&e.to_string(), 300)),
     };
-    if let Some(json) = crate::audit::record(&event) {
-        crate::audit::persist(ctx.store.as_ref(), &[(ctx.clock.unix(), json)]).await?;
-    }
+    crate::audit::persist_one(ctx.store.as_ref(), &event, ctx.clock.unix()).await?;
     let message = "The requested NameID policy cannot be satisfied";
     status_response(ctx, lang, pending, STATUS_INVALID_NAME_ID_POLICY, message).await
 }

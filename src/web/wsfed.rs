@@ -238,7 +238,7 @@ async fn refuse(
     let realm = audit::shorten(realm, 200);
     tracing::warn!(reason = detail, client_ip = ip, rp = %realm, "WS-Federation request refused");
     let flow = format!("wsfed-{}", crate::saml::random_hex(8));
-    let event = audit::record(&AuditEvent {
+    let event = AuditEvent {
         at: crate::saml::saml_time(ctx.clock.now()),
         flow: &flow,
         user: None,
@@ -249,11 +249,11 @@ async fn refuse(
         method: None,
         outcome: Outcome::Failure,
         reason: Some(detail.to_owned()),
-    });
-    let events: Vec<(i64, String)> = event.map(|e| (ctx.clock.unix(), e)).into_iter().collect();
-    if audit::refusal_budget(ctx.store.as_ref(), "wsfed", ip, ctx.clock.unix()).await
-        && let Err(e) = audit::persist(ctx.store.as_ref(), &events).await
-    {
+    };
+    let (store, now) = (ctx.store.as_ref(), ctx.clock.unix());
+    if !audit::refusal_budget(store, "wsfed", ip, now).await {
+        audit::record(&event);
+    } else if let Err(e) = audit::persist_one(store, &event, now).await {
         tracing::error!(error = %e, "refused WS-Federation request not written to the sign-in log");
     }
     WebError::bad_request(message)
