@@ -118,27 +118,6 @@ pub fn logout_response(
         .child(El::new("samlp", "Status", NS_SAMLP).child(code))
 }
 
-/// A signed LogoutResponse with status Success (or `status` when given), for the POST binding.
-pub fn build_logout_response(
-    idp_entity_id: &str,
-    destination: &str,
-    in_response_to: &str,
-    status: Option<&str>,
-    now: OffsetDateTime,
-    key: &SigningKey,
-) -> Result<String, SignError> {
-    let mut r = logout_response(
-        idp_entity_id,
-        destination,
-        in_response_to,
-        status.unwrap_or(STATUS_SUCCESS),
-        None,
-        now,
-    );
-    sign_enveloped(&mut r, key, 1)?;
-    Ok(c14n(&r))
-}
-
 /// Which parameter a front-channel message travels in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {

@@ -36,7 +36,8 @@ pub async fn sso_redirect(
     if raw.contains("SAMLResponse=") {
         return super::logout::answered_redirect(&ctx, &lang, &raw, &ip, jar).await;
     }
-    if !raw.contains("SAMLRequest=") && super::wsfed::is_wsfed(raw.as_bytes()) {
+    // WS-Federation speaks here too (it has `wa`); SAML keeps whatever carries a SAMLRequest.
+    if !raw.contains("SAMLRequest=") && crate::wsfed::request::is_wsfed(raw.as_bytes()) {
         return super::wsfed::passive(&ctx, &lang, &ip, jar, raw.as_bytes()).await;
     }
     if !raw.contains("SAMLRequest=") {

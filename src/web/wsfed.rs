@@ -30,12 +30,6 @@ const UNKNOWN_REALM: &str =
 const FOREIGN_REPLY: &str =
     "The application asked to send your sign-in to an address that is not registered.";
 
-/// Does this query or form body speak WS-Federation (it has `wa`)? SAML keeps everything
-/// that carries a `SAMLRequest`.
-pub(super) fn is_wsfed(input: &[u8]) -> bool {
-    request::is_wsfed(input)
-}
-
 /// `POST /adfs/ls/`: a WS-Federation request in a form body (MS-WSFED §2.2 allows POST),
 /// or else the SAML POST binding, handed on untouched with the body as read.
 pub(super) async fn sso_post(
