@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use openssl::hash::{MessageDigest, hash};
 use serde::{Serialize, de::DeserializeOwned};
 use subtle::ConstantTimeEq;
 
@@ -85,10 +84,7 @@ impl Sessions {
 }
 
 fn key(prefix: &str, token: &str) -> String {
-    let digest = hash(MessageDigest::sha256(), token.as_bytes())
-        .map(|d| hex::encode(&*d))
-        .unwrap_or_default();
-    format!("{prefix}:{digest}")
+    store::hashed_key(prefix, token)
 }
 
 /// Ends the session behind `token` (sign-out); unknown tokens are fine.

@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use openssl::hash::{MessageDigest, hash};
 use serde::{Deserialize, Serialize};
 
 use crate::directory::UserInfo;
@@ -61,10 +60,7 @@ impl SsoSession {
 /// The store holds the cookie's SHA-256, so a copy of the store (a Redis replica, a backup
 /// of the redb file) does not yield cookies that sign anyone in.
 fn key(id: &str) -> String {
-    let digest = hash(MessageDigest::sha256(), id.as_bytes())
-        .map(|d| hex::encode(&*d))
-        .unwrap_or_default();
-    format!("sso:{digest}")
+    store::hashed_key("sso", id)
 }
 
 /// A live session, or `None` if the cookie is unknown, expired or malformed.

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use openssl::hash::{MessageDigest, hash};
+use openssl::hash::MessageDigest;
 use openssl::pkey::PKey;
 use openssl::sign::Signer;
 use serde::{Deserialize, Serialize};
@@ -220,10 +220,7 @@ pub fn csrf_token(key: &[u8; 32], session_id: &str) -> String {
 }
 
 fn key(id: &str) -> String {
-    let digest = hash(MessageDigest::sha256(), id.as_bytes())
-        .map(|d| hex::encode(&*d))
-        .unwrap_or_default();
-    format!("slo:{digest}")
+    crate::store::hashed_key("slo", id)
 }
 
 /// A live run and its stored bytes (for `save`), or `None` for an unknown, finished or

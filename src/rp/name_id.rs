@@ -8,8 +8,6 @@
 //! and created with `put_if_absent`: two nodes of a farm racing on a first sign-in agree on
 //! the value the store kept. The record has no TTL: it must outlive every restart.
 
-use openssl::hash::{MessageDigest, hash};
-
 use crate::directory::UserInfo;
 use crate::saml::request::NameIdPolicy;
 use crate::saml::response::{NameIdValue, NameQualifiers, Recipient};
@@ -198,12 +196,6 @@ pub async fn resolve(
     })
 }
 
-fn sha256_hex(text: &str) -> String {
-    hash(MessageDigest::sha256(), text.as_bytes())
-        .map(|d| hex::encode(&*d))
-        .unwrap_or_default()
-}
-
 /// The user keys a persistent identifier may be stored under, preferred first. A directory
 /// object's immutable ID (AD `objectGUID`, OpenLDAP `entryUUID`, when the directory is set
 /// to read it) survives renames; the lower-cased user name is the fallback and stays a
@@ -230,8 +222,8 @@ fn user_keys(user: &UserInfo) -> Vec<String> {
 fn store_key(sp: &str, user_key: &str) -> String {
     format!(
         "nameid:persistent:{}:{}",
-        sha256_hex(sp),
-        sha256_hex(user_key)
+        crate::store::sha256_hex(sp),
+        crate::store::sha256_hex(user_key)
     )
 }
 

@@ -78,6 +78,20 @@ pub trait Store: Send + Sync + 'static {
     }
 }
 
+/// The lower-case hex SHA-256 of `text`: what a key holds in place of a secret (a cookie, a
+/// token) or of a long, user-supplied name, so a copy of the store yields neither.
+pub fn sha256_hex(text: &str) -> String {
+    openssl::hash::hash(openssl::hash::MessageDigest::sha256(), text.as_bytes())
+        .map(|d| hex::encode(&*d))
+        // SHA-256 from OpenSSL does not fail.
+        .unwrap_or_default()
+}
+
+/// `prefix:<sha256 of secret>`: the key of a record found by a secret the store must not hold.
+pub fn hashed_key(prefix: &str, secret: &str) -> String {
+    format!("{prefix}:{}", sha256_hex(secret))
+}
+
 /// Reads a JSON record.
 pub async fn get_json<T: DeserializeOwned>(store: &dyn Store, key: &str) -> Result<Option<T>> {
     match store.get(key).await? {
