@@ -280,7 +280,7 @@ pub async fn list(ctx: &Ctx<'_>, out: &mut Out) -> Result<()> {
 fn short_formats(formats: &[String]) -> String {
     formats
         .iter()
-        .map(|f| f.rsplit(':').next().unwrap_or(f))
+        .map(|f| tessera::rp::name_id::short_name(f))
         .collect::<Vec<_>>()
         .join(",")
 }

@@ -29,7 +29,13 @@ fn format_uri(written: &str) -> Option<&'static str> {
     let w = written.trim();
     SUPPORTED
         .into_iter()
-        .find(|uri| *uri == w || uri.rsplit(':').next() == Some(w))
+        .find(|uri| *uri == w || short_name(uri) == w)
+}
+
+/// A NameID format URI by its last segment (`transient`, `emailAddress`): how config may
+/// write it and how the console and `tessera rp list` show it.
+pub fn short_name(format: &str) -> &str {
+    format.rsplit(':').next().unwrap_or(format)
 }
 
 /// The formats a trust allows a NameIDPolicy to ask for: the configured list (default: every

@@ -75,18 +75,13 @@ fn rp_row(rp: &RelyingParty, sso: &str, slo: Option<&str>, overrides: Option<&Rp
         slug => slug, preset => rp.preset.map(|_| "netscaler"), claims_text => trusts::claims_text(&rp.attributes),
         authn_context => if rp.authn_context == crate::rp::AuthnContextMode::Lenient { "lenient" } else { "strict" },
         name_id_formats => trusts::NAMEID_FORMATS.to_vec(),
-        allowed_formats => rp.name_id_formats.iter().map(|f| short_format(f)).collect::<Vec<_>>(),
-        listed_formats => overrides.and_then(|c| c.name_id_formats.as_ref()).map(|l| l.iter().map(|f| short_format(f)).collect::<Vec<_>>()).unwrap_or_default(),
+        allowed_formats => rp.name_id_formats.iter().map(|f| crate::rp::name_id::short_name(f).to_owned()).collect::<Vec<_>>(),
+        listed_formats => overrides.and_then(|c| c.name_id_formats.as_ref()).map(|l| l.iter().map(|f| crate::rp::name_id::short_name(f).to_owned()).collect::<Vec<_>>()).unwrap_or_default(),
         own_entity_id => overrides.and_then(|c| c.entity_id.clone()).unwrap_or_default(),
         own_acs => overrides.map(|c| c.acs.join("\n")).unwrap_or_default(),
         own_slo => overrides.and_then(|c| c.slo.clone()).unwrap_or_default(),
         own_cert => overrides.and_then(|c| c.cert_pems.first().cloned()).unwrap_or_default(),
     }
-}
-
-/// A NameID format URI by its last segment (`transient`), as the console shows it.
-fn short_format(f: &str) -> String {
-    f.rsplit(':').next().unwrap_or(f).to_owned()
 }
 
 async fn render(
