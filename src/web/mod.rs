@@ -382,7 +382,7 @@ impl AppContext {
 }
 
 /// Every template by name, embedded in the binary so a release build needs no files beside it.
-const TEMPLATES: [(&str, &str); 34] = [
+const TEMPLATES: &[(&str, &str)] = &[
     ("base.html", include_str!("../../templates/base.html")),
     ("login.html", include_str!("../../templates/login.html")),
     ("post.html", include_str!("../../templates/post.html")),
@@ -501,7 +501,7 @@ const TEMPLATES: [(&str, &str); 34] = [
 pub fn templates(catalogue: Arc<Catalogue>) -> Environment<'static> {
     let mut env = Environment::new();
     lang::add_filter(&mut env, catalogue);
-    for (name, src) in TEMPLATES {
+    for &(name, src) in TEMPLATES {
         // The templates are part of the source tree; a syntax error is a build defect
         // caught by every test, not a runtime condition.
         env.add_template(name, src)
