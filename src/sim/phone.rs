@@ -212,6 +212,7 @@ mod tests {
                 num_digits: None,
                 timeout_secs: 5,
             }),
+            language: Some("es\" onclick=\"x".into()),
             typed: "12".into(),
             events: vec![],
         });
@@ -224,6 +225,8 @@ mod tests {
             html.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;"),
             "{html}"
         );
+        assert!(!html.contains("es\" onclick"), "{html}");
+        assert!(html.contains("lang=\"es&quot; onclick=&quot;x\""), "{html}");
         assert!(html.contains("/dev/phone/call/CA1/key"));
         assert!(html.contains("http-equiv=\"refresh\""));
     }

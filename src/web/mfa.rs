@@ -14,7 +14,10 @@ use std::collections::BTreeMap;
 
 use super::{AppContext, AppState};
 use crate::mfa::challenge::{self, Action};
-use crate::mfa::gateway::{twiml_gather, twiml_gather_one_key, twiml_say, verify_twilio_signature};
+use crate::i18n::Lang;
+use crate::mfa::gateway::{
+    Speech, twiml_gather, twiml_gather_one_key, twiml_say, verify_twilio_signature,
+};
 use crate::mfa::{Challenge, ChallengeStatus};
 
 #[derive(Deserialize)]
@@ -22,11 +25,11 @@ pub struct NumberQuery {
     n: Option<u8>,
 }
 
-fn plain(status: StatusCode, text: &'static str) -> Response {
+fn plain(status: StatusCode, text: impl Into<String>) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        text,
+        text.into(),
     )
         .into_response()
 }
@@ -59,19 +62,21 @@ async fn granted(
     }
 }
 
+/// Records the answer; what the phone shows back is in the challenge's language.
 async fn settle(ctx: &AppContext, c: &Challenge, status: ChallengeStatus) -> Response {
     let label = format!("{status:?}");
+    let tr = |english| ctx.catalogue.tr(c.lang, english).to_owned();
     match challenge::resolve(ctx.store.as_ref(), &c.id, status).await {
         Ok(Some(_)) => {
             tracing::info!(user = %c.username, method = c.method.as_str(), outcome = %label, "challenge answered");
             plain(
                 StatusCode::OK,
-                "Thank you. You can close this notification.",
+                tr("Thank you. You can close this notification."),
             )
         }
         Ok(None) => plain(
             StatusCode::GONE,
-            "This request was already answered or has expired.",
+            tr("This request was already answered or has expired."),
         ),
         Err(e) => {
             tracing::error!(error = %e, "store failure in callback");
@@ -166,26 +171,10 @@ pub async fn voice(
         Ok(x) => x,
         Err(r) => return r,
     };
-    let name = ctx.config.idp.display_name.clone();
     let pin_mode = ctx.policy().await.mfa.pin_mode;
     let Some(digits) = form.get("Digits") else {
-        let prompt = if pin_mode {
-            format!(
-                "This is {name}. Someone is signing in as you. Enter your PIN followed by the pound key to approve. To report fraud, press zero then pound."
-            )
-        } else {
-            format!(
-                "This is {name}. Someone is signing in as you. Press the pound key to approve. To report fraud, press zero then pound."
-            )
-        };
         let action = format!("{}{}", ctx.config.public_base(), uri.0);
-        // Twilio sends nothing when the finish key is the first key pressed, so "press #"
-        // collects one key with no finish key (Digits=#); PIN mode ends the PIN with #.
-        return twiml(if pin_mode {
-            twiml_gather(&prompt, &action, '#', 20)
-        } else {
-            twiml_gather_one_key(&prompt, &action, 20)
-        });
+        return twiml(call_script(&ctx, c.lang, pin_mode, &action));
     };
     let status = if digits == "0" || digits == "0#" {
         ChallengeStatus::Fraud
@@ -202,7 +191,32 @@ pub async fn voice(
         _ => "Sign-in was not approved. Goodbye.",
     };
     let _ = settle(&ctx, &c, status).await;
-    twiml(twiml_say(words))
+    let words = ctx.catalogue.tr(c.lang, words);
+    twiml(twiml_say(c.lang.speech_tag(), words))
+}
+
+/// The call's first words in `lang`, gathering keys for `action`: "press # to approve", or
+/// in PIN mode "your PIN, then #".
+fn call_script(ctx: &AppContext, lang: Lang, pin_mode: bool, action: &str) -> String {
+    let name = [("name", ctx.config.idp.display_name.as_str())];
+    let prompt = if pin_mode {
+        "This is {name}. Someone is signing in as you. Enter your PIN followed by the pound key to approve. To report fraud, press zero then pound."
+    } else {
+        "This is {name}. Someone is signing in as you. Press the pound key to approve. To report fraud, press zero then pound."
+    };
+    let prompt = ctx.catalogue.text(lang, prompt, &name);
+    let speech = Speech {
+        language: lang.speech_tag(),
+        prompt: &prompt,
+        no_input: ctx.catalogue.tr(lang, "No input received. Goodbye."),
+    };
+    // Twilio sends nothing when the finish key is the first key pressed, so "press #"
+    // collects one key with no finish key (Digits=#); PIN mode ends the PIN with #.
+    if pin_mode {
+        twiml_gather(&speech, action, '#', 20)
+    } else {
+        twiml_gather_one_key(&speech, action, 20)
+    }
 }
 
 async fn pin_status(ctx: &AppContext, c: &Challenge, digits: &str) -> ChallengeStatus {
@@ -234,7 +248,9 @@ pub async fn test_call_voice(
         return plain(StatusCode::NOT_FOUND, "unknown request");
     }
     let name = &ctx.config.idp.display_name;
-    twiml(twiml_say(&format!(
+    twiml(twiml_say(
+        Lang::En.speech_tag(),
+        &format!(
         "This is a test call from {name}. Calls for sign-in verification work. Goodbye."
     )))
 }

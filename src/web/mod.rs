@@ -373,6 +373,9 @@ impl AppContext {
             public_base: self.config.public_base(),
             issuer_name: &self.config.idp.display_name,
             rule,
+            // Pages in another language say so with `Deps::in_lang`.
+            lang: crate::i18n::Lang::default(),
+            catalogue: &self.catalogue,
         }
     }
 
