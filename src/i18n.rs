@@ -293,11 +293,26 @@ mod tests {
             assert_eq!(serde_json::from_str::<Lang>(&json).unwrap(), l);
         }
         assert_eq!("DE".parse::<Lang>(), Ok(Lang::De));
+        assert_eq!("Pt".parse::<Lang>(), Ok(Lang::Pt));
         assert_eq!(Lang::Fr.name(), "Français");
+        assert_eq!(Lang::Es.name(), "Español");
+        assert_eq!(Lang::Pt.name(), "Português");
         assert!("de-CH".parse::<Lang>().is_err());
         assert!("".parse::<Lang>().is_err());
         let long = "x".repeat(10_000);
         assert_eq!(long.parse::<Lang>().unwrap_err().0.len(), 16);
+    }
+
+    #[test]
+    fn each_language_is_spoken_under_a_tag_of_its_own() {
+        for l in Lang::ALL {
+            let tag = l.speech_tag();
+            let (primary, region) = tag.split_once('-').expect("language-REGION");
+            assert_eq!(primary, l.code());
+            assert!(region.len() == 2 && region.chars().all(|c| c.is_ascii_uppercase()));
+        }
+        assert_eq!(Lang::Es.speech_tag(), "es-ES");
+        assert_eq!(Lang::Pt.speech_tag(), "pt-PT", "the catalogue is European Portuguese");
     }
 
     #[test]
@@ -370,7 +385,22 @@ mod tests {
     #[test]
     fn embedded_catalogues_parse() {
         let c = Catalogue::embedded().expect("locales/*.toml are valid");
-        assert_eq!(c.tr(Lang::De, "Sign in"), "Anmelden");
-        assert_eq!(c.tr(Lang::Fr, "Sign in"), "Se connecter");
+        let signs_in = Lang::ALL.map(|l| c.tr(l, "Sign in"));
+        assert_eq!(
+            signs_in,
+            [
+                "Sign in",
+                "Anmelden",
+                "Se connecter",
+                "Iniciar sesión",
+                "Accedi",
+                "Aanmelden",
+                "Iniciar sessão"
+            ]
+        );
+        assert_eq!(
+            c.text(Lang::Nl, "Call me at {phone}", &[("phone", "+X XXXX30")]),
+            "Bel mij op +X XXXX30"
+        );
     }
 }

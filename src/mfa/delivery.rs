@@ -682,6 +682,69 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn what_reaches_the_phone_is_in_the_pages_language_and_the_challenge_keeps_it() {
+        let (sim, gateway) = simulator().await;
+        let mut w = World::new(gateway);
+        w.lang = Lang::Es;
+        let c = start(&w.sender(), Channel::Text, PHONE, "alice", SIGN_IN)
+            .await
+            .unwrap();
+        assert_eq!(c.lang, Lang::Es);
+        let stored = challenge::load(&w.store, &c.id).await.unwrap();
+        assert_eq!(stored.map(|c| c.lang), Some(Lang::Es));
+        let text = sim.snapshot().texts.pop_back().expect("a text");
+        let minutes = w.mfa.sms_code_lifetime_secs / 60;
+        assert!(
+            text.body.starts_with("Su código de verificación de Contoso es ")
+                && text.body.ends_with(&format!(". Caduca en {minutes} minutos.")),
+            "{}",
+            text.body
+        );
+
+        w.lang = Lang::Nl;
+        w.mfa.sms_mode = SmsMode::TwoWay;
+        start(&w.sender(), Channel::Text, PHONE, "alice", SIGN_IN)
+            .await
+            .unwrap();
+        let text = sim.snapshot().texts.pop_back().expect("a text");
+        assert!(
+            text.body.starts_with("Aanmelden bij Contoso: antwoord met "),
+            "{}",
+            text.body
+        );
+
+        let c = start(&w.sender(), Channel::Push, "abc123", "bob", SIGN_IN)
+            .await
+            .unwrap();
+        assert_eq!(c.lang, Lang::Nl);
+        let push = sim.snapshot().pushes.pop_back().expect("a push");
+        assert_eq!(push.title, "Aanmelden bij Contoso");
+        assert_eq!(
+            push.message,
+            "Aanmeldverzoek voor bob. Keur het goed als u het was."
+        );
+        let labels: Vec<&str> = push.actions.iter().map(|a| a.label.as_str()).collect();
+        assert_eq!(labels, ["Goedkeuren", "Weigeren", "Weigeren en fraude melden"]);
+
+        // A call's script is fetched later: the challenge carries the language to it.
+        w.lang = Lang::Pt;
+        let c = start(&w.sender(), Channel::Call, PHONE, "alice", SIGN_IN)
+            .await
+            .unwrap();
+        assert_eq!(c.lang, Lang::Pt);
+    }
+
+    #[tokio::test]
+    async fn challenges_stored_before_languages_read_as_english() {
+        let w = World::new(Arc::new(Unconfigured));
+        let c = pending(&w.sender(), Channel::Push, "alice", SIGN_IN, 60).unwrap();
+        let mut json = serde_json::to_value(&c).unwrap();
+        json.as_object_mut().unwrap().remove("lang");
+        let old: Challenge = serde_json::from_value(json).unwrap();
+        assert_eq!(old.lang, Lang::En);
+    }
+
+    #[tokio::test]
     async fn console_tests_say_what_was_sent_or_why_not() {
         let (sim, gateway) = simulator().await;
         let w = World::new(gateway);
@@ -704,6 +767,12 @@ mod tests {
         );
         let text = sim.snapshot().texts.pop_back().expect("a text");
         assert_eq!(text.body, "Contoso: a test message sent by admin.");
+        // The console is English whatever language a sign-in page was in.
+        let mut german = World::new(w.gateway.clone());
+        german.lang = Lang::De;
+        assert!(test(&german.sender(), "admin", "push", "topic1").await.is_ok());
+        let push = sim.snapshot().pushes.pop_back().expect("a push");
+        assert_eq!(push.title, "Contoso test");
         let broken = World::new(Arc::new(Unconfigured));
         assert_eq!(
             test(&broken.sender(), "admin", "push", "topic1").await,
