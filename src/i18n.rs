@@ -312,7 +312,11 @@ mod tests {
             assert!(region.len() == 2 && region.chars().all(|c| c.is_ascii_uppercase()));
         }
         assert_eq!(Lang::Es.speech_tag(), "es-ES");
-        assert_eq!(Lang::Pt.speech_tag(), "pt-PT", "the catalogue is European Portuguese");
+        assert_eq!(
+            Lang::Pt.speech_tag(),
+            "pt-PT",
+            "the catalogue is European Portuguese"
+        );
     }
 
     #[test]

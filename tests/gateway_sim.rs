@@ -9,12 +9,12 @@ use axum::extract::{OriginalUri, State};
 use axum::http::HeaderMap;
 use axum::routing::post;
 use serde_json::Value;
+use tessera::i18n::Lang;
 use tessera::mfa::gateway::{
     CallRequest, Gateway, GatewayError, GatewaySettings, PushAction, PushMessage, SmsMessage,
     Speech, build, twiml_gather, twiml_gather_one_key, twiml_say, verify_twilio_signature,
     verify_webhook_signature,
 };
-use tessera::i18n::Lang;
 use tessera::sim::{SimConfig, SimState};
 
 const SID: &str = "AC0123456789abcdef0123456789abcdef";
@@ -78,7 +78,12 @@ async fn record(
         twiml_gather_one_key(&speech("Press pound to approve."), &action, 10)
     } else if uri.path() == "/t/voice" {
         let action = format!("{}/t/gather?c=abc&x=1", fake.base);
-        twiml_gather(&speech("Enter your PIN, then press pound."), &action, '#', 10)
+        twiml_gather(
+            &speech("Enter your PIN, then press pound."),
+            &action,
+            '#',
+            10,
+        )
     } else if uri.path() == "/t/gather" {
         twiml_say("en-US", "Thank you. Goodbye.")
     } else {

@@ -315,7 +315,10 @@ async fn a_spanish_sign_in_texts_and_calls_in_spanish() {
 
     // The same sign-in by phone call: the script speaks Spanish, and says so.
     let (_, page) = e.act(&b, &flow, &[("action", "different")]).await;
-    assert!(page.contains(">Llamarme al +X XXXXXXXX30</button>"), "{page}");
+    assert!(
+        page.contains(">Llamarme al +X XXXXXXXX30</button>"),
+        "{page}"
+    );
     let (_, page) = e
         .act(&b, &flow, &[("action", "choose"), ("method", "call")])
         .await;
@@ -426,7 +429,10 @@ async fn the_language_links_offer_all_seven_languages() {
     let (cookies, page) = e.switch(&b, &flow, "pt").await;
     assert!(lang_cookie(&cookies).is_some_and(|c| c.starts_with("tessera_lang=pt;")));
     assert!(page.contains("<h1>Iniciar sessão</h1>"), "{page}");
-    assert!(page.contains("<label for=\"password\">Palavra-passe</label>"), "{page}");
+    assert!(
+        page.contains("<label for=\"password\">Palavra-passe</label>"),
+        "{page}"
+    );
 }
 
 #[tokio::test]

@@ -695,8 +695,11 @@ mod tests {
         let text = sim.snapshot().texts.pop_back().expect("a text");
         let minutes = w.mfa.sms_code_lifetime_secs / 60;
         assert!(
-            text.body.starts_with("Su código de verificación de Contoso es ")
-                && text.body.ends_with(&format!(". Caduca en {minutes} minutos.")),
+            text.body
+                .starts_with("Su código de verificación de Contoso es ")
+                && text
+                    .body
+                    .ends_with(&format!(". Caduca en {minutes} minutos.")),
             "{}",
             text.body
         );
@@ -708,7 +711,8 @@ mod tests {
             .unwrap();
         let text = sim.snapshot().texts.pop_back().expect("a text");
         assert!(
-            text.body.starts_with("Aanmelden bij Contoso: antwoord met "),
+            text.body
+                .starts_with("Aanmelden bij Contoso: antwoord met "),
             "{}",
             text.body
         );
@@ -724,7 +728,10 @@ mod tests {
             "Aanmeldverzoek voor bob. Keur het goed als u het was."
         );
         let labels: Vec<&str> = push.actions.iter().map(|a| a.label.as_str()).collect();
-        assert_eq!(labels, ["Goedkeuren", "Weigeren", "Weigeren en fraude melden"]);
+        assert_eq!(
+            labels,
+            ["Goedkeuren", "Weigeren", "Weigeren en fraude melden"]
+        );
 
         // A call's script is fetched later: the challenge carries the language to it.
         w.lang = Lang::Pt;
@@ -770,7 +777,11 @@ mod tests {
         // The console is English whatever language a sign-in page was in.
         let mut german = World::new(w.gateway.clone());
         german.lang = Lang::De;
-        assert!(test(&german.sender(), "admin", "push", "topic1").await.is_ok());
+        assert!(
+            test(&german.sender(), "admin", "push", "topic1")
+                .await
+                .is_ok()
+        );
         let push = sim.snapshot().pushes.pop_back().expect("a push");
         assert_eq!(push.title, "Contoso test");
         let broken = World::new(Arc::new(Unconfigured));

@@ -125,7 +125,10 @@ mod tests {
         );
         let plain = parse("<Response><Say>Bye</Say></Response>", "https://x/");
         assert_eq!(plain.map(|s| s.language), Ok(None));
-        let long = format!("<Response><Say language=\"{}\">x</Say></Response>", "a".repeat(500));
+        let long = format!(
+            "<Response><Say language=\"{}\">x</Say></Response>",
+            "a".repeat(500)
+        );
         assert_eq!(
             parse(&long, "https://x/").map(|s| s.language.map(|l| l.len())),
             Ok(Some(35))

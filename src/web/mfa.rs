@@ -13,8 +13,8 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 
 use super::{AppContext, AppState};
-use crate::mfa::challenge::{self, Action};
 use crate::i18n::Lang;
+use crate::mfa::challenge::{self, Action};
 use crate::mfa::gateway::{
     Speech, twiml_gather, twiml_gather_one_key, twiml_say, verify_twilio_signature,
 };
@@ -250,9 +250,8 @@ pub async fn test_call_voice(
     let name = &ctx.config.idp.display_name;
     twiml(twiml_say(
         Lang::En.speech_tag(),
-        &format!(
-        "This is a test call from {name}. Calls for sign-in verification work. Goodbye."
-    )))
+        &format!("This is a test call from {name}. Calls for sign-in verification work. Goodbye."),
+    ))
 }
 
 /// How the admin's test call ended, for the log (no-answer, busy, completed…).

@@ -264,12 +264,7 @@ mod tests {
 
     #[test]
     fn twiml_gather_escapes_everything() {
-        let x = twiml_gather(
-            &speech("Press <1> & \"#\""),
-            "https://t/g?a=1&b=2",
-            '#',
-            10,
-        );
+        let x = twiml_gather(&speech("Press <1> & \"#\""), "https://t/g?a=1&b=2", '#', 10);
         assert_eq!(
             x,
             "<Response><Gather input=\"dtmf\" finishOnKey=\"#\" action=\"https://t/g?a=1&amp;b=2\" method=\"POST\" timeout=\"10\"><Say language=\"en-US\">Press &lt;1&gt; &amp; &quot;#&quot;</Say></Gather><Say language=\"en-US\">No input received. Goodbye.</Say></Response>"
