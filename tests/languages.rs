@@ -6,6 +6,7 @@
 mod support {
     pub mod browser;
     pub mod mfa;
+    pub mod portal;
     pub mod sp;
     pub mod tessera;
 }
@@ -481,4 +482,38 @@ async fn hostile_language_requests_fall_back_safely() {
     let hostile = format!("{}es", "zz-zzzz;q=0.5,".repeat(500));
     let (_, page) = e.login_page(&browser(&hostile)).await;
     assert!(page.contains("<html lang=\"it\">"), "{page}");
+}
+
+#[tokio::test]
+async fn the_portal_texts_a_new_phone_in_the_portal_pages_language() {
+    let e = support::portal::env(|_| {}).await;
+    let (u, _) = e.sign_in("alice").await;
+    let new = "+15550100999";
+    let res = u
+        .browser
+        .http
+        .post(e.url("/portal/phone"))
+        .header(ACCEPT_LANGUAGE, "pt-PT,pt;q=0.9")
+        .form(&[
+            ("csrf", u.csrf.as_str()),
+            ("number", new),
+            ("channel", "sms"),
+        ])
+        .send()
+        .await
+        .expect("POST");
+    assert!(res.status().is_redirection(), "{}", res.status());
+    let body = wait_for("a text", || {
+        inbox(&e.idp)
+            .texts
+            .iter()
+            .rev()
+            .find(|t| t.to == new)
+            .map(|t| t.body.clone())
+    })
+    .await;
+    assert!(
+        body.starts_with("O seu código de verificação ") && body.contains("Expira dentro de"),
+        "{body}"
+    );
 }
