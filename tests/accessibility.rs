@@ -23,7 +23,6 @@ mod support {
 
 use std::sync::Arc;
 
-use support::browser::Browser;
 use support::mfa::{code, enrol_all, inbox, wait_for};
 use support::sp::TestSp;
 use support::tessera::{Tessera, TesseraBuilder, file_user};
@@ -48,10 +47,11 @@ struct Tour {
     problems: Vec<String>,
 }
 
-/// Tessera with security questions, PIN mode and the phone simulator; alice has every
-/// method (default: the app's code) and her answers, bob has nothing enrolled. axe-core is
-/// read first: a missing install fails here, before any peer starts.
-async fn tour() -> Tour {
+/// Tessera with security questions, the phone simulator and `pin_mode` (calls ask for a PIN
+/// set on a page first); alice has every method (default: the app's code) and her answers,
+/// bob has nothing enrolled. axe-core is read first: a missing install fails here, before
+/// any peer starts.
+async fn tour(pin_mode: bool) -> Tour {
     let axe = support::axe::source();
     let clock = Arc::new(FixedClock::new(OffsetDateTime::now_utc()));
     let mut b = TesseraBuilder::new();
@@ -61,7 +61,7 @@ async fn tour() -> Tour {
     mfa.security_questions = QUESTIONS.map(String::from).to_vec();
     mfa.questions_required = 2;
     mfa.questions_setup = 3;
-    mfa.pin_mode = true;
+    mfa.pin_mode = pin_mode;
     b.add_user(&[file_user("alice", PASSWORD), file_user("bob", PASSWORD)]);
     let sp = TestSp::new("a11y");
     b.add_rp("a11y", &sp.metadata(false), &format!("name = \"{RP_NAME}\"\n"));
@@ -206,7 +206,7 @@ impl Tour {
 
 #[tokio::test]
 async fn sign_in_pages_pass_axe_and_focus_the_field_that_needs_input() {
-    let mut t = tour().await;
+    let mut t = tour(true).await;
 
     let step = "the password page";
     t.browser.goto(&t.sign_in_url()).await;
@@ -293,7 +293,7 @@ async fn sign_in_pages_pass_axe_and_focus_the_field_that_needs_input() {
 
 #[tokio::test]
 async fn enrollment_pages_pass_axe_and_focus_the_code_field() {
-    let mut t = tour().await;
+    let mut t = tour(true).await;
 
     let step = "the enrollment offer";
     t.browser.goto(&t.sign_in_url()).await;
@@ -345,7 +345,7 @@ async fn enrollment_pages_pass_axe_and_focus_the_code_field() {
 
 #[tokio::test]
 async fn home_error_and_sign_out_pages_pass_axe() {
-    let mut t = tour().await;
+    let mut t = tour(true).await;
 
     let step = "the home page";
     t.browser.goto(&t.url("/")).await;
@@ -397,53 +397,65 @@ async fn push_sign_in(t: &Tour) {
 
 #[tokio::test]
 async fn dev_phone_passes_axe_and_greys_out_expired_pushes() {
-    let mut t = tour().await;
+    let mut t = tour(false).await;
     push_sign_in(&t).await;
     let pushes = |idp: &Tessera| inbox(idp).pushes.len();
     wait_for("the push on the simulated phone", || {
         (pushes(&t.idp) == 1).then_some(())
     })
     .await;
+    let enabled = "return [...document.querySelectorAll('article.push button')]\
+                   .filter(b => !b.disabled).length;";
 
     let step = "the dev phone with a live push";
-    t.browser.goto(&t.url("/dev/phone?refresh=0")).await;
+    t.browser.goto(&t.url("/dev/phone")).await;
     let text = t.expect(step, "Approve").await;
     assert!(!text.contains("Expired"), "the push is live: {text}");
     t.axe(step).await;
-    let enabled = "return [...document.querySelectorAll('article.push button')].filter(b => !b.disabled).length;";
+    t.title_says(step, "Dev phone – Tessera simulator").await;
     let live = t.browser.execute(enabled, Vec::new()).await.ok();
-    assert_eq!(
-        live,
-        Some(serde_json::json!(3)),
-        "approve, deny, fraud usable"
-    );
+    assert_eq!(live, Some(serde_json::json!(3)), "approve, deny, fraud");
 
     let step = "the push's deadline passes";
     t.clock.advance(time::Duration::seconds(120));
-    t.browser.goto(&t.url("/dev/phone?refresh=0")).await;
+    t.browser.goto(&t.url("/dev/phone")).await;
     t.expect(step, "Expired").await;
     t.axe(step).await;
     let live = t.browser.execute(enabled, Vec::new()).await.ok();
-    assert_eq!(
-        live,
-        Some(serde_json::json!(0)),
-        "an expired push's buttons are disabled"
-    );
+    assert_eq!(live, Some(serde_json::json!(0)), "expired: buttons disabled");
 
-    let step = "a second push, abandoned for another option";
+    let step = "a second push, abandoned for a phone call";
     push_sign_in(&t).await;
     wait_for("the second push", || (pushes(&t.idp) == 2).then_some(())).await;
     // "Use a different verification option": the push's challenge is no longer pending.
     t.click(step, "#different").await;
-    t.expect(step, "Answer security questions").await;
-    t.browser.goto(&t.url("/dev/phone?refresh=0")).await;
-    let text = t.expect(step, "Expired").await;
+    t.click(step, "#choose-call").await;
+    t.expect(step, "We're calling your phone").await;
+    wait_for("the call", || {
+        inbox(&t.idp).calls.iter().find(|c| c.gather.is_some()).map(drop)
+    })
+    .await;
+
+    let step = "a sign-in by text message";
+    t.browser.goto(&t.sign_in_url()).await;
+    t.fill(step, "#username", "alice").await;
+    t.fill(step, "#password", PASSWORD).await;
+    t.click(step, "#submit").await;
+    t.click(step, "#different").await;
+    t.click(step, "#choose-sms").await;
+    wait_for("the text", || inbox(&t.idp).texts.front().map(drop)).await;
+
+    let step = "the dev phone with expired pushes, a ringing call and a text";
+    t.browser.goto(&t.url("/dev/phone")).await;
+    let text = t.expect(step, "Send keys").await;
     assert_eq!(
         text.matches("Expired").count(),
         2,
         "both pushes are expired: {text}"
     );
     t.axe(step).await;
+    let live = t.browser.execute(enabled, Vec::new()).await.ok();
+    assert_eq!(live, Some(serde_json::json!(0)), "no push can be answered");
 
     t.finish().await;
 }
@@ -452,7 +464,7 @@ async fn dev_phone_passes_axe_and_greys_out_expired_pushes() {
 /// (which drops the `<meta http-equiv="refresh">`) is merged.
 #[tokio::test]
 async fn wait_page_passes_axe() {
-    let mut t = tour().await;
+    let mut t = tour(true).await;
     push_sign_in(&t).await;
     t.axe("the push wait page").await;
     t.title_says("the push wait page", "Approve the sign-in – Sign in")
