@@ -57,10 +57,9 @@ fn devices(inbox: Inbox, expired: &HashSet<String>) -> (Vec<App>, Vec<Phone>) {
     let mut apps: BTreeMap<String, Vec<PushView>> = BTreeMap::new();
     for p in inbox.pushes.into_iter().rev() {
         let expired = !p.cleared && expired.contains(&p.id);
-        apps.entry(p.topic.clone()).or_default().push(PushView {
-            push: p,
-            expired,
-        });
+        apps.entry(p.topic.clone())
+            .or_default()
+            .push(PushView { push: p, expired });
     }
     let mut phones: BTreeMap<String, Phone> = BTreeMap::new();
     for c in inbox.calls.into_iter().rev() {
@@ -115,7 +114,12 @@ pub async fn page(State(state): State<SimState>, Query(q): Query<PageQuery>) -> 
     let inbox = state.snapshot();
     let expired = state.expired_pushes(&inbox.pushes).await;
     let (apps, phones) = devices(inbox, &expired);
-    match render(&state.inner.pages, &apps, &phones, q.refresh.is_some_and(|r| r > 0)) {
+    match render(
+        &state.inner.pages,
+        &apps,
+        &phones,
+        q.refresh.is_some_and(|r| r > 0),
+    ) {
         Ok(html) => Html(html).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "dev phone page failed to render");
@@ -244,7 +248,10 @@ mod tests {
         assert!(html.contains("/dev/phone/call/CA1/key"));
         assert!(html.contains("http-equiv=\"refresh\""));
         let still = render(&env, &apps, &phones, false).unwrap_or_else(|e| panic!("render: {e}"));
-        assert!(!still.contains("http-equiv"), "no reload unless asked: {still}");
+        assert!(
+            !still.contains("http-equiv"),
+            "no reload unless asked: {still}"
+        );
     }
 
     fn push(id: &str, cleared: bool) -> SimPush {
@@ -277,18 +284,29 @@ mod tests {
         let html = render(&env, &apps, &phones, false).unwrap_or_else(|e| panic!("render: {e}"));
         let article = |id: &str| {
             let title = format!("Sign-in {id}");
-            let at = html.find(&title).unwrap_or_else(|| panic!("{title}: {html}"));
+            let at = html
+                .find(&title)
+                .unwrap_or_else(|| panic!("{title}: {html}"));
             let start = html[..at].rfind("<article").unwrap_or(0);
             let end = at + html[at..].find("</article>").unwrap_or(html.len() - at);
             html[start..end].to_owned()
         };
         let old = article("old");
-        assert!(old.contains("class=\"push expired\"") && old.contains("Expired"), "{old}");
+        assert!(
+            old.contains("class=\"push expired\"") && old.contains("Expired"),
+            "{old}"
+        );
         assert!(old.contains(" disabled>Approve"), "{old}");
         let live = article("live");
-        assert!(!live.contains("Expired") && !live.contains("disabled"), "{live}");
+        assert!(
+            !live.contains("Expired") && !live.contains("disabled"),
+            "{live}"
+        );
         // A cleared push shows as done (its buttons gone), not as expired.
         let answered = article("answered");
-        assert!(!answered.contains("Expired") && !answered.contains("<button"), "{answered}");
+        assert!(
+            !answered.contains("Expired") && !answered.contains("<button"),
+            "{answered}"
+        );
     }
 }
