@@ -514,6 +514,8 @@ async fn wait_page_passes_axe() {
     t.click(step, "#enroll-push").await;
     t.expect(step, "subscribe to this topic").await;
     t.axe(step).await;
+    t.title_says(step, "Approve the test notification – Set up verification")
+        .await;
 
     t.finish().await;
 }
