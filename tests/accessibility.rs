@@ -237,6 +237,14 @@ async fn sign_in_pages_pass_axe_and_focus_the_field_that_needs_input() {
     t.title_says(step, "Sign in").await;
     t.focus_on(step, "#username").await;
 
+    let step = "the password page in German";
+    t.click(step, "#lang-de").await;
+    t.expect(step, "Benutzername").await;
+    t.axe(step).await;
+    t.title_says(step, "Anmelden").await;
+    t.click(step, "#lang-en").await;
+    t.expect(step, "User name").await;
+
     let step = "a wrong password";
     t.fill(step, "#username", "alice").await;
     t.fill(step, "#password", "not her password").await;
@@ -391,11 +399,16 @@ async fn home_error_and_sign_out_pages_pass_axe() {
     t.axe(step).await;
 
     let step = "a request that cannot be read (400)";
-    t.browser.goto(&t.url("/adfs/ls/?SAMLRequest=%%%")).await;
+    let bad = t.url("/adfs/ls/?SAMLRequest=%%%");
+    let (_, status, _) = Browser::new().get(&bad).await;
+    assert_eq!(status.as_u16(), 400, "{bad}");
+    t.browser.goto(&bad).await;
     t.expect(step, "help desk").await;
     t.axe(step).await;
 
     let step = "a page that does not exist (404)";
+    let (_, status, _) = Browser::new().get(&t.url("/no/such/page")).await;
+    assert_eq!(status.as_u16(), 404);
     t.browser.goto(&t.url("/no/such/page")).await;
     t.expect(step, "help desk").await;
     t.axe(step).await;
