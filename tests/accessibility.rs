@@ -213,6 +213,27 @@ impl Tour {
         self.fail(step, "the browser stayed on Tessera".into())
     }
 
+    /// The focused element shows a focus ring: an outline at least 2 px wide (WCAG 2.4.7).
+    async fn focus_visible(&mut self, step: &str) {
+        let script = "const s = getComputedStyle(document.activeElement); \
+                      return s.outlineStyle + ' ' + s.outlineWidth;";
+        let got = self
+            .browser
+            .execute(script, Vec::new())
+            .await
+            .map(|v| v.as_str().unwrap_or_default().to_owned())
+            .unwrap_or_default();
+        let width: f64 = got
+            .split_whitespace()
+            .nth(1)
+            .and_then(|w| w.trim_end_matches("px").parse().ok())
+            .unwrap_or(0.0);
+        if got.starts_with("none") || width < 2.0 {
+            self.problems
+                .push(format!("[{step}] no visible focus ring: outline {got:?}"));
+        }
+    }
+
     /// Fails the test with every problem found, if any.
     async fn finish(self) {
         let problems = self.problems.clone();
@@ -236,6 +257,7 @@ async fn sign_in_pages_pass_axe_and_focus_the_field_that_needs_input() {
     t.axe(step).await;
     t.title_says(step, "Sign in").await;
     t.focus_on(step, "#username").await;
+    t.focus_visible(step).await;
 
     let step = "the password page in German";
     t.click(step, "#lang-de").await;
@@ -275,6 +297,7 @@ async fn sign_in_pages_pass_axe_and_focus_the_field_that_needs_input() {
     t.title_says(step, "Choose a verification option – Sign in")
         .await;
     t.focus_on(step, ".choices button.choice").await;
+    t.focus_visible(step).await;
 
     let step = "the security questions";
     t.click(step, "#choose-questions").await;
