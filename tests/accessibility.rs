@@ -573,6 +573,13 @@ fn references(html: &str) -> Vec<String> {
     out
 }
 
+/// Posts `fields` with the flow id to the sign-in form; the page that follows.
+async fn post_flow(b: &Browser, login: &str, flow: &str, fields: &[(&str, &str)]) -> String {
+    let mut form = vec![("flow", flow)];
+    form.extend_from_slice(fields);
+    b.post(login, &form).await.2
+}
+
 /// Each sign-in page (and what it loads from us) under 30 KB, nothing from another origin.
 #[tokio::test]
 async fn every_sign_in_page_is_small_and_self_contained() {
@@ -580,12 +587,11 @@ async fn every_sign_in_page_is_small_and_self_contained() {
     let b = Browser::new();
     let login = format!("{}/adfs/ls/login", idp.base);
     let mut pages: Vec<(&str, String)> = Vec::new();
-    let (_, _, page) = b
-        .get(&format!(
-            "{}/adfs/ls/idpinitiatedsignon?loginToRp={}",
-            idp.base, sp.entity_id
-        ))
-        .await;
+    let start = format!(
+        "{}/adfs/ls/idpinitiatedsignon?loginToRp={}",
+        idp.base, sp.entity_id
+    );
+    let (_, _, page) = b.get(&start).await;
     let flow = input_value(&page, "flow").expect("a flow");
     pages.push(("password", page));
     let act = |fields: Vec<(&'static str, String)>| {
@@ -615,6 +621,17 @@ async fn every_sign_in_page_is_small_and_self_contained() {
         "sign-out",
         b.get(&format!("{}/adfs/ls/logout", idp.base)).await.2,
     ));
+    // Bob, with nothing enrolled: the setup pages (the QR code is the heaviest part).
+    let bob = Browser::new();
+    let (_, _, page) = bob.get(&start).await;
+    let bob_flow = input_value(&page, "flow").expect("bob's flow");
+    let bob_pw = [("username", "bob"), ("password", PASSWORD)];
+    pages.push((
+        "setup offer",
+        post_flow(&bob, &login, &bob_flow, &bob_pw).await,
+    ));
+    let app = [("action", "enroll_app")];
+    pages.push(("setup app", post_flow(&bob, &login, &bob_flow, &app).await));
     let (token, _) = tessera::mfa::enroll_link::create(
         idp.state.store.as_ref(),
         &idp.state.secrets,
@@ -640,6 +657,8 @@ async fn every_sign_in_page_is_small_and_self_contained() {
         ("push wait", "<title>Approve the sign-in – Sign in</title>"),
         ("auto-POST to the application", "SAMLResponse"),
         ("sign-out", "You will be signed out"),
+        ("setup offer", "id=\"enroll-app\""),
+        ("setup app", "id=\"secret\""),
         ("enroll link", "id=\"secret\""),
         ("expired sign-in", "This sign-in page has expired"),
     ];
