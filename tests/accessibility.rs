@@ -525,6 +525,10 @@ async fn dev_phone_passes_axe_and_greys_out_expired_pushes() {
     t.axe_strict(step).await;
     let live = t.browser.execute(enabled, Vec::new()).await.ok();
     assert_eq!(live, Some(serde_json::json!(0)), "no push can be answered");
+    // For people to look at (not compared): target/screenshots/a11y-dev-phone.png.
+    let shot = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/screenshots/a11y-dev-phone.png");
+    t.browser.screenshot(&shot).await;
 
     t.finish().await;
 }
