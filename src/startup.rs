@@ -132,7 +132,14 @@ pub async fn build(
         &config.mfa.gateway,
         format!("{}/mfa/sms/inbound", config.public_base()),
     ) {
-        Some(c) => Some(SimState::new(c).map_err(|e| StartError::Mfa(e.to_string()))?),
+        Some(c) => {
+            let liveness = crate::sim::Liveness {
+                store: store.clone(),
+                clock: clock.clone(),
+                tokens: tokens.clone(),
+            };
+            Some(SimState::watching(c, liveness).map_err(|e| StartError::Mfa(e.to_string()))?)
+        }
         None => None,
     };
     let keys = LiveKeys::new(keys, endpoints(&config)).map_err(StartError::Metadata)?;

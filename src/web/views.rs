@@ -78,7 +78,7 @@ pub async fn render(ctx: &AppContext, lang: &PageLang, flow: &Flow) -> Result<Re
         } => {
             let mfa = &frame.policy.mfa;
             ctx.page(lang, "mfa_pin.html", minijinja::context! {
-                title => msgid("Choose a PIN"), flow => flow.id.clone(), message => message, renewing => renewing,
+                title => msgid("Choose a PIN – Sign in"), flow => flow.id.clone(), message => message, renewing => renewing,
                 min_length => mfa.pin_min_length, max_length => crate::mfa::pin::MAX_LEN,
                 refuse_weak => mfa.pin_refuse_weak, rp_name => frame.rp_name.clone(), idp_name => frame.idp_name.clone(),
             })
@@ -132,7 +132,7 @@ fn second_factor(
     };
     let now = ctx.clock.unix();
     let mut res = ctx.page(lang, template, minijinja::context! {
-        title => msgid("Verify your identity"), flow => flow.id.clone(), user => user.upn.clone().unwrap_or(user.username.clone()),
+        title => second_factor_title(*method, waiting), flow => flow.id.clone(), user => user.upn.clone().unwrap_or(user.username.clone()),
         method => method.as_str(), destination => destination, number => number, message => message,
         remaining => deadline.map(|d| (d - now).max(0)), asked => w.asked.clone(), rp_name => frame.rp_name.clone(), idp_name => frame.idp_name.clone(),
     });
@@ -140,6 +140,17 @@ fn second_factor(
         *res.status_mut() = StatusCode::UNAUTHORIZED;
     }
     res
+}
+
+/// The second-factor page's title: the step the user is on, then "Sign in" (WCAG 2.4.2).
+fn second_factor_title(method: Method, waiting: bool) -> &'static str {
+    match (method, waiting) {
+        (Method::Push, true) => msgid("Approve the sign-in – Sign in"),
+        (Method::Call, true) => msgid("Answer the call – Sign in"),
+        (_, true) => msgid("Reply to the text – Sign in"),
+        (Method::Questions, false) => msgid("Answer your security questions – Sign in"),
+        (_, false) => msgid("Enter your code – Sign in"),
+    }
 }
 
 /// "Use a different verification option": the user's methods to choose from.
@@ -158,7 +169,7 @@ async fn choose(
         .map(|o| minijinja::context! { method => o.method.as_str(), label => o.label, phone => o.phone })
         .collect();
     Ok(ctx.page(lang, "mfa_choose.html", minijinja::context! {
-        title => msgid("Verify your identity"), flow => flow.id.clone(), message => message, options => options,
+        title => msgid("Choose a verification option – Sign in"), flow => flow.id.clone(), message => message, options => options,
         offer_make_default => frame.policy.mfa.allow_method_choice, rp_name => frame.rp_name.clone(), idp_name => frame.idp_name.clone(),
     }))
 }
@@ -187,12 +198,22 @@ fn enroll(
     let mfa = &frame.policy.mfa;
     let enabled = |m: Method| mfa.methods.contains(&m);
     ctx.page(lang, "enroll.html", minijinja::context! {
-        title => msgid("Set up verification"), flow => flow.id.clone(), step => step, qr => qr, secret => secret_text,
+        title => enroll_title(step), flow => flow.id.clone(), step => step, qr => qr, secret => secret_text,
         account => account, message => message, topic => topic,
         push_server => mfa.gateway.push_server_url(ctx.config.public_base()),
         offer_app => mfa.apps_allowed(), offer_phone => enabled(Method::Sms), offer_push => enabled(Method::Push),
         rp_name => frame.rp_name.clone(), idp_name => frame.idp_name.clone(),
     })
+}
+
+/// The setup page's title: the step the user is on (WCAG 2.4.2).
+pub(super) fn enroll_title(step: &str) -> &'static str {
+    match step {
+        "app" => msgid("Scan the code – Set up verification"),
+        "phone" => msgid("Enter the texted code – Set up verification"),
+        "push" => msgid("Approve the test notification – Set up verification"),
+        _ => msgid("Set up verification"),
+    }
 }
 
 /// The app step's QR code and secret; back to the offer when the sealed secret does not open.
