@@ -13,7 +13,6 @@ use reqwest::StatusCode;
 use support::browser::{Browser, input_value, unescape};
 use support::mfa::{code, enrol_all};
 use support::tessera::{Tessera, TesseraBuilder, file_user};
-use tessera::clock::Clock;
 use tessera::mfa::Method;
 use tessera::mfa::gateway::{PushKind, VoiceSmsKind};
 use tessera::startup::FirstRun;
@@ -106,7 +105,10 @@ async fn docs_shows_the_commands_the_console_shows() {
 #[tokio::test]
 async fn dev_phone_is_named_in_docs_and_banner_only_with_the_simulator() {
     let on = start(true).await;
-    assert!(on.state.simulator.is_some(), "the test set-up has the simulator on");
+    assert!(
+        on.state.simulator.is_some(),
+        "the test set-up has the simulator on"
+    );
     assert!(docs(&on).await.contains("href=\"/dev/phone\""));
     let banner = tessera::startup::banner(&on.state, &FirstRun::default(), "HTTP");
     assert!(

@@ -77,7 +77,9 @@ impl Env {
 
     /// The sign-in page as the waiting browser sees it now.
     async fn poll(&self, b: &Browser, flow: &str) -> String {
-        b.get(&self.url(&format!("/adfs/ls/login?flow={flow}"))).await.2
+        b.get(&self.url(&format!("/adfs/ls/login?flow={flow}")))
+            .await
+            .2
     }
 
     /// What an admin reads: carol signs in to the console (app code) and opens alice's log.
@@ -163,7 +165,11 @@ async fn a_replayed_code_is_logged_as_already_used_and_the_user_told_to_wait() {
         .await;
     assert!(page.contains("not correct"), "{page}");
     let (_, page) = e
-        .act(&b, &second, &[("action", "code"), ("code", &code(now + 30))])
+        .act(
+            &b,
+            &second,
+            &[("action", "code"), ("code", &code(now + 30))],
+        )
         .await;
     assert!(page.contains("SAMLResponse"), "{page}");
 
@@ -205,7 +211,10 @@ async fn a_success_after_a_denied_push_shows_success_not_the_denial() {
         !summary.contains("denied"),
         "the row's headline is the success: {summary}"
     );
-    assert!(steps.contains("denied by user"), "the denial stays in the steps: {steps}");
+    assert!(
+        steps.contains("denied by user"),
+        "the denial stays in the steps: {steps}"
+    );
     assert!(steps.contains("1 failed step(s)"), "{steps}");
 }
 
@@ -220,7 +229,10 @@ async fn a_late_push_approval_is_refused_told_and_logged() {
     e.advance(56);
     assert!(e.poll(&b, &timed_out).await.contains("receive a response"));
     let (status, said) = e.phone_answers("Approve").await;
-    assert_eq!((status, said.as_str()), (StatusCode::GONE, NO_LONGER_WAITING));
+    assert_eq!(
+        (status, said.as_str()),
+        (StatusCode::GONE, NO_LONGER_WAITING)
+    );
     assert!(!e.poll(&b, &timed_out).await.contains("SAMLResponse"));
     // Pressing again and again: told each time, noted a bounded number of times.
     for _ in 0..4 {
@@ -236,9 +248,15 @@ async fn a_late_push_approval_is_refused_told_and_logged() {
     .await;
     e.advance(56);
     let (status, said) = e.phone_answers("Approve").await;
-    assert_eq!((status, said.as_str()), (StatusCode::GONE, NO_LONGER_WAITING));
+    assert_eq!(
+        (status, said.as_str()),
+        (StatusCode::GONE, NO_LONGER_WAITING)
+    );
     let page = e.poll(&b, &past_deadline).await;
-    assert!(!page.contains("SAMLResponse"), "late approval signed in: {page}");
+    assert!(
+        !page.contains("SAMLResponse"),
+        "late approval signed in: {page}"
+    );
     assert!(page.contains("receive a response"), "{page}");
 
     // 3. Abandoned for another option, which then signs in.
@@ -250,7 +268,10 @@ async fn a_late_push_approval_is_refused_told_and_logged() {
     .await;
     e.act(&b, &abandoned, &[("action", "different")]).await;
     let (status, said) = e.phone_answers("Approve").await;
-    assert_eq!((status, said.as_str()), (StatusCode::GONE, NO_LONGER_WAITING));
+    assert_eq!(
+        (status, said.as_str()),
+        (StatusCode::GONE, NO_LONGER_WAITING)
+    );
     e.act(&b, &abandoned, &[("action", "choose"), ("method", "oath")])
         .await;
     let now = e.clock.unix();
@@ -274,8 +295,15 @@ async fn a_late_push_approval_is_refused_told_and_logged() {
     let late = "late approval: sign-in no longer waiting (timed out)";
     let (summary, steps) = row(&log, &timed_out);
     assert!(summary.contains("incomplete"), "{summary}");
-    assert_eq!(steps.matches(late).count(), 3, "noted at most 3 times: {steps}");
-    assert!(steps.contains("<td>ignored</td>"), "not an approval: {steps}");
+    assert_eq!(
+        steps.matches(late).count(),
+        3,
+        "noted at most 3 times: {steps}"
+    );
+    assert!(
+        steps.contains("<td>ignored</td>"),
+        "not an approval: {steps}"
+    );
     let (summary, steps) = row(&log, &past_deadline);
     assert!(summary.contains("incomplete"), "{summary}");
     assert!(steps.contains(late), "{steps}");

@@ -255,7 +255,10 @@ mod tests {
             .lines()
             .filter(|l| l.trim_start().starts_with("add authentication samlAction "))
             .count();
-        assert_eq!(actions, 1, "one samlAction command in the README, the generated one");
+        assert_eq!(
+            actions, 1,
+            "one samlAction command in the README, the generated one"
+        );
     }
 
     #[test]
@@ -267,7 +270,10 @@ mod tests {
             c.contains("add authentication Policy tessera_netscaler_gateway_pol -rule true -action tessera_netscaler_gateway"),
             "{c}"
         );
-        assert!(c.contains("-samlIssuerName \"https://gateway.corp.example\""), "{c}");
+        assert!(
+            c.contains("-samlIssuerName \"https://gateway.corp.example\""),
+            "{c}"
+        );
     }
 
     /// What the command leaves the NetScaler to send is what our AuthnContext handling
@@ -284,7 +290,11 @@ mod tests {
             classes: vec![crate::saml::AC_PASSWORD_PROTECTED.to_owned()],
         };
         let mut gw = Gateway::example();
-        assert!(!script(&gw, README_SSO, None).unwrap().contains("requestedAuthnContext"));
+        assert!(
+            !script(&gw, README_SSO, None)
+                .unwrap()
+                .contains("requestedAuthnContext")
+        );
         assert!(choose(Some(&ppt(Comparison::Exact)), gw.authn_context, &mfa).is_some());
         gw.authn_context = AuthnContextMode::Strict;
         let c = script(&gw, README_SSO, None).unwrap();

@@ -322,7 +322,13 @@ pub fn csv(attempts: &[Attempt]) -> String {
 mod tests {
     use super::*;
 
-    fn ev(from: &str, to: &str, method: Option<&str>, outcome: &str, reason: Option<&str>) -> Event {
+    fn ev(
+        from: &str,
+        to: &str,
+        method: Option<&str>,
+        outcome: &str,
+        reason: Option<&str>,
+    ) -> Event {
         Event {
             at: "2026-12-05T20:00:00Z".into(),
             flow: "f1".into(),
@@ -341,11 +347,41 @@ mod tests {
     fn a_success_after_failures_is_headed_by_the_success() {
         let steps = vec![
             ev("-", "await_password", None, "started", None),
-            ev("await_password", "await_second_factor", Some("push"), "started", None),
-            ev("await_second_factor", "choose_method", Some("push"), "failure", Some("denied by user")),
-            ev("choose_method", "await_second_factor", Some("oath"), "started", None),
-            ev("await_second_factor", "await_second_factor", Some("oath"), "failure", Some("code already used")),
-            ev("await_second_factor", "authenticated", Some("oath"), "success", None),
+            ev(
+                "await_password",
+                "await_second_factor",
+                Some("push"),
+                "started",
+                None,
+            ),
+            ev(
+                "await_second_factor",
+                "choose_method",
+                Some("push"),
+                "failure",
+                Some("denied by user"),
+            ),
+            ev(
+                "choose_method",
+                "await_second_factor",
+                Some("oath"),
+                "started",
+                None,
+            ),
+            ev(
+                "await_second_factor",
+                "await_second_factor",
+                Some("oath"),
+                "failure",
+                Some("code already used"),
+            ),
+            ev(
+                "await_second_factor",
+                "authenticated",
+                Some("oath"),
+                "success",
+                None,
+            ),
         ];
         let a = attempt("f1".into(), steps.clone());
         assert_eq!(a.result, Ending::SignedIn);
@@ -355,8 +391,17 @@ mod tests {
         assert!(csv(&[a]).contains(",signed in,password push oath,2,,f1"));
 
         let mut noted = steps[..2].to_vec();
-        noted.push(ev("await_password", "authenticated", Some("password"), "success", Some("trusted network")));
-        assert_eq!(attempt("f1".into(), noted).reason.as_deref(), Some("trusted network"));
+        noted.push(ev(
+            "await_password",
+            "authenticated",
+            Some("password"),
+            "success",
+            Some("trusted network"),
+        ));
+        assert_eq!(
+            attempt("f1".into(), noted).reason.as_deref(),
+            Some("trusted network")
+        );
 
         let a = attempt("f1".into(), steps[..5].to_vec());
         assert_eq!(a.result, Ending::Incomplete);

@@ -11,10 +11,10 @@ use crate::directory::UserInfo;
 use crate::i18n::msgid;
 use crate::mfa::challenge::{self, mac_eq};
 use crate::mfa::delivery::{self, Channel, Purpose, Refused, code_mac};
+use crate::mfa::oath::Verdict;
 use crate::mfa::registration::{self, Phone, Registration, TokenKind};
 use crate::mfa::settings::SmsMode;
 use crate::mfa::tokens::inventory;
-use crate::mfa::oath::Verdict;
 use crate::mfa::{Challenge, ChallengeStatus, Method, lockout, mask_phone, oath, questions};
 use crate::store::StoreError;
 
@@ -22,8 +22,7 @@ type Step = Result<(LoginState, Note), StepError>;
 
 const NOT_CORRECT: &str = "That code is not correct. Try again.";
 /// A right code whose time step was already used (RFC 6238 §5.2): waiting is the fix.
-const ALREADY_USED: &str =
-    "This code has already been used. Wait for the next code, then type it.";
+const ALREADY_USED: &str = "This code has already been used. Wait for the next code, then type it.";
 /// Which answer was wrong is not said: that would let a guesser work on one at a time.
 const WRONG_ANSWERS: &str = "At least one answer is not correct. Try again.";
 /// Code entry locked (`mfa::lockout`), other methods left.
@@ -479,9 +478,11 @@ async fn code_entered(mut w: SecondFactor, typed: Typed, deps: &Deps<'_>) -> Ste
         }
     };
     let verdict = match (w.method, w.challenge.as_deref(), &typed) {
-        (Method::Questions, _, Typed::Answers(given)) => {
-            Verdict::from(questions::all_correct(&reg.security_answers, &w.asked, given))
-        }
+        (Method::Questions, _, Typed::Answers(given)) => Verdict::from(questions::all_correct(
+            &reg.security_answers,
+            &w.asked,
+            given,
+        )),
         (Method::Oath, _, Typed::Code(code)) => oath_check(&reg, code, deps).await?,
         (Method::Sms, Some(id), Typed::Code(code)) => {
             Verdict::from(match challenge::load(deps.store, id).await? {
@@ -590,7 +591,11 @@ pub(super) async fn on_choose(
 
 /// Checks the code against each of the user's OATH tokens, each accepted once (RFC 6238 §5.2):
 /// accepted by one token, else used already on one (`Replayed`), else wrong.
-async fn oath_check(reg: &Registration, code: &str, deps: &Deps<'_>) -> Result<Verdict, StoreError> {
+async fn oath_check(
+    reg: &Registration,
+    code: &str,
+    deps: &Deps<'_>,
+) -> Result<Verdict, StoreError> {
     let allowed = reg
         .tokens
         .iter()

@@ -894,7 +894,11 @@ mod tests {
         let prev = code_at(SEED_SHA1, &p, t - 30);
         let check = |code: String, at: i64| {
             let s = Arc::clone(&s);
-            async move { check_once(&*s, "dave/t1", SEED_SHA1, &p, &code, at).await.unwrap() }
+            async move {
+                check_once(&*s, "dave/t1", SEED_SHA1, &p, &code, at)
+                    .await
+                    .unwrap()
+            }
         };
         assert_eq!(check("000000".into(), t).await, Verdict::Wrong);
         assert_eq!(check(now.clone(), t).await, Verdict::Accepted);

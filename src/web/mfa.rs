@@ -78,7 +78,10 @@ enum Answer {
 /// before it looks at the deadline, so the deadline is enforced here too.
 async fn take(ctx: &AppContext, c: Option<&Challenge>, status: ChallengeStatus) -> Answer {
     let Some(c) = c else {
-        tracing::info!(answer = answer_name(&status), "answer for a challenge no longer stored: sign-in no longer waiting");
+        tracing::info!(
+            answer = answer_name(&status),
+            "answer for a challenge no longer stored: sign-in no longer waiting"
+        );
         return Answer::Late;
     };
     // A call that ended (status callback) is not an answer from the user.
@@ -135,10 +138,17 @@ const LATE_NOTES_PER_CHALLENGE: i64 = 3;
 async fn record_late(ctx: &AppContext, c: &Challenge, status: &ChallengeStatus, why: &str) {
     let store = ctx.store.as_ref();
     let now = ctx.clock.unix();
-    let reason = format!("late {}: sign-in no longer waiting ({why})", answer_name(status));
+    let reason = format!(
+        "late {}: sign-in no longer waiting ({why})",
+        answer_name(status)
+    );
     tracing::info!(user = %c.username, method = c.method.as_str(), %reason, "late answer refused");
     let budget = store
-        .incr(&format!("late_answer:{}", c.id), 1, Some(std::time::Duration::from_secs(1200)))
+        .incr(
+            &format!("late_answer:{}", c.id),
+            1,
+            Some(std::time::Duration::from_secs(1200)),
+        )
         .await;
     if !budget.is_ok_and(|n| n <= LATE_NOTES_PER_CHALLENGE) {
         return;
@@ -148,14 +158,15 @@ async fn record_late(ctx: &AppContext, c: &Challenge, status: &ChallengeStatus, 
             .await
             .ok()
             .flatten();
-    let at = time::OffsetDateTime::from_unix_timestamp(now).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let at =
+        time::OffsetDateTime::from_unix_timestamp(now).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     let event = crate::audit::AuditEvent {
         at: crate::saml::saml_time(at),
         flow: &c.flow_id,
         user: Some(&c.username),
         rp: flow.as_ref().map_or("", |f| f.request.audit_name()),
         client_ip: flow.as_ref().map_or("", |f| f.client_ip.as_str()),
-        from: "phone",
+        from: crate::audit::FROM_PHONE,
         to: flow.as_ref().map_or("ended", |f| f.state.name()),
         method: Some(c.method.as_str()),
         outcome: crate::audit::Outcome::Ignored,
