@@ -86,8 +86,11 @@ async fn take(ctx: &AppContext, c: Option<&Challenge>, status: ChallengeStatus) 
     };
     // A call that ended (status callback) is not an answer from the user.
     let from_user = !matches!(status, ChallengeStatus::Failed { .. });
+    // Past the deadline only an approval is refused while the page has not yet noticed: a
+    // denial or a fraud report still reaches the sign-in (and a fraud report blocks).
+    let approval = status == ChallengeStatus::Approved;
     let late = match &c.status {
-        ChallengeStatus::Pending if from_user && ctx.clock.unix() >= c.deadline => {
+        ChallengeStatus::Pending if approval && ctx.clock.unix() >= c.deadline => {
             Some("timed out".to_owned())
         }
         ChallengeStatus::Pending => None,
