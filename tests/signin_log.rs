@@ -357,3 +357,16 @@ async fn a_late_call_answer_is_told_the_sign_in_no_longer_waits() {
         "{steps}"
     );
 }
+
+#[tokio::test]
+async fn a_fraud_report_past_the_deadline_still_blocks_before_the_page_moves_on() {
+    let e = env().await;
+    enrol_all(&e.idp, "alice", Method::Push, PHONE).await;
+    let (b, flow, _) = e.password().await;
+    wait_for("a push", || inbox(&e.idp).pushes.back().cloned()).await;
+    e.advance(56);
+    let (status, said) = e.phone_answers("Deny and report fraud").await;
+    assert_eq!(status, StatusCode::OK, "{said}");
+    let page = e.poll(&b, &flow).await;
+    assert!(page.contains("reported this sign-in as fraud"), "{page}");
+}
