@@ -1,6 +1,7 @@
 //! The HTTP surface: `app(state)` builds the axum router every binary and test uses.
 
 mod admin;
+mod branding;
 pub mod client;
 mod enroll_link;
 mod error;
@@ -76,6 +77,8 @@ pub struct AppContext {
     /// This process's metrics (`/metrics`); the store and directory above already report
     /// into it.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The sign-in pages' branding in force (the admin's, from the store).
+    pub branding: crate::admin::branding::LiveBranding,
 }
 
 pub type AppState = Arc<AppContext>;
@@ -121,6 +124,7 @@ fn routes(state: &AppState) -> Router<AppState> {
         r = r.route("/test/panic", get(layers::tests::panics));
     }
     r.merge(admin::routes())
+        .merge(branding::routes())
         .merge(portal::routes())
         .merge(machine_routes(state))
         .fallback(errors::no_route)
@@ -134,6 +138,10 @@ fn with_page_layers(r: Router<AppState>, state: &AppState) -> Router<AppState> {
     // 413 / 408 reach people as the error page too.
     let limits = crate::server::ServerLimits::from_config(&state.config.server);
     let mut r = r
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            branding::refresh,
+        ))
         .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(
             limits,
@@ -312,9 +320,11 @@ impl AppContext {
         }
     }
 
-    /// A sign-in page in the request's language (`lang` also brings the language links).
+    /// A sign-in page in the request's language (`lang` also brings the language links),
+    /// with the branding in force.
     pub fn page(&self, lang: &PageLang, name: &str, ctx: minijinja::Value) -> Response {
-        self.render(name, minijinja::context! { ..lang.context(), ..ctx })
+        let brand = branding::context(&self.branding.last());
+        self.render(name, minijinja::context! { ..lang.context(), ..brand, ..ctx })
     }
 
     /// The error page in English, rendered at once: for what happens outside the handlers
@@ -494,6 +504,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     (
         "logout_done.html",
         include_str!("../../templates/logout_done.html"),
+    ),
+    (
+        "admin_branding.html",
+        include_str!("../../templates/admin_branding.html"),
     ),
 ];
 
