@@ -195,8 +195,7 @@ impl TextEdit {
         b.accent = parse_accent(&self.accent).map_err(|e| ("accent", e))?;
         b.help_desk = plain_text("The help-desk line", &self.help_desk, MAX_HELP_DESK)
             .map_err(|e| ("help_desk", e))?;
-        b.notice =
-            plain_text("The notice", &self.notice, MAX_NOTICE).map_err(|e| ("notice", e))?;
+        b.notice = plain_text("The notice", &self.notice, MAX_NOTICE).map_err(|e| ("notice", e))?;
         Ok(())
     }
 }
@@ -432,7 +431,10 @@ mod tests {
         assert_eq!(sniff(PNG_1X1), Ok(ImageKind::Png));
         assert!(sniff(&PNG_1X1[..PNG_1X1.len() - 3]).is_err(), "cut short");
         assert!(sniff(&PNG_1X1[..5]).is_err(), "truncated signature");
-        assert_eq!(sniff(b"\xff\xd8\xff\xe0 jfif \xff\xd9"), Ok(ImageKind::Jpeg));
+        assert_eq!(
+            sniff(b"\xff\xd8\xff\xe0 jfif \xff\xd9"),
+            Ok(ImageKind::Jpeg)
+        );
         assert_eq!(sniff(b"GIF89a\x01\0\x01\0\0\0\0,;"), Ok(ImageKind::Gif));
         let mut webp = b"RIFF\0\0\0\0WEBPVP8 ".to_vec();
         let size = u32::try_from(webp.len() - 8).unwrap().to_le_bytes();
@@ -521,6 +523,11 @@ mod tests {
             d.iter().map(|(f, _, _)| *f).collect::<Vec<_>>(),
             ["org_name", "logo"]
         );
-        assert!(d[1].2.as_deref().unwrap().starts_with("image/png, 10 bytes"));
+        assert!(
+            d[1].2
+                .as_deref()
+                .unwrap()
+                .starts_with("image/png, 10 bytes")
+        );
     }
 }

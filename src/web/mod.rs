@@ -324,7 +324,10 @@ impl AppContext {
     /// with the branding in force.
     pub fn page(&self, lang: &PageLang, name: &str, ctx: minijinja::Value) -> Response {
         let brand = branding::context(&self.branding.last());
-        self.render(name, minijinja::context! { ..lang.context(), ..brand, ..ctx })
+        self.render(
+            name,
+            minijinja::context! { ..lang.context(), ..brand, ..ctx },
+        )
     }
 
     /// The error page in English, rendered at once: for what happens outside the handlers

@@ -176,7 +176,9 @@ async fn refused(
     limited: bool,
 ) -> Result<Response, WebError> {
     match e {
-        AdminError::Refused(m) => again(ctx, admin, typed, (field, m), refusal_status(limited)).await,
+        AdminError::Refused(m) => {
+            again(ctx, admin, typed, (field, m), refusal_status(limited)).await
+        }
         AdminError::Store(e) => Err(e.into()),
     }
 }
@@ -185,10 +187,7 @@ async fn refused(
 async fn read_upload(mut multipart: Multipart) -> Result<(String, Vec<u8>), (StatusCode, String)> {
     // Past the route's body limit the reader fails with 413; the admin reads why.
     let unreadable = |e: axum::extract::multipart::MultipartError| match e.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            branding::too_large(None),
-        ),
+        StatusCode::PAYLOAD_TOO_LARGE => (StatusCode::PAYLOAD_TOO_LARGE, branding::too_large(None)),
         status => (status, format!("The form could not be read: {e}")),
     };
     let (mut csrf, mut logo) = (String::new(), Vec::new());
@@ -222,7 +221,14 @@ async fn upload(
     }
     if bytes.len() > MAX_LOGO {
         let m = branding::too_large(Some(bytes.len()));
-        return again(&ctx, &admin, None, ("logo", m), StatusCode::PAYLOAD_TOO_LARGE).await;
+        return again(
+            &ctx,
+            &admin,
+            None,
+            ("logo", m),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        )
+        .await;
     }
     match branding::set_logo(store, &actor, now, &bytes).await {
         Ok(changed) => Ok(done(&ctx, &changed)),
