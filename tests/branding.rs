@@ -366,7 +366,22 @@ async fn the_branding_is_on_every_sign_in_page_and_the_csp_stays_the_same() {
     );
 
     let after = e.tour().await;
-    assert_eq!(after.len(), 8);
+    // What makes each page the one it is (so the tour cannot silently visit another).
+    let marks = [
+        ("password", "id=\"password\""),
+        ("code", "name=\"code\""),
+        ("chooser", "id=\"choose-push\""),
+        ("wait", "mobile app"),
+        ("pin", "id=\"set-pin\""),
+        ("enrollment", "id=\"enroll-app\""),
+        ("error", "role=\"alert\""),
+        ("sign-out", "Sign"),
+    ];
+    assert_eq!(after.len(), marks.len());
+    for ((which, _, page), (kind, mark)) in after.iter().zip(marks) {
+        assert_eq!(*which, kind);
+        assert!(page.contains(mark), "{which}: expected {mark:?} in {page}");
+    }
     for ((which, csp_before, _), (_, csp_after, page)) in before.iter().zip(&after) {
         assert_eq!(
             csp_before, csp_after,

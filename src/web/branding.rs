@@ -35,20 +35,25 @@ pub(super) async fn refresh(State(ctx): State<AppState>, req: Request, next: Nex
 
 /// What `base.html` shows: nothing at all for the default branding.
 pub(super) fn context(b: &Branding) -> Value {
+    // Our paths with a hex version: nothing to escape (minijinja would write `/` as `&#x2f;`).
     let logo_url = b
         .logo
         .as_ref()
-        .map(|l| format!("/branding/logo?v={}", l.version()));
-    let css_url = b
-        .accent
-        .as_ref()
-        .map(|a| format!("/static/brand.css?v={}", a.trim_start_matches('#')));
+        .map(|l| Value::from_safe_string(logo_url(l)));
+    let css_url = b.accent.as_ref().map(|a| {
+        Value::from_safe_string(format!("/static/brand.css?v={}", a.trim_start_matches('#')))
+    });
     minijinja::context! {
         brand => minijinja::context! {
             org_name => b.org_name.clone(), logo_url => logo_url, css_url => css_url,
             help_desk => b.help_desk.clone(), notice => b.notice.clone(),
         }
     }
+}
+
+/// The logo's versioned URL.
+pub(super) fn logo_url(logo: &crate::admin::branding::Logo) -> String {
+    format!("/branding/logo?v={}", logo.version())
 }
 
 /// `version` answered: the full body with the cache headers, or 304 when the browser has it.

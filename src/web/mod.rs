@@ -1,7 +1,7 @@
 //! The HTTP surface: `app(state)` builds the axum router every binary and test uses.
 
 mod admin;
-mod branding;
+pub(crate) mod branding;
 pub mod client;
 mod enroll_link;
 mod error;

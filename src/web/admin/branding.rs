@@ -66,7 +66,7 @@ fn render(ctx: &AppContext, admin: &Admin, shown: &Shown<'_>, status: StatusCode
     let e = &shown.edit;
     let logo = shown.current.logo.as_ref().map(|l| {
         minijinja::context! {
-            url => format!("/branding/logo?v={}", l.version()), content_type => l.kind.content_type(), len => l.len,
+            url => minijinja::Value::from_safe_string(crate::web::branding::logo_url(l)), content_type => l.kind.content_type(), len => l.len,
         }
     });
     let (error_field, error) = shown.error.clone().unzip();
