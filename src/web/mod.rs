@@ -118,6 +118,12 @@ fn routes(state: &AppState) -> Router<AppState> {
         // A POST is WS-Federation when it carries `wa`, else SAML (wsfed::sso_post).
         r = r.route(p, get(saml::sso_redirect).post(wsfed::sso_post));
     }
+    // The people's pages read the branding fresh; machine routes (health, metrics, callbacks)
+    // never wait on the store for it.
+    r = r.route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        branding::refresh,
+    ));
     // Only unit tests have a handler that panics on purpose (see `layers::tests`).
     #[cfg(test)]
     {
@@ -138,10 +144,6 @@ fn with_page_layers(r: Router<AppState>, state: &AppState) -> Router<AppState> {
     // 413 / 408 reach people as the error page too.
     let limits = crate::server::ServerLimits::from_config(&state.config.server);
     let mut r = r
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            branding::refresh,
-        ))
         .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(
             limits,
