@@ -506,6 +506,30 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn a_record_written_around_the_checks_cannot_inject_css() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = crate::store::embedded::EmbeddedStore::open(
+            &dir.path().join("s.redb"),
+            Arc::new(crate::clock::SystemClock),
+        )
+        .expect("store");
+        let live = LiveBranding::default();
+        let good = br##"{"org_name":"Contoso","accent":"#0b5394"}"##;
+        store.put(KEY, good, None).await.unwrap();
+        assert_eq!(live.current(&store).await.accent.as_deref(), Some("#0b5394"));
+        let evil = br##"{"org_name":"Evil","accent":"red}body{display:none"}"##;
+        store.put(KEY, evil, None).await.unwrap();
+        live.invalidate();
+        let b = live.current(&store).await;
+        assert_eq!(
+            (b.org_name.as_str(), b.accent.as_deref()),
+            ("Contoso", Some("#0b5394")),
+            "the last good branding stays"
+        );
+        assert_eq!(live.last().org_name, "Contoso");
+    }
+
     #[test]
     fn the_change_log_names_each_changed_field() {
         let a = Branding::default();
