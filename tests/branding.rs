@@ -3,6 +3,9 @@
 //! served by us and shown with the organisation's name and help-desk line on every sign-in
 //! page, the Content-Security-Policy unchanged, the accent refused when it is not a dark
 //! enough #rrggbb, per-RP display names, two nodes on one Redis, and the per-admin limit.
+//! In headless Chromium, the branded sign-in page loads the logo and the accent under the
+//! unchanged policy (saved as a screenshot: docs/screenshots/ with
+//! TESSERA_UPDATE_SCREENSHOTS=1, else target/screenshots).
 
 mod support {
     pub mod browser;
@@ -10,6 +13,7 @@ mod support {
     pub mod redis;
     pub mod sp;
     pub mod tessera;
+    pub mod webdriver;
 }
 
 use reqwest::StatusCode;
@@ -636,4 +640,60 @@ async fn an_admin_who_exhausts_the_change_limit_is_refused_and_nothing_changes()
     let (erin, _) = e.admin("erin").await;
     let (status, page) = e.save(&erin, &[("org_name", "Erin's org")]).await;
     assert_eq!(status, StatusCode::OK, "{page}");
+}
+
+#[tokio::test]
+async fn in_a_real_browser_the_logo_and_accent_load_under_the_strict_policy() {
+    let e = env().await;
+    let (store, now) = (e.idp.state.store.as_ref(), SystemClock.unix());
+    let actor = tessera::admin::Actor {
+        name: "dave".into(),
+        client_ip: "127.0.0.1".into(),
+    };
+    let edit = tessera::admin::branding::TextEdit {
+        org_name: "Contoso".into(),
+        accent: "#0b5394".into(),
+        help_desk: "+1 555 0100 · help@contoso.example".into(),
+        notice: "Use of this system is monitored. Authorised users only.".into(),
+    };
+    tessera::admin::branding::set_text(store, &actor, now, &edit)
+        .await
+        .expect("text");
+    let logo = include_bytes!("fixtures/brand-logo.png");
+    tessera::admin::branding::set_logo(store, &actor, now, logo)
+        .await
+        .expect("logo");
+    e.idp.state.branding.invalidate();
+
+    let driver = support::webdriver::ChromeDriver::start();
+    let browser = driver.session().await;
+    browser
+        .goto(&e.url(&format!(
+            "/adfs/ls/idpinitiatedsignon?loginToRp={}",
+            e.sp.entity_id
+        )))
+        .await;
+    browser.wait_for("#brand-logo").await.expect("the logo");
+    let seen = browser
+        .execute(
+            "const img = document.getElementById('brand-logo'); \
+             return [img.complete && img.naturalWidth, img.alt, \
+             getComputedStyle(document.getElementById('submit')).backgroundColor];",
+            Vec::new(),
+        )
+        .await
+        .expect("script");
+    assert_eq!(
+        seen,
+        serde_json::json!([144, "Contoso", "rgb(11, 83, 148)"]),
+        "the logo loaded and the accent applies, both from our own URLs under the CSP"
+    );
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let dir = if std::env::var_os("TESSERA_UPDATE_SCREENSHOTS").is_some() {
+        root.join("docs/screenshots")
+    } else {
+        root.join("target/screenshots")
+    };
+    browser.screenshot(&dir.join("08-login-branded.png")).await;
+    browser.quit().await;
 }

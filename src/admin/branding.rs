@@ -517,7 +517,10 @@ mod tests {
         let live = LiveBranding::default();
         let good = br##"{"org_name":"Contoso","accent":"#0b5394"}"##;
         store.put(KEY, good, None).await.unwrap();
-        assert_eq!(live.current(&store).await.accent.as_deref(), Some("#0b5394"));
+        assert_eq!(
+            live.current(&store).await.accent.as_deref(),
+            Some("#0b5394")
+        );
         let evil = br##"{"org_name":"Evil","accent":"red}body{display:none"}"##;
         store.put(KEY, evil, None).await.unwrap();
         live.invalidate();
