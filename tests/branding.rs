@@ -8,6 +8,7 @@
 //! TESSERA_UPDATE_SCREENSHOTS=1, else target/screenshots).
 
 mod support {
+    pub mod axe;
     pub mod browser;
     pub mod mfa;
     pub mod redis;
@@ -688,6 +689,11 @@ async fn in_a_real_browser_the_logo_and_accent_load_under_the_strict_policy() {
         serde_json::json!([144, "Contoso", "rgb(11, 83, 148)"]),
         "the logo loaded and the accent applies, both from our own URLs under the CSP"
     );
+    // The header and footer the branding adds keep the page accessible (the page's own
+    // checks are the accessibility tests'; serious or critical findings here are ours).
+    if let Err(found) = support::axe::check(&browser, &support::axe::source()).await {
+        panic!("{found}");
+    }
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let dir = if std::env::var_os("TESSERA_UPDATE_SCREENSHOTS").is_some() {
         root.join("docs/screenshots")
