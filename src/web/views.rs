@@ -62,7 +62,8 @@ pub async fn render(ctx: &AppContext, lang: &PageLang, flow: &Flow) -> Result<Re
                 "login.html",
                 minijinja::context! {
                     title => msgid("Sign in"), flow => flow.id.clone(), login => login, message => message,
-                    rp_name => frame.rp_name.clone(), idp_name => frame.idp_name.clone(), sign_in_notice => true,
+                    rp_name => frame.rp_name.clone(), idp_name => frame.idp_name.clone(),
+                    sign_in_notice => true,
                 },
             );
             if message.is_some() {

@@ -138,21 +138,23 @@ async fn save(
     AdminForm(admin, form): AdminForm,
 ) -> Result<Response, WebError> {
     let (store, actor, now) = (ctx.store.as_ref(), admin.actor(&ip), ctx.clock.unix());
+    let action = form_value(&form, "action");
     let field = |k: &str| form_value(&form, k).unwrap_or_default().to_owned();
-    let typed = TextEdit {
+    // What the admin typed, shown again on a refusal (the logo form types nothing).
+    let typed = (action == Some("text")).then(|| TextEdit {
         org_name: field("org_name"),
         accent: field("accent"),
         help_desk: field("help_desk"),
         notice: field("notice"),
-    };
+    });
     if let Err(e) = branding::admit(store, &actor).await {
-        return refused(&ctx, &admin, Some(typed), "form", e, true).await;
+        return refused(&ctx, &admin, typed, "form", e, true).await;
     }
-    let result = match form_value(&form, "action") {
-        Some("remove_logo") => branding::remove_logo(store, &actor, now)
+    let result = match (action, &typed) {
+        (Some("remove_logo"), _) => branding::remove_logo(store, &actor, now)
             .await
             .map_err(EditError::Admin),
-        Some("text") => branding::set_text(store, &actor, now, &typed).await,
+        (_, Some(edit)) => branding::set_text(store, &actor, now, edit).await,
         _ => Err(EditError::Admin(AdminError::Refused(
             "Unknown action.".into(),
         ))),
@@ -160,9 +162,9 @@ async fn save(
     match result {
         Ok(changed) => Ok(done(&ctx, &changed)),
         Err(EditError::Field(f, m)) => {
-            again(&ctx, &admin, Some(typed), (f, m), StatusCode::BAD_REQUEST).await
+            again(&ctx, &admin, typed, (f, m), StatusCode::BAD_REQUEST).await
         }
-        Err(EditError::Admin(e)) => refused(&ctx, &admin, Some(typed), "form", e, false).await,
+        Err(EditError::Admin(e)) => refused(&ctx, &admin, typed, "form", e, false).await,
     }
 }
 
