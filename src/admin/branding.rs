@@ -41,12 +41,16 @@ pub struct Branding {
     pub logo: Option<Logo>,
 }
 
-/// The logo in force; its bytes are under `logo_key(sha256)`.
+/// The logo in force; its bytes are under `logo_key(&stored_as)`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Logo {
     pub kind: ImageKind,
     pub sha256: String,
     pub len: usize,
+    /// Unique to this upload (the hash and a random suffix): a key only the record written
+    /// with it names, so it can be dropped once that record is replaced, even when an admin
+    /// uploads the same image again at the same moment.
+    pub stored_as: String,
 }
 
 /// The image formats browsers show that cannot carry script (SVG can, so it is not one).
@@ -87,8 +91,8 @@ impl Logo {
 }
 
 /// Where a logo's bytes are kept.
-pub fn logo_key(sha256: &str) -> String {
-    format!("branding:logo:{sha256}")
+pub fn logo_key(stored_as: &str) -> String {
+    format!("branding:logo:{stored_as}")
 }
 
 const NOT_AN_IMAGE: &str = "The logo must be a PNG, JPEG, GIF or WebP image, and this file is not one (or it is cut short). SVG is not accepted: it can carry script.";
@@ -253,11 +257,12 @@ pub async fn set_text(
     let mut probe = Branding::default();
     edit.apply(&mut probe)
         .map_err(|(f, m)| EditError::Field(f, m))?;
-    Ok(update(store, actor, now, |b| {
+    let (changed, _) = update(store, actor, now, |b| {
         // Validated above; the same input reads the same way again.
         let _ = edit.apply(b);
     })
-    .await?)
+    .await?;
+    Ok(changed)
 }
 
 /// Stores `bytes` as the logo (checked to be a PNG, JPEG, GIF or WebP of at most
@@ -275,19 +280,25 @@ pub async fn set_logo(
         return refused("Choose an image file to upload.");
     }
     let kind = sniff(bytes).map_err(AdminError::Refused)?;
+    let digest = |e: openssl::error::ErrorStack| StoreError::Backend(e.to_string());
     let sha256 = openssl::hash::hash(openssl::hash::MessageDigest::sha256(), bytes)
         .map(|d| hex::encode(&*d))
-        .map_err(|e| StoreError::Backend(e.to_string()))?;
-    store.put(&logo_key(&sha256), bytes, None).await?;
+        .map_err(digest)?;
+    let mut nonce = [0u8; 8];
+    openssl::rand::rand_bytes(&mut nonce).map_err(digest)?;
     let logo = Logo {
         kind,
+        stored_as: format!("{sha256}-{}", hex::encode(nonce)),
         sha256,
         len: bytes.len(),
     };
-    let (old, _) = load(store).await?;
-    let changed = update(store, actor, now, |b| b.logo = Some(logo.clone())).await?;
-    drop_old_logo(store, old.logo.as_ref(), Some(&logo)).await;
-    Ok(changed)
+    store.put(&logo_key(&logo.stored_as), bytes, None).await?;
+    let result = update(store, actor, now, |b| b.logo = Some(logo.clone())).await;
+    match &result {
+        Ok((_, replaced)) => drop_logo(store, replaced.logo.as_ref()).await,
+        Err(_) => drop_logo(store, Some(&logo)).await,
+    }
+    result.map(|(changed, _)| changed)
 }
 
 /// Removes the logo.
@@ -296,9 +307,8 @@ pub async fn remove_logo(
     actor: &Actor,
     now: i64,
 ) -> Result<Vec<Change>, AdminError> {
-    let (old, _) = load(store).await?;
-    let changed = update(store, actor, now, |b| b.logo = None).await?;
-    drop_old_logo(store, old.logo.as_ref(), None).await;
+    let (changed, replaced) = update(store, actor, now, |b| b.logo = None).await?;
+    drop_logo(store, replaced.logo.as_ref()).await;
     Ok(changed)
 }
 
@@ -310,27 +320,30 @@ pub fn too_large(len: Option<usize>) -> String {
     )
 }
 
-async fn drop_old_logo(store: &dyn Store, old: Option<&Logo>, new: Option<&Logo>) {
-    if let Some(old) = old.filter(|o| new.is_none_or(|n| n.sha256 != o.sha256))
-        && let Err(e) = store.delete(&logo_key(&old.sha256)).await
+/// Deletes the bytes of a logo no record names any more (see `Logo::stored_as`).
+async fn drop_logo(store: &dyn Store, logo: Option<&Logo>) {
+    if let Some(logo) = logo
+        && let Err(e) = store.delete(&logo_key(&logo.stored_as)).await
     {
-        // Only space is lost: the record no longer names it.
-        tracing::warn!(error = %e, "old logo could not be removed from the store");
+        // Only space is lost: no record names it.
+        tracing::warn!(error = %e, "an unused logo could not be removed from the store");
     }
 }
 
 /// The logo's bytes, when the record names one that is stored.
 pub async fn logo_bytes(store: &dyn Store, logo: &Logo) -> Result<Option<Vec<u8>>, StoreError> {
-    store.get(&logo_key(&logo.sha256)).await
+    store.get(&logo_key(&logo.stored_as)).await
 }
 
 /// Applies `edit` to the stored branding with compare-and-set and logs each changed field.
+/// Returns the changes and the branding no record holds any more: the one the write
+/// replaced, or, when nothing changed (nothing is written), the edited one.
 async fn update(
     store: &dyn Store,
     actor: &Actor,
     now: i64,
     edit: impl Fn(&mut Branding),
-) -> Result<Vec<Change>, AdminError> {
+) -> Result<(Vec<Change>, Branding), AdminError> {
     for _ in 0..5 {
         let (before, raw) = load(store).await?;
         let mut after = before.clone();
@@ -340,7 +353,7 @@ async fn update(
             .map(|(field, old, new)| Change::new(actor, now, "branding.update", field, old, new))
             .collect::<Vec<_>>();
         if changed.is_empty() {
-            return Ok(changed);
+            return Ok((changed, after));
         }
         let bytes = serde_json::to_vec(&after).map_err(|e| StoreError::Corrupt {
             key: KEY.into(),
@@ -351,7 +364,7 @@ async fn update(
             .await?
         {
             changes::record(store, now, &changed).await?;
-            return Ok(changed);
+            return Ok((changed, before));
         }
     }
     refused("Someone else changed the branding at the same moment. Check the page and try again.")
@@ -507,6 +520,46 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_store_keeps_only_the_logo_in_force() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = crate::store::embedded::EmbeddedStore::open(
+            &dir.path().join("s.redb"),
+            Arc::new(crate::clock::SystemClock),
+        )
+        .expect("store");
+        let actor = Actor {
+            name: "dave".into(),
+            client_ip: "127.0.0.1".into(),
+        };
+        let keys = async || store.keys("branding:logo:").await.unwrap();
+        assert_eq!(set_logo(&store, &actor, 0, PNG_1X1).await.unwrap().len(), 1);
+        let first = keys().await;
+        assert_eq!(first.len(), 1);
+        // The same image again changes nothing and leaves the one copy in force.
+        assert!(
+            set_logo(&store, &actor, 0, PNG_1X1)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(keys().await, first);
+        let gif = b"GIF89a\x01\0\x01\0\0\0\0,;";
+        assert_eq!(set_logo(&store, &actor, 0, gif).await.unwrap().len(), 1);
+        let second = keys().await;
+        assert_eq!(second.len(), 1);
+        assert_ne!(second, first, "the replaced logo's bytes are gone");
+        let (b, _) = load(&store).await.unwrap();
+        let logo = b.logo.expect("logo");
+        assert_eq!(logo.kind, ImageKind::Gif);
+        assert_eq!(
+            logo_bytes(&store, &logo).await.unwrap().as_deref(),
+            Some(&gif[..])
+        );
+        remove_logo(&store, &actor, 0).await.unwrap();
+        assert!(keys().await.is_empty());
+    }
+
+    #[tokio::test]
     async fn a_record_written_around_the_checks_cannot_inject_css() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = crate::store::embedded::EmbeddedStore::open(
@@ -542,6 +595,7 @@ mod tests {
                 kind: ImageKind::Png,
                 sha256: "ab".repeat(32),
                 len: 10,
+                stored_as: "x".into(),
             }),
             ..Default::default()
         };
