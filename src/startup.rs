@@ -199,6 +199,7 @@ pub async fn build(
         directory,
         clock,
         metrics,
+        branding: Default::default(),
     };
     Ok((Arc::new(ctx), first))
 }

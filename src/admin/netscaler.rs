@@ -177,6 +177,7 @@ mod tests {
     fn rp(entity: &str, acs: &str, sign: SignChoice) -> RelyingParty {
         RelyingParty {
             name: "NetScaler Gateway".into(),
+            display_name: "NetScaler Gateway".into(),
             entity_id: entity.into(),
             acs: vec![Acs {
                 url: acs.into(),

@@ -31,7 +31,8 @@ struct Frame {
     policy: std::sync::Arc<Policy>,
 }
 
-/// What the sign-in is for, as its pages name it: the application, the console or the portal.
+/// What the sign-in is for, as its pages name it: the application (by the display name an
+/// admin gave it, else its trust's name), the console or the portal.
 async fn app_name(ctx: &AppContext, request: &Pending) -> String {
     let rp = match request {
         Pending::Saml(p) => &p.rp_entity_id,
@@ -42,7 +43,7 @@ async fn app_name(ctx: &AppContext, request: &Pending) -> String {
     ctx.registry()
         .await
         .get(rp)
-        .map(|rp| rp.name.clone())
+        .map(|rp| rp.display_name.clone())
         .unwrap_or_default()
 }
 
@@ -62,6 +63,7 @@ pub async fn render(ctx: &AppContext, lang: &PageLang, flow: &Flow) -> Result<Re
                 minijinja::context! {
                     title => msgid("Sign in"), flow => flow.id.clone(), login => login, message => message,
                     rp_name => frame.rp_name.clone(), idp_name => frame.idp_name.clone(),
+                    sign_in_notice => true,
                 },
             );
             if message.is_some() {
