@@ -229,7 +229,7 @@ async fn first_run_creates_keys_store_and_a_demo_user_who_can_sign_in() {
         )
         .await;
     assert!(
-        page.contains("not correct"),
+        page.contains("already been used"),
         "the enrollment code is spent: {page}"
     );
     let next = tessera::mfa::oath::code_at(&secret, &params, now + 30);
