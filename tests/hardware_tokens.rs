@@ -323,15 +323,23 @@ async fn sign_in_with_an_imported_totp_token_after_activation() {
     })
     .await
     .expect("activate");
-    // The activation code is spent; the next one signs in, once.
-    let (status, _) = e.sign_in("alice", &code_at(FOB, &p, e.clock.unix())).await;
+    // The activation code is spent (the user is told it was used, not that it is wrong);
+    // the next one signs in, once.
+    let (status, page) = e.sign_in("alice", &code_at(FOB, &p, e.clock.unix())).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(page.contains("already been used"), "{page}");
     e.clock.advance(time::Duration::seconds(30));
     let code = code_at(FOB, &p, e.clock.unix());
     let (_, page) = e.sign_in("alice", &code).await;
     assert!(page.contains("SAMLResponse"), "{page}");
-    let (status, _) = e.sign_in("alice", &code).await;
+    let (status, page) = e.sign_in("alice", &code).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "a replayed code");
+    assert!(page.contains("already been used"), "{page}");
+    let (_, page) = e.sign_in("alice", "000000").await;
+    assert!(
+        !page.contains("already been used"),
+        "a wrong code is wrong: {page}"
+    );
     let t = inventory::get(e.idp.state.store.as_ref(), "T1")
         .await
         .expect("get")

@@ -607,10 +607,12 @@ async fn oath_check(
             continue;
         };
         if let TokenKind::Hardware { serial } = &t.kind
-            && let Some(ok) = hardware_ok(reg, serial, code, deps).await?
+            && let Some(v) = hardware_check(reg, serial, code, deps).await?
         {
-            if ok {
-                return Ok(Verdict::Accepted);
+            match v {
+                Verdict::Accepted => return Ok(Verdict::Accepted),
+                Verdict::Replayed => verdict = Verdict::Replayed,
+                Verdict::Wrong => {}
             }
             continue;
         }
@@ -628,12 +630,12 @@ async fn oath_check(
 /// A hardware token from the inventory (`mfa::tokens::inventory`): assigned to this user,
 /// activated, each code used once (TOTP step marker, HOTP counter). `None` for a token that
 /// is only in the registration (added before the inventory existed): checked as an app's.
-async fn hardware_ok(
+async fn hardware_check(
     reg: &Registration,
     serial: &str,
     code: &str,
     deps: &Deps<'_>,
-) -> Result<Option<bool>, StoreError> {
+) -> Result<Option<Verdict>, StoreError> {
     if inventory::get(deps.store, serial).await?.is_none() {
         return Ok(None);
     }
@@ -643,12 +645,12 @@ async fn hardware_ok(
         now: deps.clock.unix(),
     };
     let windows = inventory::HotpWindows::of(deps.mfa);
-    match inventory::verify_for_within(&inv, windows, serial, &reg.username, code).await {
-        Ok(ok) => Ok(Some(ok)),
+    match inventory::check_for_within(&inv, windows, serial, &reg.username, code).await {
+        Ok(v) => Ok(Some(v)),
         Err(inventory::TokenError::Store(e)) => Err(e),
         Err(e) => {
             tracing::error!(user = %reg.username, serial, error = %e, "hardware token cannot be checked");
-            Ok(Some(false))
+            Ok(Some(Verdict::Wrong))
         }
     }
 }

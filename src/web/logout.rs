@@ -375,7 +375,7 @@ fn names(registry: &Registry, rps: &[&str]) -> Vec<String> {
         .map(|id| {
             registry
                 .get(id)
-                .map_or_else(|| (*id).to_owned(), |rp| rp.name.clone())
+                .map_or_else(|| (*id).to_owned(), |rp| rp.display_name.clone())
         })
         .collect()
 }

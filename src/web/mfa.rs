@@ -13,8 +13,8 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 
 use super::{AppContext, AppState};
-use crate::mfa::challenge::{self, Action};
 use crate::i18n::Lang;
+use crate::mfa::challenge::{self, Action};
 use crate::mfa::gateway::{
     Speech, twiml_gather, twiml_gather_one_key, twiml_say, verify_twilio_signature,
 };

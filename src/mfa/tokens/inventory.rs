@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
 use super::{Mode, ParsedToken};
-use crate::mfa::oath::{self, OathParams};
+use crate::mfa::oath::{self, OathParams, Verdict};
 use crate::mfa::registration::{self, TokenKind};
 use crate::mfa::secrets::{Sealed, SecretBox};
 use crate::store::{Store, StoreError};
@@ -281,7 +281,7 @@ pub async fn activate_within(
         .assigned
         .clone()
         .ok_or_else(|| TokenError::NotAssigned(serial.to_owned()))?;
-    if !check_code(deps, &t, code, windows.look_ahead).await? {
+    if check_code(deps, &t, code, windows.look_ahead).await? != Verdict::Accepted {
         return Err(TokenError::WrongCode);
     }
     let (t, ()) = update(deps.store, serial, |t| {
@@ -329,7 +329,7 @@ pub async fn verify_for(
     verify_for_within(deps, HotpWindows::default(), serial, user, code).await
 }
 
-/// `verify_for` with the HOTP look-ahead in force (the sign-in's).
+/// `verify_for` with the HOTP look-ahead in force.
 pub async fn verify_for_within(
     deps: &Deps<'_>,
     windows: HotpWindows,
@@ -337,43 +337,60 @@ pub async fn verify_for_within(
     user: &str,
     code: &str,
 ) -> Result<bool, TokenError> {
+    Ok(check_for_within(deps, windows, serial, user, code).await? == Verdict::Accepted)
+}
+
+/// The sign-in's check (`verify_for_within`), saying why a code was refused: wrong (or not
+/// this user's token), or right but already used.
+pub async fn check_for_within(
+    deps: &Deps<'_>,
+    windows: HotpWindows,
+    serial: &str,
+    user: &str,
+    code: &str,
+) -> Result<Verdict, TokenError> {
     let Some(t) = get(deps.store, serial).await? else {
-        return Ok(false);
+        return Ok(Verdict::Wrong);
     };
     let mine = t
         .assigned
         .as_deref()
         .is_some_and(|u| u.eq_ignore_ascii_case(user));
     if !mine || t.activated.is_none() {
-        return Ok(false);
+        return Ok(Verdict::Wrong);
     }
     check_code(deps, &t, code, windows.look_ahead).await
 }
 
 /// Checks a code and consumes it: TOTP through the shared step-replay guard
 /// (`oath::verify_once`, RFC 6238 §5.2), HOTP by advancing the counter past it (RFC 4226 §7.2)
-/// with compare-and-set. Records the time of use.
+/// with compare-and-set. Records the time of use. An HOTP code another node consumed first
+/// counts as used.
 async fn check_code(
     deps: &Deps<'_>,
     t: &HwToken,
     code: &str,
     look_ahead: u64,
-) -> Result<bool, TokenError> {
+) -> Result<Verdict, TokenError> {
     let secret = open(deps.secrets, t)?;
     let code = code.trim();
-    let ok = match t.mode {
+    let verdict = match t.mode {
         Mode::Totp => {
             let replay = format!("hw/{}", t.serial.to_ascii_lowercase());
-            oath::verify_once(deps.store, &replay, &secret, &t.params, code, deps.now).await?
+            oath::check_once(deps.store, &replay, &secret, &t.params, code, deps.now).await?
         }
         Mode::Hotp { counter } => {
             let Some(at) = hotp_match(&secret, &t.params, counter, look_ahead, &[code]) else {
-                return Ok(false);
+                return Ok(Verdict::Wrong);
             };
-            advance(deps.store, &t.serial, counter, at + 1).await?
+            if advance(deps.store, &t.serial, counter, at + 1).await? {
+                Verdict::Accepted
+            } else {
+                Verdict::Replayed
+            }
         }
     };
-    if ok {
+    if verdict == Verdict::Accepted {
         let now = deps.now;
         update(deps.store, &t.serial, |t| {
             t.last_used = Some(now);
@@ -381,7 +398,7 @@ async fn check_code(
         })
         .await?;
     }
-    Ok(ok)
+    Ok(verdict)
 }
 
 /// Moves an HOTP counter from `seen` to `next`; `false` when another node moved it first
