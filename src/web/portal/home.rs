@@ -135,7 +135,14 @@ fn attempt_rows(attempts: &[crate::admin::signins::Attempt]) -> Vec<Value> {
         .iter()
         .map(|a| {
             let portal = history::is_portal_session(a);
-            let what = a.events.last().map(|e| e.to.clone()).unwrap_or_default();
+            // The last portal action, not a late answer from a phone noted after it.
+            let what = a
+                .events
+                .iter()
+                .rev()
+                .find(|e| e.from != crate::audit::FROM_PHONE)
+                .map(|e| e.to.clone())
+                .unwrap_or_default();
             minijinja::context! {
                 flow => a.flow.clone(), at => a.started.clone(), rp => a.rp.clone(), ip => a.client_ip.clone(),
                 result => a.result.as_str(), methods => a.methods.join(", "), portal => portal,
