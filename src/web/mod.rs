@@ -15,6 +15,7 @@ mod portal;
 mod ready;
 mod saml;
 mod views;
+mod wait;
 mod wsfed;
 
 use std::net::SocketAddr;
@@ -214,7 +215,9 @@ fn machine_routes(state: &AppState) -> Router<AppState> {
             "/mfa/voice/test-status/{token}",
             post(mfa::test_call_status),
         )
-        .route("/mfa/sms/inbound", post(mfa::sms_inbound));
+        .route("/mfa/sms/inbound", post(mfa::sms_inbound))
+        // The waiting page's EventSource: a program reads the answers, refusals included.
+        .route("/adfs/ls/login/wait", get(wait::events));
     // With a listener of its own, `/metrics` is not answered here at all.
     if state.config.server.metrics_listen.is_none() {
         r = r.route("/metrics", get(layers::metrics));
