@@ -170,9 +170,8 @@ mod tests {
         let clock = std::sync::Arc::new(crate::clock::FixedClock::new(
             time::macros::datetime!(2030-01-01 0:00 UTC),
         ));
-        let store =
-            crate::store::embedded::EmbeddedStore::open(&dir.path().join("s.redb"), clock)
-                .expect("open");
+        let store = crate::store::embedded::EmbeddedStore::open(&dir.path().join("s.redb"), clock)
+            .expect("open");
         let c = Challenge {
             id: "c1".into(),
             flow_id: "f".into(),
@@ -190,10 +189,20 @@ mod tests {
         let mut waiting = store.subscribe(&channel("c1")).await.unwrap();
         let short = Duration::from_millis(100);
         assert!(!waiting.changed(short).await, "nothing happened yet");
-        assert!(resolve(&store, "c1", ChallengeStatus::Approved).await.unwrap().is_some());
+        assert!(
+            resolve(&store, "c1", ChallengeStatus::Approved)
+                .await
+                .unwrap()
+                .is_some()
+        );
         assert!(waiting.changed(short).await, "the answer wakes the page");
         // A replayed callback changes nothing, so it wakes nobody.
-        assert!(resolve(&store, "c1", ChallengeStatus::Denied).await.unwrap().is_none());
+        assert!(
+            resolve(&store, "c1", ChallengeStatus::Denied)
+                .await
+                .unwrap()
+                .is_none()
+        );
         assert!(!waiting.changed(short).await);
     }
 

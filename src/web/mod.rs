@@ -100,6 +100,7 @@ fn routes(state: &AppState) -> Router<AppState> {
         .route("/docs", get(pages::docs))
         .route("/static/tessera.css", get(pages::css))
         .route("/static/autosubmit.js", get(pages::autosubmit_js))
+        .route("/static/wait.js", get(pages::wait_js))
         .route("/adfs/ls/login", get(login::show).post(login::submit))
         .route("/adfs/ls/idpinitiatedsignon", get(saml::idp_initiated))
         .route(

@@ -37,6 +37,10 @@ use crate::store::{Store, StoreError};
 
 /// How often the seconds left are announced.
 pub const PROGRESS: Duration = Duration::from_secs(20);
+/// How often the challenge is re-read without a wake-up: a backstop for a wake-up lost with
+/// a dropped Redis connection, and for a clock that jumps (the tests' fixed clock). One read
+/// per waiting page per period; the reloads this replaces cost a whole page every 2 s.
+const RECHECK: Duration = Duration::from_secs(5);
 /// How often a comment line goes out on a quiet stream; below the usual 30-60 s proxy idle
 /// timeouts.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -46,6 +50,24 @@ pub const STREAMS_PER_USER: usize = 5;
 const SLOT_GRACE: i64 = 30;
 /// Longest flow id accepted in the query (real ones have 32 hex digits).
 const MAX_FLOW_ID: usize = 64;
+
+/// The waiting pages' Content-Security-Policy: every page's (`web::csp`) plus
+/// `connect-src 'self'` for their EventSource, which `default-src 'none'` would forbid.
+/// Only these pages get it; the others stay without any `connect-src`.
+pub fn page_csp() -> HeaderValue {
+    let policy = format!("{}; connect-src 'self'", super::csp("'self'"));
+    // Built from constants: always a valid header value.
+    HeaderValue::from_str(&policy)
+        .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'"))
+}
+
+/// Marks a waiting page's response with `page_csp` (the security layer keeps a policy a
+/// handler set).
+pub fn live_page(mut res: Response) -> Response {
+    res.headers_mut()
+        .insert(header::CONTENT_SECURITY_POLICY, page_csp());
+    res
+}
 
 #[derive(Deserialize)]
 pub struct WaitQuery {
@@ -173,7 +195,9 @@ enum Look {
     Settled,
     /// A newer stream for the same flow took over: end quietly.
     Replaced,
-    Pending { left: i64 },
+    Pending {
+        left: i64,
+    },
 }
 
 impl Live {
@@ -209,8 +233,10 @@ impl Live {
 
     /// The next event, after waiting as long as needed; `None` ends the stream.
     async fn next(mut self) -> Option<(Event, Phase)> {
+        // A new stream was just woken by its own take-over of the flow.
+        let mut woken = true;
         loop {
-            let left = match self.look().await {
+            let left = match self.look(woken).await {
                 Ok(Look::Settled) => return Some((settled(), Phase::Done)),
                 // The page behind the older stream (a duplicated tab) stops listening rather
                 // than reconnect and take the flow back, over and over.
@@ -231,16 +257,16 @@ impl Live {
                 let event = Event::default().event("progress").data(left.to_string());
                 return Some((event, Phase::Wait(self)));
             }
-            let until = (self.next_progress - now).min(left).max(1);
-            self.wakeups
-                .changed(Duration::from_secs(until.unsigned_abs()))
-                .await;
+            let until =
+                Duration::from_secs((self.next_progress - now).min(left).max(1).unsigned_abs());
+            woken = self.wakeups.changed(until.min(RECHECK)).await;
         }
     }
 
-    async fn look(&self) -> Result<Look, StoreError> {
+    /// `woken`: a publish, which may be a newer stream of the flow taking over.
+    async fn look(&self, woken: bool) -> Result<Look, StoreError> {
         let store = self.ctx.store.as_ref();
-        if !self.slots.own_flow(store).await? {
+        if woken && !self.slots.own_flow(store).await? {
             return Ok(Look::Replaced);
         }
         let left = self.deadline - self.ctx.clock.unix();
