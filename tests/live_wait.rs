@@ -248,6 +248,37 @@ async fn the_stream_says_when_the_push_is_answered_and_ends() {
     assert!(url.ends_with("/portal"), "{url}: {page}");
 }
 
+/// The live region's feed: the seconds left, every 20 s (not every second), on a stream
+/// that stays open meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_reports_progress_at_a_calm_rate() {
+    let idp = idp().await;
+    let w = wait_on_push(&idp, "alice").await;
+    let mut stream = w.open_stream(&idp).await;
+    let started = Instant::now();
+    let mut seen = String::new();
+    while !seen.contains("event: progress\n") {
+        let chunk = tokio::time::timeout(Duration::from_secs(30), stream.chunk()).await;
+        match chunk {
+            Ok(Ok(Some(bytes))) => seen.push_str(&String::from_utf8_lossy(&bytes)),
+            other => panic!("no progress event within 30 s ({other:?}):\n{seen}"),
+        }
+    }
+    assert!(
+        started.elapsed() >= Duration::from_secs(15),
+        "progress came after {:?}: too chatty for a screen reader",
+        started.elapsed()
+    );
+    let data = seen
+        .split("event: progress\ndata: ")
+        .nth(1)
+        .and_then(|r| r.lines().next())
+        .unwrap_or_default();
+    let left: i64 = data.parse().unwrap_or_else(|_| panic!("{data:?} in\n{seen}"));
+    assert!((1..=40).contains(&left), "seconds left {left} of 55");
+    assert!(!seen.contains("event: state"), "{seen}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_newer_stream_of_the_same_sign_in_replaces_the_older() {
     let idp = idp().await;
