@@ -347,14 +347,21 @@ async fn fetch_json(client: &reqwest::Client, url: Url) -> Result<serde_json::Va
 }
 
 /// Opens every waiting page's live stream, `c` at a time, and keeps it: (waiters, errors).
-async fn open_streams(ctx: &Arc<Ctx>, waiters: Vec<Waiter>, c: usize) -> (Vec<Waiter>, Vec<String>) {
+async fn open_streams(
+    ctx: &Arc<Ctx>,
+    waiters: Vec<Waiter>,
+    c: usize,
+) -> (Vec<Waiter>, Vec<String>) {
     let gate = Arc::new(Semaphore::new(c.max(1)));
     let mut tasks = JoinSet::new();
     for mut w in waiters.into_iter().filter(|w| w.approve.is_some()) {
         let (ctx, gate) = (ctx.clone(), gate.clone());
         tasks.spawn(async move {
             let _slot = gate.acquire_owned().await.map_err(|e| e.to_string())?;
-            let mut url = ctx.base.join("/adfs/ls/login/wait").map_err(|e| e.to_string())?;
+            let mut url = ctx
+                .base
+                .join("/adfs/ls/login/wait")
+                .map_err(|e| e.to_string())?;
             url.query_pairs_mut().append_pair("flow", &w.flow_id);
             let resp = ctx
                 .streams

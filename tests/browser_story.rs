@@ -297,7 +297,10 @@ async fn dev_phone_shows_the_pending_push_and_approving_it_signs_in() {
     let step = "the waiting page names its sign-in";
     let flow = match s
         .browser
-        .execute("return document.querySelector('input[name=flow]').value;", vec![])
+        .execute(
+            "return document.querySelector('input[name=flow]').value;",
+            vec![],
+        )
         .await
     {
         Ok(v) => v.as_str().unwrap_or_default().to_owned(),

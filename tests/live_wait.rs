@@ -165,9 +165,17 @@ async fn read_to_end(res: &mut reqwest::Response) -> String {
 async fn the_waiting_page_has_no_refresh_and_works_without_javascript() {
     let idp = idp().await;
     let w = wait_on_push(&idp, "alice").await;
-    assert!(!w.page.contains("http-equiv"), "no meta refresh: {}", w.page);
+    assert!(
+        !w.page.contains("http-equiv"),
+        "no meta refresh: {}",
+        w.page
+    );
     assert!(w.page.contains("/static/wait.js"), "{}", w.page);
-    assert!(w.page.contains("role=\"status\""), "a live region: {}", w.page);
+    assert!(
+        w.page.contains("role=\"status\""),
+        "a live region: {}",
+        w.page
+    );
     assert!(
         w.page.contains("id=\"continue\"") && w.page.contains("id=\"different\""),
         "the buttons that work without JavaScript: {}",
@@ -175,16 +183,27 @@ async fn the_waiting_page_has_no_refresh_and_works_without_javascript() {
     );
 
     // The page may open its stream; other pages still may not connect anywhere.
-    let res = w.browser.http.get(format!("{}/adfs/ls/login?flow={}", idp.base, w.flow));
+    let res = w
+        .browser
+        .http
+        .get(format!("{}/adfs/ls/login?flow={}", idp.base, w.flow));
     let res = res.send().await.expect("GET the waiting page");
-    let csp = res.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    let csp = res.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(csp.contains("connect-src 'self'"), "{csp}");
-    assert!(csp.contains("default-src 'none'") && csp.contains("script-src 'self'"), "{csp}");
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("script-src 'self'"),
+        "{csp}"
+    );
     let (_, _, home) = Browser::new().get(&format!("{}/", idp.base)).await;
     let res = reqwest::get(format!("{}/", idp.base)).await.expect("home");
     let other = res.headers()["content-security-policy"].to_str().unwrap();
     assert!(!other.contains("connect-src"), "{other}\n{home}");
-    let js = reqwest::get(format!("{}/static/wait.js", idp.base)).await.expect("wait.js");
+    let js = reqwest::get(format!("{}/static/wait.js", idp.base))
+        .await
+        .expect("wait.js");
     assert_eq!(js.status(), StatusCode::OK);
     assert!(js.text().await.unwrap().contains("EventSource"));
 
@@ -209,8 +228,18 @@ async fn the_stream_refuses_a_foreign_or_missing_flow_cookie() {
     assert_eq!(res.status(), StatusCode::FORBIDDEN, "no cookie");
     // Another browser with a sign-in of its own: its cookie is not this flow's.
     let other = wait_on_push(&idp, "bob").await;
-    let res = other.browser.http.get(w.events_url(&idp)).send().await.unwrap();
-    assert_eq!(res.status(), StatusCode::FORBIDDEN, "another browser's cookie");
+    let res = other
+        .browser
+        .http
+        .get(w.events_url(&idp))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::FORBIDDEN,
+        "another browser's cookie"
+    );
     for bad in ["0123456789abcdef0123456789abcdef", "nonsense", ""] {
         let url = format!("{}/adfs/ls/login/wait?flow={bad}", idp.base);
         let res = w.browser.http.get(url).send().await.unwrap();
@@ -274,7 +303,9 @@ async fn the_stream_reports_progress_at_a_calm_rate() {
         .nth(1)
         .and_then(|r| r.lines().next())
         .unwrap_or_default();
-    let left: i64 = data.parse().unwrap_or_else(|_| panic!("{data:?} in\n{seen}"));
+    let left: i64 = data
+        .parse()
+        .unwrap_or_else(|_| panic!("{data:?} in\n{seen}"));
     assert!((1..=40).contains(&left), "seconds left {left} of 55");
     assert!(!seen.contains("event: state"), "{seen}");
 }
@@ -359,7 +390,10 @@ async fn chromium_waiting(idp: &Tessera) -> (ChromeDriver, support::webdriver::S
 
 async fn flow_of(browser: &support::webdriver::Session) -> String {
     let v = browser
-        .execute("return document.querySelector('input[name=flow]').value;", vec![])
+        .execute(
+            "return document.querySelector('input[name=flow]').value;",
+            vec![],
+        )
         .await
         .unwrap_or_else(|e| panic!("{}: {}", e.error, e.message));
     v.as_str().expect("flow id").to_owned()
@@ -376,21 +410,34 @@ async fn in_chromium_the_page_waits_without_reloading_then_moves_on_by_itself() 
     };
     let set = "window.__marker = 1; document.getElementById('different').focus(); \
                return document.activeElement.id;";
-    let focused = browser.execute(set, vec![]).await.unwrap_or_else(|e| panic!("{}", e.message));
+    let focused = browser
+        .execute(set, vec![])
+        .await
+        .unwrap_or_else(|e| panic!("{}", e.message));
     assert_eq!(focused, json!("different"));
 
     // Longer than the old 2 s refresh, several times over.
     tokio::time::sleep(Duration::from_secs(6)).await;
-    let check = "return [window.__marker === 1, document.activeElement && document.activeElement.id];";
-    let state = browser.execute(check, vec![]).await.unwrap_or_else(|e| panic!("{}", e.message));
+    let check =
+        "return [window.__marker === 1, document.activeElement && document.activeElement.id];";
+    let state = browser
+        .execute(check, vec![])
+        .await
+        .unwrap_or_else(|e| panic!("{}", e.message));
     assert_eq!(
         state,
         json!([true, "different"]),
         "the document was reloaded or focus moved"
     );
     let region = "return document.querySelector('[role=status]').textContent;";
-    let text = browser.execute(region, vec![]).await.unwrap_or_else(|e| panic!("{}", e.message));
-    assert!(text.as_str().unwrap_or("").contains("seconds left"), "{text}");
+    let text = browser
+        .execute(region, vec![])
+        .await
+        .unwrap_or_else(|e| panic!("{}", e.message));
+    assert!(
+        text.as_str().unwrap_or("").contains("seconds left"),
+        "{text}"
+    );
 
     // Approved on the phone: the page moves on with nobody touching it.
     w.press(&idp, "Approve").await;
@@ -415,6 +462,9 @@ async fn in_chromium_a_denial_moves_the_page_to_the_chooser() {
         .wait_for_text("The sign-in request was denied on your device.")
         .await
         .unwrap();
-    assert!(text.contains("Use verification code from my mobile app"), "{text}");
+    assert!(
+        text.contains("Use verification code from my mobile app"),
+        "{text}"
+    );
     browser.quit().await;
 }

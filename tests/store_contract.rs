@@ -608,7 +608,10 @@ async fn a_waiter_with_no_wakeup_times_out(f: &Fixture) {
     let s = f.store();
     let mut w = s.subscribe("chal:silent").await.unwrap();
     let started = std::time::Instant::now();
-    assert!(!w.changed(QUIET).await, "no publish: the wait ends by timeout");
+    assert!(
+        !w.changed(QUIET).await,
+        "no publish: the wait ends by timeout"
+    );
     assert!(started.elapsed() >= QUIET, "and not before it");
 }
 
