@@ -32,10 +32,15 @@ const PHONE: &str = "+15550100230";
 /// Longer than any answer here should take; a stream that says nothing that long is broken.
 const PATIENCE: Duration = Duration::from_secs(10);
 
-/// Tessera on the real clock with alice and bob, both with push as their default method.
+/// Tessera on the real clock with alice and bob, both with push as their default method,
+/// and carol, who has no method yet.
 async fn idp() -> Tessera {
     let b = TesseraBuilder::new();
-    b.add_user(&[file_user("alice", PASSWORD), file_user("bob", PASSWORD)]);
+    b.add_user(&[
+        file_user("alice", PASSWORD),
+        file_user("bob", PASSWORD),
+        file_user("carol", PASSWORD),
+    ]);
     let idp = b.start().await;
     for user in ["alice", "bob"] {
         enrol_all(&idp, user, Method::Push, PHONE).await;
@@ -273,6 +278,66 @@ async fn the_stream_says_when_the_push_is_answered_and_ends() {
     assert!(seen.contains("event: state\ndata: "), "{seen}");
     read_to_end(&mut stream).await;
     // The stream wrote nothing to the flow: the page's poll moves it on, as before.
+    let (url, _, page) = w.press_continue(&idp).await;
+    assert!(url.ends_with("/portal"), "{url}: {page}");
+}
+
+/// The enrollment's push step waits the same way: no refresh, a Continue button, and a
+/// stream that says when the test notification was approved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_enrollment_push_step_is_live_too() {
+    let idp = idp().await;
+    let browser = Browser::new();
+    let (url, _, page) = browser.get(&format!("{}/portal", idp.base)).await;
+    let flow = input_value(&page, "flow").expect("a sign-in flow");
+    let (_, _, page) = browser.sign_in(&url, &page, "carol", PASSWORD).await;
+    assert!(page.contains("Set up verification"), "{page}");
+    let login = format!("{}/adfs/ls/login", idp.base);
+    let res = browser
+        .http
+        .post(&login)
+        .form(&[("flow", flow.as_str()), ("action", "enroll_push")])
+        .send()
+        .await
+        .unwrap();
+    let csp = res.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(csp.contains("connect-src 'self'"), "{csp}");
+    let page = res.text().await.unwrap();
+    assert!(!page.contains("http-equiv"), "no meta refresh: {page}");
+    assert!(
+        page.contains("id=\"continue\"") && page.contains("/static/wait.js"),
+        "{page}"
+    );
+    let topic = page
+        .split("id=\"topic\">")
+        .nth(1)
+        .and_then(|r| r.split('<').next())
+        .expect("topic shown")
+        .to_owned();
+
+    let w = Waiting {
+        browser,
+        flow,
+        page,
+    };
+    let mut stream = w.open_stream(&idp).await;
+    assert_eq!(stream.status(), StatusCode::OK);
+    let approve = wait_for("the test notification", || {
+        inbox(&idp)
+            .pushes
+            .into_iter()
+            .filter(|p| p.topic == topic)
+            .flat_map(|p| p.actions)
+            .find(|a| a.label == "Approve")
+            .map(|a| a.url)
+    })
+    .await;
+    let res = reqwest::Client::new().post(&approve).send().await.unwrap();
+    assert!(res.status().is_success());
+    read_until(&mut stream, "state").await;
     let (url, _, page) = w.press_continue(&idp).await;
     assert!(url.ends_with("/portal"), "{url}: {page}");
 }
