@@ -62,6 +62,10 @@ pub const RETENTION: Duration = Duration::from_secs(400 * 86_400);
 /// console's sign-in log on any node.
 pub const SIGNIN_LOG: &str = "signin";
 
+/// The `from` of a sign-in log note about an answer from a phone that came after its sign-in
+/// (or portal enrollment) stopped waiting: not a transition, the flow is unchanged.
+pub const FROM_PHONE: &str = "phone";
+
 /// Appends a flow's events (stamped with their Unix second) to `SIGNIN_LOG`.
 pub async fn persist(store: &dyn Store, events: &[(i64, String)]) -> Result<(), StoreError> {
     for (at, json) in events {

@@ -25,10 +25,22 @@ pub enum Lang {
     En,
     De,
     Fr,
+    Es,
+    It,
+    Nl,
+    Pt,
 }
 
 impl Lang {
-    pub const ALL: [Lang; 3] = [Lang::En, Lang::De, Lang::Fr];
+    pub const ALL: [Lang; 7] = [
+        Lang::En,
+        Lang::De,
+        Lang::Fr,
+        Lang::Es,
+        Lang::It,
+        Lang::Nl,
+        Lang::Pt,
+    ];
 
     /// The ISO 639-1 code (also the `lang` attribute, the cookie and the config value).
     pub fn code(self) -> &'static str {
@@ -36,6 +48,10 @@ impl Lang {
             Lang::En => "en",
             Lang::De => "de",
             Lang::Fr => "fr",
+            Lang::Es => "es",
+            Lang::It => "it",
+            Lang::Nl => "nl",
+            Lang::Pt => "pt",
         }
     }
 
@@ -45,6 +61,25 @@ impl Lang {
             Lang::En => "English",
             Lang::De => "Deutsch",
             Lang::Fr => "Français",
+            Lang::Es => "Español",
+            Lang::It => "Italiano",
+            Lang::Nl => "Nederlands",
+            Lang::Pt => "Português",
+        }
+    }
+
+    /// The BCP-47 tag a phone call speaks this language under (Twilio `<Say language>`,
+    /// twilio.com/docs/voice/twiml/say#language): the language with the region whose voice
+    /// fits the catalogue (Portuguese is written for Portugal, so `pt-PT`).
+    pub fn speech_tag(self) -> &'static str {
+        match self {
+            Lang::En => "en-US",
+            Lang::De => "de-DE",
+            Lang::Fr => "fr-FR",
+            Lang::Es => "es-ES",
+            Lang::It => "it-IT",
+            Lang::Nl => "nl-NL",
+            Lang::Pt => "pt-PT",
         }
     }
 }
@@ -56,7 +91,7 @@ impl fmt::Display for Lang {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown language `{0}` (en, de, fr)")]
+#[error("unknown language `{0}` (en, de, fr, es, it, nl, pt)")]
 pub struct UnknownLang(pub String);
 
 impl FromStr for Lang {
@@ -100,6 +135,10 @@ impl Catalogue {
         Catalogue::from_sources(&[
             (Lang::De, include_str!("../locales/de.toml")),
             (Lang::Fr, include_str!("../locales/fr.toml")),
+            (Lang::Es, include_str!("../locales/es.toml")),
+            (Lang::It, include_str!("../locales/it.toml")),
+            (Lang::Nl, include_str!("../locales/nl.toml")),
+            (Lang::Pt, include_str!("../locales/pt.toml")),
         ])
     }
 
@@ -118,6 +157,12 @@ impl Catalogue {
             .get(&lang)
             .and_then(|m| m.get(english))
             .map_or(english, String::as_str)
+    }
+
+    /// `english` in `lang` with its `{placeholders}` filled: a text for a phone, which no
+    /// template renders (a text message, a push, a call's script).
+    pub fn text(&self, lang: Lang, english: &str, args: &[(&str, &str)]) -> String {
+        fill(self.tr(lang, english), args)
     }
 
     /// The message ids `lang` translates, sorted (English has none: it needs no catalogue).
@@ -248,11 +293,30 @@ mod tests {
             assert_eq!(serde_json::from_str::<Lang>(&json).unwrap(), l);
         }
         assert_eq!("DE".parse::<Lang>(), Ok(Lang::De));
+        assert_eq!("Pt".parse::<Lang>(), Ok(Lang::Pt));
         assert_eq!(Lang::Fr.name(), "Français");
+        assert_eq!(Lang::Es.name(), "Español");
+        assert_eq!(Lang::Pt.name(), "Português");
         assert!("de-CH".parse::<Lang>().is_err());
         assert!("".parse::<Lang>().is_err());
         let long = "x".repeat(10_000);
         assert_eq!(long.parse::<Lang>().unwrap_err().0.len(), 16);
+    }
+
+    #[test]
+    fn each_language_is_spoken_under_a_tag_of_its_own() {
+        for l in Lang::ALL {
+            let tag = l.speech_tag();
+            let (primary, region) = tag.split_once('-').expect("language-REGION");
+            assert_eq!(primary, l.code());
+            assert!(region.len() == 2 && region.chars().all(|c| c.is_ascii_uppercase()));
+        }
+        assert_eq!(Lang::Es.speech_tag(), "es-ES");
+        assert_eq!(
+            Lang::Pt.speech_tag(),
+            "pt-PT",
+            "the catalogue is European Portuguese"
+        );
     }
 
     #[test]
@@ -325,7 +389,22 @@ mod tests {
     #[test]
     fn embedded_catalogues_parse() {
         let c = Catalogue::embedded().expect("locales/*.toml are valid");
-        assert_eq!(c.tr(Lang::De, "Sign in"), "Anmelden");
-        assert_eq!(c.tr(Lang::Fr, "Sign in"), "Se connecter");
+        let signs_in = Lang::ALL.map(|l| c.tr(l, "Sign in"));
+        assert_eq!(
+            signs_in,
+            [
+                "Sign in",
+                "Anmelden",
+                "Se connecter",
+                "Iniciar sesión",
+                "Accedi",
+                "Aanmelden",
+                "Iniciar sessão"
+            ]
+        );
+        assert_eq!(
+            c.text(Lang::Nl, "Call me at {phone}", &[("phone", "+X XXXX30")]),
+            "Bel mij op +X XXXX30"
+        );
     }
 }

@@ -209,6 +209,9 @@ const CLAIM_GROUP: &str = "http://schemas.xmlsoap.org/claims/Group";
 #[serde(deny_unknown_fields, default)]
 pub struct RpConfig {
     pub name: Option<String>,
+    /// What the sign-in pages call the application ("Sign in to …"); unset: `name`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
     pub metadata_file: Option<PathBuf>,
     pub entity_id: Option<String>,
     /// HTTP-POST assertion consumer service URLs; the first is the default.
@@ -258,6 +261,8 @@ impl RpConfig {
 #[derive(Debug, Clone)]
 pub struct RelyingParty {
     pub name: String,
+    /// What the sign-in pages call the application: the admin's display name, else `name`.
+    pub display_name: String,
     pub entity_id: String,
     /// POST-binding ACS endpoints, default first.
     pub acs: Vec<Acs>,
@@ -420,8 +425,10 @@ impl RelyingParty {
         let name_id_formats =
             name_id::allowed_formats(&name_id_format, cfg.name_id_formats.as_deref())
                 .map_err(|e| format!("{entity_id}: {e}"))?;
+        let name = cfg.name.clone().unwrap_or_else(|| entity_id.clone());
         Ok(Self {
-            name: cfg.name.clone().unwrap_or_else(|| entity_id.clone()),
+            display_name: cfg.display_name.clone().unwrap_or_else(|| name.clone()),
+            name,
             sign: cfg.sign.unwrap_or(if netscaler {
                 SignChoice::Both
             } else {

@@ -1,4 +1,4 @@
-//! Builds the one `AppContext` from a `Config` (first-run files, keys, store, directory, RPs) and starts its background housekeeping.
+//! Builds the one `AppContext` from a `Config` (first-run files, keys, store, directory, RPs), starts its background housekeeping and words the start-up banner.
 
 use std::sync::Arc;
 
@@ -54,6 +54,42 @@ pub struct FirstRun {
     pub key_created: bool,
     /// The demo user's password, generated now; printed once and never stored in clear.
     pub demo_password: Option<String>,
+}
+
+/// What `serve` prints once it listens: what a first run created, then where everything
+/// is. `scheme` is `HTTP` or `HTTPS`. With the phone simulator on, its page is named too: a
+/// developer's first sign-in with a push or a call is answered there.
+pub fn banner(state: &AppContext, first: &FirstRun, scheme: &str) -> String {
+    let mut banner = String::new();
+    if first.key_created {
+        banner.push_str(&format!(
+            "Created a token-signing key and certificate (SHA-1 {}).\n",
+            state.keys.file().thumbprint_sha1
+        ));
+    }
+    if let Some(pw) = &first.demo_password {
+        banner.push_str(&format!(
+            "Created the users file with user `demo` (an admin), password: {pw}\n\
+             (shown this once; add users with `tessera users add NAME`)\n"
+        ));
+    }
+    let listen = state.config.server.listen;
+    let base = state.config.public_base();
+    let admin_group = &state.config.admin.group;
+    banner.push_str(&format!(
+        "Tessera is listening on {listen} ({scheme})\n\
+         \x20 home page      {base}/\n\
+         \x20 login page     {base}/adfs/ls/  (SPs send their AuthnRequests here)\n\
+         \x20 metadata       {base}/FederationMetadata/2007-06/FederationMetadata.xml\n\
+         \x20 admin docs     {base}/docs\n\
+         \x20 admin console  {base}/admin  (members of `{admin_group}`, with a second factor)\n"
+    ));
+    if state.simulator.is_some() {
+        banner.push_str(&format!(
+            "\x20 dev phone      {base}/dev/phone  (phone simulator: pushes, calls and texts arrive here; development only)\n"
+        ));
+    }
+    banner
 }
 
 pub async fn build(
@@ -132,7 +168,14 @@ pub async fn build(
         &config.mfa.gateway,
         format!("{}/mfa/sms/inbound", config.public_base()),
     ) {
-        Some(c) => Some(SimState::new(c).map_err(|e| StartError::Mfa(e.to_string()))?),
+        Some(c) => {
+            let liveness = crate::sim::Liveness {
+                store: store.clone(),
+                clock: clock.clone(),
+                tokens: tokens.clone(),
+            };
+            Some(SimState::watching(c, liveness).map_err(|e| StartError::Mfa(e.to_string()))?)
+        }
         None => None,
     };
     let keys = LiveKeys::new(keys, endpoints(&config)).map_err(StartError::Metadata)?;
@@ -156,6 +199,7 @@ pub async fn build(
         directory,
         clock,
         metrics,
+        branding: Default::default(),
     };
     Ok((Arc::new(ctx), first))
 }

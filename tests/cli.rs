@@ -58,9 +58,16 @@ async fn first_run_creates_keys_store_and_a_demo_user_who_can_sign_in() {
             "netscaler",
             "--name",
             "Gateway",
+            "--display-name",
+            "Citrix Gateway",
         ],
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("shown as \"Citrix Gateway\""),
+        "{}",
+        text(&out.stdout)
+    );
     // Registered in the store, like a console trust: no file, in force without a restart.
     let listed = text(&run(dir.path(), &["rp", "list"]).stdout);
     assert!(listed.contains("console:gateway"), "{listed}");

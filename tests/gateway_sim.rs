@@ -9,9 +9,10 @@ use axum::extract::{OriginalUri, State};
 use axum::http::HeaderMap;
 use axum::routing::post;
 use serde_json::Value;
+use tessera::i18n::Lang;
 use tessera::mfa::gateway::{
     CallRequest, Gateway, GatewayError, GatewaySettings, PushAction, PushMessage, SmsMessage,
-    build, twiml_gather, twiml_gather_one_key, twiml_say, verify_twilio_signature,
+    Speech, build, twiml_gather, twiml_gather_one_key, twiml_say, verify_twilio_signature,
     verify_webhook_signature,
 };
 use tessera::sim::{SimConfig, SimState};
@@ -74,12 +75,17 @@ async fn record(
     });
     let reply = if uri.path() == "/t/voice" && uri.query() == Some("one=1") {
         let action = format!("{}/t/gather?one=1", fake.base);
-        twiml_gather_one_key("Press pound to approve.", &action, 10)
+        twiml_gather_one_key(&speech("Press pound to approve."), &action, 10)
     } else if uri.path() == "/t/voice" {
         let action = format!("{}/t/gather?c=abc&x=1", fake.base);
-        twiml_gather("Enter your PIN, then press pound.", &action, '#', 10)
+        twiml_gather(
+            &speech("Enter your PIN, then press pound."),
+            &action,
+            '#',
+            10,
+        )
     } else if uri.path() == "/t/gather" {
-        twiml_say("Thank you. Goodbye.")
+        twiml_say("en-US", "Thank you. Goodbye.")
     } else {
         String::new()
     };
@@ -99,6 +105,14 @@ struct Harness {
     seen: Arc<Mutex<Vec<Seen>>>,
     http: reqwest::Client,
     gateway: Arc<dyn Gateway>,
+}
+
+fn speech(prompt: &str) -> Speech<'_> {
+    Speech {
+        language: "en-US",
+        prompt,
+        no_input: "No input received. Goodbye.",
+    }
 }
 
 fn settings(extra: &str) -> GatewaySettings {
@@ -205,6 +219,7 @@ impl Harness {
             to: PHONE.into(),
             voice_url: format!("{}{voice}", self.base),
             status_url: format!("{}/t/status?c=abc", self.base),
+            lang: Lang::En,
         };
         self.gateway.call(&c).await.unwrap();
         self.until(|v| {
@@ -223,6 +238,7 @@ fn push_message(base: &str, title: &str, n: usize) -> PushMessage {
         topic: "alice-7f3k2".into(),
         title: title.into(),
         body: "Sign-in to NetScaler from 203.0.113.9".into(),
+        lang: Lang::En,
         actions: (0..n)
             .map(|i| PushAction {
                 label: format!("Choice {i}"),
@@ -436,6 +452,7 @@ async fn texts_arrive_and_replies_reach_the_inbound_webhook_signed() {
     let sms = SmsMessage {
         to: PHONE.into(),
         body: "Your Tessera code is 482913".into(),
+        lang: Lang::En,
     };
     h.gateway.sms(&sms).await.unwrap();
     let text = h.inbox().await["texts"][0].clone();
@@ -471,6 +488,7 @@ async fn twilio_refusals_surface_as_rejected() {
     let sms = SmsMessage {
         to: PHONE.into(),
         body: "x".into(),
+        lang: Lang::En,
     };
     match wrong.sms(&sms).await {
         Err(GatewayError::Rejected {
@@ -486,6 +504,7 @@ async fn twilio_refusals_surface_as_rejected() {
         to: PHONE.into(),
         voice_url: format!("{}/t/voice", h.base),
         status_url: format!("{}/t/status", h.base),
+        lang: Lang::En,
     };
     assert!(matches!(
         wrong.call(&c).await,
@@ -494,6 +513,7 @@ async fn twilio_refusals_surface_as_rejected() {
     let bad_number = SmsMessage {
         to: "5550100".into(),
         body: "x".into(),
+        lang: Lang::En,
     };
     assert!(matches!(
         h.gateway.sms(&bad_number).await,
@@ -518,6 +538,7 @@ async fn dev_phone_page_shows_items_escaped_and_its_forms_work() {
     let sms = SmsMessage {
         to: PHONE.into(),
         body: "Code <i>1</i>".into(),
+        lang: Lang::En,
     };
     h.gateway.sms(&sms).await.unwrap();
 
@@ -586,7 +607,8 @@ async fn webhook_gateway_signs_its_json_body() {
     .unwrap();
     let sms = SmsMessage {
         to: PHONE.into(),
-        body: "Code 1".into(),
+        body: "Codice 1".into(),
+        lang: Lang::It,
     };
     hook.sms(&sms).await.unwrap();
     let seen = h.seen("/t/hook").await;
@@ -605,6 +627,7 @@ async fn webhook_gateway_signs_its_json_body() {
     let json: Value = serde_json::from_slice(&seen.body).unwrap();
     assert_eq!(json["kind"], "sms");
     assert_eq!(json["to"], PHONE);
-    assert_eq!(json["body"], "Code 1");
+    assert_eq!(json["body"], "Codice 1");
+    assert_eq!(json["lang"], "it", "the relay learns the text's language");
     assert!(json["sent_at"].as_u64().unwrap() > 1_700_000_000);
 }

@@ -1,10 +1,12 @@
 //! "Languages offered", over HTTP against a real Tessera: the browser's Accept-Language,
 //! the language links and their cookie, languages an admin does not offer, translated
-//! messages that carry a masked phone number.
+//! messages that carry a masked phone number, and the language travelling with a challenge
+//! to the phone (the text, the call's spoken script, the push).
 
 mod support {
     pub mod browser;
     pub mod mfa;
+    pub mod portal;
     pub mod sp;
     pub mod tessera;
 }
@@ -12,7 +14,7 @@ mod support {
 use reqwest::header::{ACCEPT_LANGUAGE, HeaderMap, HeaderValue, SET_COOKIE};
 use reqwest::{Client, StatusCode, redirect::Policy};
 use support::browser::{Browser, input_value};
-use support::mfa::enrol_all;
+use support::mfa::{enrol_all, inbox, wait_for};
 use support::sp::TestSp;
 use support::tessera::{Tessera, TesseraBuilder, file_user};
 use tessera::admin::Actor;
@@ -273,4 +275,245 @@ async fn error_pages_before_any_sign_in_follow_the_browser() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(page.contains("<html lang=\"de\">"), "{page}");
+}
+
+/// The newest call to PHONE once the carrier has fetched a script that waits for keys.
+async fn ringing_call(idp: &Tessera) -> tessera::sim::SimCall {
+    wait_for("a call with its script", || {
+        inbox(idp)
+            .calls
+            .iter()
+            .rev()
+            .find(|c| c.to == PHONE && c.gather.is_some())
+            .cloned()
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_spanish_sign_in_texts_and_calls_in_spanish() {
+    let e = env(|_| {}).await;
+    enrol_all(&e.idp, "alice", Method::Sms, PHONE).await;
+    let b = browser("es-ES,es;q=0.9,en;q=0.3");
+    let (url, page) = e.login_page(&b).await;
+    assert!(page.contains("<html lang=\"es\">"), "{page}");
+    assert!(page.contains("<h1>Iniciar sesión</h1>"), "{page}");
+    let flow = input_value(&page, "flow").expect("flow");
+
+    let (_, _, page) = b.sign_in(&url, &page, "alice", PW).await;
+    assert!(
+        page.contains("Introduzca el código que le hemos enviado por SMS al +X XXXXXXXX30"),
+        "{page}"
+    );
+    let text = wait_for("a text", || inbox(&e.idp).texts.back().cloned()).await;
+    assert_eq!(text.to, PHONE);
+    assert!(
+        text.body.starts_with("Su código de verificación de ") && text.body.contains("Caduca en "),
+        "the text is in Spanish: {}",
+        text.body
+    );
+    assert!(!text.body.contains("verification"), "{}", text.body);
+
+    // The same sign-in by phone call: the script speaks Spanish, and says so.
+    let (_, page) = e.act(&b, &flow, &[("action", "different")]).await;
+    assert!(
+        page.contains(">Llamarme al +X XXXXXXXX30</button>"),
+        "{page}"
+    );
+    let (_, page) = e
+        .act(&b, &flow, &[("action", "choose"), ("method", "call")])
+        .await;
+    assert!(page.contains("Estamos llamando a su teléfono"), "{page}");
+    let call = ringing_call(&e.idp).await;
+    assert_eq!(call.language.as_deref(), Some("es-ES"), "{call:?}");
+    let said = call.prompt.join(" ");
+    assert!(
+        said.contains("Alguien está iniciando sesión con su cuenta.")
+            && said.contains("pulse la tecla almohadilla"),
+        "{said}"
+    );
+    assert_eq!(
+        call.fallback,
+        ["No se ha recibido ninguna respuesta. Adiós."]
+    );
+    let res = b
+        .http
+        .post(format!("{}/sim/api/call/{}/digits", e.idp.base, call.id))
+        .form(&[("digits", "#")])
+        .send()
+        .await
+        .expect("keys");
+    assert_eq!(res.status(), StatusCode::OK);
+    let ended = inbox(&e.idp)
+        .calls
+        .into_iter()
+        .find(|c| c.id == call.id)
+        .expect("the call");
+    assert_eq!(ended.prompt, ["Gracias. Ha iniciado sesión. Adiós."]);
+    assert_eq!(ended.language.as_deref(), Some("es-ES"));
+    // And the sign-in goes on to the application.
+    let (_, status, page) = b
+        .get(&format!("{}/adfs/ls/login?flow={flow}", e.idp.base))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("SAMLResponse"), "{page}");
+}
+
+#[tokio::test]
+async fn a_push_follows_the_language_the_user_picked() {
+    let e = env(|_| {}).await;
+    let topic = enrol_all(&e.idp, "alice", Method::Push, PHONE).await;
+    // The browser says German; the user picks Italian on the page, and the phone follows.
+    let b = browser(GERMAN);
+    let (url, page) = e.login_page(&b).await;
+    let flow = input_value(&page, "flow").expect("flow");
+    let (_, page) = e.switch(&b, &flow, "it").await;
+    assert!(page.contains("<html lang=\"it\">"), "{page}");
+    let (_, _, page) = b.sign_in(&url, &page, "alice", PW).await;
+    assert!(
+        page.contains("Abbiamo inviato una notifica alla Sua app"),
+        "{page}"
+    );
+    let push = wait_for("a push", || {
+        inbox(&e.idp).pushes.into_iter().find(|p| p.topic == topic)
+    })
+    .await;
+    assert!(push.title.starts_with("Accesso a "), "{}", push.title);
+    assert_eq!(
+        push.message,
+        "Richiesta di accesso per alice. La approvi se è stato Lei."
+    );
+    let labels: Vec<&str> = push.actions.iter().map(|a| a.label.as_str()).collect();
+    assert_eq!(labels, ["Approva", "Rifiuta", "Rifiuta e segnala frode"]);
+
+    // The phone app's request on "Approva" is answered in Italian too.
+    let res = Client::new()
+        .post(&push.actions[0].url)
+        .send()
+        .await
+        .expect("approve");
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        res.text().await.expect("body"),
+        "Grazie. Può chiudere questa notifica."
+    );
+    let (_, _, page) = b
+        .get(&format!("{}/adfs/ls/login?flow={flow}", e.idp.base))
+        .await;
+    assert!(page.contains("SAMLResponse"), "{page}");
+}
+
+#[tokio::test]
+async fn the_language_links_offer_all_seven_languages() {
+    let e = env(|_| {}).await;
+    let b = browser("nl-BE, nl;q=0.9");
+    let (_, page) = e.login_page(&b).await;
+    assert!(page.contains("<html lang=\"nl\">"), "{page}");
+    assert!(page.contains("<h1>Aanmelden</h1>"), "{page}");
+    assert!(page.contains("<span lang=\"nl\" aria-current=\"true\">Nederlands</span>"));
+    let flow = input_value(&page, "flow").expect("flow");
+    for (code, name) in [
+        ("en", "English"),
+        ("de", "Deutsch"),
+        ("fr", "Français"),
+        ("es", "Español"),
+        ("it", "Italiano"),
+        ("pt", "Português"),
+    ] {
+        assert!(
+            page.contains(&format!(
+                "href=\"/adfs/ls/login?flow={flow}&amp;lang={code}\" lang=\"{code}\" hreflang=\"{code}\" id=\"lang-{code}\">{name}</a>"
+            )),
+            "a link to {name}: {page}"
+        );
+    }
+    let (cookies, page) = e.switch(&b, &flow, "pt").await;
+    assert!(lang_cookie(&cookies).is_some_and(|c| c.starts_with("tessera_lang=pt;")));
+    assert!(page.contains("<h1>Iniciar sessão</h1>"), "{page}");
+    assert!(
+        page.contains("<label for=\"password\">Palavra-passe</label>"),
+        "{page}"
+    );
+}
+
+#[tokio::test]
+async fn hostile_language_requests_fall_back_safely() {
+    let e = env(|m| m.default_language = Lang::It).await;
+    let b = browser("es");
+    let (_, page) = e.login_page(&b).await;
+    let flow = input_value(&page, "flow").expect("flow");
+    // Unknown, garbage and huge picks are ignored: the page stays Spanish, no cookie is set,
+    // and nothing of what was sent shows on the page.
+    let huge = "es".repeat(2000);
+    for pick in [
+        "xx",
+        "es-ES",
+        "e%73%00",
+        "%3Cscript%3Ees",
+        "..%2Fes",
+        "es;q=1",
+        huge.as_str(),
+    ] {
+        let (cookies, page) = e.switch(&b, &flow, pick).await;
+        assert!(lang_cookie(&cookies).is_none(), "{pick}: {cookies:?}");
+        assert!(page.contains("<html lang=\"es\">"), "{pick}: {page}");
+        assert!(!page.contains("<script>es"), "{pick}");
+        assert!(!page.contains(&huge), "{pick}");
+    }
+    // A pick is case-insensitive, as language tags are.
+    let (cookies, page) = e.switch(&b, &flow, "NL").await;
+    assert!(lang_cookie(&cookies).is_some_and(|c| c.starts_with("tessera_lang=nl;")));
+    assert!(page.contains("<html lang=\"nl\">"), "{page}");
+
+    // Browsers that send nonsense get the default language (Italian here); what can be
+    // read of a malformed header still counts.
+    for (header, expected) in [
+        ("es;q=2, pt;q=abc, xx-yy-zz, *;q=0", "it"),
+        ("klingon, tlh;q=0.9, ;;;, nl;q=0.1", "nl"),
+        ("pt-BR;q=0.5, pt-PT;q=0.8, es;q=0.6", "pt"),
+    ] {
+        let (_, page) = e.login_page(&browser(header)).await;
+        assert!(
+            page.contains(&format!("<html lang=\"{expected}\">")),
+            "{header}: {page}"
+        );
+    }
+    // Kept under server.max_header_bytes: the part past what is read never counts.
+    let hostile = format!("{}es", "zz-zzzz;q=0.5,".repeat(500));
+    let (_, page) = e.login_page(&browser(&hostile)).await;
+    assert!(page.contains("<html lang=\"it\">"), "{page}");
+}
+
+#[tokio::test]
+async fn the_portal_texts_a_new_phone_in_the_portal_pages_language() {
+    let e = support::portal::env(|_| {}).await;
+    let (u, _) = e.sign_in("alice").await;
+    let new = "+15550100999";
+    let res = u
+        .browser
+        .http
+        .post(e.url("/portal/phone"))
+        .header(ACCEPT_LANGUAGE, "pt-PT,pt;q=0.9")
+        .form(&[
+            ("csrf", u.csrf.as_str()),
+            ("number", new),
+            ("channel", "sms"),
+        ])
+        .send()
+        .await
+        .expect("POST");
+    assert!(res.status().is_redirection(), "{}", res.status());
+    let body = wait_for("a text", || {
+        inbox(&e.idp)
+            .texts
+            .iter()
+            .rev()
+            .find(|t| t.to == new)
+            .map(|t| t.body.clone())
+    })
+    .await;
+    assert!(
+        body.starts_with("O seu código de verificação ") && body.contains("Expira dentro de"),
+        "{body}"
+    );
 }

@@ -288,8 +288,8 @@ async fn push_denied_then_oath_code_from_the_chooser_and_replayed_codes_refused(
         )
         .await;
     assert!(
-        page.contains("not correct"),
-        "replayed code accepted: {page}"
+        page.contains("This code has already been used"),
+        "replayed code accepted, or not called used: {page}"
     );
     let (_, _, page) = e2
         .post(

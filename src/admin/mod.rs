@@ -3,6 +3,7 @@
 //! The web pages (`web::admin`) and the CLI (`tessera settings …`) both go through here, so a
 //! change made either way is validated, stored and logged the same way.
 
+pub mod branding;
 pub mod certs;
 pub mod changes;
 pub mod metadata_fetch;

@@ -65,7 +65,9 @@ pub struct Attempt {
     /// Every method the attempt used or tried, in order (password first).
     pub methods: Vec<String>,
     pub failures: usize,
-    /// Why the last failed step failed.
+    /// What the row says after its result: for a sign-in that succeeded, the succeeding
+    /// step's own note ("trusted network", "one-time bypass"), never a failure that came
+    /// before it; otherwise why the last failed step failed.
     pub reason: Option<String>,
     pub events: Vec<Event>,
 }
@@ -261,9 +263,21 @@ fn attempt(flow: String, events: Vec<Event>) -> Attempt {
         result,
         methods,
         failures: failures.len(),
-        reason: failures.last().and_then(|e| e.reason.clone()),
+        reason: summary_reason(result, &events, &failures),
         flow,
         events,
+    }
+}
+
+/// See `Attempt::reason`. A denied push followed by a right code is a success: the denial
+/// stays in the steps and the failure count, not in the row's headline.
+fn summary_reason(result: Ending, events: &[Event], failures: &[&Event]) -> Option<String> {
+    match result {
+        Ending::SignedIn => events
+            .iter()
+            .find(|e| e.to == "authenticated")
+            .and_then(|e| e.reason.clone()),
+        Ending::Denied | Ending::Incomplete => failures.last().and_then(|e| e.reason.clone()),
     }
 }
 
@@ -307,6 +321,92 @@ pub fn csv(attempts: &[Attempt]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ev(
+        from: &str,
+        to: &str,
+        method: Option<&str>,
+        outcome: &str,
+        reason: Option<&str>,
+    ) -> Event {
+        Event {
+            at: "2026-12-05T20:00:00Z".into(),
+            flow: "f1".into(),
+            user: Some("alice".into()),
+            rp: "https://sp.example".into(),
+            client_ip: "192.0.2.1".into(),
+            from: from.into(),
+            to: to.into(),
+            method: method.map(str::to_owned),
+            outcome: outcome.into(),
+            reason: reason.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn a_success_after_failures_is_headed_by_the_success() {
+        let steps = vec![
+            ev("-", "await_password", None, "started", None),
+            ev(
+                "await_password",
+                "await_second_factor",
+                Some("push"),
+                "started",
+                None,
+            ),
+            ev(
+                "await_second_factor",
+                "choose_method",
+                Some("push"),
+                "failure",
+                Some("denied by user"),
+            ),
+            ev(
+                "choose_method",
+                "await_second_factor",
+                Some("oath"),
+                "started",
+                None,
+            ),
+            ev(
+                "await_second_factor",
+                "await_second_factor",
+                Some("oath"),
+                "failure",
+                Some("code already used"),
+            ),
+            ev(
+                "await_second_factor",
+                "authenticated",
+                Some("oath"),
+                "success",
+                None,
+            ),
+        ];
+        let a = attempt("f1".into(), steps.clone());
+        assert_eq!(a.result, Ending::SignedIn);
+        assert_eq!(a.reason, None, "no failure heads a success");
+        assert_eq!(a.failures, 2, "the failures still count");
+        assert_eq!(a.methods, ["password", "push", "oath"]);
+        assert!(csv(&[a]).contains(",signed in,password push oath,2,,f1"));
+
+        let mut noted = steps[..2].to_vec();
+        noted.push(ev(
+            "await_password",
+            "authenticated",
+            Some("password"),
+            "success",
+            Some("trusted network"),
+        ));
+        assert_eq!(
+            attempt("f1".into(), noted).reason.as_deref(),
+            Some("trusted network")
+        );
+
+        let a = attempt("f1".into(), steps[..5].to_vec());
+        assert_eq!(a.result, Ending::Incomplete);
+        assert_eq!(a.reason.as_deref(), Some("code already used"));
+    }
 
     #[test]
     fn csv_cells_are_quoted_and_formulas_defused() {

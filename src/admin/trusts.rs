@@ -130,6 +130,9 @@ pub async fn by_entity(
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     pub name: Option<String>,
+    /// What the sign-in pages call the application; `Some(None)` follows the name again,
+    /// `None` leaves it as it is.
+    pub display_name: Option<Option<String>>,
     pub preset: Option<Preset>,
     pub sign: Option<SignChoice>,
     pub mfa_required: bool,
@@ -211,6 +214,9 @@ impl Options {
             }
             cfg.name = Some(n.to_owned());
         }
+        if let Some(d) = &self.display_name {
+            cfg.display_name = display_name(d.as_deref())?;
+        }
         cfg.preset = self.preset;
         cfg.sign = self.sign;
         cfg.mfa_required = Some(self.mfa_required);
@@ -266,6 +272,18 @@ impl Options {
     }
 }
 
+/// A display name as typed: empty follows the trust's name; else one line of at most 100
+/// characters of plain text (the pages escape it anyway).
+fn display_name(typed: Option<&str>) -> Result<Option<String>, AdminError> {
+    let Some(d) = typed.map(str::trim).filter(|d| !d.is_empty()) else {
+        return Ok(None);
+    };
+    if d.chars().count() > 100 || d.chars().any(char::is_control) || d.contains(['<', '>']) {
+        return refused("A display name is one line of at most 100 characters, without < or >.");
+    }
+    Ok(Some(d.to_owned()))
+}
+
 fn describe(rp: &RelyingParty) -> String {
     let sign = match rp.sign {
         SignChoice::Assertion => "assertion",
@@ -276,8 +294,13 @@ fn describe(rp: &RelyingParty) -> String {
         crate::rp::Protocol::Saml => String::new(),
         crate::rp::Protocol::Wsfed => format!("ws-federation {}; ", rp.token.name()),
     };
+    let shown = if rp.display_name == rp.name {
+        String::new()
+    } else {
+        format!("shown as \"{}\"; ", rp.display_name)
+    };
     format!(
-        "{} ({}); {protocol}sign {sign}; mfa {}; {}",
+        "{} ({}); {shown}{protocol}sign {sign}; mfa {}; {}",
         rp.name,
         rp.acs.first().map_or("", |a| a.url.as_str()),
         if rp.mfa_required {

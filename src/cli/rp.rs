@@ -42,6 +42,9 @@ pub enum RpCommand {
         preset: Option<String>,
         #[arg(long)]
         name: Option<String>,
+        /// What the sign-in pages call the application ("to continue to …"); default: the name.
+        #[arg(long)]
+        display_name: Option<String>,
         /// What to sign: assertion (default), response, or both (NetScaler STRICT).
         #[arg(long, value_enum)]
         sign: Option<SignChoice>,
@@ -66,6 +69,8 @@ pub struct AddTrust {
     /// Where the metadata came from, for the change log.
     pub source: String,
     pub name: Option<String>,
+    #[serde(default)]
+    pub display_name: Option<String>,
     pub netscaler: bool,
     pub sign: Option<SignChoice>,
     #[serde(default)]
@@ -83,6 +88,7 @@ pub async fn run(config: &Config, command: RpCommand) -> Result<()> {
             token,
             preset,
             name,
+            display_name,
             sign,
             replace,
         } => {
@@ -105,6 +111,7 @@ pub async fn run(config: &Config, command: RpCommand) -> Result<()> {
                 metadata_xml,
                 source,
                 name,
+                display_name,
                 netscaler: preset.is_some(),
                 sign,
                 token,
@@ -137,6 +144,11 @@ fn wsfed_metadata(realm: &str, replies: &[String]) -> Result<String> {
 fn options(add: &AddTrust, old: &RpConfig) -> Options {
     Options {
         name: add.name.clone().or_else(|| old.name.clone()),
+        display_name: Some(
+            add.display_name
+                .clone()
+                .or_else(|| old.display_name.clone()),
+        ),
         preset: if add.netscaler {
             Some(Preset::Netscaler)
         } else {

@@ -46,8 +46,6 @@ pub async fn serve(config: Config) -> Result<()> {
         Err(e) => tracing::warn!(error = %e, "could not raise the file-descriptor limit"),
     }
     let listen = config.server.listen;
-    let base = config.public_base().to_owned();
-    let admin_group = config.admin.group.clone();
     let (state, first) = tessera::startup::build(config, Arc::new(SystemClock)).await?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -73,27 +71,7 @@ pub async fn serve(config: Config) -> Result<()> {
         },
         tessera::config::StoreKind::Redis => None,
     };
-    let mut banner = String::new();
-    if first.key_created {
-        banner.push_str(&format!(
-            "Created a token-signing key and certificate (SHA-1 {}).\n",
-            state.keys.file().thumbprint_sha1
-        ));
-    }
-    if let Some(pw) = &first.demo_password {
-        banner.push_str(&format!(
-            "Created the users file with user `demo` (an admin), password: {pw}\n\
-             (shown this once; add users with `tessera users add NAME`)\n"
-        ));
-    }
-    banner.push_str(&format!(
-        "Tessera is listening on {listen} ({scheme})\n\
-         \x20 home page      {base}/\n\
-         \x20 login page     {base}/adfs/ls/  (SPs send their AuthnRequests here)\n\
-         \x20 metadata       {base}/FederationMetadata/2007-06/FederationMetadata.xml\n\
-         \x20 admin docs     {base}/docs\n\
-         \x20 admin console  {base}/admin  (members of `{admin_group}`, with a second factor)\n"
-    ));
+    let banner = tessera::startup::banner(&state, &first, scheme);
     // A closed stdout (a supervisor that stopped reading) must not take the server down,
     // which `println!` would do.
     {

@@ -1,4 +1,4 @@
-//! Every text users read in a sign-in has a German and a French translation, and the catalogues hold nothing else.
+//! Every text users read in a sign-in, on a page or on their phone, has a translation in every language, and the catalogues hold nothing else.
 //!
 //! Which texts count (the rule, kept deliberately mechanical):
 //! - templates: every string literal given to the `t` filter (`{{ "Sign in"|t }}`) in
@@ -9,11 +9,13 @@
 //!   with `.` — and every literal marked `msgid("…")` (titles and labels, which are not
 //!   sentences). Not counted: comments; attributes (`#[error("…")]` is for logs); log and
 //!   developer macros (`tracing::warn!(…)`, `panic!`, `assert!`, …) and `.expect("…")`;
-//!   `#[cfg(test)]` items; and the functions in `PHONE_TEXTS`, whose texts go to a phone (an
-//!   SMS, a push notification, a spoken prompt), not to a page, and are English for now.
+//!   `#[cfg(test)]` items; and the functions in `ENGLISH_ONLY`, whose texts are for the
+//!   (English) console.
+//! - Texts for a phone count the same way: `src/mfa/delivery.rs` makes the text messages and
+//!   pushes, `src/web/mfa.rs` the call's script and the answers to the phone's buttons.
 //!
-//! So a new page message in those files fails `every_user_text_is_translated` until both
-//! catalogues have it, and a catalogue entry nothing uses any more fails `no_stale_entries`.
+//! So a new message in those files fails `every_user_text_is_translated` until every
+//! catalogue has it, and a catalogue entry nothing uses any more fails `no_stale_entries`.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -41,15 +43,21 @@ const RUST_SOURCES: &[&str] = &[
     "src/wsfed",
     "src/portal",
     "src/web/portal",
+    "src/mfa/delivery.rs",
 ];
 
-/// (file, function) whose texts are for a phone, not a page: not translated yet.
-const PHONE_TEXTS: &[(&str, &str)] = &[
-    ("src/web/mfa.rs", "settle"),
-    ("src/web/mfa.rs", "voice"),
-    // Heard by the admin who asked for a test call from the (English) console.
+/// (file, function) whose texts are for the console, which is English: the admin's test
+/// push, text and call, and what the console says about them.
+const ENGLISH_ONLY: &[(&str, &str)] = &[
     ("src/web/mfa.rs", "test_call_voice"),
+    ("src/mfa/delivery.rs", "test"),
+    ("src/mfa/delivery.rs", "send_test"),
 ];
+
+/// The languages with a catalogue (English is the message ids themselves).
+fn translated() -> impl Iterator<Item = Lang> {
+    Lang::ALL.into_iter().filter(|l| *l != Lang::En)
+}
 
 /// Macros whose strings are for logs or developers, never for a page.
 const QUIET_MACROS: &[&str] = &[
@@ -307,7 +315,7 @@ fn is_sentence(s: &str) -> bool {
 }
 
 /// The user-facing texts of one Rust file, by the rule in this module's header.
-fn rust_texts(src: &str, phone_fns: &[&str]) -> Vec<String> {
+fn rust_texts(src: &str, english_fns: &[&str]) -> Vec<String> {
     let toks = lex(src);
     let mut out = Vec::new();
     // Set by `#[cfg(test)]` or a phone function: the next `{…}` block is not scanned
@@ -337,7 +345,7 @@ fn rust_texts(src: &str, phone_fns: &[&str]) -> Vec<String> {
             }
             Tok::Ident(name) if name == "fn" => {
                 if let Some(Tok::Ident(f)) = at(1)
-                    && phone_fns.contains(&f.as_str())
+                    && english_fns.contains(&f.as_str())
                 {
                     skip_next_block = true;
                 }
@@ -450,12 +458,12 @@ fn user_texts() -> Vec<(String, String)> {
             .expect("under the crate")
             .to_string_lossy()
             .into_owned();
-        let phone: Vec<&str> = PHONE_TEXTS
+        let english: Vec<&str> = ENGLISH_ONLY
             .iter()
             .filter(|(f, _)| *f == rel)
             .map(|(_, name)| *name)
             .collect();
-        for t in rust_texts(&read(&path), &phone) {
+        for t in rust_texts(&read(&path), &english) {
             out.push((t, rel.clone()));
         }
     }
@@ -476,22 +484,26 @@ fn catalogue() -> Catalogue {
 }
 
 #[test]
-fn german_and_french_have_the_same_entries() {
+fn every_language_has_the_same_entries_as_german() {
     let c = catalogue();
-    let (de, fr) = (c.ids(Lang::De), c.ids(Lang::Fr));
-    let only_de: Vec<_> = de.difference(&fr).collect();
-    let only_fr: Vec<_> = fr.difference(&de).collect();
-    assert!(
-        only_de.is_empty() && only_fr.is_empty(),
-        "only in de.toml: {only_de:#?}\nonly in fr.toml: {only_fr:#?}"
-    );
+    let de = c.ids(Lang::De);
+    assert!(de.len() > 100, "locales/de.toml is read");
+    for lang in translated() {
+        let other = c.ids(lang);
+        let only_de: Vec<_> = de.difference(&other).collect();
+        let only_other: Vec<_> = other.difference(&de).collect();
+        assert!(
+            only_de.is_empty() && only_other.is_empty(),
+            "missing from {lang}.toml: {only_de:#?}\nonly in {lang}.toml: {only_other:#?}"
+        );
+    }
 }
 
 #[test]
 fn every_user_text_is_translated() {
     let c = catalogue();
     let mut missing = BTreeSet::new();
-    for lang in [Lang::De, Lang::Fr] {
+    for lang in translated() {
         let ids = c.ids(lang);
         for (text, at) in user_texts() {
             if !ids.contains(text.as_str()) {
@@ -510,10 +522,13 @@ fn every_user_text_is_translated() {
 fn no_stale_entries() {
     let used: BTreeSet<String> = user_texts().into_iter().map(|(t, _)| t).collect();
     let c = catalogue();
-    let stale: Vec<_> = c
-        .ids(Lang::De)
-        .into_iter()
-        .filter(|id| !used.contains(*id))
+    let stale: Vec<_> = translated()
+        .flat_map(|lang| {
+            c.ids(lang)
+                .into_iter()
+                .filter(|id| !used.contains(*id))
+                .map(move |id| format!("{lang}: {id:?}"))
+        })
         .collect();
     assert!(
         stale.is_empty(),
@@ -523,11 +538,11 @@ fn no_stale_entries() {
 
 #[test]
 fn phone_functions_still_exist() {
-    for (file, name) in PHONE_TEXTS {
+    for (file, name) in ENGLISH_ONLY {
         let src = read(&root().join(file));
         assert!(
             src.contains(&format!("fn {name}(")),
-            "PHONE_TEXTS names {file}::{name}, which is gone"
+            "ENGLISH_ONLY names {file}::{name}, which is gone"
         );
     }
 }

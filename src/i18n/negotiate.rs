@@ -169,9 +169,9 @@ fn qvalue(s: &str) -> Option<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use Lang::{De, En, Fr};
+    use Lang::{De, En, Es, Fr, It, Nl, Pt};
 
-    const ALL: &[Lang] = &[En, De, Fr];
+    const ALL: &[Lang] = &Lang::ALL;
 
     fn best(header: &str) -> Option<Lang> {
         accept_language(header, ALL, En)
@@ -194,6 +194,10 @@ mod tests {
         assert_eq!(best("  de ;q=0.7 , fr;Q=0.8"), Some(Fr));
         assert_eq!(best("sgn-CH-de, de;q=0.2"), Some(De));
         assert_eq!(best("de;q=1.000, fr;q=0.999"), Some(De));
+        assert_eq!(best("es-419, en;q=0.5"), Some(Es), "Latin-American Spanish");
+        assert_eq!(best("pt-BR, pt;q=0.9"), Some(Pt));
+        assert_eq!(best("nl-BE, fr-BE;q=0.8"), Some(Nl));
+        assert_eq!(best("it-CH;q=0.4, de-CH;q=0.3"), Some(It));
         assert_eq!(best(""), None);
     }
 

@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use crate::audit::{self, AuditEvent, Outcome};
 use crate::clock::Clock;
 use crate::directory::{Directory, UserInfo};
+use crate::i18n::{Catalogue, Lang};
 use crate::mfa::Method;
 use crate::mfa::challenge::TokenSigner;
 use crate::mfa::gateway::Gateway;
@@ -389,6 +390,9 @@ pub struct Deps<'a> {
     pub issuer_name: &'a str,
     /// Does this sign-in need a second factor at all?
     pub rule: SecondFactorRule,
+    /// The language of the page the user is on: a push, call or text started now is in it.
+    pub lang: Lang,
+    pub catalogue: &'a Catalogue,
 }
 
 /// A transition's outcome as the audit log records it.
@@ -442,7 +446,14 @@ impl Deps<'_> {
             now: self.clock.unix(),
             public_base: self.public_base,
             display_name: self.issuer_name,
+            lang: self.lang,
+            catalogue: self.catalogue,
         }
+    }
+
+    /// These deps for a page in `lang`.
+    pub fn in_lang(self, lang: Lang) -> Self {
+        Deps { lang, ..self }
     }
 
     /// Is `ip` a trusted proxy's own address? Then it stands for everyone behind the proxy:

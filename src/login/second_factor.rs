@@ -11,6 +11,7 @@ use crate::directory::UserInfo;
 use crate::i18n::msgid;
 use crate::mfa::challenge::{self, mac_eq};
 use crate::mfa::delivery::{self, Channel, Purpose, Refused, code_mac};
+use crate::mfa::oath::Verdict;
 use crate::mfa::registration::{self, Phone, Registration, TokenKind};
 use crate::mfa::settings::SmsMode;
 use crate::mfa::tokens::inventory;
@@ -20,6 +21,8 @@ use crate::store::StoreError;
 type Step = Result<(LoginState, Note), StepError>;
 
 const NOT_CORRECT: &str = "That code is not correct. Try again.";
+/// A right code whose time step was already used (RFC 6238 §5.2): waiting is the fix.
+const ALREADY_USED: &str = "This code has already been used. Wait for the next code, then type it.";
 /// Which answer was wrong is not said: that would let a guesser work on one at a time.
 const WRONG_ANSWERS: &str = "At least one answer is not correct. Try again.";
 /// Code entry locked (`mfa::lockout`), other methods left.
@@ -474,24 +477,26 @@ async fn code_entered(mut w: SecondFactor, typed: Typed, deps: &Deps<'_>) -> Ste
             return codes_locked(w, "code refused: codes locked", deps).await;
         }
     };
-    let ok = match (w.method, w.challenge.as_deref(), &typed) {
-        (Method::Questions, _, Typed::Answers(given)) => {
-            questions::all_correct(&reg.security_answers, &w.asked, given)
-        }
-        (Method::Oath, _, Typed::Code(code)) => oath_ok(&reg, code, deps).await?,
+    let verdict = match (w.method, w.challenge.as_deref(), &typed) {
+        (Method::Questions, _, Typed::Answers(given)) => Verdict::from(questions::all_correct(
+            &reg.security_answers,
+            &w.asked,
+            given,
+        )),
+        (Method::Oath, _, Typed::Code(code)) => oath_check(&reg, code, deps).await?,
         (Method::Sms, Some(id), Typed::Code(code)) => {
-            match challenge::load(deps.store, id).await? {
+            Verdict::from(match challenge::load(deps.store, id).await? {
                 Some(c) if sms_code_ok(&c, code, deps) => {
                     challenge::resolve(deps.store, id, ChallengeStatus::Approved)
                         .await?
                         .is_some()
                 }
                 _ => false,
-            }
+            })
         }
-        _ => false,
+        _ => Verdict::Wrong,
     };
-    if ok {
+    if verdict == Verdict::Accepted {
         lockout::succeeded(deps.store, &reg).await?;
         return verified(w, deps).await;
     }
@@ -506,9 +511,12 @@ async fn code_entered(mut w: SecondFactor, typed: Typed, deps: &Deps<'_>) -> Ste
         let message = "Too many incorrect codes. Go back to the application and start again.";
         return Ok(end_with(message, Note::fail(m, "too many wrong codes")));
     }
-    let (message, reason) = match typed {
-        Typed::Code(_) => (NOT_CORRECT, "wrong code"),
-        Typed::Answers(_) => (WRONG_ANSWERS, "wrong answers"),
+    // A used code is refused and counted like a wrong one (whoever replays a code is not
+    // proving anything), but the log and the user learn which it was.
+    let (message, reason) = match (typed, verdict) {
+        (Typed::Code(_), Verdict::Replayed) => (ALREADY_USED, "code already used"),
+        (Typed::Code(_), _) => (NOT_CORRECT, "wrong code"),
+        (Typed::Answers(_), _) => (WRONG_ANSWERS, "wrong answers"),
     };
     w.message = Some(message.into());
     Ok((LoginState::AwaitSecondFactor(w), Note::fail(m, reason)))
@@ -581,12 +589,18 @@ pub(super) async fn on_choose(
     }
 }
 
-/// Checks the code against each of the user's OATH tokens, each accepted once (RFC 6238 §5.2).
-async fn oath_ok(reg: &Registration, code: &str, deps: &Deps<'_>) -> Result<bool, StoreError> {
+/// Checks the code against each of the user's OATH tokens, each accepted once (RFC 6238 §5.2):
+/// accepted by one token, else used already on one (`Replayed`), else wrong.
+async fn oath_check(
+    reg: &Registration,
+    code: &str,
+    deps: &Deps<'_>,
+) -> Result<Verdict, StoreError> {
     let allowed = reg
         .tokens
         .iter()
         .filter(|t| deps.mfa.oath_tokens.contains(&t.kind.class()));
+    let mut verdict = Verdict::Wrong;
     for t in allowed {
         let Ok(secret) = reg.oath_secret(deps.secrets, &t.id) else {
             tracing::error!(user = %reg.username, token = %t.id, "OATH secret cannot be opened (wrong mfa.key?)");
@@ -596,25 +610,19 @@ async fn oath_ok(reg: &Registration, code: &str, deps: &Deps<'_>) -> Result<bool
             && let Some(ok) = hardware_ok(reg, serial, code, deps).await?
         {
             if ok {
-                return Ok(true);
+                return Ok(Verdict::Accepted);
             }
             continue;
         }
         let replay = format!("{}/{}", reg.username.to_lowercase(), t.id);
-        if oath::verify_once(
-            deps.store,
-            &replay,
-            &secret,
-            &t.params,
-            code.trim(),
-            deps.clock.unix(),
-        )
-        .await?
-        {
-            return Ok(true);
+        let now = deps.clock.unix();
+        match oath::check_once(deps.store, &replay, &secret, &t.params, code.trim(), now).await? {
+            Verdict::Accepted => return Ok(Verdict::Accepted),
+            Verdict::Replayed => verdict = Verdict::Replayed,
+            Verdict::Wrong => {}
         }
     }
-    Ok(false)
+    Ok(verdict)
 }
 
 /// A hardware token from the inventory (`mfa::tokens::inventory`): assigned to this user,

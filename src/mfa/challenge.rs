@@ -57,6 +57,7 @@ impl Action {
 /// Signs `<challenge id>.<action>` with HMAC-SHA256 under the node-shared callback key, so
 /// a URL in a push notification or a call script can only do what it says, for one
 /// challenge. One-time use comes from `resolve`: only a Pending challenge changes.
+#[derive(Clone)]
 pub struct TokenSigner {
     key: Vec<u8>,
 }
@@ -184,6 +185,7 @@ mod tests {
             code_hash: None,
             destination: None,
             phone: None,
+            lang: crate::i18n::Lang::En,
         };
         create(&store, &c, Duration::from_secs(60)).await.unwrap();
         let mut waiting = store.subscribe(&channel("c1")).await.unwrap();

@@ -19,7 +19,9 @@
 //!   returned challenge's id (and `phone`, the number in E.164) beside the pending change,
 //!   and confirm it as `login::enroll` does (the typed code, or the approved push).
 //!
-//! Phone texts are English for now; a language, once phones get one, is a field of `Sender`.
+//! What reaches the phone is in the language of the page that asked for it (`Sender::lang`,
+//! kept in the challenge so the call's script and the button answers follow): the texts are
+//! catalogue message ids (`locales/*.toml`), filled in here. The console's test stays English.
 
 use std::time::Duration;
 
@@ -31,6 +33,7 @@ use super::registration::normalize_phone;
 use super::secrets::SecretBox;
 use super::settings::{MfaSettings, SmsMode};
 use super::{Challenge, ChallengeStatus, Method, mask_phone};
+use crate::i18n::{Catalogue, Lang, msgid};
 use crate::store::{Store, StoreError};
 
 /// How a challenge reaches the user: the methods a gateway delivers (OATH codes need none).
@@ -102,6 +105,17 @@ pub struct Sender<'a> {
     pub public_base: &'a str,
     /// The identity provider's display name, which messages are signed with.
     pub display_name: &'a str,
+    /// The language of the page the user is on; what reaches the phone is in it.
+    pub lang: Lang,
+    /// The translations (`AppContext::catalogue`).
+    pub catalogue: &'a Catalogue,
+}
+
+impl Sender<'_> {
+    /// `english` (a catalogue message id) in the user's language, placeholders filled.
+    fn say(&self, english: &str, args: &[(&str, &str)]) -> String {
+        self.catalogue.text(self.lang, english, args)
+    }
 }
 
 /// Why nothing was delivered.
@@ -181,6 +195,7 @@ async fn send_test(
                 title: format!("{name} test"),
                 body: format!("A test notification sent by {admin}."),
                 actions: Vec::new(),
+                lang: Lang::En,
             };
             s.gateway.push(&m).await?;
             Ok(format!("Test push sent to topic {to}."))
@@ -189,6 +204,7 @@ async fn send_test(
             let m = SmsMessage {
                 to: to.clone(),
                 body: format!("{name}: a test message sent by {admin}."),
+                lang: Lang::En,
             };
             s.gateway.sms(&m).await?;
             Ok(format!("Test text sent to {to}."))
@@ -202,6 +218,7 @@ async fn send_test(
                 to: to.clone(),
                 voice_url: format!("{base}/mfa/voice/test/{token}"),
                 status_url: format!("{base}/mfa/voice/test-status/{token}"),
+                lang: Lang::En,
             };
             s.gateway.call(&c).await?;
             Ok(format!("Test call placed to {to}."))
@@ -246,6 +263,7 @@ fn pending(
         code_hash: None,
         destination: None,
         phone: None,
+        lang: s.lang,
     })
 }
 
@@ -266,16 +284,15 @@ async fn push(
     let actions = push_actions(s, &mut c)?;
     challenge::create(s.store, &c, challenge_ttl(&c, s.now)).await?;
     let body = match c.number {
-        Some(_) => {
-            format!("Sign-in request for {username}. Tap the number shown on the sign-in page.")
-        }
-        None => format!("Sign-in request for {username}. Approve if it was you."),
+        Some(_) => "Sign-in request for {user}. Tap the number shown on the sign-in page.",
+        None => "Sign-in request for {user}. Approve if it was you.",
     };
     let msg = PushMessage {
         topic: topic.to_owned(),
-        title: format!("{} sign-in", s.display_name),
-        body,
+        title: s.say(msgid("{name} sign-in"), &[("name", s.display_name)]),
+        body: s.say(body, &[("user", username)]),
         actions,
+        lang: s.lang,
     };
     s.gateway.push(&msg).await?;
     Ok(c)
@@ -303,25 +320,25 @@ fn push_actions(s: &Sender<'_>, c: &mut Challenge) -> Result<Vec<PushAction>, Re
                 url: format!("{}?n={n}", url(Action::Approve)),
             });
         }
-        actions.push(fraud_action(url(Action::Fraud)));
+        actions.push(fraud_action(s, url(Action::Fraud)));
         c.number = number;
         return Ok(actions);
     }
     actions.push(PushAction {
-        label: "Approve".into(),
+        label: s.say(msgid("Approve"), &[]),
         url: url(Action::Approve),
     });
     actions.push(PushAction {
-        label: "Deny".into(),
+        label: s.say(msgid("Deny"), &[]),
         url: url(Action::Deny),
     });
-    actions.push(fraud_action(url(Action::Fraud)));
+    actions.push(fraud_action(s, url(Action::Fraud)));
     Ok(actions)
 }
 
-fn fraud_action(url: String) -> PushAction {
+fn fraud_action(s: &Sender<'_>, url: String) -> PushAction {
     PushAction {
-        label: "Deny and report fraud".into(),
+        label: s.say(msgid("Deny and report fraud"), &[]),
         url,
     }
 }
@@ -360,6 +377,7 @@ async fn call(
             s.public_base,
             token(Action::Status)
         ),
+        lang: s.lang,
     };
     s.gateway.call(&req).await?;
     Ok(c)
@@ -387,22 +405,27 @@ async fn text(
     c.phone = Some(phone.to_owned());
     let ttl = challenge_ttl(&c, s.now);
     challenge::create(s.store, &c, ttl).await?;
-    let name = s.display_name;
+    let minutes = (s.mfa.sms_code_lifetime_secs / 60).to_string();
+    let args = [
+        ("name", s.display_name),
+        ("code", code.as_str()),
+        ("minutes", minutes.as_str()),
+    ];
     let body = match mode {
-        SmsMode::OneWay => format!(
-            "Your {name} verification code is {code}. It expires in {} minutes.",
-            s.mfa.sms_code_lifetime_secs / 60
-        ),
+        SmsMode::OneWay => {
+            "Your {name} verification code is {code}. It expires in {minutes} minutes."
+        }
         SmsMode::TwoWay => {
             s.store
                 .put(&sms_inbound_key(phone), c.id.as_bytes(), Some(ttl))
                 .await?;
-            format!("{name} sign-in: reply with {code} to approve.")
+            msgid("{name} sign-in: reply with {code} to approve.")
         }
     };
     let msg = SmsMessage {
         to: phone.to_owned(),
-        body,
+        body: s.say(body, &args),
+        lang: s.lang,
     };
     s.gateway.sms(&msg).await?;
     Ok(c)
@@ -457,6 +480,8 @@ mod tests {
         secrets: SecretBox,
         mfa: MfaSettings,
         gateway: Arc<dyn Gateway>,
+        catalogue: Catalogue,
+        lang: Lang,
     }
 
     impl World {
@@ -473,6 +498,8 @@ mod tests {
                 secrets: SecretBox::from_key([5u8; 32]),
                 mfa: MfaSettings::default(),
                 gateway,
+                catalogue: Catalogue::embedded().unwrap(),
+                lang: Lang::En,
             }
         }
 
@@ -486,6 +513,8 @@ mod tests {
                 now: NOW,
                 public_base: "https://idp.example",
                 display_name: "Contoso",
+                lang: self.lang,
+                catalogue: &self.catalogue,
             }
         }
     }
@@ -653,6 +682,76 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn what_reaches_the_phone_is_in_the_pages_language_and_the_challenge_keeps_it() {
+        let (sim, gateway) = simulator().await;
+        let mut w = World::new(gateway);
+        w.lang = Lang::Es;
+        let c = start(&w.sender(), Channel::Text, PHONE, "alice", SIGN_IN)
+            .await
+            .unwrap();
+        assert_eq!(c.lang, Lang::Es);
+        let stored = challenge::load(&w.store, &c.id).await.unwrap();
+        assert_eq!(stored.map(|c| c.lang), Some(Lang::Es));
+        let text = sim.snapshot().texts.pop_back().expect("a text");
+        let minutes = w.mfa.sms_code_lifetime_secs / 60;
+        assert!(
+            text.body
+                .starts_with("Su código de verificación de Contoso es ")
+                && text
+                    .body
+                    .ends_with(&format!(". Caduca en {minutes} minutos.")),
+            "{}",
+            text.body
+        );
+
+        w.lang = Lang::Nl;
+        w.mfa.sms_mode = SmsMode::TwoWay;
+        start(&w.sender(), Channel::Text, PHONE, "alice", SIGN_IN)
+            .await
+            .unwrap();
+        let text = sim.snapshot().texts.pop_back().expect("a text");
+        assert!(
+            text.body
+                .starts_with("Aanmelden bij Contoso: antwoord met "),
+            "{}",
+            text.body
+        );
+
+        let c = start(&w.sender(), Channel::Push, "abc123", "bob", SIGN_IN)
+            .await
+            .unwrap();
+        assert_eq!(c.lang, Lang::Nl);
+        let push = sim.snapshot().pushes.pop_back().expect("a push");
+        assert_eq!(push.title, "Aanmelden bij Contoso");
+        assert_eq!(
+            push.message,
+            "Aanmeldverzoek voor bob. Keur het goed als u het was."
+        );
+        let labels: Vec<&str> = push.actions.iter().map(|a| a.label.as_str()).collect();
+        assert_eq!(
+            labels,
+            ["Goedkeuren", "Weigeren", "Weigeren en fraude melden"]
+        );
+
+        // A call's script is fetched later: the challenge carries the language to it.
+        w.lang = Lang::Pt;
+        let c = start(&w.sender(), Channel::Call, PHONE, "alice", SIGN_IN)
+            .await
+            .unwrap();
+        assert_eq!(c.lang, Lang::Pt);
+    }
+
+    #[tokio::test]
+    async fn challenges_stored_before_languages_read_as_english() {
+        let w = World::new(Arc::new(Unconfigured));
+        let c = pending(&w.sender(), Channel::Push, "alice", SIGN_IN, 60).unwrap();
+        let mut json = serde_json::to_value(&c).unwrap();
+        json.as_object_mut().unwrap().remove("lang");
+        let old: Challenge = serde_json::from_value(json).unwrap();
+        assert_eq!(old.lang, Lang::En);
+    }
+
+    #[tokio::test]
     async fn console_tests_say_what_was_sent_or_why_not() {
         let (sim, gateway) = simulator().await;
         let w = World::new(gateway);
@@ -675,6 +774,16 @@ mod tests {
         );
         let text = sim.snapshot().texts.pop_back().expect("a text");
         assert_eq!(text.body, "Contoso: a test message sent by admin.");
+        // The console is English whatever language a sign-in page was in.
+        let mut german = World::new(w.gateway.clone());
+        german.lang = Lang::De;
+        assert!(
+            test(&german.sender(), "admin", "push", "topic1")
+                .await
+                .is_ok()
+        );
+        let push = sim.snapshot().pushes.pop_back().expect("a push");
+        assert_eq!(push.title, "Contoso test");
         let broken = World::new(Arc::new(Unconfigured));
         assert_eq!(
             test(&broken.sender(), "admin", "push", "topic1").await,

@@ -22,6 +22,8 @@ pub mod tokens;
 
 use serde::{Deserialize, Serialize};
 
+use crate::i18n::Lang;
+
 /// A second factor. Closed set: adding one is a code change with its own tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
@@ -119,6 +121,10 @@ pub struct Challenge {
     pub destination: Option<String>,
     /// The E.164 number texted or called (two-way SMS replies are matched on it).
     pub phone: Option<String>,
+    /// The language of the page that started it: the call's script and the answers to the
+    /// phone's buttons are in it too. Challenges stored before it existed read as English.
+    #[serde(default)]
+    pub lang: Lang,
 }
 
 /// Masks a phone number the way the MFA Server did: country code and all but the last two

@@ -418,6 +418,30 @@ fn replay_ttl(p: &OathParams) -> Duration {
     Duration::from_secs(3 * u64::from(p.period) + MAX_NODE_CLOCK_SKEW)
 }
 
+/// What a typed code turned out to be (`check_once`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Right, and its time step is newer than any accepted before: accepted now.
+    Accepted,
+    /// Right for a time step that was already accepted (or is older than one that was): the
+    /// user typed a code that has been used. Refused like a wrong code, but worth telling
+    /// apart — in the log and to the user, who only has to wait for the next code.
+    Replayed,
+    /// Not the code of any step inside the window.
+    Wrong,
+}
+
+/// A check that cannot tell "used" from "wrong" (an SMS code, security answers).
+impl From<bool> for Verdict {
+    fn from(accepted: bool) -> Self {
+        if accepted {
+            Verdict::Accepted
+        } else {
+            Verdict::Wrong
+        }
+    }
+}
+
 /// Checks `code` and accepts it at most once: only if its time step is newer than the last
 /// step accepted for `replay_key` (e.g. `username/token-id`). So a code cannot be replayed,
 /// nor can an older code still inside the window be used after a newer one (RFC 6238 §5.2:
@@ -432,8 +456,20 @@ pub async fn verify_once(
     code: &str,
     unix: i64,
 ) -> Result<bool, StoreError> {
+    Ok(check_once(store, replay_key, secret, p, code, unix).await? == Verdict::Accepted)
+}
+
+/// `verify_once`, saying why a code was refused: wrong, or right but already used.
+pub async fn check_once(
+    store: &dyn Store,
+    replay_key: &str,
+    secret: &[u8],
+    p: &OathParams,
+    code: &str,
+    unix: i64,
+) -> Result<Verdict, StoreError> {
     let Some(step) = matching_step(secret, p, code, unix) else {
-        return Ok(false);
+        return Ok(Verdict::Wrong);
     };
     let key = replay_store_key(replay_key);
     let new = step.to_string();
@@ -451,7 +487,7 @@ pub async fn verify_once(
                     detail: "last OTP step is not a number".into(),
                 })?;
             if step <= last {
-                return Ok(false);
+                return Ok(Verdict::Replayed);
             }
         }
         if store
@@ -463,10 +499,10 @@ pub async fn verify_once(
             )
             .await?
         {
-            return Ok(true);
+            return Ok(Verdict::Accepted);
         }
     }
-    Ok(false)
+    Ok(Verdict::Replayed)
 }
 
 #[cfg(test)]
@@ -847,6 +883,30 @@ mod tests {
         );
         let stored = s.get("otp_last:alice/t1").await.unwrap().unwrap();
         assert_eq!(stored, (step_at(t, 30) + 1).to_string().into_bytes());
+    }
+
+    #[tokio::test]
+    async fn check_once_tells_a_used_code_from_a_wrong_one() {
+        let (_dir, s) = store();
+        let p = OathParams::default();
+        let t = 1_700_000_000;
+        let now = code_at(SEED_SHA1, &p, t);
+        let prev = code_at(SEED_SHA1, &p, t - 30);
+        let check = |code: String, at: i64| {
+            let s = Arc::clone(&s);
+            async move {
+                check_once(&*s, "dave/t1", SEED_SHA1, &p, &code, at)
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(check("000000".into(), t).await, Verdict::Wrong);
+        assert_eq!(check(now.clone(), t).await, Verdict::Accepted);
+        assert_eq!(check(now.clone(), t + 5).await, Verdict::Replayed);
+        // An older code still inside the window counts as used too: a newer one was.
+        assert_eq!(check(prev, t).await, Verdict::Replayed);
+        // Once outside the window, the old code is simply wrong.
+        assert_eq!(check(now, t + 120).await, Verdict::Wrong);
     }
 
     #[tokio::test]

@@ -92,7 +92,15 @@ const METHODS: &[(&str, &str)] = &[
 ];
 
 /// `i18n::Lang::ALL` as choices, each under its own name (a test keeps them in step).
-const LANGUAGES: &[(&str, &str)] = &[("en", "English"), ("de", "Deutsch"), ("fr", "Français")];
+const LANGUAGES: &[(&str, &str)] = &[
+    ("en", "English"),
+    ("de", "Deutsch"),
+    ("fr", "Français"),
+    ("es", "Español"),
+    ("it", "Italiano"),
+    ("nl", "Nederlands"),
+    ("pt", "Português"),
+];
 
 const fn s(
     key: &'static str,

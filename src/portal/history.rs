@@ -39,10 +39,14 @@ pub async fn recent(store: &dyn Store, user: &str, now: i64) -> Result<Vec<Attem
         .collect())
 }
 
-/// Whether `a` is a portal session's actions (not a sign-in): every event is a portal action.
+/// Whether `a` is a portal session's actions (not a sign-in): every event is a portal action,
+/// or a note of a late answer to one of its push or phone enrollments (`audit::FROM_PHONE`).
 /// A sign-in to the portal itself is a sign-in like any other, and can be reported.
 pub fn is_portal_session(a: &Attempt) -> bool {
-    a.events.iter().all(|e| e.from == super::RP)
+    a.events.iter().any(|e| e.from == super::RP)
+        && a.events
+            .iter()
+            .all(|e| e.from == super::RP || e.from == crate::audit::FROM_PHONE)
 }
 
 /// What a report blocked: the attempt and until when.

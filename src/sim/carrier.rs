@@ -139,6 +139,7 @@ impl SimState {
                     call.prompt = s.prompt;
                     call.fallback = s.fallback;
                     call.gather = s.gather;
+                    call.language = s.language;
                     call.state = if ended {
                         CallState::Completed
                     } else {

@@ -134,6 +134,10 @@ pub struct SimCall {
     /// What it says if no key is pressed.
     pub fallback: Vec<String>,
     pub gather: Option<Gather>,
+    /// The language the call speaks (`<Say language>`, e.g. `es-ES`); `None`: not said,
+    /// Twilio's default (`en-US`).
+    #[serde(default)]
+    pub language: Option<String>,
     /// Keys pressed on the dev page's keypad, not yet submitted.
     pub typed: String,
     pub events: Vec<String>,

@@ -11,7 +11,8 @@
 //! - `POST /sim/api/push/{id}/action/{index}`, `/sim/api/call/{id}/digits`,
 //!   `/sim/api/call/{id}/no-answer`, `/sim/api/sms/reply`, `GET /sim/api/inbox` — what a
 //!   user does with the phone, for tests (JSON answers).
-//! - `GET /dev/phone` — the same as a page of plain HTML forms.
+//! - `GET /dev/phone` — the same as a page of plain HTML forms; pushes no sign-in waits for
+//!   any more show as expired (`liveness`).
 //!
 //! DEVELOPMENT ONLY. Anyone who can reach these routes can approve any push or call, read
 //! every code sent, and make the server POST to any URL. Never mount it in production.
@@ -19,16 +20,20 @@
 mod api;
 mod carrier;
 pub mod inbox;
+mod liveness;
 mod ntfy;
 mod phone;
 mod twilio;
 mod twiml;
 
+use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{get, post};
+
+pub use liveness::Liveness;
 
 pub use inbox::{
     CAP as INBOX_CAP, CallState, Direction, Gather, Inbox, SimAction, SimCall, SimPush, SimText,
@@ -80,6 +85,8 @@ struct Inner {
     inbox: Mutex<Inbox>,
     http: reqwest::Client,
     pages: minijinja::Environment<'static>,
+    /// Tells the dev phone which pushes are expired; without it none are shown so.
+    liveness: Option<Liveness>,
 }
 
 /// How long a simulated callback to Tessera may take.
@@ -89,6 +96,15 @@ impl SimState {
     /// Fails only if the HTTP client cannot be set up (TLS backend) or the page template is
     /// broken (a unit test renders it).
     pub fn new(config: SimConfig) -> Result<Self, GatewayError> {
+        Self::build(config, None)
+    }
+
+    /// `new`, with the dev phone greying out pushes whose challenge nobody waits for.
+    pub fn watching(config: SimConfig, liveness: Liveness) -> Result<Self, GatewayError> {
+        Self::build(config, Some(liveness))
+    }
+
+    fn build(config: SimConfig, liveness: Option<Liveness>) -> Result<Self, GatewayError> {
         let http = reqwest::Client::builder()
             .timeout(CALLBACK_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
@@ -101,6 +117,7 @@ impl SimState {
                 inbox: Mutex::new(Inbox::default()),
                 http,
                 pages: phone::templates()?,
+                liveness,
             }),
         })
     }
@@ -118,6 +135,21 @@ impl SimState {
             .inbox
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The ids of the pushes in `pushes` that no sign-in waits for any more. Only pushes
+    /// still on screen (not cleared) are looked up: one store read each.
+    async fn expired_pushes(&self, pushes: &VecDeque<SimPush>) -> HashSet<String> {
+        let mut out = HashSet::new();
+        let Some(l) = &self.inner.liveness else {
+            return out;
+        };
+        for p in pushes.iter().filter(|p| !p.cleared) {
+            if l.expired(p).await {
+                out.insert(p.id.clone());
+            }
+        }
+        out
     }
 
     fn config(&self) -> &SimConfig {

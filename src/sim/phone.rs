@@ -3,7 +3,7 @@
 //! Everything shown (titles, prompts, texts, labels) comes from requests anyone can make,
 //! so the page is rendered by minijinja with HTML auto-escaping (the template is `.html`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use axum::Form;
 use axum::extract::{Path, Query, State};
@@ -32,7 +32,15 @@ pub fn templates() -> Result<Environment<'static>, GatewayError> {
 #[derive(Serialize)]
 struct App {
     topic: String,
-    pushes: Vec<SimPush>,
+    pushes: Vec<PushView>,
+}
+
+/// A push as the page shows it: greyed out, buttons disabled, when `expired`.
+#[derive(Serialize)]
+struct PushView {
+    #[serde(flatten)]
+    push: SimPush,
+    expired: bool,
 }
 
 #[derive(Serialize, Default)]
@@ -43,11 +51,15 @@ struct Phone {
 }
 
 /// Groups the inbox by device: one app per ntfy topic, one phone per number. Newest
-/// notifications and calls first; texts in conversation order.
-fn devices(inbox: Inbox) -> (Vec<App>, Vec<Phone>) {
-    let mut apps: BTreeMap<String, Vec<SimPush>> = BTreeMap::new();
+/// notifications and calls first; texts in conversation order. `expired` names the pushes
+/// no sign-in waits for any more.
+fn devices(inbox: Inbox, expired: &HashSet<String>) -> (Vec<App>, Vec<Phone>) {
+    let mut apps: BTreeMap<String, Vec<PushView>> = BTreeMap::new();
     for p in inbox.pushes.into_iter().rev() {
-        apps.entry(p.topic.clone()).or_default().push(p);
+        let expired = !p.cleared && expired.contains(&p.id);
+        apps.entry(p.topic.clone())
+            .or_default()
+            .push(PushView { push: p, expired });
     }
     let mut phones: BTreeMap<String, Phone> = BTreeMap::new();
     for c in inbox.calls.into_iter().rev() {
@@ -95,10 +107,19 @@ pub struct PageQuery {
     refresh: Option<u8>,
 }
 
-/// `GET /dev/phone` (`?refresh=0` stops the page reloading itself while you type).
+/// `GET /dev/phone`; `?refresh=1` makes the page reload itself every 3 seconds. Not by
+/// default: a reload throws keyboard focus back to the top and makes screen readers start
+/// over (axe-core's `meta-refresh`, WCAG 2.2.1), and the page must stay usable for them.
 pub async fn page(State(state): State<SimState>, Query(q): Query<PageQuery>) -> Response {
-    let (apps, phones) = devices(state.snapshot());
-    match render(&state.inner.pages, &apps, &phones, q.refresh != Some(0)) {
+    let inbox = state.snapshot();
+    let expired = state.expired_pushes(&inbox.pushes).await;
+    let (apps, phones) = devices(inbox, &expired);
+    match render(
+        &state.inner.pages,
+        &apps,
+        &phones,
+        q.refresh.is_some_and(|r| r > 0),
+    ) {
         Ok(html) => Html(html).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "dev phone page failed to render");
@@ -212,10 +233,11 @@ mod tests {
                 num_digits: None,
                 timeout_secs: 5,
             }),
+            language: Some("es\" onclick=\"x".into()),
             typed: "12".into(),
             events: vec![],
         });
-        let (apps, phones) = devices(inbox);
+        let (apps, phones) = devices(inbox, &HashSet::new());
         let env = templates().unwrap_or_else(|e| panic!("template: {e}"));
         let html = render(&env, &apps, &phones, true).unwrap_or_else(|e| panic!("render: {e}"));
         assert!(!html.contains("<script>"), "{html}");
@@ -224,7 +246,70 @@ mod tests {
             html.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;"),
             "{html}"
         );
+        assert!(!html.contains("es\" onclick"), "{html}");
+        assert!(html.contains("lang=\"es&quot; onclick=&quot;x\""), "{html}");
         assert!(html.contains("/dev/phone/call/CA1/key"));
         assert!(html.contains("http-equiv=\"refresh\""));
+        let still = render(&env, &apps, &phones, false).unwrap_or_else(|e| panic!("render: {e}"));
+        assert!(
+            !still.contains("http-equiv"),
+            "no reload unless asked: {still}"
+        );
+    }
+
+    fn push(id: &str, cleared: bool) -> SimPush {
+        SimPush {
+            id: id.into(),
+            topic: "t1".into(),
+            title: format!("Sign-in {id}"),
+            message: "Approve if it was you.".into(),
+            actions: vec![SimAction {
+                action: "http".into(),
+                label: "Approve".into(),
+                url: format!("https://idp.example/mfa/callback/{id}"),
+                method: "POST".into(),
+                clear: true,
+            }],
+            cleared,
+            outcome: None,
+        }
+    }
+
+    #[test]
+    fn expired_pushes_are_marked_and_their_buttons_disabled() {
+        let mut inbox = Inbox::default();
+        inbox.add_push(push("live", false));
+        inbox.add_push(push("old", false));
+        inbox.add_push(push("answered", true));
+        let expired = HashSet::from(["old".to_owned(), "answered".to_owned()]);
+        let (apps, phones) = devices(inbox, &expired);
+        let env = templates().unwrap_or_else(|e| panic!("template: {e}"));
+        let html = render(&env, &apps, &phones, false).unwrap_or_else(|e| panic!("render: {e}"));
+        let article = |id: &str| {
+            let title = format!("Sign-in {id}");
+            let at = html
+                .find(&title)
+                .unwrap_or_else(|| panic!("{title}: {html}"));
+            let start = html[..at].rfind("<article").unwrap_or(0);
+            let end = at + html[at..].find("</article>").unwrap_or(html.len() - at);
+            html[start..end].to_owned()
+        };
+        let old = article("old");
+        assert!(
+            old.contains("class=\"push expired\"") && old.contains("Expired"),
+            "{old}"
+        );
+        assert!(old.contains(" disabled>Approve"), "{old}");
+        let live = article("live");
+        assert!(
+            !live.contains("Expired") && !live.contains("disabled"),
+            "{live}"
+        );
+        // A cleared push shows as done (its buttons gone), not as expired.
+        let answered = article("answered");
+        assert!(
+            !answered.contains("Expired") && !answered.contains("<button"),
+            "{answered}"
+        );
     }
 }

@@ -141,6 +141,7 @@ pub async fn create_call(
             prompt: Vec::new(),
             fallback: Vec::new(),
             gather: None,
+            language: None,
             typed: String::new(),
             events: Vec::new(),
         };

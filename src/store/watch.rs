@@ -45,6 +45,16 @@ impl<T> Watched<T> {
             .checked = None;
     }
 
+    /// The value as last derived, without reading the store (for code that cannot wait; a
+    /// `get` elsewhere keeps it fresh).
+    pub fn peek(&self) -> Arc<T> {
+        self.snapshot
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .value
+            .clone()
+    }
+
     /// The current value. When `key`'s bytes changed, `derive` builds the new value from
     /// them; a store that cannot be read, or a `derive` that fails, keeps the last good value
     /// and says so in the log.

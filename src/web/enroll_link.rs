@@ -14,7 +14,6 @@ use serde::Deserialize;
 
 use super::error::WebError;
 use super::{AppContext, AppState, ClientIp, PageLang};
-use crate::i18n::msgid;
 use crate::mfa::enroll_link::{self, Confirmed, EnrollLink};
 use crate::mfa::oath;
 
@@ -66,7 +65,7 @@ fn page(
         lang,
         "enroll_link.html",
         minijinja::context! {
-            title => msgid("Set up verification"), step => step, message => message, app => shown,
+            title => super::views::enroll_title(step), step => step, message => message, app => shown,
         },
     );
     *res.status_mut() = if step == "invalid" {

@@ -272,7 +272,8 @@ async fn advance(
     let rule = second_factor_rule(ctx, &flow.request).await;
     let policy = ctx.policy().await;
     let flow_id = flow.id.clone();
-    let mut flow = match flow.step(event, &ctx.deps(&policy, rule)).await {
+    let deps = ctx.deps(&policy, rule).in_lang(lang.lang);
+    let mut flow = match flow.step(event, &deps).await {
         Ok(f) => f,
         Err(StepError::Store(e)) => return Err(e.into()),
         Err(StepError::DirectoryUnavailable(detail)) => {

@@ -13,8 +13,11 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 
 use super::{AppContext, AppState};
+use crate::i18n::Lang;
 use crate::mfa::challenge::{self, Action};
-use crate::mfa::gateway::{twiml_gather, twiml_gather_one_key, twiml_say, verify_twilio_signature};
+use crate::mfa::gateway::{
+    Speech, twiml_gather, twiml_gather_one_key, twiml_say, verify_twilio_signature,
+};
 use crate::mfa::{Challenge, ChallengeStatus};
 
 #[derive(Deserialize)]
@@ -22,11 +25,11 @@ pub struct NumberQuery {
     n: Option<u8>,
 }
 
-fn plain(status: StatusCode, text: &'static str) -> Response {
+fn plain(status: StatusCode, text: impl Into<String>) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        text,
+        text.into(),
     )
         .into_response()
 }
@@ -35,12 +38,13 @@ fn twiml(body: String) -> Response {
     ([(header::CONTENT_TYPE, "application/xml")], body).into_response()
 }
 
-/// Loads the pending challenge a token grants `allowed` actions on.
+/// Loads the challenge a token grants `allowed` actions on; `None` when the store no longer
+/// holds it (kept ten minutes past its deadline, so the sign-in is long over).
 async fn granted(
     ctx: &AppContext,
     token: &str,
     allowed: &[Action],
-) -> Result<(Challenge, Action), Response> {
+) -> Result<(Option<Challenge>, Action), Response> {
     let Some((id, action)) = ctx
         .tokens
         .verify(token)
@@ -50,8 +54,7 @@ async fn granted(
         return Err(plain(StatusCode::NOT_FOUND, "unknown request"));
     };
     match challenge::load(ctx.store.as_ref(), &id).await {
-        Ok(Some(c)) => Ok((c, action)),
-        Ok(None) => Err(plain(StatusCode::GONE, "this request has expired")),
+        Ok(c) => Ok((c, action)),
         Err(e) => {
             tracing::error!(error = %e, "store failure in callback");
             Err(plain(StatusCode::SERVICE_UNAVAILABLE, "try again"))
@@ -59,24 +62,143 @@ async fn granted(
     }
 }
 
-async fn settle(ctx: &AppContext, c: &Challenge, status: ChallengeStatus) -> Response {
+/// What became of an answer from the phone (`take`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    /// It settled the challenge: the waiting page moves on.
+    Taken,
+    /// The sign-in had stopped waiting (deadline passed, timed out, abandoned for another
+    /// option, or long gone): nothing changes, and the sign-in log says so.
+    Late,
+    /// The challenge was answered already: a repeated callback.
+    Repeated,
+    /// The store failed; the phone may try again.
+    Unavailable,
+}
+
+/// Applies a gateway's answer to the challenge, unless the sign-in stopped waiting for it.
+/// A late approval must never count: `login::second_factor` reads an approved challenge
+/// before it looks at the deadline, so the deadline is enforced here too.
+async fn take(ctx: &AppContext, c: Option<&Challenge>, status: ChallengeStatus) -> Answer {
+    let Some(c) = c else {
+        tracing::info!(
+            answer = answer_name(&status),
+            "answer for a challenge no longer stored: sign-in no longer waiting"
+        );
+        return Answer::Late;
+    };
+    // A call that ended (status callback) is not an answer from the user.
+    let from_user = !matches!(status, ChallengeStatus::Failed { .. });
+    // Past the deadline only an approval is refused while the page has not yet noticed: a
+    // denial or a fraud report still reaches the sign-in (and a fraud report blocks).
+    let approval = status == ChallengeStatus::Approved;
+    let late = match &c.status {
+        ChallengeStatus::Pending if approval && ctx.clock.unix() >= c.deadline => {
+            Some("timed out".to_owned())
+        }
+        ChallengeStatus::Pending => None,
+        ChallengeStatus::Failed { reason } if from_user => Some(reason.clone()),
+        _ => return Answer::Repeated,
+    };
+    if let Some(why) = late {
+        record_late(ctx, c, &status, &why).await;
+        return Answer::Late;
+    }
     let label = format!("{status:?}");
-    match challenge::resolve(ctx.store.as_ref(), &c.id, status).await {
+    match challenge::resolve(ctx.store.as_ref(), &c.id, status.clone()).await {
         Ok(Some(_)) => {
             tracing::info!(user = %c.username, method = c.method.as_str(), outcome = %label, "challenge answered");
-            plain(
-                StatusCode::OK,
-                "Thank you. You can close this notification.",
-            )
+            Answer::Taken
         }
-        Ok(None) => plain(
-            StatusCode::GONE,
-            "This request was already answered or has expired.",
-        ),
+        // Changed under us: by the waiting page giving up (then this answer is late), or by
+        // another answer.
+        Ok(None) => match challenge::load(ctx.store.as_ref(), &c.id).await {
+            Ok(Some(now)) if from_user && matches!(now.status, ChallengeStatus::Failed { .. }) => {
+                Box::pin(take(ctx, Some(&now), status)).await
+            }
+            _ => Answer::Repeated,
+        },
         Err(e) => {
             tracing::error!(error = %e, "store failure in callback");
-            plain(StatusCode::SERVICE_UNAVAILABLE, "try again")
+            Answer::Unavailable
         }
+    }
+}
+
+fn answer_name(status: &ChallengeStatus) -> &'static str {
+    match status {
+        ChallengeStatus::Approved => "approval",
+        ChallengeStatus::Denied => "denial",
+        ChallengeStatus::Fraud => "fraud report",
+        ChallengeStatus::Pending | ChallengeStatus::Failed { .. } => "answer",
+    }
+}
+
+/// Late answers one challenge may add to the sign-in log: a phone (or whoever holds its
+/// callback URL) pressing again and again must not fill the store.
+const LATE_NOTES_PER_CHALLENGE: i64 = 3;
+
+/// Notes a late answer in the sign-in log, on its sign-in's row ("late approval: sign-in no
+/// longer waiting (timed out)"). The flow, while still stored, names the application and
+/// the state the sign-in is in now; it changes nothing (only `Flow::step` does).
+async fn record_late(ctx: &AppContext, c: &Challenge, status: &ChallengeStatus, why: &str) {
+    let store = ctx.store.as_ref();
+    let now = ctx.clock.unix();
+    let reason = format!(
+        "late {}: sign-in no longer waiting ({why})",
+        answer_name(status)
+    );
+    tracing::info!(user = %c.username, method = c.method.as_str(), %reason, "late answer refused");
+    let budget = store
+        .incr(
+            &format!("late_answer:{}", c.id),
+            1,
+            Some(std::time::Duration::from_secs(1200)),
+        )
+        .await;
+    if !budget.is_ok_and(|n| n <= LATE_NOTES_PER_CHALLENGE) {
+        return;
+    }
+    let flow: Option<crate::login::Flow> =
+        crate::store::get_json(store, &super::login::flow_key(&c.flow_id))
+            .await
+            .ok()
+            .flatten();
+    let at =
+        time::OffsetDateTime::from_unix_timestamp(now).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let event = crate::audit::AuditEvent {
+        at: crate::saml::saml_time(at),
+        flow: &c.flow_id,
+        user: Some(&c.username),
+        rp: flow.as_ref().map_or("", |f| f.request.audit_name()),
+        client_ip: flow.as_ref().map_or("", |f| f.client_ip.as_str()),
+        from: crate::audit::FROM_PHONE,
+        to: flow.as_ref().map_or("ended", |f| f.state.name()),
+        method: Some(c.method.as_str()),
+        outcome: crate::audit::Outcome::Ignored,
+        reason: Some(reason),
+    };
+    if let Err(e) = crate::audit::persist_one(store, &event, now).await {
+        tracing::error!(error = %e, "late answer not stored in the sign-in log");
+    }
+}
+
+/// What the phone is told about its answer (the ntfy app or a webhook consumer shows it), in
+/// the challenge's language.
+async fn settle(ctx: &AppContext, c: Option<&Challenge>, status: ChallengeStatus) -> Response {
+    let lang = c.map_or(Lang::En, |c| c.lang);
+    let tr = |english| ctx.catalogue.tr(lang, english).to_owned();
+    match take(ctx, c, status).await {
+        Answer::Taken => plain(
+            StatusCode::OK,
+            tr("Thank you. You can close this notification."),
+        ),
+        Answer::Late => plain(StatusCode::GONE, tr("This sign-in is no longer waiting.")),
+        Answer::Repeated => plain(
+            StatusCode::GONE,
+            tr("This request was already answered or has expired."),
+        ),
+        Answer::Unavailable => plain(StatusCode::SERVICE_UNAVAILABLE, "try again"),
     }
 }
 
@@ -96,14 +218,15 @@ pub async fn push_action(
         Ok(x) => x,
         Err(r) => return r,
     };
+    let number = c.as_ref().and_then(|c| c.number);
     let status = match action {
         // Number matching: approving with the wrong number is a denial (MFA fatigue defence).
-        Action::Approve if c.number.is_some() && q.n != c.number => ChallengeStatus::Denied,
+        Action::Approve if number.is_some() && q.n != number => ChallengeStatus::Denied,
         Action::Approve => ChallengeStatus::Approved,
         Action::Fraud => ChallengeStatus::Fraud,
         _ => ChallengeStatus::Denied,
     };
-    settle(&ctx, &c, status).await
+    settle(&ctx, c.as_ref(), status).await
 }
 
 /// A carrier callback's form, taken only with a valid X-Twilio-Signature when a Twilio auth
@@ -166,26 +289,15 @@ pub async fn voice(
         Ok(x) => x,
         Err(r) => return r,
     };
-    let name = ctx.config.idp.display_name.clone();
+    let Some(c) = c else {
+        // The challenge (and with it the call's language) is gone.
+        let words = "This sign-in is no longer waiting. Goodbye.";
+        return twiml(twiml_say(Lang::En.speech_tag(), words));
+    };
     let pin_mode = ctx.policy().await.mfa.pin_mode;
     let Some(digits) = form.get("Digits") else {
-        let prompt = if pin_mode {
-            format!(
-                "This is {name}. Someone is signing in as you. Enter your PIN followed by the pound key to approve. To report fraud, press zero then pound."
-            )
-        } else {
-            format!(
-                "This is {name}. Someone is signing in as you. Press the pound key to approve. To report fraud, press zero then pound."
-            )
-        };
         let action = format!("{}{}", ctx.config.public_base(), uri.0);
-        // Twilio sends nothing when the finish key is the first key pressed, so "press #"
-        // collects one key with no finish key (Digits=#); PIN mode ends the PIN with #.
-        return twiml(if pin_mode {
-            twiml_gather(&prompt, &action, '#', 20)
-        } else {
-            twiml_gather_one_key(&prompt, &action, 20)
-        });
+        return twiml(call_script(&ctx, c.lang, pin_mode, &action));
     };
     let status = if digits == "0" || digits == "0#" {
         ChallengeStatus::Fraud
@@ -196,13 +308,40 @@ pub async fn voice(
     } else {
         ChallengeStatus::Denied
     };
-    let words = match status {
-        ChallengeStatus::Approved => "Thank you. You are signed in. Goodbye.",
-        ChallengeStatus::Fraud => "Fraud has been reported and your account is blocked. Goodbye.",
+    let words = match (take(&ctx, Some(&c), status.clone()).await, status) {
+        (Answer::Late | Answer::Repeated, _) => "This sign-in is no longer waiting. Goodbye.",
+        (Answer::Taken, ChallengeStatus::Approved) => "Thank you. You are signed in. Goodbye.",
+        (Answer::Taken, ChallengeStatus::Fraud) => {
+            "Fraud has been reported and your account is blocked. Goodbye."
+        }
         _ => "Sign-in was not approved. Goodbye.",
     };
-    let _ = settle(&ctx, &c, status).await;
-    twiml(twiml_say(words))
+    let words = ctx.catalogue.tr(c.lang, words);
+    twiml(twiml_say(c.lang.speech_tag(), words))
+}
+
+/// The call's first words in `lang`, gathering keys for `action`: "press # to approve", or
+/// in PIN mode "your PIN, then #".
+fn call_script(ctx: &AppContext, lang: Lang, pin_mode: bool, action: &str) -> String {
+    let name = [("name", ctx.config.idp.display_name.as_str())];
+    let prompt = if pin_mode {
+        "This is {name}. Someone is signing in as you. Enter your PIN followed by the pound key to approve. To report fraud, press zero then pound."
+    } else {
+        "This is {name}. Someone is signing in as you. Press the pound key to approve. To report fraud, press zero then pound."
+    };
+    let prompt = ctx.catalogue.text(lang, prompt, &name);
+    let speech = Speech {
+        language: lang.speech_tag(),
+        prompt: &prompt,
+        no_input: ctx.catalogue.tr(lang, "No input received. Goodbye."),
+    };
+    // Twilio sends nothing when the finish key is the first key pressed, so "press #"
+    // collects one key with no finish key (Digits=#); PIN mode ends the PIN with #.
+    if pin_mode {
+        twiml_gather(&speech, action, '#', 20)
+    } else {
+        twiml_gather_one_key(&speech, action, 20)
+    }
 }
 
 async fn pin_status(ctx: &AppContext, c: &Challenge, digits: &str) -> ChallengeStatus {
@@ -234,9 +373,10 @@ pub async fn test_call_voice(
         return plain(StatusCode::NOT_FOUND, "unknown request");
     }
     let name = &ctx.config.idp.display_name;
-    twiml(twiml_say(&format!(
-        "This is a test call from {name}. Calls for sign-in verification work. Goodbye."
-    )))
+    twiml(twiml_say(
+        Lang::En.speech_tag(),
+        &format!("This is a test call from {name}. Calls for sign-in verification work. Goodbye."),
+    ))
 }
 
 /// How the admin's test call ended, for the log (no-answer, busy, completed…).
@@ -267,7 +407,8 @@ pub async fn voice_status(
     CarrierForm(form): CarrierForm,
 ) -> Response {
     let (c, _) = match granted(&ctx, &token, &[Action::Status]).await {
-        Ok(x) => x,
+        Ok((Some(c), a)) => (c, a),
+        Ok((None, _)) => return plain(StatusCode::GONE, "this request has expired"),
         Err(r) => return r,
     };
     let call_status = form
@@ -279,7 +420,7 @@ pub async fn voice_status(
     }
     settle(
         &ctx,
-        &c,
+        Some(&c),
         ChallengeStatus::Failed {
             reason: format!("call {call_status}"),
         },
@@ -317,6 +458,6 @@ pub async fn sms_inbound(State(ctx): State<AppState>, CarrierForm(form): Carrier
     } else {
         ChallengeStatus::Denied
     };
-    let _ = settle(&ctx, &c, status).await;
+    let _ = settle(&ctx, Some(&c), status).await;
     twiml("<Response></Response>".into())
 }

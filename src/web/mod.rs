@@ -1,6 +1,7 @@
 //! The HTTP surface: `app(state)` builds the axum router every binary and test uses.
 
 mod admin;
+pub(crate) mod branding;
 pub mod client;
 mod enroll_link;
 mod error;
@@ -77,6 +78,8 @@ pub struct AppContext {
     /// This process's metrics (`/metrics`); the store and directory above already report
     /// into it.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The sign-in pages' branding in force (the admin's, from the store).
+    pub branding: crate::admin::branding::LiveBranding,
 }
 
 pub type AppState = Arc<AppContext>;
@@ -117,12 +120,19 @@ fn routes(state: &AppState) -> Router<AppState> {
         // A POST is WS-Federation when it carries `wa`, else SAML (wsfed::sso_post).
         r = r.route(p, get(saml::sso_redirect).post(wsfed::sso_post));
     }
+    // The people's pages read the branding fresh; machine routes (health, metrics, callbacks)
+    // never wait on the store for it.
+    r = r.route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        branding::refresh,
+    ));
     // Only unit tests have a handler that panics on purpose (see `layers::tests`).
     #[cfg(test)]
     {
         r = r.route("/test/panic", get(layers::tests::panics));
     }
     r.merge(admin::routes())
+        .merge(branding::routes())
         .merge(portal::routes())
         .merge(machine_routes(state))
         .fallback(errors::no_route)
@@ -316,9 +326,14 @@ impl AppContext {
         }
     }
 
-    /// A sign-in page in the request's language (`lang` also brings the language links).
+    /// A sign-in page in the request's language (`lang` also brings the language links),
+    /// with the branding in force.
     pub fn page(&self, lang: &PageLang, name: &str, ctx: minijinja::Value) -> Response {
-        self.render(name, minijinja::context! { ..lang.context(), ..ctx })
+        let brand = branding::context(&self.branding.last());
+        self.render(
+            name,
+            minijinja::context! { ..lang.context(), ..brand, ..ctx },
+        )
     }
 
     /// The error page in English, rendered at once: for what happens outside the handlers
@@ -377,6 +392,9 @@ impl AppContext {
             public_base: self.config.public_base(),
             issuer_name: &self.config.idp.display_name,
             rule,
+            // Pages in another language say so with `Deps::in_lang`.
+            lang: crate::i18n::Lang::default(),
+            catalogue: &self.catalogue,
         }
     }
 
@@ -498,6 +516,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     (
         "logout_done.html",
         include_str!("../../templates/logout_done.html"),
+    ),
+    (
+        "admin_branding.html",
+        include_str!("../../templates/admin_branding.html"),
     ),
 ];
 

@@ -20,17 +20,29 @@ pub async fn home(State(ctx): State<AppState>, lang: PageLang) -> Response {
     )
 }
 
+/// GET /docs: the admin guide, with this server's own values and the NetScaler commands for
+/// the example gateway from the generator the console uses (`admin::netscaler`).
 pub async fn docs(State(ctx): State<AppState>) -> Response {
     let signing = ctx.signing().await;
+    let endpoints = crate::startup::endpoints(&ctx.config);
+    let example = crate::admin::netscaler::Gateway::example();
+    let (commands, commands_error) =
+        match crate::admin::netscaler::script(&example, &endpoints.sso, endpoints.slo.as_deref()) {
+            Ok(c) => (Some(c), None),
+            Err(e) => (None, Some(e)),
+        };
     ctx.render(
         "docs.html",
         minijinja::context! {
             title => "Administrator guide",
             base => ctx.config.public_base(),
-            entity_id => ctx.config.entity_id(),
-            sso_url => ctx.sso_url(),
+            entity_id => endpoints.entity_id,
+            sso_url => endpoints.sso,
             thumbprint => signing.current.thumbprint_sha1.clone(),
             not_after => signing.current.not_after.clone(),
+            example_gateway => example.entity_id, commands => commands, commands_error => commands_error,
+            cert_file => crate::admin::netscaler::CERT_FILE,
+            dev_phone => ctx.simulator.is_some(),
         },
     )
 }

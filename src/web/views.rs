@@ -31,7 +31,8 @@ struct Frame {
     policy: std::sync::Arc<Policy>,
 }
 
-/// What the sign-in is for, as its pages name it: the application, the console or the portal.
+/// What the sign-in is for, as its pages name it: the application (by the display name an
+/// admin gave it, else its trust's name), the console or the portal.
 async fn app_name(ctx: &AppContext, request: &Pending) -> String {
     let rp = match request {
         Pending::Saml(p) => &p.rp_entity_id,
@@ -42,7 +43,7 @@ async fn app_name(ctx: &AppContext, request: &Pending) -> String {
     ctx.registry()
         .await
         .get(rp)
-        .map(|rp| rp.name.clone())
+        .map(|rp| rp.display_name.clone())
         .unwrap_or_default()
 }
 
@@ -62,6 +63,7 @@ pub async fn render(ctx: &AppContext, lang: &PageLang, flow: &Flow) -> Result<Re
                 minijinja::context! {
                     title => msgid("Sign in"), flow => flow.id.clone(), login => login, message => message,
                     rp_name => frame.rp_name.clone(), idp_name => frame.idp_name.clone(),
+                    sign_in_notice => true,
                 },
             );
             if message.is_some() {
@@ -78,7 +80,7 @@ pub async fn render(ctx: &AppContext, lang: &PageLang, flow: &Flow) -> Result<Re
         } => {
             let mfa = &frame.policy.mfa;
             ctx.page(lang, "mfa_pin.html", minijinja::context! {
-                title => msgid("Choose a PIN"), flow => flow.id.clone(), message => message, renewing => renewing,
+                title => msgid("Choose a PIN – Sign in"), flow => flow.id.clone(), message => message, renewing => renewing,
                 min_length => mfa.pin_min_length, max_length => crate::mfa::pin::MAX_LEN,
                 refuse_weak => mfa.pin_refuse_weak, rp_name => frame.rp_name.clone(), idp_name => frame.idp_name.clone(),
             })
@@ -132,7 +134,7 @@ fn second_factor(
     };
     let now = ctx.clock.unix();
     let mut res = ctx.page(lang, template, minijinja::context! {
-        title => msgid("Verify your identity"), flow => flow.id.clone(), user => user.upn.clone().unwrap_or(user.username.clone()),
+        title => second_factor_title(*method, waiting), flow => flow.id.clone(), user => user.upn.clone().unwrap_or(user.username.clone()),
         method => method.as_str(), destination => destination, number => number, message => message,
         remaining => deadline.map(|d| (d - now).max(0)), asked => w.asked.clone(), rp_name => frame.rp_name.clone(), idp_name => frame.idp_name.clone(),
     });
@@ -143,6 +145,17 @@ fn second_factor(
         res = super::wait::live_page(res);
     }
     res
+}
+
+/// The second-factor page's title: the step the user is on, then "Sign in" (WCAG 2.4.2).
+fn second_factor_title(method: Method, waiting: bool) -> &'static str {
+    match (method, waiting) {
+        (Method::Push, true) => msgid("Approve the sign-in – Sign in"),
+        (Method::Call, true) => msgid("Answer the call – Sign in"),
+        (_, true) => msgid("Reply to the text – Sign in"),
+        (Method::Questions, false) => msgid("Answer your security questions – Sign in"),
+        (_, false) => msgid("Enter your code – Sign in"),
+    }
 }
 
 /// "Use a different verification option": the user's methods to choose from.
@@ -161,7 +174,7 @@ async fn choose(
         .map(|o| minijinja::context! { method => o.method.as_str(), label => o.label, phone => o.phone })
         .collect();
     Ok(ctx.page(lang, "mfa_choose.html", minijinja::context! {
-        title => msgid("Verify your identity"), flow => flow.id.clone(), message => message, options => options,
+        title => msgid("Choose a verification option – Sign in"), flow => flow.id.clone(), message => message, options => options,
         offer_make_default => frame.policy.mfa.allow_method_choice, rp_name => frame.rp_name.clone(), idp_name => frame.idp_name.clone(),
     }))
 }
@@ -190,7 +203,7 @@ fn enroll(
     let mfa = &frame.policy.mfa;
     let enabled = |m: Method| mfa.methods.contains(&m);
     let res = ctx.page(lang, "enroll.html", minijinja::context! {
-        title => msgid("Set up verification"), flow => flow.id.clone(), step => step, qr => qr, secret => secret_text,
+        title => enroll_title(step), flow => flow.id.clone(), step => step, qr => qr, secret => secret_text,
         account => account, message => message, topic => topic,
         push_server => mfa.gateway.push_server_url(ctx.config.public_base()),
         offer_app => mfa.apps_allowed(), offer_phone => enabled(Method::Sms), offer_push => enabled(Method::Push),
@@ -200,6 +213,16 @@ fn enroll(
         super::wait::live_page(res)
     } else {
         res
+    }
+}
+
+/// The setup page's title: the step the user is on (WCAG 2.4.2).
+pub(super) fn enroll_title(step: &str) -> &'static str {
+    match step {
+        "app" => msgid("Scan the code – Set up verification"),
+        "phone" => msgid("Enter the texted code – Set up verification"),
+        "push" => msgid("Approve the test notification – Set up verification"),
+        _ => msgid("Set up verification"),
     }
 }
 

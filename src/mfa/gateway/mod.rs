@@ -18,13 +18,15 @@ use openssl::pkey::PKey;
 use openssl::sign::Signer;
 use serde::Serialize;
 
+use crate::i18n::Lang;
+
 pub use ntfy::{MAX_ACTIONS as NTFY_MAX_ACTIONS, Ntfy};
 pub use settings::{
     GatewaySettings, PushKind, SIMULATOR_ACCOUNT_SID, SIMULATOR_AUTH_TOKEN, SIMULATOR_FROM,
     VoiceSmsKind, build,
 };
 pub use twilio::{
-    Twilio, twilio_signature, twiml_gather, twiml_gather_one_key, twiml_say,
+    Speech, Twilio, twilio_signature, twiml_gather, twiml_gather_one_key, twiml_say,
     verify_twilio_signature,
 };
 pub use webhook::{
@@ -41,6 +43,9 @@ pub struct PushMessage {
     pub topic: String,
     pub title: String,
     pub body: String,
+    /// The language `title`, `body` and the labels are in (the sign-in page's); a webhook
+    /// relay gets it as `lang` (`en`, `de`, `fr`, `es`, `it`, `nl`, `pt`).
+    pub lang: Lang,
     /// Buttons; each is an HTTP POST to its URL (approve / deny / report fraud; with number
     /// matching one approve action per number offered).
     pub actions: Vec<PushAction>,
@@ -62,6 +67,8 @@ pub struct CallRequest {
     pub voice_url: String,
     /// Where the carrier reports how the call ended (no-answer, busy, completed).
     pub status_url: String,
+    /// The language the script at `voice_url` speaks (it says so itself in TwiML).
+    pub lang: Lang,
 }
 
 /// A text message.
@@ -70,6 +77,8 @@ pub struct SmsMessage {
     /// E.164 number to text.
     pub to: String,
     pub body: String,
+    /// The language `body` is in.
+    pub lang: Lang,
 }
 
 /// Why a delivery did not happen. Details are for the log and never contain secrets.

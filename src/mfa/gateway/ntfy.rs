@@ -125,6 +125,7 @@ mod tests {
             topic: "t".into(),
             title: "Sign-in".into(),
             body: "Approve?".into(),
+            lang: crate::i18n::Lang::En,
             actions: (0..n)
                 .map(|i| PushAction {
                     label: format!("L{i}"),

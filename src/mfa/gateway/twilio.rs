@@ -117,33 +117,45 @@ fn xml_escape(s: &str) -> String {
     out
 }
 
-/// TwiML that reads `prompt` and collects keypresses up to `finish_on_key`, then POSTs them
-/// (without the finish key) as `Digits` to `action_url`. `finish_on_key` should be a keypad
-/// key (0-9, `*`, `#`).
+/// What a call says, in one language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Speech<'a> {
+    /// `<Say language>`: the BCP-47 tag of the words, so Twilio reads them with a voice of
+    /// that language (twilio.com/docs/voice/twiml/say#attributes-language), e.g. `es-ES`.
+    pub language: &'a str,
+    /// Read while keys are collected.
+    pub prompt: &'a str,
+    /// Read when no key was pressed, before the call ends.
+    pub no_input: &'a str,
+}
+
+/// TwiML that reads the prompt and collects keypresses up to `finish_on_key`, then POSTs
+/// them (without the finish key) as `Digits` to `action_url`. `finish_on_key` should be a
+/// keypad key (0-9, `*`, `#`).
 ///
 /// Twilio makes no request when nothing but the finish key is pressed, nor on a timeout
 /// without keys: it falls through to the goodbye and hangs up
 /// (twilio.com/docs/voice/twiml/gather#finishonkey). So "press # to approve" cannot be
 /// built on this; use `twiml_gather_one_key`.
 pub fn twiml_gather(
-    prompt: &str,
+    speech: &Speech<'_>,
     action_url: &str,
     finish_on_key: char,
     timeout_secs: u32,
 ) -> String {
     let finish = finish_on_key.to_string();
-    gather_document(prompt, action_url, &finish, None, timeout_secs)
+    gather_document(speech, action_url, &finish, None, timeout_secs)
 }
 
-/// TwiML that reads `prompt` and POSTs the first key pressed, whichever it is (`#` and `*`
+/// TwiML that reads the prompt and POSTs the first key pressed, whichever it is (`#` and `*`
 /// included, e.g. `Digits=#` to approve, `Digits=0` to report fraud) to `action_url`: one
 /// digit and no finish key (twilio.com/docs/voice/twiml/gather#numdigits).
-pub fn twiml_gather_one_key(prompt: &str, action_url: &str, timeout_secs: u32) -> String {
-    gather_document(prompt, action_url, "", Some(1), timeout_secs)
+pub fn twiml_gather_one_key(speech: &Speech<'_>, action_url: &str, timeout_secs: u32) -> String {
+    gather_document(speech, action_url, "", Some(1), timeout_secs)
 }
 
 fn gather_document(
-    prompt: &str,
+    speech: &Speech<'_>,
     action_url: &str,
     finish_on_key: &str,
     num_digits: Option<u32>,
@@ -151,16 +163,26 @@ fn gather_document(
 ) -> String {
     let num = num_digits.map_or(String::new(), |n| format!(" numDigits=\"{n}\""));
     format!(
-        "<Response><Gather input=\"dtmf\"{num} finishOnKey=\"{}\" action=\"{}\" method=\"POST\" timeout=\"{timeout_secs}\"><Say>{}</Say></Gather><Say>No input received. Goodbye.</Say></Response>",
+        "<Response><Gather input=\"dtmf\"{num} finishOnKey=\"{}\" action=\"{}\" method=\"POST\" timeout=\"{timeout_secs}\">{}</Gather>{}</Response>",
         xml_escape(finish_on_key),
         xml_escape(action_url),
-        xml_escape(prompt),
+        say(speech.language, speech.prompt),
+        say(speech.language, speech.no_input),
     )
 }
 
-/// TwiML that says `text` and ends the call.
-pub fn twiml_say(text: &str) -> String {
-    format!("<Response><Say>{}</Say></Response>", xml_escape(text))
+/// One `<Say>` of `text` in `language`.
+fn say(language: &str, text: &str) -> String {
+    format!(
+        "<Say language=\"{}\">{}</Say>",
+        xml_escape(language),
+        xml_escape(text)
+    )
+}
+
+/// TwiML that says `text` in `language` (a BCP-47 tag) and ends the call.
+pub fn twiml_say(language: &str, text: &str) -> String {
+    format!("<Response>{}</Response>", say(language, text))
 }
 
 /// The `X-Twilio-Signature` Twilio sends with a webhook: base64 HMAC-SHA1, keyed with the
@@ -232,30 +254,47 @@ mod tests {
         assert!(!verify_twilio_signature("12345", url, &params, ""));
     }
 
+    fn speech(prompt: &str) -> Speech<'_> {
+        Speech {
+            language: "en-US",
+            prompt,
+            no_input: "No input received. Goodbye.",
+        }
+    }
+
     #[test]
     fn twiml_gather_escapes_everything() {
-        let x = twiml_gather("Press <1> & \"#\"", "https://t/g?a=1&b=2", '#', 10);
+        let x = twiml_gather(&speech("Press <1> & \"#\""), "https://t/g?a=1&b=2", '#', 10);
         assert_eq!(
             x,
-            "<Response><Gather input=\"dtmf\" finishOnKey=\"#\" action=\"https://t/g?a=1&amp;b=2\" method=\"POST\" timeout=\"10\"><Say>Press &lt;1&gt; &amp; &quot;#&quot;</Say></Gather><Say>No input received. Goodbye.</Say></Response>"
+            "<Response><Gather input=\"dtmf\" finishOnKey=\"#\" action=\"https://t/g?a=1&amp;b=2\" method=\"POST\" timeout=\"10\"><Say language=\"en-US\">Press &lt;1&gt; &amp; &quot;#&quot;</Say></Gather><Say language=\"en-US\">No input received. Goodbye.</Say></Response>"
         );
         assert_eq!(
-            twiml_say("Bye <now>"),
-            "<Response><Say>Bye &lt;now&gt;</Say></Response>"
+            twiml_say("es-ES", "Adiós <ya>"),
+            "<Response><Say language=\"es-ES\">Adiós &lt;ya&gt;</Say></Response>"
         );
     }
 
     #[test]
     fn one_key_gather_has_no_finish_key() {
         assert_eq!(
-            twiml_gather_one_key("Press pound", "https://t/g", 20),
-            "<Response><Gather input=\"dtmf\" numDigits=\"1\" finishOnKey=\"\" action=\"https://t/g\" method=\"POST\" timeout=\"20\"><Say>Press pound</Say></Gather><Say>No input received. Goodbye.</Say></Response>"
+            twiml_gather_one_key(&speech("Press pound"), "https://t/g", 20),
+            "<Response><Gather input=\"dtmf\" numDigits=\"1\" finishOnKey=\"\" action=\"https://t/g\" method=\"POST\" timeout=\"20\"><Say language=\"en-US\">Press pound</Say></Gather><Say language=\"en-US\">No input received. Goodbye.</Say></Response>"
         );
     }
 
     #[test]
     fn twiml_parses_back_to_what_was_meant() {
-        let x = twiml_gather("a<b & 'c'", "https://t/g?a=1&b=2", '*', 5);
+        let x = twiml_gather(
+            &Speech {
+                language: "nl-NL",
+                prompt: "a<b & 'c'",
+                no_input: "Tot ziens.",
+            },
+            "https://t/g?a=1&b=2",
+            '*',
+            5,
+        );
         let root = crate::xml::parse(&x, &crate::xml::Limits::default());
         let Ok(root) = root else {
             panic!("TwiML must be well-formed: {root:?}")
@@ -266,7 +305,8 @@ mod tests {
             Some("https://t/g?a=1&b=2")
         );
         assert_eq!(g.and_then(|g| g.attr("finishOnKey")), Some("*"));
-        let say = g.and_then(|g| g.child("", "Say")).map(|s| s.text());
-        assert_eq!(say.as_deref(), Some("a<b & 'c'"));
+        let say = g.and_then(|g| g.child("", "Say"));
+        assert_eq!(say.map(|s| s.text()).as_deref(), Some("a<b & 'c'"));
+        assert_eq!(say.and_then(|s| s.attr("language")), Some("nl-NL"));
     }
 }

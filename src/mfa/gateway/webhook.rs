@@ -1,6 +1,8 @@
 //! Hand deliveries to your own relay as signed JSON webhooks (for carriers we do not speak natively).
 //!
-//! Body: `{"kind":"push"|"call"|"sms", ...the message's fields..., "sent_at": <unix secs>}`.
+//! Body: `{"kind":"push"|"call"|"sms", ...the message's fields..., "lang": "es", "sent_at":
+//! <unix secs>}`. `lang` is the language the texts are in (and a call's script will speak):
+//! the sign-in page's, one of `en`, `de`, `fr`, `es`, `it`, `nl`, `pt`.
 //! Header: `X-Tessera-Signature: sha256=<hex HMAC-SHA256 of the exact body, keyed with the
 //! shared secret>` (the same shape GitHub uses, so existing verifiers fit). `sent_at` is
 //! inside the signed body so a receiver can refuse replays of old deliveries.
@@ -129,7 +131,8 @@ mod tests {
     fn envelope_is_tagged_by_kind() {
         let sms = SmsMessage {
             to: "+15550100230".into(),
-            body: "Code 123456".into(),
+            body: "Código 123456".into(),
+            lang: crate::i18n::Lang::Es,
         };
         let v = serde_json::to_value(Envelope {
             event: Event::Sms(&sms),
@@ -138,7 +141,7 @@ mod tests {
         .unwrap_or_default();
         assert_eq!(
             v,
-            serde_json::json!({"kind":"sms","to":"+15550100230","body":"Code 123456","sent_at":7})
+            serde_json::json!({"kind":"sms","to":"+15550100230","body":"Código 123456","lang":"es","sent_at":7})
         );
     }
 }

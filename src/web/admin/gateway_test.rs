@@ -29,6 +29,9 @@ async fn send_test(
         now: ctx.clock.unix(),
         public_base: ctx.config.public_base(),
         display_name: &ctx.config.idp.display_name,
+        // The console is English, and so is its test message.
+        lang: crate::i18n::Lang::En,
+        catalogue: &ctx.catalogue,
     };
     crate::mfa::delivery::test(&sender, admin, channel, to).await
 }

@@ -1,8 +1,10 @@
 //! The admin console's router, and what every console page shares: the signed-in `Admin`, the CSRF-checked `AdminForm`, and the outcome of a change.
 //!
 //! One file per page family: `session` (sign-in, overview, sign-out), `settings`,
-//! `gateway_test`, `signins`, `users`, `rps` (trusts), `certs` (token-signing certificates), `tokens` (hardware tokens).
+//! `gateway_test`, `signins`, `users`, `rps` (trusts), `certs` (token-signing certificates), `tokens` (hardware tokens),
+//! `branding` (the sign-in pages' look).
 
+mod branding;
 mod certs;
 mod gateway_test;
 mod rps;
@@ -39,6 +41,7 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/users", get(users::search))
         .route("/admin/users/{name}", get(users::page).post(users::act))
         .merge(rps::routes())
+        .merge(branding::routes())
         .merge(certs::routes())
         .merge(tokens::routes())
 }

@@ -65,6 +65,7 @@ fn rp_row(rp: &RelyingParty, sso: &str, slo: Option<&str>, overrides: Option<&Rp
     let slug = rp.origin.strip_prefix("console:").map(str::to_owned);
     minijinja::context! {
         name => rp.name.clone(), entity_id => rp.entity_id.clone(),
+        own_display_name => overrides.and_then(|c| c.display_name.clone()).unwrap_or_default(),
         acs => rp.acs.iter().map(|a| a.url.clone()).collect::<Vec<_>>(), slo => rp.slo.clone(),
         wsfed => rp.protocol == crate::rp::Protocol::Wsfed, token => rp.token.name(),
         sign_key => sign_name(rp.sign), name_id => String::from(rp.name_id_source.clone()), name_id_format => rp.name_id_format.clone(),
@@ -378,6 +379,7 @@ fn options_of(form: &[(String, String)]) -> Result<Options, String> {
         slo: optional("slo"),
         cert_pems,
         name: field("name").map(str::to_owned),
+        display_name: field("display_name").map(|d| Some(d.to_owned())),
         preset,
         sign,
         mfa_required: field("mfa_required").is_some(),

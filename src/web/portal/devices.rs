@@ -14,8 +14,9 @@ use crate::portal::session::Setup;
 use crate::web::error::WebError;
 use crate::web::{AppContext, AppState, ClientIp, PageLang};
 
-/// What `mfa::delivery` needs, from the context and the policy in force.
-fn sender<'a>(ctx: &'a AppContext, policy: &'a Policy) -> Sender<'a> {
+/// What `mfa::delivery` needs, from the context and the policy in force; what reaches the
+/// phone is in the portal page's language.
+fn sender<'a>(ctx: &'a AppContext, policy: &'a Policy, lang: &PageLang) -> Sender<'a> {
     Sender {
         gateway: policy.gateway.as_ref(),
         store: ctx.store.as_ref(),
@@ -25,6 +26,8 @@ fn sender<'a>(ctx: &'a AppContext, policy: &'a Policy) -> Sender<'a> {
         now: ctx.clock.unix(),
         public_base: ctx.config.public_base(),
         display_name: &ctx.config.idp.display_name,
+        lang: lang.lang,
+        catalogue: &ctx.catalogue,
     }
 }
 
@@ -55,7 +58,7 @@ pub(super) async fn phone_start(
         _ => PhoneKind::Mobile,
     };
     let replaces = Some(field(&form, "replaces").to_owned()).filter(|r| !r.is_empty());
-    let (number, s) = (field(&form, "number"), sender(&ctx, &policy));
+    let (number, s) = (field(&form, "number"), sender(&ctx, &policy, &lang));
     match devices::start_phone(&s, &mut p.session, number, channel, kind, replaces).await {
         Ok(()) => {
             p.save(&ctx).await?;
@@ -140,7 +143,7 @@ pub(super) async fn push_start(
     PortalForm(mut p, _): PortalForm,
 ) -> Result<Response, WebError> {
     let policy = ctx.policy().await;
-    match devices::start_push(&sender(&ctx, &policy), &mut p.session).await {
+    match devices::start_push(&sender(&ctx, &policy, &lang), &mut p.session).await {
         Ok(()) => {
             p.save(&ctx).await?;
             Ok(Redirect::to("/portal/push").into_response())
