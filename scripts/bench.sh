@@ -174,14 +174,15 @@ step "signing micro-benchmark"
 grep '^RESULT' "$BENCH_DIR/sign.txt" >> "$RESULTS" || failed=1
 
 step "$PUSH_N sign-ins waiting on a push at once, each holding its page's live stream"
-# Every waiting browser holds an open event stream: one descriptor each on both sides, so
-# Tessera (which sizes its connection cap from this limit) and pushwait need more than N.
-want_fds=$(( PUSH_N * 2 + 4096 ))
-if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$want_fds" ]; then
-  ulimit -n "$want_fds" 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
+# Every waiting browser holds an open event stream: one descriptor each on both sides.
+# Tessera sizes its connection cap from this limit, keeping an eighth in reserve, and
+# pushwait also holds its pool of page connections: so about (N + 500) * 8/7 at least.
+need_fds=$(( (PUSH_N + 500) * 8 / 7 + 64 ))
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$need_fds" ]; then
+  ulimit -n "$need_fds" 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
 fi
-[ "$(ulimit -n)" = unlimited ] || [ "$(ulimit -n)" -ge $(( PUSH_N + 1024 )) ] \
-  || die "open-file limit $(ulimit -n) is too low for $PUSH_N held streams (raise ulimit -n)"
+[ "$(ulimit -n)" = unlimited ] || [ "$(ulimit -n)" -ge "$need_fds" ] \
+  || die "open-file limit $(ulimit -n) is below $need_fds, too low for $PUSH_N held streams (raise ulimit -Hn)"
 start_tessera push
 "$BIN/examples/pushwait" --base "http://127.0.0.1:$TESSERA_PORT" --pid "$TESSERA_PID" --store-pid "$REDIS_PID" \
   --n "$PUSH_N" --seed-push "$TDIR/data" "$REDIS_URL" \
