@@ -11,14 +11,17 @@
 //! 2. Starts N SP-initiated sign-ins (at most `--c` in flight) up to Tessera's waiting page,
 //!    in batches of `--batch` ≤ 500: after each batch the simulator's inbox (which keeps only
 //!    its newest 500 pushes) is read and each sign-in's Approve URL is noted by its topic.
-//!    Nothing is approved yet, and the waiting pages are not polled meanwhile (the flow lives
-//!    in the store; a browser's 2 s refresh is one stateless GET, not a held connection).
-//! 3. With all N waiting: Tessera's VmRSS.
-//! 4. Approves every push (POST to its Approve URL, as the phone does) and polls each sign-in's
-//!    page until the auto-POST form appears, then checks the Response.
+//!    Nothing is approved yet.
+//! 3. With all N waiting: Tessera's VmRSS. Then each waiting browser opens the page's live
+//!    stream (`GET /adfs/ls/login/wait`, Server-Sent Events, as the page's script does) and
+//!    holds it open: Tessera's VmRSS again, with N streams open (one connection each).
+//! 4. Approves every push (POST to its Approve URL, as the phone does), reads the sign-in's
+//!    stream until it says `state` (no polling), then submits the page's poll form as the
+//!    script does and checks the Response.
 //!
-//! Reports RSS with all waiting, peak RSS (VmHWM), completions and wall times, and a
-//! `RESULT key=value …` line.
+//! Reports RSS with all waiting (without and with their streams), peak RSS (VmHWM),
+//! completions and wall times, and a `RESULT key=value …` line. Each held stream is a file
+//! descriptor on both sides: raise `ulimit -n` above N (scripts/bench.sh does).
 
 #[allow(dead_code)]
 #[path = "loadgen/flow.rs"]
@@ -89,6 +92,9 @@ struct Args {
 
 /// A sign-in parked on the waiting page.
 struct Waiter {
+    /// The page's live stream, once opened.
+    stream: Option<reqwest::Response>,
+    flow_id: String,
     browser: web::Browser,
     user: String,
     poll: Url,
@@ -101,6 +107,8 @@ struct Waiter {
 
 struct Ctx {
     client: reqwest::Client,
+    /// For the held streams: no overall timeout (the `client`'s 60 s would cut them).
+    streams: reqwest::Client,
     base: Url,
     password: String,
     certs: Vec<X509>,
@@ -134,6 +142,12 @@ async fn run(args: Args) -> Result<(), String> {
 
     let ctx = Arc::new(Ctx {
         client: web::client(args.c).map_err(|e| e.to_string())?,
+        streams: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .tcp_nodelay(true)
+            .pool_max_idle_per_host(0)
+            .build()
+            .map_err(|e| e.to_string())?,
         base: Url::parse(&args.base).map_err(|e| format!("--base: {e}"))?,
         password: args.password.clone(),
         certs: match &args.idp_cert {
@@ -163,6 +177,20 @@ async fn run(args: Args) -> Result<(), String> {
         mb(rss_before)
     );
 
+    let opening = Instant::now();
+    let (mut waiters, errs) = open_streams(&ctx, waiters, args.c).await;
+    errors.extend(errs);
+    let streams = waiters.iter().filter(|w| w.stream.is_some()).count();
+    // Let the server settle (buffers, tasks parked) before reading.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rss_streams = procstat::status_kb(args.pid, "VmRSS").unwrap_or(0);
+    println!(
+        "{streams} live streams open after {:.1} s; Tessera VmRSS {:.1} MB",
+        opening.elapsed().as_secs_f64(),
+        mb(rss_streams)
+    );
+    waiters.retain(|w| w.stream.is_some());
+
     let approving = Instant::now();
     let (completed, errs) = approve_all(&ctx, waiters, args.c).await;
     errors.extend(errs);
@@ -175,6 +203,10 @@ async fn run(args: Args) -> Result<(), String> {
         approve_wall.as_secs_f64()
     );
     println!("  Tessera VmRSS, all waiting   {:.1} MB", mb(rss_waiting));
+    println!(
+        "  ... with {streams} streams open {:.1} MB",
+        mb(rss_streams)
+    );
     println!("  Tessera peak RSS (VmHWM)     {:.1} MB", mb(peak));
     if let Some(s) = store_rss {
         println!("  store VmRSS, all waiting     {:.1} MB", mb(s));
@@ -184,9 +216,10 @@ async fn run(args: Args) -> Result<(), String> {
         println!("  error: {e}");
     }
     println!(
-        "RESULT bench=pushwait n={} waiting={waiting} completed={completed} rss_waiting_mb={:.1} peak_rss_mb={:.1} store_rss_mb={} start_s={:.1} approve_s={:.1} errors={}",
+        "RESULT bench=pushwait n={} waiting={waiting} streams={streams} completed={completed} rss_waiting_mb={:.1} rss_streams_mb={:.1} peak_rss_mb={:.1} store_rss_mb={} start_s={:.1} approve_s={:.1} errors={}",
         args.n,
         mb(rss_waiting),
+        mb(rss_streams),
         mb(peak),
         store_rss.map_or("na".to_owned(), |s| format!("{:.1}", mb(s))),
         start_wall.as_secs_f64(),
@@ -242,6 +275,8 @@ async fn start_one(ctx: &Ctx, user: String) -> Result<Waiter, String> {
     let mut poll = ctx.base.join("/adfs/ls/login").map_err(|e| e.to_string())?;
     poll.query_pairs_mut().append_pair("flow", flow_id);
     Ok(Waiter {
+        stream: None,
+        flow_id: flow_id.to_owned(),
         browser,
         poll,
         request_id,
@@ -311,6 +346,67 @@ async fn fetch_json(client: &reqwest::Client, url: Url) -> Result<serde_json::Va
     serde_json::from_str(&text).map_err(|e| e.to_string())
 }
 
+/// Opens every waiting page's live stream, `c` at a time, and keeps it: (waiters, errors).
+async fn open_streams(
+    ctx: &Arc<Ctx>,
+    waiters: Vec<Waiter>,
+    c: usize,
+) -> (Vec<Waiter>, Vec<String>) {
+    let gate = Arc::new(Semaphore::new(c.max(1)));
+    let mut tasks = JoinSet::new();
+    for mut w in waiters.into_iter().filter(|w| w.approve.is_some()) {
+        let (ctx, gate) = (ctx.clone(), gate.clone());
+        tasks.spawn(async move {
+            let _slot = gate.acquire_owned().await.map_err(|e| e.to_string())?;
+            let mut url = ctx
+                .base
+                .join("/adfs/ls/login/wait")
+                .map_err(|e| e.to_string())?;
+            url.query_pairs_mut().append_pair("flow", &w.flow_id);
+            let resp = ctx
+                .streams
+                .get(url)
+                .header(reqwest::header::COOKIE, w.browser.cookie_header())
+                .header(reqwest::header::ACCEPT, "text/event-stream")
+                .send()
+                .await
+                .map_err(|e| format!("{}: stream: {e}", w.user))?;
+            if resp.status() != reqwest::StatusCode::OK {
+                return Err(format!("{}: stream answered {}", w.user, resp.status()));
+            }
+            w.stream = Some(resp);
+            Ok(w)
+        });
+    }
+    let (mut ok, mut errs) = (Vec::new(), Vec::new());
+    while let Some(done) = tasks.join_next().await {
+        match done.map_err(|e| e.to_string()).and_then(|r| r) {
+            Ok(w) => ok.push(w),
+            Err(e) => errs.push(e),
+        }
+    }
+    (ok, errs)
+}
+
+/// Reads a live stream until it says `state` (the challenge moved on).
+async fn until_state(user: &str, stream: &mut reqwest::Response) -> Result<(), String> {
+    let mut seen = String::new();
+    while !seen.contains("event: state\n") {
+        let chunk = tokio::time::timeout(Duration::from_secs(30), stream.chunk()).await;
+        match chunk {
+            Ok(Ok(Some(bytes))) => seen.push_str(&String::from_utf8_lossy(&bytes)),
+            Ok(Ok(None)) => return Err(format!("{user}: the stream ended without `state`")),
+            Ok(Err(e)) => return Err(format!("{user}: stream: {e}")),
+            Err(_) => return Err(format!("{user}: no `state` within 30 s of the approval")),
+        }
+        // Keep only the tail: an event name never spans more than this.
+        if seen.len() > 256 {
+            seen.drain(..seen.len() - 64);
+        }
+    }
+    Ok(())
+}
+
 /// Approves every push and finishes every sign-in, `c` at a time: (completed, errors).
 async fn approve_all(ctx: &Arc<Ctx>, waiters: Vec<Waiter>, c: usize) -> (usize, Vec<String>) {
     let gate = Arc::new(Semaphore::new(c.max(1)));
@@ -332,8 +428,8 @@ async fn approve_all(ctx: &Arc<Ctx>, waiters: Vec<Waiter>, c: usize) -> (usize, 
     (done, errors)
 }
 
-/// Presses Approve (a plain POST, as the phone app sends it), then polls the sign-in page
-/// like the waiting page's refresh until the auto-POST form appears.
+/// Presses Approve (a plain POST, as the phone app sends it), waits for the stream's
+/// `state`, then submits the poll form as the page's script does.
 async fn finish_one(ctx: &Ctx, mut w: Waiter) -> Result<(), String> {
     let approve = w.approve.take().unwrap_or_default();
     let resp = ctx
@@ -345,11 +441,24 @@ async fn finish_one(ctx: &Ctx, mut w: Waiter) -> Result<(), String> {
     if !resp.status().is_success() {
         return Err(format!("{}: approve answered {}", w.user, resp.status()));
     }
+    if let Some(mut stream) = w.stream.take() {
+        until_state(&w.user, &mut stream).await?;
+    }
+    let form = ctx.base.join("/adfs/ls/login").map_err(|e| e.to_string())?;
+    let fields = [
+        ("flow".to_owned(), w.flow_id.clone()),
+        ("action".to_owned(), "poll".to_owned()),
+    ];
+    let first = w.browser.post(form, &fields).await?;
+    let mut first = Some(w.browser.follow(first, 10).await?);
     for attempt in 0..10 {
         if attempt > 0 {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        let page = w.browser.get_following(w.poll.clone(), 10).await?;
+        let page = match first.take() {
+            Some(p) => p,
+            None => w.browser.get_following(w.poll.clone(), 10).await?,
+        };
         let forms = html::forms(&page.body);
         let Some(f) = forms.iter().find(|f| f.has("SAMLResponse")) else {
             if page.body.contains("id=\"waiting\"") {

@@ -5,7 +5,8 @@
 #   1. full SAML logins against Tessera and against SimpleSAMLphp, interleaved, BENCH_RUNS
 #      times each, every run on a freshly started server (peak RSS is a lifetime figure);
 #   2. the signing micro-benchmark (Response + Assertion build-and-sign vs raw RSA-2048);
-#   3. BENCH_PUSH_N sign-ins waiting on a push at once, then all approved.
+#   3. BENCH_PUSH_N sign-ins waiting on a push at once, each holding its page's live stream,
+#      then all approved.
 # and prints the side-by-side table of medians (see BENCHMARKS.md for how to read it).
 #
 #   scripts/bench.sh                                   # the published figures
@@ -172,7 +173,16 @@ step "signing micro-benchmark"
 "$BIN/examples/signbench" --runs 7 --iters "$SIGN_ITERS" | tee "$BENCH_DIR/sign.txt" || failed=1
 grep '^RESULT' "$BENCH_DIR/sign.txt" >> "$RESULTS" || failed=1
 
-step "$PUSH_N sign-ins waiting on a push at once"
+step "$PUSH_N sign-ins waiting on a push at once, each holding its page's live stream"
+# Every waiting browser holds an open event stream: one descriptor each on both sides.
+# Tessera sizes its connection cap from this limit, keeping an eighth in reserve, and
+# pushwait also holds its pool of page connections: so about (N + 500) * 8/7 at least.
+need_fds=$(( (PUSH_N + 500) * 8 / 7 + 64 ))
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$need_fds" ]; then
+  ulimit -n "$need_fds" 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
+fi
+[ "$(ulimit -n)" = unlimited ] || [ "$(ulimit -n)" -ge "$need_fds" ] \
+  || die "open-file limit $(ulimit -n) is below $need_fds, too low for $PUSH_N held streams (raise ulimit -Hn)"
 start_tessera push
 "$BIN/examples/pushwait" --base "http://127.0.0.1:$TESSERA_PORT" --pid "$TESSERA_PID" --store-pid "$REDIS_PID" \
   --n "$PUSH_N" --seed-push "$TDIR/data" "$REDIS_URL" \

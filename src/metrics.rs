@@ -471,6 +471,16 @@ impl Store for MeasuredStore {
             store_failed
         )
     }
+    // Wake-ups are not timed: a subscription's wait lasts as long as a waiting page does.
+    async fn publish(&self, channel: &str) -> crate::store::Result<()> {
+        self.inner.publish(channel).await
+    }
+    async fn subscribe(
+        &self,
+        channel: &str,
+    ) -> crate::store::Result<crate::store::notify::Subscription> {
+        self.inner.subscribe(channel).await
+    }
 }
 
 /// A `Directory` that times every call of the one it wraps (see `startup`).

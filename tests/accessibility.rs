@@ -5,8 +5,8 @@
 //! security questions), enrollment (offer, app QR code, phone, push), the enroll-link page,
 //! the error pages (400, 403, 404, expired flow), the sign-out pages (confirm and done), a
 //! portal page and the dev phone, with an expired push greyed out. The push wait pages are
-//! in `wait_page_passes_axe` on their own: their self-refresh is axe's `meta-refresh`
-//! until the live wait page replaces it.
+//! in `wait_page_passes_axe` on their own (they no longer refresh themselves: the live wait
+//! page listens instead, see tests/live_wait.rs).
 //!
 //! Each test collects every page's problems and fails once with all of them, so one run
 //! shows everything that needs fixing. `every_sign_in_page_is_small_and_self_contained`
@@ -533,8 +533,8 @@ async fn dev_phone_passes_axe_and_greys_out_expired_pushes() {
     t.finish().await;
 }
 
-/// The push waits (sign-in and enrollment): expected to fail until the live wait page
-/// (which drops the `<meta http-equiv="refresh">`) is merged.
+/// The push waits (sign-in and enrollment): no `<meta http-equiv="refresh">` any more
+/// (axe's `meta-refresh`), the live wait page listens instead.
 #[tokio::test]
 async fn wait_page_passes_axe() {
     let mut t = tour(true).await;

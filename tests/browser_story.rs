@@ -223,7 +223,7 @@ async fn push_unanswered_then_app_code_signs_in_to_mellon_in_chromium() {
     s.sign_in_to_push_wait().await;
     s.screenshot("02-push-waiting.png").await;
 
-    // 3: nobody answers: the deadline passes; the page's own refresh offers the chooser.
+    // 3: nobody answers: the deadline passes; the page learns it and offers the chooser.
     let step = "the push goes unanswered and the page offers other options";
     s.clock.advance(time::Duration::seconds(56));
     s.expect_element(step, "#choose-oath").await;
@@ -292,19 +292,21 @@ async fn dev_phone_shows_the_pending_push_and_approving_it_signs_in() {
     let s = story().await;
     s.sign_in_to_push_wait().await;
 
-    // The waiting page refreshes itself to a GET carrying the flow; come back to it later.
-    let step = "the waiting page refreshes itself";
-    let deadline = std::time::Instant::now() + support::webdriver::WAIT;
-    let wait_url = loop {
-        let url = s.browser.current_url().await;
-        if url.contains("flow=") {
-            break url;
-        }
-        if std::time::Instant::now() > deadline {
-            s.fail(step, format!("still at {url}"));
-        }
-        tokio::time::sleep(support::webdriver::POLL).await;
+    // The waiting page no longer reloads (it listens, see tests/live_wait.rs); its address
+    // is the sign-in page with its flow, to come back to after the dev phone.
+    let step = "the waiting page names its sign-in";
+    let flow = match s
+        .browser
+        .execute(
+            "return document.querySelector('input[name=flow]').value;",
+            vec![],
+        )
+        .await
+    {
+        Ok(v) => v.as_str().unwrap_or_default().to_owned(),
+        Err(e) => s.fail(step, format!("{}: {}", e.error, e.message)),
     };
+    let wait_url = format!("{}/adfs/ls/login?flow={flow}", s.idp.base);
 
     let step = "the dev phone shows alice's pending push";
     s.browser

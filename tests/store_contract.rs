@@ -152,6 +152,8 @@ contract!(
     json_round_trip_and_corrupt_record,
     log_reads_a_window_newest_first,
     log_retention_drops_old_entries,
+    wakeups_reach_their_channel_only,
+    a_waiter_with_no_wakeup_times_out,
 );
 
 async fn get_put_delete(f: &Fixture) {
@@ -568,6 +570,144 @@ async fn embedded_open_reports_a_file_that_is_not_redb() {
         Err(StoreError::Backend(msg)) => assert!(msg.contains("not-a-db.redb"), "{msg}"),
         other => panic!("expected a Backend error, got {other:?}"),
     }
+}
+
+// ---- wake-ups (publish / subscribe) --------------------------------------------------
+
+/// Long enough for a message through a real Redis; a wake-up that should come comes at once.
+const WAKE: Duration = Duration::from_secs(3);
+/// How long a waiter that should stay asleep is watched.
+const QUIET: Duration = Duration::from_millis(300);
+
+async fn wakeups_reach_their_channel_only(f: &Fixture) {
+    let s = f.store();
+    let mut one = s.subscribe("chal:w1").await.unwrap();
+    let mut two = s.subscribe("chal:w2").await.unwrap();
+    let mut one_again = s.subscribe("chal:w1").await.unwrap();
+    s.publish("chal:w1").await.unwrap();
+    assert!(one.changed(WAKE).await, "the publish wakes its channel");
+    assert!(one_again.changed(WAKE).await, "every subscriber of it");
+    assert!(!two.changed(QUIET).await, "another channel sleeps on");
+    assert!(!one.changed(QUIET).await, "one publish wakes once");
+    // Published before the waiter waits (after it subscribed): not lost.
+    s.publish("chal:w2").await.unwrap();
+    tokio::time::sleep(QUIET).await;
+    assert!(two.changed(WAKE).await, "a publish before the wait counts");
+    // Nobody listens: nothing is kept, nothing fails.
+    drop((one, two, one_again));
+    s.publish("chal:nobody").await.unwrap();
+    tokio::time::sleep(QUIET).await;
+    let mut late = s.subscribe("chal:nobody").await.unwrap();
+    assert!(
+        !late.changed(QUIET).await,
+        "a publish long before subscribing is not replayed"
+    );
+}
+
+async fn a_waiter_with_no_wakeup_times_out(f: &Fixture) {
+    let s = f.store();
+    let mut w = s.subscribe("chal:silent").await.unwrap();
+    let started = std::time::Instant::now();
+    assert!(
+        !w.changed(QUIET).await,
+        "no publish: the wait ends by timeout"
+    );
+    assert!(started.elapsed() >= QUIET, "and not before it");
+}
+
+/// Two Redis stores on one server are two nodes of a farm: a challenge answered through
+/// one wakes the page waiting on the other, whichever way round, and a waiter on another
+/// channel or another deployment (key prefix) sleeps on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_wakeups_cross_nodes() {
+    let server = RedisServer::start();
+    let node_a = RedisStore::connect(&server.url(), "tessera:farm:")
+        .await
+        .unwrap();
+    let node_b = RedisStore::connect(&server.url(), "tessera:farm:")
+        .await
+        .unwrap();
+    let other = RedisStore::connect(&server.url(), "tessera:other:")
+        .await
+        .unwrap();
+
+    let mut on_a = node_a.subscribe("chal:x").await.unwrap();
+    let mut elsewhere_on_a = node_a.subscribe("chal:y").await.unwrap();
+    let mut other_deployment = other.subscribe("chal:x").await.unwrap();
+    node_b.publish("chal:x").await.unwrap();
+    assert!(on_a.changed(WAKE).await, "b's publish wakes a's waiter");
+    assert!(!elsewhere_on_a.changed(QUIET).await);
+    assert!(!other_deployment.changed(QUIET).await);
+
+    let mut on_b = node_b.subscribe("chal:y").await.unwrap();
+    node_a.publish("chal:y").await.unwrap();
+    assert!(on_b.changed(WAKE).await, "and the other way round");
+    assert!(elsewhere_on_a.changed(WAKE).await, "a's own waiter too");
+    assert!(!on_b.changed(QUIET).await, "then nothing more");
+}
+
+/// However many pages wait on a node, it holds one pub/sub connection to Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_wakeups_use_one_connection_per_node() {
+    let server = RedisServer::start();
+    let node_a = RedisStore::connect(&server.url(), "tessera:farm:")
+        .await
+        .unwrap();
+    let node_b = RedisStore::connect(&server.url(), "tessera:farm:")
+        .await
+        .unwrap();
+    let mut waiting = Vec::new();
+    for i in 0..200 {
+        let node = if i % 2 == 0 { &node_a } else { &node_b };
+        waiting.push(node.subscribe(&format!("chal:{i}")).await.unwrap());
+    }
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        list.lines().count(),
+        2,
+        "one pub/sub connection per node for 200 waiters:\n{list}"
+    );
+    node_b.publish("chal:100").await.unwrap();
+    assert!(waiting[100].changed(WAKE).await);
+    assert!(!waiting[102].changed(QUIET).await);
+}
+
+/// The wake-up connection comes back after Redis does, and its waiters are woken once to
+/// look again (a message may have been missed meanwhile); later publishes reach them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_wakeups_survive_a_restart() {
+    let mut server = RedisServer::start();
+    let node_a = RedisStore::connect(&server.url(), "tessera:farm:")
+        .await
+        .unwrap();
+    let node_b = RedisStore::connect(&server.url(), "tessera:farm:")
+        .await
+        .unwrap();
+    let mut w = node_a.subscribe("chal:r").await.unwrap();
+    server.restart();
+    assert!(
+        w.changed(Duration::from_secs(10)).await,
+        "the reconnect wakes the waiter to look again"
+    );
+    // The publishing node's own connection reconnects by itself (a retry may be needed).
+    let mut published = false;
+    for _ in 0..20 {
+        if node_b.publish("chal:r").await.is_ok() {
+            published = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(published, "publishing works again after the restart");
+    assert!(w.changed(WAKE).await, "and reaches the waiter again");
 }
 
 // ---- redis only ----------------------------------------------------------------------

@@ -96,7 +96,9 @@ impl Browser {
         Err(format!("more than {max} redirects from {}", page.url))
     }
 
-    fn cookie_header(&self) -> String {
+    /// The `Cookie` header this browser sends (for a request made outside `get` / `post`,
+    /// such as a held event stream).
+    pub fn cookie_header(&self) -> String {
         let parts: Vec<String> = self
             .cookies
             .iter()

@@ -98,6 +98,8 @@ def main():
     print(f"{n_push} sign-ins waiting on a push at once")
     print(f"  waiting at once                       {push['waiting']:>9}")
     print(f"  Tessera RSS while all wait            {float(push['rss_waiting_mb']):9.1f} MB")
+    if "rss_streams_mb" in push:
+        print(f"  ... each holding its live stream      {float(push['rss_streams_mb']):9.1f} MB ({push['streams']} open)")
     print(f"  Tessera peak RSS (VmHWM)              {float(push['peak_rss_mb']):9.1f} MB")
     print(f"  Redis RSS                             {push['store_rss_mb']:>9} MB")
     print(f"  completed after approval              {push['completed']:>9}")

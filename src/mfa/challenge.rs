@@ -140,12 +140,73 @@ pub async fn resolve(
     let changed = store
         .compare_and_set(&k, Some(&old), &new, Some(Duration::from_secs(600)))
         .await?;
+    if changed {
+        wake(store, id).await;
+    }
     Ok(changed.then_some(c))
+}
+
+/// The wake-up channel of a challenge: its waiting page (on any node) listens here.
+pub fn channel(id: &str) -> String {
+    key(id)
+}
+
+/// Tells the pages waiting on challenge `id` to look again. The outcome is already stored:
+/// a lost wake-up only delays the page until its next look (`web::wait` re-reads the
+/// challenge at every progress tick), so a failure is logged, not returned.
+pub async fn wake(store: &dyn Store, id: &str) {
+    if let Err(e) = store.publish(&channel(id)).await {
+        tracing::warn!(challenge = id, error = %e, "could not wake the waiting page");
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn resolving_wakes_the_waiting_page_once() {
+        use crate::mfa::{Challenge, ChallengeStatus, Method};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = std::sync::Arc::new(crate::clock::FixedClock::new(
+            time::macros::datetime!(2030-01-01 0:00 UTC),
+        ));
+        let store = crate::store::embedded::EmbeddedStore::open(&dir.path().join("s.redb"), clock)
+            .expect("open");
+        let c = Challenge {
+            id: "c1".into(),
+            flow_id: "f".into(),
+            username: "ann".into(),
+            method: Method::Push,
+            status: ChallengeStatus::Pending,
+            created: 0,
+            deadline: 60,
+            number: None,
+            code_hash: None,
+            destination: None,
+            phone: None,
+            lang: crate::i18n::Lang::En,
+        };
+        create(&store, &c, Duration::from_secs(60)).await.unwrap();
+        let mut waiting = store.subscribe(&channel("c1")).await.unwrap();
+        let short = Duration::from_millis(100);
+        assert!(!waiting.changed(short).await, "nothing happened yet");
+        assert!(
+            resolve(&store, "c1", ChallengeStatus::Approved)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(waiting.changed(short).await, "the answer wakes the page");
+        // A replayed callback changes nothing, so it wakes nobody.
+        assert!(
+            resolve(&store, "c1", ChallengeStatus::Denied)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(!waiting.changed(short).await);
+    }
 
     #[test]
     fn tokens_grant_exactly_one_action_on_one_challenge() {

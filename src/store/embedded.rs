@@ -9,6 +9,9 @@
 //! operation therefore runs on tokio's blocking pool rather than on a runtime worker.
 //! Conditional writes (`put_if_absent`, `compare_and_set`, `incr`) read and write inside one
 //! redb write transaction; redb admits a single writer at a time, which makes them atomic.
+//!
+//! redb locks its file to one process, so `publish` / `subscribe` only need to reach this
+//! process: an in-memory `notify::Hub`.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -18,6 +21,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
+use super::notify::{Hub, Subscription};
 use super::{LogEntry, Result, Store, StoreError, ttl_millis};
 use crate::clock::Clock;
 
@@ -129,6 +133,7 @@ type OpResult<T> = std::result::Result<T, Fail>;
 #[derive(Clone)]
 pub struct EmbeddedStore {
     inner: Arc<Inner>,
+    wakeups: Arc<Hub>,
 }
 
 struct Inner {
@@ -167,6 +172,7 @@ impl EmbeddedStore {
         inner.finish("open", inner.create_table())?;
         Ok(Self {
             inner: Arc::new(inner),
+            wakeups: Arc::default(),
         })
     }
 
@@ -536,6 +542,15 @@ impl Store for EmbeddedStore {
 
     async fn purge_expired(&self) -> Result<usize> {
         self.run("purge_expired", |db| db.purge_expired()).await
+    }
+
+    async fn publish(&self, channel: &str) -> Result<()> {
+        self.wakeups.publish(channel);
+        Ok(())
+    }
+
+    async fn subscribe(&self, channel: &str) -> Result<Subscription> {
+        Ok(self.wakeups.subscribe(channel))
     }
 }
 

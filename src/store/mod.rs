@@ -5,6 +5,7 @@
 //! typed helpers below). A TTL of `None` means the record lives until deleted.
 
 pub mod embedded;
+pub mod notify;
 pub mod redis;
 pub mod watch;
 
@@ -76,6 +77,14 @@ pub trait Store: Send + Sync + 'static {
     async fn purge_expired(&self) -> Result<usize> {
         Ok(0)
     }
+    /// Wakes every subscriber of `channel` on every node (e.g. `chal:<id>` when a challenge
+    /// was answered). Nothing is kept: a channel nobody listens to loses the message.
+    async fn publish(&self, channel: &str) -> Result<()>;
+    /// Listens on `channel` from now on: a later `publish` on any node wakes the returned
+    /// subscription, even when it comes before the caller starts waiting. Callers still
+    /// re-read the record they care about after a wake-up (or a timeout): a wake-up says
+    /// "look again", never what changed.
+    async fn subscribe(&self, channel: &str) -> Result<notify::Subscription>;
 }
 
 /// The lower-case hex SHA-256 of `text`: what a key holds in place of a secret (a cookie, a

@@ -8,19 +8,26 @@
 //! With Redis Sentinel the store asks the sentinels which server is the master and, when a
 //! command meets a dead connection or a `READONLY` reply (the server it talks to was demoted),
 //! asks again and moves to the new master, so the farm outlives a failover.
+//!
+//! Wake-ups (`publish` / `subscribe`) are Redis pub/sub: `PUBLISH <prefix>wake:<channel>`,
+//! and on each node ONE connection, opened by the first subscription, that holds
+//! `PSUBSCRIBE <prefix>wake:*` and fans messages out to the node's waiters (`notify::Hub`).
+//! Ten thousand waiting pages cost ten thousand hub entries, not connections.
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures_util::StreamExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{
     AsyncCommands, AsyncConnectionConfig, Client, ErrorKind, RedisError, Script, ServerErrorKind,
     SetExpiry, SetOptions,
 };
 
+use super::notify::{Hub, Subscription};
 use super::{LogEntry, Result, Store, StoreError, ttl_millis};
 
 /// Replaces the record when its current bytes equal the expected ones.
@@ -102,6 +109,8 @@ enum Retry {
 /// The connection in use and the server it goes to.
 struct Current {
     conn: ConnectionManager,
+    /// The same server, for the wake-up connection (pub/sub needs one of its own).
+    client: Client,
     /// `host:port` of the master; compared with the sentinels' answer.
     addr: String,
 }
@@ -119,6 +128,7 @@ pub struct RedisStore {
     url: String,
     cas: Script,
     incr: Script,
+    wakeups: Arc<Wakeups>,
 }
 
 impl fmt::Debug for RedisStore {
@@ -254,12 +264,13 @@ impl RedisStore {
                     ),
                 }
                 .map_err(|e| fail("invalid URL or CA file", e))?;
-                let conn = open_manager(client)
+                let conn = open_manager(client.clone())
                     .await
                     .map_err(|(what, e)| fail(&what, e))?;
                 (
                     Current {
                         conn,
+                        client,
                         addr: shown.clone(),
                     },
                     None,
@@ -277,11 +288,11 @@ impl RedisStore {
                 let client =
                     Client::open(master_url(&addr, settings.password.as_deref()).map_err(fail)?)
                         .map_err(|e| fail(format!("invalid master address {addr}: {e}")))?;
-                let conn = open_manager(client)
+                let conn = open_manager(client.clone())
                     .await
                     .map_err(|(what, e)| fail(format!("at {addr}: {what}: {e}")))?;
                 (
-                    Current { conn, addr },
+                    Current { conn, client, addr },
                     Some(Arc::new(tokio::sync::Mutex::new(settings))),
                     shown,
                 )
@@ -294,6 +305,7 @@ impl RedisStore {
             url: shown,
             cas: Script::new(CAS_SCRIPT),
             incr: Script::new(INCR_SCRIPT),
+            wakeups: Arc::new(Wakeups::new()),
         })
     }
 
@@ -364,13 +376,129 @@ impl RedisStore {
         }
         let client = Client::open(master_url(&addr, settings.password.as_deref())?)
             .map_err(|e| format!("invalid master address {addr}: {e}"))?;
-        let conn = open_manager(client)
+        let conn = open_manager(client.clone())
             .await
             .map_err(|(what, e)| format!("new master {addr}: {what}: {e}"))?;
         tracing::warn!(from = seen, to = %addr, "redis master changed, following the sentinels");
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Current { conn, addr };
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Current { conn, client, addr };
         Ok(true)
     }
+}
+
+/// The channel namespace of wake-ups, after the key prefix.
+const WAKE: &str = "wake:";
+/// How long a first subscription waits for the node's wake-up connection to be listening.
+const WAKE_READY: Duration = Duration::from_secs(3);
+/// How often an idle wake-up connection is checked with PING (a dead peer that never sent a
+/// FIN would otherwise keep it "open" forever and every waiter deaf).
+const WAKE_PING: Duration = Duration::from_secs(30);
+/// Pause between two attempts to (re)open the wake-up connection.
+const WAKE_RETRY: Duration = Duration::from_secs(1);
+
+/// This node's wake-ups: the hub its waiters subscribe to, and the task holding the one
+/// pub/sub connection that feeds it (started by the first subscription, stopped with the
+/// last clone of the store).
+struct Wakeups {
+    hub: Arc<Hub>,
+    /// `true` while the pub/sub connection is subscribed.
+    listening: Arc<tokio::sync::watch::Sender<bool>>,
+    task: OnceLock<tokio::task::JoinHandle<()>>,
+}
+
+impl Wakeups {
+    fn new() -> Self {
+        Wakeups {
+            hub: Arc::default(),
+            listening: Arc::new(tokio::sync::watch::channel(false).0),
+            task: OnceLock::new(),
+        }
+    }
+}
+
+impl Drop for Wakeups {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.get() {
+            task.abort();
+        }
+    }
+}
+
+/// Keeps the node's wake-up connection open: (re)connects to the current master, listens,
+/// and after a loss wakes every local waiter once, since a message may have been missed.
+async fn dispatch(
+    current: Arc<RwLock<Current>>,
+    prefix: String,
+    hub: Arc<Hub>,
+    listening: Arc<tokio::sync::watch::Sender<bool>>,
+) {
+    let mut lost_before = false;
+    loop {
+        let client = current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .client
+            .clone();
+        let ended = listen(&client, &prefix, &hub, &listening, lost_before).await;
+        if listening.send_replace(false) {
+            lost_before = true;
+        }
+        tracing::warn!(error = %ended, "redis wake-up connection lost; reconnecting");
+        tokio::time::sleep(WAKE_RETRY).await;
+    }
+}
+
+/// One life of the wake-up connection; returns why it ended.
+async fn listen(
+    client: &Client,
+    prefix: &str,
+    hub: &Hub,
+    listening: &tokio::sync::watch::Sender<bool>,
+    missed: bool,
+) -> RedisError {
+    let opened = tokio::time::timeout(WAKE_READY, async {
+        let mut pubsub = client.get_async_pubsub().await?;
+        pubsub
+            .psubscribe(format!("{}*", escape_glob(&format!("{prefix}{WAKE}"))))
+            .await?;
+        Ok::<_, RedisError>(pubsub.split())
+    })
+    .await;
+    let (mut sink, mut messages) = match opened {
+        Ok(Ok(split)) => split,
+        Ok(Err(e)) => return e,
+        Err(_) => return timed_out("opening the wake-up connection"),
+    };
+    listening.send_replace(true);
+    if missed {
+        hub.publish_all();
+    }
+    let own = format!("{prefix}{WAKE}");
+    loop {
+        tokio::select! {
+            message = messages.next() => {
+                let Some(message) = message else {
+                    return RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionAborted));
+                };
+                if let Some(channel) = message.get_channel_name().strip_prefix(&own) {
+                    hub.publish(channel);
+                }
+            }
+            () = tokio::time::sleep(WAKE_PING) => {
+                match tokio::time::timeout(WAKE_READY, sink.ping::<redis::Value>()).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => return e,
+                    Err(_) => return timed_out("PING on the wake-up connection"),
+                }
+            }
+        }
+    }
+}
+
+fn timed_out(what: &str) -> RedisError {
+    RedisError::from(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!("{what} took longer than {WAKE_READY:?}"),
+    ))
 }
 
 /// `SET` options for an optional TTL.
@@ -630,6 +758,37 @@ impl Store for RedisStore {
                 Ok(LogEntry { at_ms, value })
             })
             .collect()
+    }
+
+    async fn publish(&self, channel: &str) -> Result<()> {
+        let name = &self.full_key(&format!("{WAKE}{channel}"));
+        // Publishing twice only wakes the waiters twice: they look again either way.
+        self.run("PUBLISH", Retry::Idempotent, move |mut c| async move {
+            c.publish::<_, _, i64>(name, "").await.map(drop)
+        })
+        .await
+    }
+
+    async fn subscribe(&self, channel: &str) -> Result<Subscription> {
+        let w = &self.wakeups;
+        w.task.get_or_init(|| {
+            tokio::spawn(dispatch(
+                self.current.clone(),
+                self.key_prefix.clone(),
+                w.hub.clone(),
+                w.listening.clone(),
+            ))
+        });
+        // Subscribed in the hub only once the connection listens, so no message meant for
+        // this subscription can pass before it; a later loss wakes it (see `dispatch`).
+        let mut listening = w.listening.subscribe();
+        match tokio::time::timeout(WAKE_READY, listening.wait_for(|on| *on)).await {
+            Ok(Ok(_)) => Ok(w.hub.subscribe(channel)),
+            _ => Err(StoreError::Backend(format!(
+                "redis at {}: the wake-up connection is not listening",
+                self.url
+            ))),
+        }
     }
 }
 

@@ -184,7 +184,11 @@ const EXPIRED: &str = "This sign-in page has expired. Go back to the application
 
 /// Loads the flow and checks it belongs to this browser. Returns the stored bytes too, for
 /// the compare-and-set that saves the next state.
-async fn load(ctx: &AppContext, id: &str, jar: &CookieJar) -> Result<(Flow, Vec<u8>), WebError> {
+pub(super) async fn load(
+    ctx: &AppContext,
+    id: &str,
+    jar: &CookieJar,
+) -> Result<(Flow, Vec<u8>), WebError> {
     let valid_id = id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit());
     let bytes = if valid_id {
         ctx.store.get(&flow_key(id)).await?

@@ -16,6 +16,7 @@ mod portal;
 mod ready;
 mod saml;
 mod views;
+mod wait;
 mod wsfed;
 
 use std::net::SocketAddr;
@@ -102,6 +103,7 @@ fn routes(state: &AppState) -> Router<AppState> {
         .route("/docs", get(pages::docs))
         .route("/static/tessera.css", get(pages::css))
         .route("/static/autosubmit.js", get(pages::autosubmit_js))
+        .route("/static/wait.js", get(pages::wait_js))
         .route("/adfs/ls/login", get(login::show).post(login::submit))
         .route("/adfs/ls/idpinitiatedsignon", get(saml::idp_initiated))
         .route(
@@ -224,7 +226,9 @@ fn machine_routes(state: &AppState) -> Router<AppState> {
             "/mfa/voice/test-status/{token}",
             post(mfa::test_call_status),
         )
-        .route("/mfa/sms/inbound", post(mfa::sms_inbound));
+        .route("/mfa/sms/inbound", post(mfa::sms_inbound))
+        // The waiting page's EventSource: a program reads the answers, refusals included.
+        .route("/adfs/ls/login/wait", get(wait::events));
     // With a listener of its own, `/metrics` is not answered here at all.
     if state.config.server.metrics_listen.is_none() {
         r = r.route("/metrics", get(layers::metrics));

@@ -83,3 +83,15 @@ pub async fn autosubmit_js() -> Response {
     )
         .into_response()
 }
+
+/// The waiting pages' listener (see `web::wait`).
+pub async fn wait_js() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "application/javascript"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        include_str!("../../static/wait.js"),
+    )
+        .into_response()
+}

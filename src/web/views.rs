@@ -12,7 +12,7 @@ use crate::login::{Flow, LoginState, Pending, PendingEnrollment, SecondFactor, S
 use crate::mfa::live::Policy;
 use crate::mfa::{Method, oath};
 
-/// States whose page refreshes itself to learn an answer given elsewhere.
+/// States whose page waits for an answer given elsewhere (a GET of it polls; see `web::wait`).
 pub fn is_waiting(state: &LoginState) -> bool {
     match state {
         LoginState::AwaitSecondFactor(w) => w.challenge.is_some() && w.deadline.is_some(),
@@ -141,6 +141,9 @@ fn second_factor(
     if message.is_some() {
         *res.status_mut() = StatusCode::UNAUTHORIZED;
     }
+    if waiting {
+        res = super::wait::live_page(res);
+    }
     res
 }
 
@@ -199,13 +202,18 @@ fn enroll(
     };
     let mfa = &frame.policy.mfa;
     let enabled = |m: Method| mfa.methods.contains(&m);
-    ctx.page(lang, "enroll.html", minijinja::context! {
+    let res = ctx.page(lang, "enroll.html", minijinja::context! {
         title => enroll_title(step), flow => flow.id.clone(), step => step, qr => qr, secret => secret_text,
         account => account, message => message, topic => topic,
         push_server => mfa.gateway.push_server_url(ctx.config.public_base()),
         offer_app => mfa.apps_allowed(), offer_phone => enabled(Method::Sms), offer_push => enabled(Method::Push),
         rp_name => frame.rp_name.clone(), idp_name => frame.idp_name.clone(),
-    })
+    });
+    if step == "push" {
+        super::wait::live_page(res)
+    } else {
+        res
+    }
 }
 
 /// The setup page's title: the step the user is on (WCAG 2.4.2).
