@@ -82,7 +82,7 @@ impl Env {
         (flow, status, page)
     }
 
-    /// The waiting page's refresh.
+    /// The waiting page looked at again (what its Continue button or live stream leads to).
     async fn poll(&self, flow: &str) -> String {
         self.browser()
             .get(&format!("{}/adfs/ls/login?flow={flow}", self.idp.base))
