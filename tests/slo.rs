@@ -909,9 +909,15 @@ async fn an_sp_initiated_logout_cleans_up_ws_fed_before_answering_the_sp() {
         support::browser::unescape(src),
         format!("{}/app/?wa=wsignoutcleanup1.0", ws.base)
     );
+    // It goes on by script once its images have loaded (no timed refresh), or by its link.
+    assert!(
+        page.contains("<script src=\"/static/autosubmit.js\">"),
+        "{page}"
+    );
+    assert!(!page.contains("http-equiv"), "{page}");
     assert!(
         page.contains(
-            "http-equiv=\"refresh\" content=\"2; url=&#x2f;adfs&#x2f;ls&#x2f;logout&#x2f;continue\""
+            "href=\"&#x2f;adfs&#x2f;ls&#x2f;logout&#x2f;continue\" id=\"continue\" data-follow"
         ),
         "{page}"
     );
