@@ -27,7 +27,7 @@ use support::browser::{Browser, input_value};
 use support::mfa::{code, enrol_all, inbox, wait_for};
 use support::sp::TestSp;
 use support::tessera::{Tessera, TesseraBuilder, file_user};
-use support::webdriver::{ChromeDriver, Session};
+use support::webdriver::{ChromeDriver, Session, Steps};
 use tessera::clock::{Clock, FixedClock};
 use tessera::mfa::{Method, questions};
 use time::OffsetDateTime;
@@ -105,25 +105,10 @@ async fn tessera(pin_mode: bool) -> (Tessera, TestSp, Arc<FixedClock>) {
     (idp, sp, clock)
 }
 
-impl Tour {
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.idp.base)
-    }
-
-    /// Where an RP-initiated sign-in starts for this test's SP.
-    fn sign_in_url(&self) -> String {
-        self.url(&format!(
-            "/adfs/ls/idpinitiatedsignon?loginToRp={}",
-            self.sp.entity_id
-        ))
-    }
-
-    /// Waits for `needle` on the page (a failure ends the test: later steps need the page).
-    async fn expect(&self, step: &str, needle: &str) -> String {
-        match self.browser.wait_for_text(needle).await {
-            Ok(t) => t,
-            Err(e) => self.fail(step, e),
-        }
+/// A failed step ends the test (later steps need its page), with the problems found so far.
+impl Steps for Tour {
+    fn session(&self) -> &Session {
+        &self.browser
     }
 
     fn fail(&self, step: &str, why: String) -> ! {
@@ -135,17 +120,19 @@ impl Tour {
             tail[tail.len().saturating_sub(20)..].join("\n")
         )
     }
+}
 
-    async fn fill(&self, step: &str, css: &str, text: &str) {
-        if let Err(e) = self.browser.fill(css, text).await {
-            self.fail(step, e)
-        }
+impl Tour {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.idp.base)
     }
 
-    async fn click(&self, step: &str, css: &str) {
-        if let Err(e) = self.browser.click_when_ready(css).await {
-            self.fail(step, e)
-        }
+    /// Where an RP-initiated sign-in starts for this test's SP.
+    fn sign_in_url(&self) -> String {
+        self.url(&format!(
+            "/adfs/ls/idpinitiatedsignon?loginToRp={}",
+            self.sp.entity_id
+        ))
     }
 
     /// axe-core on the page shown now; serious and critical findings become problems.
@@ -253,7 +240,7 @@ async fn sign_in_pages_pass_axe_and_focus_the_field_that_needs_input() {
 
     let step = "the password page";
     t.browser.goto(&t.sign_in_url()).await;
-    t.expect(step, "User name").await;
+    t.expect_text(step, "User name").await;
     t.axe(step).await;
     t.title_says(step, "Sign in").await;
     t.focus_on(step, "#username").await;
@@ -261,24 +248,24 @@ async fn sign_in_pages_pass_axe_and_focus_the_field_that_needs_input() {
 
     let step = "the password page in German";
     t.click(step, "#lang-de").await;
-    t.expect(step, "Benutzername").await;
+    t.expect_text(step, "Benutzername").await;
     t.axe(step).await;
     t.title_says(step, "Anmelden").await;
     t.click(step, "#lang-en").await;
-    t.expect(step, "User name").await;
+    t.expect_text(step, "User name").await;
 
     let step = "a wrong password";
     t.fill(step, "#username", "alice").await;
     t.fill(step, "#password", "not her password").await;
     t.click(step, "#submit").await;
-    t.expect(step, "Incorrect user ID or password").await;
+    t.expect_text(step, "Incorrect user ID or password").await;
     t.axe(step).await;
     t.focus_on(step, "#password").await;
 
     let step = "the code page";
     t.fill(step, "#password", PASSWORD).await;
     t.click(step, "#submit").await;
-    t.expect(step, "Enter the verification code").await;
+    t.expect_text(step, "Enter the verification code").await;
     t.axe(step).await;
     t.title_says(step, "Enter your code – Sign in").await;
     t.focus_on(step, "#code").await;
@@ -286,13 +273,13 @@ async fn sign_in_pages_pass_axe_and_focus_the_field_that_needs_input() {
     let step = "a wrong code";
     t.fill(step, "#code", "000000").await;
     t.click(step, "#verify").await;
-    t.expect(step, "Enter the verification code").await;
+    t.expect_text(step, "Enter the verification code").await;
     t.axe(step).await;
     t.focus_on(step, "#code").await;
 
     let step = "the chooser";
     t.click(step, "#different").await;
-    t.expect(step, "Answer security questions").await;
+    t.expect_text(step, "Answer security questions").await;
     t.axe(step).await;
     t.title_says(step, "Choose a verification option – Sign in")
         .await;
@@ -301,7 +288,7 @@ async fn sign_in_pages_pass_axe_and_focus_the_field_that_needs_input() {
 
     let step = "the security questions";
     t.click(step, "#choose-questions").await;
-    t.expect(step, "Answer your security questions").await;
+    t.expect_text(step, "Answer your security questions").await;
     t.axe(step).await;
     t.title_says(step, "Answer your security questions – Sign in")
         .await;
@@ -310,7 +297,7 @@ async fn sign_in_pages_pass_axe_and_focus_the_field_that_needs_input() {
     let step = "the PIN page";
     t.click(step, "#different").await;
     t.click(step, "#choose-call").await;
-    t.expect(step, "Type the PIN again").await;
+    t.expect_text(step, "Type the PIN again").await;
     t.axe(step).await;
     t.title_says(step, "Choose a PIN – Sign in").await;
     t.focus_on(step, "#pin").await;
@@ -325,7 +312,7 @@ async fn sign_in_pages_pass_axe_and_focus_the_field_that_needs_input() {
 
     let step = "the sign-out confirmation";
     t.browser.goto(&t.url("/adfs/ls/logout")).await;
-    t.expect(step, "You will be signed out").await;
+    t.expect_text(step, "You will be signed out").await;
     t.axe(step).await;
     t.title_says(step, "Sign out").await;
 
@@ -338,7 +325,7 @@ async fn sign_in_pages_pass_axe_and_focus_the_field_that_needs_input() {
         .await
         .unwrap_or_else(|e| t.fail(step, e.message));
     t.click(step, "#sign-out").await;
-    t.expect(step, "This sign-out form has expired").await;
+    t.expect_text(step, "This sign-out form has expired").await;
     t.axe(step).await;
 
     t.finish().await;
@@ -353,7 +340,7 @@ async fn enrollment_pages_pass_axe_and_focus_the_code_field() {
     t.fill(step, "#username", "bob").await;
     t.fill(step, "#password", PASSWORD).await;
     t.click(step, "#submit").await;
-    t.expect(step, "Choose how you want to verify your identity")
+    t.expect_text(step, "Choose how you want to verify your identity")
         .await;
     t.axe(step).await;
     t.title_says(step, "Set up verification").await;
@@ -361,7 +348,7 @@ async fn enrollment_pages_pass_axe_and_focus_the_code_field() {
 
     let step = "the authenticator app's QR code";
     t.click(step, "#enroll-app").await;
-    t.expect(step, "Scan this code").await;
+    t.expect_text(step, "Scan this code").await;
     t.axe(step).await;
     t.title_says(step, "Scan the code – Set up verification")
         .await;
@@ -371,7 +358,8 @@ async fn enrollment_pages_pass_axe_and_focus_the_code_field() {
     t.click(step, "button[value=different]").await;
     t.fill(step, "#number", "+15550100777").await;
     t.click(step, "#enroll-phone").await;
-    t.expect(step, "Enter the code we just texted you").await;
+    t.expect_text(step, "Enter the code we just texted you")
+        .await;
     t.axe(step).await;
     t.title_says(step, "Enter the texted code – Set up verification")
         .await;
@@ -390,7 +378,7 @@ async fn enrollment_pages_pass_axe_and_focus_the_code_field() {
     t.browser
         .goto(&t.url(&format!("/enroll/link/{token}")))
         .await;
-    t.expect(step, "Scan this code").await;
+    t.expect_text(step, "Scan this code").await;
     t.axe(step).await;
     t.title_says(step, "Scan the code – Set up verification")
         .await;
@@ -405,12 +393,12 @@ async fn home_error_and_sign_out_pages_pass_axe() {
 
     let step = "the home page";
     t.browser.goto(&t.url("/")).await;
-    t.expect(step, "Relying parties").await;
+    t.expect_text(step, "Relying parties").await;
     t.axe(step).await;
 
     let step = "signed out without a session";
     t.browser.goto(&t.url("/adfs/ls/logout")).await;
-    t.expect(step, "You have signed out.").await;
+    t.expect_text(step, "You have signed out.").await;
     t.axe(step).await;
     t.title_says(step, "Signed out").await;
 
@@ -418,7 +406,7 @@ async fn home_error_and_sign_out_pages_pass_axe() {
     t.browser
         .goto(&t.url("/adfs/ls/login?flow=00000000000000000000000000000000"))
         .await;
-    t.expect(step, "This sign-in page has expired").await;
+    t.expect_text(step, "This sign-in page has expired").await;
     t.axe(step).await;
 
     let step = "a request that cannot be read (400)";
@@ -426,19 +414,19 @@ async fn home_error_and_sign_out_pages_pass_axe() {
     let (_, status, _) = Browser::new().get(&bad).await;
     assert_eq!(status.as_u16(), 400, "{bad}");
     t.browser.goto(&bad).await;
-    t.expect(step, "help desk").await;
+    t.expect_text(step, "help desk").await;
     t.axe(step).await;
 
     let step = "a page that does not exist (404)";
     let (_, status, _) = Browser::new().get(&t.url("/no/such/page")).await;
     assert_eq!(status.as_u16(), 404);
     t.browser.goto(&t.url("/no/such/page")).await;
-    t.expect(step, "help desk").await;
+    t.expect_text(step, "help desk").await;
     t.axe(step).await;
 
     let step = "the portal's sign-in";
     t.browser.goto(&t.url("/portal")).await;
-    t.expect(step, "User name").await;
+    t.expect_text(step, "User name").await;
     t.axe(step).await;
 
     t.finish().await;
@@ -453,7 +441,7 @@ async fn push_sign_in(t: &Tour) {
     t.click(step, "#submit").await;
     t.click(step, "#different").await;
     t.click(step, "#choose-push").await;
-    t.expect(step, "We've sent a notification").await;
+    t.expect_text(step, "We've sent a notification").await;
 }
 
 #[tokio::test]
@@ -470,7 +458,7 @@ async fn dev_phone_passes_axe_and_greys_out_expired_pushes() {
 
     let step = "the dev phone with a live push";
     t.browser.goto(&t.url("/dev/phone")).await;
-    let text = t.expect(step, "Approve").await;
+    let text = t.expect_text(step, "Approve").await;
     assert!(!text.contains("Expired"), "the push is live: {text}");
     t.axe_strict(step).await;
     t.title_says(step, "Dev phone – Tessera simulator").await;
@@ -480,7 +468,7 @@ async fn dev_phone_passes_axe_and_greys_out_expired_pushes() {
     let step = "the push's deadline passes";
     t.clock.advance(time::Duration::seconds(120));
     t.browser.goto(&t.url("/dev/phone")).await;
-    t.expect(step, "Expired").await;
+    t.expect_text(step, "Expired").await;
     t.axe_strict(step).await;
     let live = t.browser.execute(enabled, Vec::new()).await.ok();
     assert_eq!(
@@ -495,7 +483,7 @@ async fn dev_phone_passes_axe_and_greys_out_expired_pushes() {
     // "Use a different verification option": the push's challenge is no longer pending.
     t.click(step, "#different").await;
     t.click(step, "#choose-call").await;
-    t.expect(step, "We're calling your phone").await;
+    t.expect_text(step, "We're calling your phone").await;
     wait_for("the call", || {
         inbox(&t.idp)
             .calls
@@ -516,7 +504,7 @@ async fn dev_phone_passes_axe_and_greys_out_expired_pushes() {
 
     let step = "the dev phone with expired pushes, a ringing call and a text";
     t.browser.goto(&t.url("/dev/phone")).await;
-    let text = t.expect(step, "Send keys").await;
+    let text = t.expect_text(step, "Send keys").await;
     assert_eq!(
         text.matches("Expired").count(),
         2,
@@ -552,7 +540,7 @@ async fn wait_page_passes_axe() {
     t.fill(step, "#password", PASSWORD).await;
     t.click(step, "#submit").await;
     t.click(step, "#enroll-push").await;
-    t.expect(step, "subscribe to this topic").await;
+    t.expect_text(step, "subscribe to this topic").await;
     t.axe(step).await;
     t.title_says(step, "Approve the test notification – Set up verification")
         .await;

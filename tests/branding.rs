@@ -694,12 +694,8 @@ async fn in_a_real_browser_the_logo_and_accent_load_under_the_strict_policy() {
     if let Err(found) = support::axe::check(&browser, &support::axe::source()).await {
         panic!("{found}");
     }
-    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let dir = if std::env::var_os("TESSERA_UPDATE_SCREENSHOTS").is_some() {
-        root.join("docs/screenshots")
-    } else {
-        root.join("target/screenshots")
-    };
-    browser.screenshot(&dir.join("08-login-branded.png")).await;
+    browser
+        .screenshot(&support::webdriver::screenshot_path("08-login-branded.png"))
+        .await;
     browser.quit().await;
 }

@@ -16,13 +16,12 @@ mod support {
     pub mod webdriver;
 }
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use support::mellon::{MellonOptions, MellonSp};
 use support::mfa::{self, code, enrol_all, inbox};
 use support::tessera::{Tessera, TesseraBuilder, file_user};
-use support::webdriver::{ChromeDriver, Session};
+use support::webdriver::{ChromeDriver, Session, Steps, screenshot_path};
 use tessera::clock::{Clock, FixedClock};
 use tessera::mfa::{Method, mask_phone};
 use time::OffsetDateTime;
@@ -70,7 +69,11 @@ async fn story() -> Story {
     }
 }
 
-impl Story {
+impl Steps for Story {
+    fn session(&self) -> &Session {
+        &self.browser
+    }
+
     /// Fails the test with what the browser showed plus the SP's side of the story.
     fn fail(&self, step: &str, why: String) -> ! {
         panic!(
@@ -79,29 +82,11 @@ impl Story {
             tail(&self.driver.log(), 30)
         )
     }
+}
 
-    /// Waits until the page shows `needle`; returns the page's visible text.
-    async fn expect_text(&self, step: &str, needle: &str) -> String {
-        match self.browser.wait_for_text(needle).await {
-            Ok(text) => text,
-            Err(e) => self.fail(step, e),
-        }
-    }
-
+impl Story {
     async fn expect_element(&self, step: &str, css: &str) {
         if let Err(e) = self.browser.wait_for(css).await {
-            self.fail(step, e)
-        }
-    }
-
-    async fn fill(&self, step: &str, css: &str, text: &str) {
-        if let Err(e) = self.browser.fill(css, text).await {
-            self.fail(step, e)
-        }
-    }
-
-    async fn click(&self, step: &str, css: &str) {
-        if let Err(e) = self.browser.click_when_ready(css).await {
             self.fail(step, e)
         }
     }
@@ -193,19 +178,6 @@ impl Story {
             "the push has no Approve button: {push:?}"
         );
     }
-}
-
-/// Screenshots go to target/screenshots on every run (CI keeps a clean tree), and into
-/// docs/screenshots, which the README shows, when TESSERA_UPDATE_SCREENSHOTS=1.
-fn screenshot_path(name: &str) -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let dir = if std::env::var_os("TESSERA_UPDATE_SCREENSHOTS").is_some() {
-        root.join("docs/screenshots")
-    } else {
-        root.join("target/screenshots")
-    };
-    std::fs::create_dir_all(&dir).expect("screenshot dir");
-    dir.join(name)
 }
 
 /// The last `lines` log entries (their first lines; the JSON bodies that follow are noise).

@@ -19,13 +19,12 @@ mod support {
     pub mod webdriver;
 }
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use support::mellon::{MellonOptions, MellonSp};
 use support::mfa::{inbox, wait_for};
 use support::tessera::{Tessera, TesseraBuilder, file_user};
-use support::webdriver::{ChromeDriver, Session};
+use support::webdriver::{ChromeDriver, Session, Steps, screenshot_path};
 use tessera::clock::{Clock, FixedClock};
 use tessera::mfa::Method;
 use tessera::mfa::oath::{OathParams, code_at, from_base32};
@@ -47,7 +46,11 @@ struct Story {
     axe: String,
 }
 
-impl Story {
+impl Steps for Story {
+    fn session(&self) -> &Session {
+        &self.browser
+    }
+
     /// Fails the test with what the browser showed plus the SP's and driver's logs.
     fn fail(&self, step: &str, why: String) -> ! {
         let log = self.driver.log();
@@ -58,26 +61,9 @@ impl Story {
             entries[entries.len().saturating_sub(30)..].join("\n")
         )
     }
+}
 
-    async fn expect_text(&self, step: &str, needle: &str) -> String {
-        self.browser
-            .wait_for_text(needle)
-            .await
-            .unwrap_or_else(|e| self.fail(step, e))
-    }
-
-    async fn fill(&self, step: &str, css: &str, text: &str) {
-        if let Err(e) = self.browser.fill(css, text).await {
-            self.fail(step, e)
-        }
-    }
-
-    async fn click(&self, step: &str, css: &str) {
-        if let Err(e) = self.browser.click_when_ready(css).await {
-            self.fail(step, e)
-        }
-    }
-
+impl Story {
     /// The visible text of the first element matching `css`.
     async fn text_of(&self, step: &str, css: &str) -> String {
         let el = self
@@ -106,19 +92,6 @@ impl Story {
     async fn screenshot(&self, name: &str) {
         self.browser.screenshot(&screenshot_path(name)).await;
     }
-}
-
-/// Screenshots go to target/screenshots on every run (CI keeps a clean tree), and into
-/// docs/screenshots, which the README shows, when TESSERA_UPDATE_SCREENSHOTS=1.
-fn screenshot_path(name: &str) -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let dir = if std::env::var_os("TESSERA_UPDATE_SCREENSHOTS").is_some() {
-        root.join("docs/screenshots")
-    } else {
-        root.join("target/screenshots")
-    };
-    std::fs::create_dir_all(&dir).expect("screenshot dir");
-    dir.join(name)
 }
 
 /// Tessera (users file: alice with a directory mobile and nothing enrolled; fixed clock),

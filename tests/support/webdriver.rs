@@ -474,3 +474,47 @@ impl Session {
         self.open = false;
     }
 }
+
+/// Where a browser test saves a screenshot: target/screenshots on every run (CI keeps a
+/// clean tree), docs/screenshots (which the README shows) with TESSERA_UPDATE_SCREENSHOTS=1.
+#[allow(dead_code)] // not every test binary that includes this module takes screenshots
+pub fn screenshot_path(name: &str) -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let dir = if std::env::var_os("TESSERA_UPDATE_SCREENSHOTS").is_some() {
+        root.join("docs/screenshots")
+    } else {
+        root.join("target/screenshots")
+    };
+    std::fs::create_dir_all(&dir).expect("screenshot dir");
+    dir.join(name)
+}
+
+/// A browser test told as named steps: each test says how a failed step is reported (with
+/// the logs of its own peers); the steps themselves are the same everywhere.
+#[allow(dead_code)] // not every test binary that includes this module walks steps
+pub trait Steps {
+    fn session(&self) -> &Session;
+
+    /// Ends the test: `step` failed because of `why`.
+    fn fail(&self, step: &str, why: String) -> !;
+
+    /// Waits until the page shows `needle`; returns the page's visible text.
+    async fn expect_text(&self, step: &str, needle: &str) -> String {
+        match self.session().wait_for_text(needle).await {
+            Ok(text) => text,
+            Err(e) => self.fail(step, e),
+        }
+    }
+
+    async fn fill(&self, step: &str, css: &str, text: &str) {
+        if let Err(e) = self.session().fill(css, text).await {
+            self.fail(step, e)
+        }
+    }
+
+    async fn click(&self, step: &str, css: &str) {
+        if let Err(e) = self.session().click_when_ready(css).await {
+            self.fail(step, e)
+        }
+    }
+}
