@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use reqwest::StatusCode;
 use support::browser::{Browser, input_value, unescape};
-use support::mfa::{code, enrol_all, inbox, wait_for};
+use support::mfa::{code, enrol_all, last_text_to};
 use support::sp::TestSp;
 use support::tessera::{Tessera, TesseraBuilder, file_user};
 use tessera::clock::{Clock, FixedClock};
@@ -145,14 +145,7 @@ async fn the_help_desk_adds_a_phone_and_the_next_sign_in_texts_it() {
 
     let (b, flow, page) = e.bob().await;
     assert!(page.contains("Enter the code we texted"), "{page}");
-    let body = wait_for("a text", || {
-        inbox(&e.idp)
-            .texts
-            .iter()
-            .find(|t| t.to == "+15550100299")
-            .map(|t| t.body.clone())
-    })
-    .await;
+    let body = last_text_to(&e.idp, "+15550100299").await;
     let texted: String = body
         .split(|c: char| !c.is_ascii_digit())
         .find(|w| w.len() == 6)

@@ -14,7 +14,7 @@ mod support {
 use reqwest::header::{ACCEPT_LANGUAGE, HeaderMap, HeaderValue, SET_COOKIE};
 use reqwest::{Client, StatusCode, redirect::Policy};
 use support::browser::{Browser, input_value};
-use support::mfa::{enrol_all, inbox, wait_for};
+use support::mfa::{enrol_all, inbox, last_text_to, wait_for};
 use support::sp::TestSp;
 use support::tessera::{Tessera, TesseraBuilder, file_user};
 use tessera::admin::Actor;
@@ -503,15 +503,7 @@ async fn the_portal_texts_a_new_phone_in_the_portal_pages_language() {
         .await
         .expect("POST");
     assert!(res.status().is_redirection(), "{}", res.status());
-    let body = wait_for("a text", || {
-        inbox(&e.idp)
-            .texts
-            .iter()
-            .rev()
-            .find(|t| t.to == new)
-            .map(|t| t.body.clone())
-    })
-    .await;
+    let body = last_text_to(&e.idp, new).await;
     assert!(
         body.starts_with("O seu código de verificação ") && body.contains("Expira dentro de"),
         "{body}"

@@ -13,7 +13,7 @@ mod support {
 
 use reqwest::StatusCode;
 use support::browser::{Browser, input_value, unescape};
-use support::mfa::{code, inbox, wait_for};
+use support::mfa::{code, inbox, last_text_to, wait_for};
 use support::portal::{Env, PHONE, PW, User, element_text, env};
 use tessera::clock::Clock;
 use tessera::mfa::Method;
@@ -450,15 +450,7 @@ async fn a_phone_is_added_after_a_texted_code_and_a_push_device_after_approval()
         )
         .await;
     assert!(url.ends_with("/portal/phone"), "{url} {page}");
-    let body = wait_for("a text", || {
-        inbox(&e.idp)
-            .texts
-            .iter()
-            .rev()
-            .find(|t| t.to == new)
-            .map(|t| t.body.clone())
-    })
-    .await;
+    let body = last_text_to(&e.idp, new).await;
     let texted = body
         .split(|c: char| !c.is_ascii_digit())
         .find(|w| w.len() == 6)

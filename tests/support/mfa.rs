@@ -82,3 +82,17 @@ pub async fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     }
     panic!("timed out waiting for {what}");
 }
+
+/// The newest text message the simulator delivered to `number`, waiting for one.
+#[allow(dead_code)] // not every test binary that includes this module reads texts
+pub async fn last_text_to(idp: &Tessera, number: &str) -> String {
+    wait_for(&format!("a text to {number}"), || {
+        inbox(idp)
+            .texts
+            .iter()
+            .rev()
+            .find(|t| t.to == number)
+            .map(|t| t.body.clone())
+    })
+    .await
+}
