@@ -120,8 +120,9 @@ fn routes(state: &AppState) -> Router<AppState> {
         // A POST is WS-Federation when it carries `wa`, else SAML (wsfed::sso_post).
         r = r.route(p, get(saml::sso_redirect).post(wsfed::sso_post));
     }
-    // The people's pages read the branding fresh; machine routes (health, metrics, callbacks)
-    // never wait on the store for it.
+    // The people's pages (sign-in and portal) read the branding fresh; machine routes
+    // (health, metrics, callbacks) never wait on the store for it.
+    r = r.merge(portal::routes());
     r = r.route_layer(axum::middleware::from_fn_with_state(
         state.clone(),
         branding::refresh,
@@ -133,7 +134,6 @@ fn routes(state: &AppState) -> Router<AppState> {
     }
     r.merge(admin::routes())
         .merge(branding::routes())
-        .merge(portal::routes())
         .merge(machine_routes(state))
         .fallback(errors::no_route)
 }
