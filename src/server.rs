@@ -430,13 +430,21 @@ async fn exchange<S>(
         activity: activity.clone(),
     });
     let in_flight = activity.clone();
+    let handover = Arc::new(HandOverSlot::default());
+    let slot = handover.clone();
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
         let mut req = req.map(Body::new);
         req.extensions_mut().insert(ConnectInfo(addr));
         let guard = InFlight::start(in_flight.clone());
         let router = router.clone();
+        let slot = slot.clone();
         async move {
             let res = router.oneshot(req).await?;
+            if res.extensions().get::<HandOver>().is_some() {
+                // hyper never answers this request: the loop below takes the socket.
+                slot.put(res, guard);
+                return std::future::pending().await;
+            }
             Ok::<_, Infallible>(res.map(|inner| {
                 Body::new(Tracked {
                     inner,
@@ -454,16 +462,25 @@ async fn exchange<S>(
         .max_header_size(limits.max_header_bytes)
         .max_buf_size(limits.max_header_bytes.max(MIN_BUF))
         .serve_connection(io, service);
-    let mut conn = pin!(conn);
+    let mut conn = conn;
     let mut finishing = false;
     loop {
         let deadline = activity.deadline(&limits);
         tokio::select! {
-            result = conn.as_mut() => {
+            result = Pin::new(&mut conn) => {
                 if let Err(e) = result {
                     tracing::debug!(client = %addr, error = %e, "connection ended with an error");
                 }
                 return;
+            }
+            () = handover.ready.notified() => {
+                if let Some((res, guard)) = handover.take() {
+                    // hyper has read the request and written nothing for it; its buffers go
+                    // with it, and the socket is ours to answer on.
+                    let socket = conn.into_parts().io.into_inner().inner;
+                    hand_over(socket, res, guard, stopping).await;
+                    return;
+                }
             }
             () = activity.changed.notified() => {}
             () = until(deadline) => {
@@ -474,7 +491,7 @@ async fn exchange<S>(
             }
             _ = stopping.changed(), if !finishing => {
                 finishing = true;
-                conn.as_mut().graceful_shutdown();
+                Pin::new(&mut conn).graceful_shutdown();
             }
         }
     }
@@ -485,6 +502,117 @@ async fn until(deadline: Option<Instant>) {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
     }
+}
+
+/// Marks a response whose body lasts far longer than a request: the live wait page's event
+/// stream (`web::wait`). The connection writes it itself, then closes, instead of leaving it
+/// to hyper, which keeps an 8 KiB read and an 8 KiB write buffer for a connection's whole
+/// life — with 10,000 browsers waiting, 160 MB of buffers that nothing uses.
+#[derive(Debug, Clone, Copy)]
+pub struct HandOver;
+
+/// How long one write of a handed-over stream may wait for a client that reads nothing.
+const STALLED_WRITE: Duration = Duration::from_secs(30);
+
+/// Where the service leaves a `HandOver` response for its connection's loop.
+#[derive(Default)]
+struct HandOverSlot {
+    taken: Mutex<Option<(Response, InFlight)>>,
+    ready: Notify,
+}
+
+impl HandOverSlot {
+    fn put(&self, res: Response, guard: InFlight) {
+        *self.taken.lock().unwrap_or_else(PoisonError::into_inner) = Some((res, guard));
+        self.ready.notify_one();
+    }
+
+    fn take(&self) -> Option<(Response, InFlight)> {
+        self.taken
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+}
+
+/// Writes a handed-over response as HTTP/1.1 with chunked framing (RFC 9112 §7.1), then
+/// closes the connection: its head as the layers made it, each body frame as one chunk. Ends
+/// early, with the closing chunk, when the server stops (the browser reconnects, in a farm to
+/// another node), and at once when the client leaves or stops reading.
+async fn hand_over<S>(
+    mut socket: S,
+    res: Response,
+    guard: InFlight,
+    mut stopping: watch::Receiver<()>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (parts, mut body) = res.into_parts();
+    let mut head = format!(
+        "HTTP/1.1 {} {}\r\n",
+        parts.status.as_u16(),
+        parts.status.canonical_reason().unwrap_or("")
+    )
+    .into_bytes();
+    for (name, value) in &parts.headers {
+        if [
+            header::CONTENT_LENGTH,
+            header::TRANSFER_ENCODING,
+            header::CONNECTION,
+        ]
+        .contains(name)
+        {
+            continue;
+        }
+        head.extend_from_slice(name.as_str().as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(value.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    head.extend_from_slice(b"transfer-encoding: chunked\r\nconnection: close\r\n\r\n");
+    if !write_within(&mut socket, &head).await {
+        return;
+    }
+    // Nothing more is expected from the client; reading only notices it leave (end of stream
+    // or an error), which ends the body and frees what it holds (its per-user slot).
+    let mut ignored = [0u8; 64];
+    loop {
+        let frame = tokio::select! {
+            frame = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)) => frame,
+            _ = stopping.changed() => None,
+            read = socket.read(&mut ignored) => match read {
+                Ok(n) if n > 0 => continue,
+                _ => return,
+            },
+        };
+        let Some(Ok(frame)) = frame else { break };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if data.is_empty() {
+            continue;
+        }
+        let mut chunk = format!("{:x}\r\n", data.len()).into_bytes();
+        chunk.extend_from_slice(&data);
+        chunk.extend_from_slice(b"\r\n");
+        if !write_within(&mut socket, &chunk).await {
+            return;
+        }
+    }
+    drop(guard);
+    if write_within(&mut socket, b"0\r\n\r\n").await {
+        let _ = socket.shutdown().await;
+    }
+}
+
+/// Writes and flushes `bytes`; `false` when the client is gone or reads nothing for
+/// `STALLED_WRITE`.
+async fn write_within<S: AsyncWrite + Unpin>(socket: &mut S, bytes: &[u8]) -> bool {
+    let write = async {
+        socket.write_all(bytes).await?;
+        socket.flush().await
+    };
+    matches!(tokio::time::timeout(STALLED_WRITE, write).await, Ok(Ok(())))
 }
 
 /// Where a connection stands between requests, which says which timeout applies.

@@ -259,6 +259,15 @@ async fn the_stream_refuses_a_foreign_or_missing_flow_cookie() {
     assert_eq!(res.status(), StatusCode::OK);
     let kind = res.headers()["content-type"].to_str().unwrap().to_owned();
     assert!(kind.starts_with("text/event-stream"), "{kind}");
+    // Written by the connection itself (server::HandOver), with the headers every answer
+    // gets from the layers, chunked, and the connection closed after it.
+    let h = res.headers();
+    for name in ["content-security-policy", "x-content-type-options", "x-request-id"] {
+        assert!(h.contains_key(name), "{name}: {h:?}");
+    }
+    assert_eq!(h["transfer-encoding"], "chunked");
+    assert_eq!(h["connection"], "close");
+    assert!(!h.contains_key("content-length"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

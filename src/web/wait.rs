@@ -162,6 +162,9 @@ fn stream_of(live: Option<Live>) -> Response {
     // nginx buffers responses by default; a buffered event arrives too late to matter.
     res.headers_mut()
         .insert("x-accel-buffering", HeaderValue::from_static("no"));
+    // Written by the connection itself rather than hyper: a held stream then costs its own
+    // few kilobytes, not hyper's per-connection buffers (`server::HandOver`).
+    res.extensions_mut().insert(crate::server::HandOver);
     res
 }
 
