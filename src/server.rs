@@ -573,17 +573,15 @@ async fn hand_over<S>(
     if !write_within(&mut socket, &head).await {
         return;
     }
-    // Nothing more is expected from the client; reading only notices it leave (end of stream
-    // or an error), which ends the body and frees what it holds (its per-user slot).
+    // Nothing more is expected from the client: a browser sends no second request on this
+    // connection. Reading notices it leave (end of stream, an error), which ends the body and
+    // frees what it holds (its per-user slot); bytes sent anyway end it too.
     let mut ignored = [0u8; 64];
     loop {
         let frame = tokio::select! {
             frame = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)) => frame,
             _ = stopping.changed() => None,
-            read = socket.read(&mut ignored) => match read {
-                Ok(n) if n > 0 => continue,
-                _ => return,
-            },
+            _ = socket.read(&mut ignored) => return,
         };
         let Some(Ok(frame)) = frame else { break };
         let Ok(data) = frame.into_data() else {

@@ -262,7 +262,11 @@ async fn the_stream_refuses_a_foreign_or_missing_flow_cookie() {
     // Written by the connection itself (server::HandOver), with the headers every answer
     // gets from the layers, chunked, and the connection closed after it.
     let h = res.headers();
-    for name in ["content-security-policy", "x-content-type-options", "x-request-id"] {
+    for name in [
+        "content-security-policy",
+        "x-content-type-options",
+        "x-request-id",
+    ] {
         assert!(h.contains_key(name), "{name}: {h:?}");
     }
     assert_eq!(h["transfer-encoding"], "chunked");
