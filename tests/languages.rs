@@ -94,12 +94,7 @@ impl Env {
     }
 
     async fn act(&self, b: &Browser, flow: &str, fields: &[(&str, &str)]) -> (StatusCode, String) {
-        let mut form = vec![("flow", flow)];
-        form.extend_from_slice(fields);
-        let (_, status, page) = b
-            .post(&format!("{}/adfs/ls/login", self.idp.base), &form)
-            .await;
-        (status, page)
+        b.step(&self.idp.base, flow, fields).await
     }
 }
 

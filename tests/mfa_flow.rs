@@ -91,13 +91,7 @@ impl Env {
     }
 
     async fn act(&self, flow: &str, fields: &[(&str, &str)]) -> (StatusCode, String) {
-        let mut form = vec![("flow", flow)];
-        form.extend_from_slice(fields);
-        let (_, status, page) = self
-            .browser()
-            .post(&format!("{}/adfs/ls/login", self.idp.base), &form)
-            .await;
-        (status, page)
+        self.browser().step(&self.idp.base, flow, fields).await
     }
 
     async fn sim(&self, path: &str, form: &[(&str, &str)]) -> StatusCode {

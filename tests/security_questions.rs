@@ -113,12 +113,7 @@ async fn password(e: &Env) -> (Browser, String, String) {
 }
 
 async fn act(e: &Env, b: &Browser, flow: &str, fields: &[(&str, &str)]) -> (StatusCode, String) {
-    let mut form = vec![("flow", flow)];
-    form.extend_from_slice(fields);
-    let (_, status, page) = b
-        .post(&format!("{}/adfs/ls/login", e.idp.base), &form)
-        .await;
-    (status, page)
+    b.step(&e.idp.base, flow, fields).await
 }
 
 /// The questions the page asks, in order.

@@ -69,10 +69,7 @@ impl Env {
     }
 
     async fn act(&self, b: &Browser, flow: &str, fields: &[(&str, &str)]) -> (StatusCode, String) {
-        let mut form = vec![("flow", flow)];
-        form.extend_from_slice(fields);
-        let (_, status, page) = b.post(&self.url("/adfs/ls/login"), &form).await;
-        (status, page)
+        b.step(&self.idp.base, flow, fields).await
     }
 
     /// The sign-in page as the waiting browser sees it now.

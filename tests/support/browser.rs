@@ -122,6 +122,21 @@ impl Browser {
         (url.to_owned(), status, res.text().await.expect("body"))
     }
 
+    /// Posts `fields` with the sign-in's `flow` to Tessera's sign-in form at `base`: one step
+    /// of a sign-in, as its page's form would. The status and page that follow.
+    #[allow(dead_code)] // not every test binary that includes this module steps a sign-in
+    pub async fn step(
+        &self,
+        base: &str,
+        flow: &str,
+        fields: &[(&str, &str)],
+    ) -> (StatusCode, String) {
+        let mut form = vec![("flow", flow)];
+        form.extend_from_slice(fields);
+        let (_, status, page) = self.post(&format!("{base}/adfs/ls/login"), &form).await;
+        (status, page)
+    }
+
     /// On a Tessera login page: type the user name and password and submit.
     pub async fn sign_in(
         &self,
