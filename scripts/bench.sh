@@ -122,6 +122,11 @@ export TESSERA__MFA__TIMEOUT_SECS=300
 "$TESSERA" rp add --metadata "$TDIR/sp.xml" --name loadgen --sign both
 "$LOADGEN" --seed-only --user-count "$BENCH_USERS" --seed-tessera "$TDIR/data" "$REDIS_URL"
 
+# Commands the Redis store has executed so far (INFO itself counts as one).
+redis_commands() {
+  redis-cli -p "$REDIS_PORT" INFO stats | tr -d '\r' | sed -n 's/^total_commands_processed://p'
+}
+
 start_tessera() {
   "$TESSERA" serve > "$TDIR/serve-$1.log" 2>&1 &
   TESSERA_PID=$!
@@ -153,11 +158,18 @@ for r in $(seq 1 "$RUNS"); do
     perf record -F 999 -g -o "$BENCH_DIR/perf-tessera-$r.data" -p "$TESSERA_PID" 2>"$BENCH_DIR/perf-$r.log" &
     perf_pid=$!
   fi
+  commands_before=$(redis_commands)
   "$LOADGEN" --target tessera --base "http://127.0.0.1:$TESSERA_PORT" --n "$N" --c "$C" \
     --user-count "$BENCH_USERS" --user-offset "$offset" \
     --idp-cert "$TDIR/idp.crt" --pid "$TESSERA_PID,$REDIS_PID" | tee "$BENCH_DIR/tessera-$r.txt" || failed=1
   if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
-  grep '^RESULT' "$BENCH_DIR/tessera-$r.txt" | sed "s/^RESULT /RESULT run=$r /" >> "$RESULTS" || failed=1
+  # Store commands per sign-in, warm-up included: everything Redis executed during the run
+  # (the node's once-a-second settings refreshes too, a few dozen per run) over the logins.
+  store_cmds=$(awk -v a="$(redis_commands)" -v b="$commands_before" -v n="$(( N + warmup ))" \
+    'BEGIN { printf "%.1f", (a - b - 1) / n }')
+  echo "store (Redis) commands per sign-in: $store_cmds"
+  grep '^RESULT' "$BENCH_DIR/tessera-$r.txt" \
+    | sed "s/^RESULT /RESULT run=$r store_cmds_per_login=$store_cmds /" >> "$RESULTS" || failed=1
   stop_pid "$TESSERA_PID"; TESSERA_PID=""
 
   step "run $r of $RUNS: SimpleSAMLphp, $N logins at concurrency $C"

@@ -80,6 +80,8 @@ def main():
         print(f"{label:28} {fmt.format(tv):>12} {fmt.format(sv):>14} {adv:>18}")
         if key == "errors" and (tv or sv):
             ok = False
+    # Only Tessera has a store to count: SimpleSAMLphp keeps its sessions in PHP files.
+    print(f"{'store commands / sign-in':28} {median(t, 'store_cmds_per_login'):>12.1f} {'-':>14}")
     print("  Tessera: password + TOTP code, both signatures, Redis store (the 'IdP + store' row")
     print("  adds redis-server). SimpleSAMLphp: password only, both signatures, PHP sessions.")
     print("  Pss (end of run) shares pages fairly between processes; the summed peak RSS counts")
