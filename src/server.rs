@@ -438,9 +438,12 @@ async fn exchange<S>(
         let guard = InFlight::start(in_flight.clone());
         let router = router.clone();
         let slot = slot.clone();
+        // Chunked framing, which the hand-over writes, is HTTP/1.1's (an HTTP/1.0 client
+        // gets the stream from hyper, framed by the connection's end).
+        let chunked = req.version() == axum::http::Version::HTTP_11;
         async move {
             let res = router.oneshot(req).await?;
-            if res.extensions().get::<HandOver>().is_some() {
+            if chunked && res.extensions().get::<HandOver>().is_some() {
                 // hyper never answers this request: the loop below takes the socket.
                 slot.put(res, guard);
                 return std::future::pending().await;
