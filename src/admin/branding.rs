@@ -284,11 +284,9 @@ pub async fn set_logo(
     let sha256 = openssl::hash::hash(openssl::hash::MessageDigest::sha256(), bytes)
         .map(|d| hex::encode(&*d))
         .map_err(digest)?;
-    let mut nonce = [0u8; 8];
-    openssl::rand::rand_bytes(&mut nonce).map_err(digest)?;
     let logo = Logo {
         kind,
-        stored_as: format!("{sha256}-{}", hex::encode(nonce)),
+        stored_as: format!("{sha256}-{}", crate::saml::random_hex(8)),
         sha256,
         len: bytes.len(),
     };

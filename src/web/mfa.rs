@@ -164,10 +164,8 @@ async fn record_late(ctx: &AppContext, c: &Challenge, status: &ChallengeStatus, 
             .await
             .ok()
             .flatten();
-    let at =
-        time::OffsetDateTime::from_unix_timestamp(now).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     let event = crate::audit::AuditEvent {
-        at: crate::saml::saml_time(at),
+        at: crate::saml::saml_time(ctx.clock.now()),
         flow: &c.flow_id,
         user: Some(&c.username),
         rp: flow.as_ref().map_or("", |f| f.request.audit_name()),
