@@ -62,36 +62,34 @@ pub async fn metadata(State(ctx): State<AppState>) -> Response {
         .into_response()
 }
 
-pub async fn css() -> Response {
+/// One of our static files, cached for a day (its URL stays the same when it changes).
+fn asset(content_type: &'static str, body: &'static str) -> Response {
     (
         [
-            (header::CONTENT_TYPE, "text/css"),
+            (header::CONTENT_TYPE, content_type),
             (header::CACHE_CONTROL, "public, max-age=86400"),
         ],
-        include_str!("../../static/tessera.css"),
+        body,
     )
         .into_response()
 }
 
+pub async fn css() -> Response {
+    asset("text/css", include_str!("../../static/tessera.css"))
+}
+
+/// The auto-POST pages' submitter and the sign-out page's follower.
 pub async fn autosubmit_js() -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "application/javascript"),
-            (header::CACHE_CONTROL, "public, max-age=86400"),
-        ],
+    asset(
+        "application/javascript",
         include_str!("../../static/autosubmit.js"),
     )
-        .into_response()
 }
 
 /// The waiting pages' listener (see `web::wait`).
 pub async fn wait_js() -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "application/javascript"),
-            (header::CACHE_CONTROL, "public, max-age=86400"),
-        ],
+    asset(
+        "application/javascript",
         include_str!("../../static/wait.js"),
     )
-        .into_response()
 }
