@@ -127,6 +127,14 @@ pub struct Challenge {
     pub lang: Lang,
 }
 
+impl Challenge {
+    /// Whether a sign-in still waits for an answer at `now`: pending and before its
+    /// deadline. The live wait page, the phone's callbacks and the dev phone judge by it.
+    pub fn awaited(&self, now: i64) -> bool {
+        self.status == ChallengeStatus::Pending && now < self.deadline
+    }
+}
+
 /// Masks a phone number the way the MFA Server did: country code and all but the last two
 /// digits hidden, so a shoulder-surfer learns nothing useful.
 pub fn mask_phone(e164: &str) -> String {

@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use super::inbox::SimPush;
 use crate::clock::Clock;
-use crate::mfa::ChallengeStatus;
 use crate::mfa::challenge::{self, TokenSigner};
 use crate::store::Store;
 
@@ -35,7 +34,7 @@ impl Liveness {
             return false;
         };
         match challenge::load(self.store.as_ref(), &id).await {
-            Ok(Some(c)) => c.status != ChallengeStatus::Pending || self.clock.unix() >= c.deadline,
+            Ok(Some(c)) => !c.awaited(self.clock.unix()),
             Ok(None) => true,
             Err(e) => {
                 tracing::warn!(error = %e, "dev phone: cannot read a push's challenge");

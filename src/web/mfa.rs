@@ -93,7 +93,7 @@ async fn take(ctx: &AppContext, c: Option<&Challenge>, status: ChallengeStatus) 
     // denial or a fraud report still reaches the sign-in (and a fraud report blocks).
     let approval = status == ChallengeStatus::Approved;
     let late = match &c.status {
-        ChallengeStatus::Pending if approval && ctx.clock.unix() >= c.deadline => {
+        ChallengeStatus::Pending if approval && !c.awaited(ctx.clock.unix()) => {
             Some("timed out".to_owned())
         }
         ChallengeStatus::Pending => None,

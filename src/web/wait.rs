@@ -30,7 +30,6 @@ use serde::Deserialize;
 
 use super::AppState;
 use crate::login::{Flow, LoginState, PendingEnrollment};
-use crate::mfa::ChallengeStatus;
 use crate::mfa::challenge;
 use crate::store::notify::Subscription;
 use crate::store::{Store, StoreError};
@@ -176,7 +175,6 @@ fn settled() -> Event {
 struct Live {
     ctx: AppState,
     challenge_id: String,
-    deadline: i64,
     wakeups: Subscription,
     slots: Slots,
     /// When the next progress event is due (Unix seconds, the app clock).
@@ -227,7 +225,6 @@ impl Live {
         Ok(Start::Live(Live {
             ctx: ctx.clone(),
             challenge_id: challenge_id.to_owned(),
-            deadline: c.deadline,
             wakeups,
             slots,
             next_progress: now + PROGRESS.as_secs().cast_signed(),
@@ -272,15 +269,12 @@ impl Live {
         if woken && !self.slots.own_flow(store).await? {
             return Ok(Look::Replaced);
         }
-        let left = self.deadline - self.ctx.clock.unix();
-        let pending = matches!(
-            challenge::load(store, &self.challenge_id).await?,
-            Some(c) if c.status == ChallengeStatus::Pending
-        );
-        Ok(if pending && left > 0 {
-            Look::Pending { left }
-        } else {
-            Look::Settled
+        let now = self.ctx.clock.unix();
+        Ok(match challenge::load(store, &self.challenge_id).await? {
+            Some(c) if c.awaited(now) => Look::Pending {
+                left: c.deadline - now,
+            },
+            _ => Look::Settled,
         })
     }
 }
