@@ -451,8 +451,9 @@ async fn streams_per_user_are_limited_and_the_refused_page_still_works() {
 
 // ---- in Chromium ----------------------------------------------------------------------
 
-/// A Chromium at the push waiting page of alice's portal sign-in.
-async fn chromium_waiting(idp: &Tessera) -> (ChromeDriver, support::webdriver::Session) {
+/// A Chromium at the push waiting page of alice's portal sign-in, and a handle on the same
+/// sign-in (its flow) to press the phone's buttons with.
+async fn chromium_waiting(idp: &Tessera) -> (ChromeDriver, support::webdriver::Session, Waiting) {
     let driver = ChromeDriver::start();
     let browser = driver.session().await;
     browser.goto(&format!("{}/portal", idp.base)).await;
@@ -463,7 +464,12 @@ async fn chromium_waiting(idp: &Tessera) -> (ChromeDriver, support::webdriver::S
         .wait_for_text("We've sent a notification to your mobile app")
         .await
         .unwrap();
-    (driver, browser)
+    let waiting = Waiting {
+        browser: Browser::new(),
+        flow: flow_of(&browser).await,
+        page: String::new(),
+    };
+    (driver, browser, waiting)
 }
 
 async fn flow_of(browser: &support::webdriver::Session) -> String {
@@ -480,12 +486,7 @@ async fn flow_of(browser: &support::webdriver::Session) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_chromium_the_page_waits_without_reloading_then_moves_on_by_itself() {
     let idp = idp().await;
-    let (_driver, browser) = chromium_waiting(&idp).await;
-    let w = Waiting {
-        browser: Browser::new(),
-        flow: flow_of(&browser).await,
-        page: String::new(),
-    };
+    let (_driver, browser, w) = chromium_waiting(&idp).await;
     let set = "window.__marker = 1; document.getElementById('different').focus(); \
                return document.activeElement.id;";
     let focused = browser
@@ -529,12 +530,7 @@ async fn in_chromium_the_page_waits_without_reloading_then_moves_on_by_itself() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_chromium_a_denial_moves_the_page_to_the_chooser() {
     let idp = idp().await;
-    let (_driver, browser) = chromium_waiting(&idp).await;
-    let w = Waiting {
-        browser: Browser::new(),
-        flow: flow_of(&browser).await,
-        page: String::new(),
-    };
+    let (_driver, browser, w) = chromium_waiting(&idp).await;
     w.press(&idp, "Deny").await;
     let text = browser
         .wait_for_text("The sign-in request was denied on your device.")
