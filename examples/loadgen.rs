@@ -460,7 +460,7 @@ impl Report<'_> {
         }
         println!(
             "RESULT target={} n={} c={} logins_per_s={rate:.1} p50_ms={p50:.1} p95_ms={p95:.1} p99_ms={p99:.1} \
-             cpu_ms_per_login={:.3} idp_cpu_ms_per_login={:.3} client_cpu_ms_per_login={:.3} peak_rss_mb={:.1} idp_peak_rss_mb={:.1} pss_mb={} idp_pss_mb={} errors={errors}",
+             cpu_ms_per_login={:.3} idp_cpu_ms_per_login={:.3} cpu_ms_per_pid={} client_cpu_ms_per_login={:.3} peak_rss_mb={:.1} idp_peak_rss_mb={:.1} pss_mb={} idp_pss_mb={} errors={errors}",
             match self.target {
                 Target::Tessera => "tessera",
                 Target::Ssp => "ssp",
@@ -469,6 +469,12 @@ impl Report<'_> {
             self.c,
             cpu_total / n,
             self.cpu_ms.first().copied().unwrap_or(0.0) / n,
+            // Each --pid tree's CPU per login, in --pid order (a farm sums its nodes').
+            self.cpu_ms
+                .iter()
+                .map(|c| format!("{:.3}", c / n))
+                .collect::<Vec<_>>()
+                .join("/"),
             self.client_cpu_ms / n,
             rss_kb as f64 / 1024.0,
             idp_rss_kb as f64 / 1024.0,
