@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, Write};
 
 /// What happened in one step of a sign-in. Never carries a password or a code.
 #[derive(Debug, Clone, Serialize)]
@@ -66,19 +66,26 @@ pub const SIGNIN_LOG: &str = "signin";
 /// (or portal enrollment) stopped waiting: not a transition, the flow is unchanged.
 pub const FROM_PHONE: &str = "phone";
 
-/// Appends a flow's events (stamped with their Unix second) to `SIGNIN_LOG`.
+/// The writes that append a flow's events (stamped with their Unix second) to `SIGNIN_LOG`,
+/// for one `Store::write_batch` with whatever else their step saves.
+pub fn appends(events: &[(i64, String)]) -> impl Iterator<Item = Write<'_>> {
+    events.iter().map(|(at, json)| Write::Append {
+        log: SIGNIN_LOG,
+        at_ms: at.saturating_mul(1000),
+        value: json.as_bytes(),
+        retention: RETENTION,
+    })
+}
+
+/// Appends a flow's events (stamped with their Unix second) to `SIGNIN_LOG`, in one batch.
 pub async fn persist(store: &dyn Store, events: &[(i64, String)]) -> Result<(), StoreError> {
-    for (at, json) in events {
-        store
-            .append(
-                SIGNIN_LOG,
-                at.saturating_mul(1000),
-                json.as_bytes(),
-                RETENTION,
-            )
-            .await?;
+    if events.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    store
+        .write_batch(&appends(events).collect::<Vec<_>>())
+        .await
+        .map(drop)
 }
 
 /// Records one event (`record`) and appends it to `SIGNIN_LOG`, stamped `now` (Unix seconds).

@@ -89,6 +89,7 @@ label_values! {
         Append => "append",
         ReadLog => "read_log",
         PurgeExpired => "purge_expired",
+        WriteBatch => "write_batch",
     }
 }
 
@@ -459,6 +460,18 @@ impl Store for MeasuredStore {
             store_call,
             StoreOp::ReadLog,
             self.inner.read_log(log, from_ms, to_ms, limit),
+            store_failed
+        )
+    }
+    async fn write_batch(
+        &self,
+        writes: &[crate::store::Write<'_>],
+    ) -> crate::store::Result<Vec<bool>> {
+        measured!(
+            self,
+            store_call,
+            StoreOp::WriteBatch,
+            self.inner.write_batch(writes),
             store_failed
         )
     }

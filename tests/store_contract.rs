@@ -16,7 +16,7 @@ use tempfile::TempDir;
 use tessera::clock::FixedClock;
 use tessera::store::embedded::EmbeddedStore;
 use tessera::store::redis::{Endpoint, RedisStore, SentinelSettings};
-use tessera::store::{LogEntry, Store, StoreError, get_json, put_json};
+use tessera::store::{LogEntry, Store, StoreError, Write, get_json, put_json};
 use time::macros::datetime;
 
 use support::redis::{MASTER_NAME, RedisServer, SentinelFarm, WatchedMaster};
@@ -152,6 +152,7 @@ contract!(
     json_round_trip_and_corrupt_record,
     log_reads_a_window_newest_first,
     log_retention_drops_old_entries,
+    write_batch_applies_in_order_and_answers_each,
     wakeups_reach_their_channel_only,
     a_waiter_with_no_wakeup_times_out,
 );
@@ -926,6 +927,93 @@ async fn log_reads_a_window_newest_first(f: &Fixture) {
         .expect("append");
     let bin = s.read_log("bin", T0, T0, 1).await.expect("read");
     assert_eq!(bin[0].value, vec![0, 255, 10, 13]);
+}
+
+async fn write_batch_applies_in_order_and_answers_each(f: &Fixture) {
+    let s = f.store.as_ref();
+    let year = Duration::from_secs(400 * 86_400);
+    assert!(s.write_batch(&[]).await.expect("empty batch").is_empty());
+    s.put("wb:gone", b"x", None).await.unwrap();
+    s.put("wb:flow", b"v0", None).await.unwrap();
+    let batch = [
+        Write::Append {
+            log: "wb",
+            at_ms: T0 + 1000,
+            value: b"e1",
+            retention: year,
+        },
+        Write::Append {
+            log: "wb",
+            at_ms: T0 + 1000,
+            value: b"e2",
+            retention: year,
+        },
+        Write::Put {
+            key: "wb:new",
+            value: b"n",
+            ttl: Some(TTL),
+        },
+        Write::Delete { key: "wb:gone" },
+        Write::Delete { key: "wb:missing" },
+        // In order: the first compare-and-set replaces v0, so the second finds v1 and loses.
+        Write::CompareAndSet {
+            key: "wb:flow",
+            expected: Some(b"v0"),
+            new: b"v1",
+            ttl: None,
+        },
+        Write::CompareAndSet {
+            key: "wb:flow",
+            expected: Some(b"v0"),
+            new: b"v2",
+            ttl: None,
+        },
+        Write::CompareAndSet {
+            key: "wb:fresh",
+            expected: None,
+            new: b"f",
+            ttl: Some(TTL),
+        },
+        Write::Put {
+            key: "wb:after",
+            value: b"a",
+            ttl: None,
+        },
+    ];
+    let answers = s.write_batch(&batch).await.expect("batch");
+    assert_eq!(
+        answers,
+        vec![true, true, true, true, false, true, false, true, true]
+    );
+    assert_eq!(s.get("wb:flow").await.unwrap().as_deref(), Some(&b"v1"[..]));
+    assert_eq!(s.get("wb:gone").await.unwrap(), None);
+    assert_eq!(s.get("wb:after").await.unwrap().as_deref(), Some(&b"a"[..]));
+    let log = s.read_log("wb", T0, T0 + 10_000, 10).await.expect("read");
+    assert_eq!(stamps(&log), vec![(1000, "e2".into()), (1000, "e1".into())]);
+    // The TTLs given in the batch apply.
+    assert_eq!(s.get("wb:new").await.unwrap().as_deref(), Some(&b"n"[..]));
+    f.pass(PAST_TTL).await;
+    assert_eq!(s.get("wb:new").await.unwrap(), None);
+    assert_eq!(s.get("wb:fresh").await.unwrap(), None);
+    assert_eq!(s.get("wb:after").await.unwrap().as_deref(), Some(&b"a"[..]));
+
+    // Another node's clock ran ahead: the entry still goes in, as with `append`.
+    s.append("wbskew", T0 + 5000, b"ahead", year).await.unwrap();
+    let behind = [Write::Append {
+        log: "wbskew",
+        at_ms: T0 + 1000,
+        value: b"behind",
+        retention: year,
+    }];
+    assert_eq!(
+        s.write_batch(&behind).await.expect("skewed batch"),
+        vec![true]
+    );
+    let all = s
+        .read_log("wbskew", 0, i64::MAX / 4, 10)
+        .await
+        .expect("read");
+    assert_eq!(all.len(), 2, "{:?}", stamps(&all));
 }
 
 async fn log_retention_drops_old_entries(f: &Fixture) {

@@ -22,12 +22,10 @@
 
 use std::time::Duration;
 
-use openssl::hash::{MessageDigest, hash};
-
 use super::{Deps, StepError};
 use crate::directory::AuthError;
 use crate::mfa::settings::MfaSettings;
-use crate::store::{Store, StoreError};
+use crate::store::{Deferred, Later, Store, StoreError};
 
 /// Which budget an attempt is counted on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,10 +81,7 @@ impl Refusal {
 
 /// A short, fixed-length stand-in for a person in store keys.
 fn person_hash(person: &str) -> String {
-    hash(MessageDigest::sha256(), person.as_bytes())
-        .map(|d| hex::encode(&d[..16]))
-        // SHA-256 from OpenSSL does not fail; an empty name would still be a valid key.
-        .unwrap_or_default()
+    hex::encode(&crate::store::sha256(person.as_bytes())[..16])
 }
 
 /// The person an attempt counts for: the directory's name for the user, lower-cased; for a
@@ -160,10 +155,10 @@ async fn read_count(store: &dyn Store, key: &str) -> Result<i64, StoreError> {
 }
 
 impl Gate {
-    /// The password was right: the person's count of this budget starts again.
-    pub async fn passed(self, store: &dyn Store) -> Result<(), StoreError> {
-        store.delete(&self.user_key).await?;
-        Ok(())
+    /// The password was right: the person's count of this budget starts again, when the
+    /// step is saved (until then the attempt stays counted, which errs on the safe side).
+    pub fn passed(self, later: &Later) {
+        later.push(Deferred::Delete { key: self.user_key });
     }
 
     /// The password was wrong: the address's count grows (the person's was taken already).
@@ -183,17 +178,14 @@ impl Gate {
 }
 
 /// After a completed sign-in (password and, where required, second factor): `ip` is familiar
-/// for the user from now on.
-pub async fn remember_address(
-    store: &dyn Store,
-    mfa: &MfaSettings,
-    username: &str,
-    ip: &str,
-) -> Result<(), StoreError> {
+/// for the user from now on. The write goes with the flow's save.
+pub fn remember_address(mfa: &MfaSettings, username: &str, ip: &str) -> Deferred {
     let ttl = Duration::from_secs(u64::from(mfa.familiar_address_days) * 86_400);
-    store
-        .put(&familiar_key(&username.to_lowercase(), ip), b"1", Some(ttl))
-        .await
+    Deferred::Put {
+        key: familiar_key(&username.to_lowercase(), ip),
+        value: b"1".to_vec(),
+        ttl: Some(ttl),
+    }
 }
 
 /// The user's current failure counts (unfamiliar, familiar), for the help desk.

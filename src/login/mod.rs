@@ -393,6 +393,10 @@ pub struct Deps<'a> {
     /// The language of the page the user is on: a push, call or text started now is in it.
     pub lang: Lang,
     pub catalogue: &'a Catalogue,
+    /// Writes the steps leave for the handler to send with the flow it saves, in one store
+    /// round trip (`Store::write_batch`). Only writes of a step that succeeded go here: a
+    /// step that fails drops them with the flow.
+    pub later: crate::store::Later,
 }
 
 /// A transition's outcome as the audit log records it.
@@ -544,8 +548,11 @@ impl Flow {
         if let LoginState::Authenticated { user, .. } = &next
             && !deps.is_proxy(&self.client_ip)
         {
-            lockout::remember_address(deps.store, deps.mfa, &user.username, &self.client_ip)
-                .await?;
+            deps.later.push(lockout::remember_address(
+                deps.mfa,
+                &user.username,
+                &self.client_ip,
+            ));
         }
         if next.name() != from || note.outcome != Outcome::Ignored {
             let user = next.user().map(|u| u.username.clone()).or(typed_login);

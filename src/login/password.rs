@@ -40,7 +40,7 @@ pub(super) async fn on_password(
     match result {
         Ok(user) => {
             deps.timing.record_success(started.elapsed());
-            gate.passed(deps.store).await?;
+            gate.passed(&deps.later);
             Ok(super::second_factor::after_password(flow, user, deps).await?)
         }
         Err(AuthError::Unavailable(detail)) => {

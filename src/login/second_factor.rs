@@ -497,7 +497,7 @@ async fn code_entered(mut w: SecondFactor, typed: Typed, deps: &Deps<'_>) -> Ste
         _ => Verdict::Wrong,
     };
     if verdict == Verdict::Accepted {
-        lockout::succeeded(deps.store, &reg).await?;
+        deps.later.push(lockout::success_write(&reg));
         return verified(w, deps).await;
     }
     if lockout::failed(deps.store, deps.mfa, &w.user.username, nth, now)

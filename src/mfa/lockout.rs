@@ -87,6 +87,13 @@ pub async fn succeeded(store: &dyn Store, reg: &Registration) -> Result<(), Stor
     Ok(())
 }
 
+/// `succeeded` as a write for a sign-in step to defer (`login::Deps::later`).
+pub fn success_write(reg: &Registration) -> crate::store::Deferred {
+    crate::store::Deferred::Delete {
+        key: failure_key(reg),
+    }
+}
+
 /// Locks code entry (unless already locked) and returns when the lock ends.
 async fn lock(
     store: &dyn Store,

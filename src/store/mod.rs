@@ -35,6 +35,75 @@ pub struct LogEntry {
     pub value: Vec<u8>,
 }
 
+/// One write of a batch (`Store::write_batch`): the arguments of the single call it stands for.
+#[derive(Debug, Clone, Copy)]
+pub enum Write<'a> {
+    /// `Store::put`.
+    Put {
+        key: &'a str,
+        value: &'a [u8],
+        ttl: Option<Duration>,
+    },
+    /// `Store::delete`.
+    Delete { key: &'a str },
+    /// `Store::append`.
+    Append {
+        log: &'a str,
+        at_ms: i64,
+        value: &'a [u8],
+        retention: Duration,
+    },
+    /// `Store::compare_and_set`.
+    CompareAndSet {
+        key: &'a str,
+        expected: Option<&'a [u8]>,
+        new: &'a [u8],
+        ttl: Option<Duration>,
+    },
+}
+
+/// A write a sign-in step leaves to its handler, which sends it in the batch that saves the
+/// step (`Store::write_batch`): a counter to clear or a marker to set once the step has
+/// succeeded, nothing whose answer the step needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deferred {
+    Put {
+        key: String,
+        value: Vec<u8>,
+        ttl: Option<Duration>,
+    },
+    Delete {
+        key: String,
+    },
+}
+
+impl Deferred {
+    pub fn as_write(&self) -> Write<'_> {
+        match self {
+            Deferred::Put { key, value, ttl } => Write::Put {
+                key,
+                value,
+                ttl: *ttl,
+            },
+            Deferred::Delete { key } => Write::Delete { key },
+        }
+    }
+}
+
+/// The writes one request's steps deferred, in the order they were decided.
+#[derive(Debug, Default)]
+pub struct Later(std::sync::Mutex<Vec<Deferred>>);
+
+impl Later {
+    pub fn push(&self, write: Deferred) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(write);
+    }
+
+    pub fn take(&self) -> Vec<Deferred> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// The record's bytes, or `None` when absent or expired.
@@ -72,6 +141,38 @@ pub trait Store: Send + Sync + 'static {
         to_ms: i64,
         limit: usize,
     ) -> Result<Vec<LogEntry>>;
+    /// Applies `writes` in order, each exactly as its single call would (not as a
+    /// transaction: a compare-and-set that loses does not undo the writes before it), and
+    /// returns each one's answer as that call gives it: `Put` and `Append` `true`, `Delete`
+    /// whether a live record went, `CompareAndSet` whether it replaced. Writes that belong
+    /// to one step (its audit events and the flow it saves) go together, so a backend across
+    /// the network can send them in one round trip (Redis: one pipeline). The default makes
+    /// the calls one by one. On `Err`, any prefix of the writes may have been applied.
+    async fn write_batch(&self, writes: &[Write<'_>]) -> Result<Vec<bool>> {
+        let mut answers = Vec::with_capacity(writes.len());
+        for w in writes {
+            answers.push(match *w {
+                Write::Put { key, value, ttl } => self.put(key, value, ttl).await.map(|()| true)?,
+                Write::Delete { key } => self.delete(key).await?,
+                Write::Append {
+                    log,
+                    at_ms,
+                    value,
+                    retention,
+                } => self
+                    .append(log, at_ms, value, retention)
+                    .await
+                    .map(|()| true)?,
+                Write::CompareAndSet {
+                    key,
+                    expected,
+                    new,
+                    ttl,
+                } => self.compare_and_set(key, expected, new, ttl).await?,
+            });
+        }
+        Ok(answers)
+    }
     /// Drops expired records a backend keeps until they are touched; returns how many went.
     /// Redis expires keys itself, so its answer is always 0.
     async fn purge_expired(&self) -> Result<usize> {
@@ -90,10 +191,15 @@ pub trait Store: Send + Sync + 'static {
 /// The lower-case hex SHA-256 of `text`: what a key holds in place of a secret (a cookie, a
 /// token) or of a long, user-supplied name, so a copy of the store yields neither.
 pub fn sha256_hex(text: &str) -> String {
-    openssl::hash::hash(openssl::hash::MessageDigest::sha256(), text.as_bytes())
-        .map(|d| hex::encode(&*d))
-        // SHA-256 from OpenSSL does not fail.
-        .unwrap_or_default()
+    hex::encode(sha256(text.as_bytes()))
+}
+
+/// SHA-256 of `bytes`, for store keys. In Rust (sha2), not OpenSSL: a sign-in hashes a few
+/// short names, and OpenSSL 3 looks its digest up anew on every call, which cost more than
+/// the hashing (BENCHMARKS.md).
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
 }
 
 /// `prefix:<sha256 of secret>`: the key of a record found by a secret the store must not hold.

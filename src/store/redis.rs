@@ -24,11 +24,11 @@ use futures_util::StreamExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{
     AsyncCommands, AsyncConnectionConfig, Client, ErrorKind, RedisError, Script, ServerErrorKind,
-    SetExpiry, SetOptions,
+    SetExpiry, SetOptions, Value,
 };
 
 use super::notify::{Hub, Subscription};
-use super::{LogEntry, Result, Store, StoreError, ttl_millis};
+use super::{LogEntry, Result, Store, StoreError, Write, ttl_millis};
 
 /// Replaces the record when its current bytes equal the expected ones.
 /// KEYS[1] key; ARGV[1] "1" when a value is expected, "0" when absence is; ARGV[2] expected
@@ -317,6 +317,28 @@ impl RedisStore {
         StoreError::Backend(format!("redis at {}: {op}: {e}", self.url))
     }
 
+    /// `XADD` of one log entry with entry ID `id`, trimming what retention lets go.
+    fn xadd(
+        &self,
+        log: &str,
+        at_ms: i64,
+        value: &[u8],
+        retention: Duration,
+        id: String,
+    ) -> redis::Cmd {
+        let oldest = at_ms.saturating_sub(ttl_millis(retention)).max(0);
+        let mut c = redis::cmd("XADD");
+        // Exact trimming (no `~`): retention is a promise, and an audit trail evicts few
+        // entries per append.
+        c.arg(self.full_key(&format!("log:{log}")))
+            .arg("MINID")
+            .arg(oldest)
+            .arg(id)
+            .arg("v")
+            .arg(value);
+        c
+    }
+
     /// A fresh handle on the shared connection (the manager is cheap to clone, and the
     /// command API wants `&mut`), with the master it goes to.
     fn conn(&self) -> (ConnectionManager, String) {
@@ -492,6 +514,11 @@ async fn listen(
             }
         }
     }
+}
+
+/// Whether XADD refused an entry ID because the stream already holds a later one.
+fn stamp_behind(error: &str) -> bool {
+    error.contains("equal or smaller")
 }
 
 fn timed_out(what: &str) -> RedisError {
@@ -678,20 +705,7 @@ impl Store for RedisStore {
     /// A Redis stream per log: entry IDs are `<at_ms>-<seq>`, so XREVRANGE reads a time
     /// window directly, and `MINID` trims by retention as entries arrive.
     async fn append(&self, log: &str, at_ms: i64, value: &[u8], retention: Duration) -> Result<()> {
-        let key = self.full_key(&format!("log:{log}"));
-        let oldest = at_ms.saturating_sub(ttl_millis(retention)).max(0);
-        let xadd = &|id: String| {
-            let mut c = redis::cmd("XADD");
-            // Exact trimming (no `~`): retention is a promise, and an audit trail evicts
-            // few entries per append.
-            c.arg(&key)
-                .arg("MINID")
-                .arg(oldest)
-                .arg(id)
-                .arg("v")
-                .arg(value);
-            c
-        };
+        let xadd = &|id: String| self.xadd(log, at_ms, value, retention, id);
         self.run("XADD", Retry::IfNotApplied, move |mut conn| async move {
             let first: std::result::Result<String, RedisError> =
                 xadd(format!("{}-*", at_ms.max(0)))
@@ -702,7 +716,7 @@ impl Store for RedisStore {
                 // Another node's clock ran ahead and its entry is newer than our stamp: a
                 // stream's IDs only grow, so take the next free one (the stamp is off by the
                 // skew).
-                Err(e) if e.to_string().contains("equal or smaller") => xadd("*".into())
+                Err(e) if stamp_behind(&e.to_string()) => xadd("*".into())
                     .query_async::<String>(&mut conn)
                     .await
                     .map(drop),
@@ -710,6 +724,99 @@ impl Store for RedisStore {
             }
         })
         .await
+    }
+
+    /// One pipeline: the writes go out together and their answers come back together, in
+    /// order (Redis runs a connection's commands in the order sent). Compare-and-set goes as
+    /// `EVAL` with the script's text, which needs no script cache on the server, so nothing
+    /// in the batch has to be sent again out of order.
+    async fn write_batch(&self, writes: &[Write<'_>]) -> Result<Vec<bool>> {
+        if writes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        // Each answer is looked at below: one refused write must not hide the others'.
+        pipe.ignore_errors();
+        for w in writes {
+            match *w {
+                Write::Put { key, value, ttl } => {
+                    pipe.cmd("SET").arg(self.full_key(key)).arg(value);
+                    if let Some(ttl) = ttl {
+                        pipe.arg("PX").arg(ttl_millis(ttl));
+                    }
+                }
+                Write::Delete { key } => {
+                    pipe.cmd("DEL").arg(self.full_key(key));
+                }
+                Write::Append {
+                    log,
+                    at_ms,
+                    value,
+                    retention,
+                } => {
+                    let id = format!("{}-*", at_ms.max(0));
+                    pipe.add_command(self.xadd(log, at_ms, value, retention, id));
+                }
+                Write::CompareAndSet {
+                    key,
+                    expected,
+                    new,
+                    ttl,
+                } => {
+                    let (mode, expected) = expected.map_or(("0", &b""[..]), |e| ("1", e));
+                    pipe.cmd("EVAL")
+                        .arg(CAS_SCRIPT)
+                        .arg(1)
+                        .arg(self.full_key(key))
+                        .arg(mode)
+                        .arg(expected)
+                        .arg(new)
+                        .arg(ttl_arg(ttl));
+                }
+            }
+        }
+        let pipe = &pipe;
+        let replies: Vec<Value> = self
+            .run("pipeline", Retry::IfNotApplied, move |mut c| async move {
+                pipe.query_async(&mut c).await
+            })
+            .await?;
+        if replies.len() != writes.len() {
+            return Err(StoreError::Backend(format!(
+                "redis at {}: pipeline of {} writes answered {} times",
+                self.url,
+                writes.len(),
+                replies.len()
+            )));
+        }
+        let mut answers = Vec::with_capacity(writes.len());
+        for (w, reply) in writes.iter().zip(replies) {
+            answers.push(match (*w, reply) {
+                (_, Value::ServerError(e)) => match *w {
+                    Write::Append {
+                        log,
+                        at_ms,
+                        value,
+                        retention,
+                    } if stamp_behind(&e.to_string()) => {
+                        // As in `append`: the stream is ahead of our clock.
+                        self.append(log, at_ms, value, retention).await?;
+                        true
+                    }
+                    _ => return Err(self.backend("pipeline", e.into())),
+                },
+                (Write::Delete { .. }, Value::Int(n)) => n > 0,
+                (Write::CompareAndSet { .. }, Value::Int(n)) => n == 1,
+                (Write::Put { .. } | Write::Append { .. }, _) => true,
+                (_, other) => {
+                    return Err(StoreError::Backend(format!(
+                        "redis at {}: pipeline: unexpected answer {other:?}",
+                        self.url
+                    )));
+                }
+            });
+        }
+        Ok(answers)
     }
 
     async fn read_log(

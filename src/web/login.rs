@@ -14,7 +14,7 @@ use crate::login::session;
 use crate::login::{
     Event, Flow, LoginState, MAX_LOGIN_LEN, MAX_PASSWORD_LEN, Pending, SecondFactorRule, StepError,
 };
-use crate::store::StoreError;
+use crate::store::{Deferred, StoreError, Write};
 
 pub fn flow_key(id: &str) -> String {
     format!("flow:{id}")
@@ -140,24 +140,74 @@ impl LoginForm {
     }
 }
 
-/// Persists the audit events of a flow's last steps and counts them in the metrics: the one
-/// place both happen, so the sign-in log and `/metrics` cannot disagree.
-async fn record_steps(ctx: &AppContext, flow: &mut Flow) -> Result<(), StoreError> {
-    let events = std::mem::take(&mut flow.audit_events);
+/// Takes the audit events of a flow's last steps, for the caller to save with the flow, and
+/// counts them in the metrics: the one place both happen, so the sign-in log and `/metrics`
+/// cannot disagree.
+async fn take_steps(ctx: &AppContext, flow: &mut Flow) -> Vec<(i64, String)> {
     let transitions = std::mem::take(&mut flow.transitions);
     let rp = crate::metrics::rp_label(&*ctx.registry().await, &flow.request);
     for t in &transitions {
         ctx.metrics.transition(t, &rp);
     }
-    crate::audit::persist(ctx.store.as_ref(), &events).await
+    std::mem::take(&mut flow.audit_events)
+}
+
+/// What a step leaves to save besides the flow: its audit events and the writes it deferred.
+#[derive(Default)]
+struct StepWrites {
+    events: Vec<(i64, String)>,
+    deferred: Vec<Deferred>,
+}
+
+/// A step's writes in one batch (one store round trip): its audit events, the writes it
+/// deferred, then the flow's own write (if any); that write's answer (`true` for a put or
+/// for none).
+async fn save_with_events(
+    ctx: &AppContext,
+    step: &StepWrites,
+    flow_write: Option<Write<'_>>,
+) -> Result<bool, StoreError> {
+    let mut writes: Vec<Write<'_>> = crate::audit::appends(&step.events).collect();
+    writes.extend(step.deferred.iter().map(Deferred::as_write));
+    let Some(flow_write) = flow_write else {
+        ctx.store.write_batch(&writes).await?;
+        return Ok(true);
+    };
+    writes.push(flow_write);
+    let answers = ctx.store.write_batch(&writes).await?;
+    Ok(answers.last().copied().unwrap_or(false))
+}
+
+fn flow_ttl(ctx: &AppContext) -> std::time::Duration {
+    std::time::Duration::from_secs(ctx.config.idp.flow_lifetime_secs.into())
+}
+
+fn flow_bytes(flow: &Flow) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(flow).map_err(|e| StoreError::Corrupt {
+        key: flow_key(&flow.id),
+        detail: e.to_string(),
+    })
 }
 
 /// Saves a new flow and sends the browser to its first page, with the cookie that binds the
 /// flow to this browser.
 pub async fn begin(ctx: &AppContext, mut flow: Flow, jar: CookieJar) -> Result<Response, WebError> {
-    record_steps(ctx, &mut flow).await?;
-    let ttl = std::time::Duration::from_secs(ctx.config.idp.flow_lifetime_secs.into());
-    crate::store::put_json(ctx.store.as_ref(), &flow_key(&flow.id), &flow, Some(ttl)).await?;
+    let step = StepWrites {
+        events: take_steps(ctx, &mut flow).await,
+        deferred: Vec::new(),
+    };
+    let (key, value) = (flow_key(&flow.id), flow_bytes(&flow)?);
+    let ttl = Some(flow_ttl(ctx));
+    save_with_events(
+        ctx,
+        &step,
+        Some(Write::Put {
+            key: &key,
+            value: &value,
+            ttl,
+        }),
+    )
+    .await?;
     let cookie = Cookie::build((flow_cookie_name(&flow.id), flow.browser_secret.clone()))
         .path("/adfs/ls/")
         .http_only(true)
@@ -289,11 +339,14 @@ async fn advance(
             ));
         }
     };
-    record_steps(ctx, &mut flow).await?;
+    let step = StepWrites {
+        events: take_steps(ctx, &mut flow).await,
+        deferred: deps.later.take(),
+    };
     if matches!(flow.state, LoginState::Authenticated { .. }) {
-        return finish(ctx, lang, flow, old, jar).await;
+        return finish(ctx, lang, flow, old, &step, jar).await;
     }
-    if save(ctx, &flow, old).await? {
+    if save(ctx, &flow, old, &step).await? {
         super::views::render(ctx, lang, &flow).await
     } else {
         // Someone else moved the flow on (another tab, another node): show what is current.
@@ -320,22 +373,25 @@ fn again(flow: &Flow) -> Response {
     Redirect::to(&format!("/adfs/ls/login?flow={}", flow.id)).into_response()
 }
 
-/// Saves the stepped flow over `old`; `false` when someone else saved first.
-async fn save(ctx: &AppContext, flow: &Flow, old: Vec<u8>) -> Result<bool, StoreError> {
-    let key = flow_key(&flow.id);
-    match serde_json::to_vec(flow) {
-        Ok(new) if new == old => Ok(true),
-        Ok(new) => {
-            let ttl = std::time::Duration::from_secs(ctx.config.idp.flow_lifetime_secs.into());
-            ctx.store
-                .compare_and_set(&key, Some(&old), &new, Some(ttl))
-                .await
-        }
-        Err(e) => Err(StoreError::Corrupt {
-            key,
-            detail: e.to_string(),
-        }),
+/// Saves the stepped flow over `old`, with what its steps left to write; `false` when someone
+/// else saved first (the rest is written either way: the steps happened).
+async fn save(
+    ctx: &AppContext,
+    flow: &Flow,
+    old: Vec<u8>,
+    step: &StepWrites,
+) -> Result<bool, StoreError> {
+    let (key, new) = (flow_key(&flow.id), flow_bytes(flow)?);
+    if new == old {
+        return save_with_events(ctx, step, None).await;
     }
+    let cas = Write::CompareAndSet {
+        key: &key,
+        expected: Some(&old),
+        new: &new,
+        ttl: Some(flow_ttl(ctx)),
+    };
+    save_with_events(ctx, step, Some(cas)).await
 }
 
 /// An authenticated flow ends here, once (the flow is consumed): an SSO session and the
@@ -345,6 +401,7 @@ async fn finish(
     lang: &PageLang,
     flow: Flow,
     old: Vec<u8>,
+    step: &StepWrites,
     jar: CookieJar,
 ) -> Result<Response, WebError> {
     let LoginState::Authenticated {
@@ -355,13 +412,14 @@ async fn finish(
     else {
         return Ok(again(&flow));
     };
-    let one_second = Some(std::time::Duration::from_secs(1));
     let key = flow_key(&flow.id);
-    if !ctx
-        .store
-        .compare_and_set(&key, Some(&old), b"{}", one_second)
-        .await?
-    {
+    let consume = Write::CompareAndSet {
+        key: &key,
+        expected: Some(&old),
+        new: b"{}",
+        ttl: Some(std::time::Duration::from_secs(1)),
+    };
+    if !save_with_events(ctx, step, Some(consume)).await? {
         return Ok(again(&flow));
     }
     let new_session = || {
