@@ -53,9 +53,10 @@ pub fn new_id() -> String {
 /// `n` random bytes from the OS CSPRNG as lower-case hex.
 pub fn random_hex(n: usize) -> String {
     let mut buf = vec![0u8; n];
-    // openssl's RAND_bytes only fails when the CSPRNG cannot be seeded; nothing safe can
-    // continue then, so a panic is the honest outcome.
-    openssl::rand::rand_bytes(&mut buf).expect("OS random generator unavailable");
+    // The kernel's CSPRNG (getrandom(2)): a sign-in draws several ids, and one system call
+    // costs less than OpenSSL's DRBG path (BENCHMARKS.md). It fails only when the OS cannot
+    // give randomness at all; nothing safe can continue then, so a panic is the honest outcome.
+    getrandom::fill(&mut buf).expect("OS random generator unavailable");
     hex::encode(buf)
 }
 

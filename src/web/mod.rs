@@ -28,12 +28,12 @@ use axum::http::{HeaderName, HeaderValue, StatusCode, header, request::Parts};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use minijinja::Environment;
+use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::{
     SetSensitiveRequestHeadersLayer, SetSensitiveResponseHeadersLayer,
 };
-use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::clock::Clock;
@@ -140,64 +140,68 @@ fn routes(state: &AppState) -> Router<AppState> {
 
 /// The layers that shape answers: limits and deadlines, error pages, panics, counts and the
 /// security headers.
+///
+/// Each function gives the router one composed stack (`ServiceBuilder`, listed outermost
+/// first): `Router::layer` boxes every route once per call, and a request then pays a box,
+/// a clone and a boxed future at every level; one call per stack pays that once
+/// (BENCHMARKS.md). The order is the one the layers need, as commented.
 fn with_page_layers(r: Router<AppState>, state: &AppState) -> Router<AppState> {
-    // Layers that refuse requests on their own (the body limit, the body and request
-    // deadlines) go on `r` here: layered before `errors::pages` they sit inside it, so their
-    // 413 / 408 reach people as the error page too.
     let limits = crate::server::ServerLimits::from_config(&state.config.server);
-    let mut r = r
-        .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes))
-        .layer(axum::middleware::from_fn_with_state(
-            limits,
-            crate::server::deadlines,
+    let max_body = limits.max_body_bytes;
+    let stack = ServiceBuilder::new()
+        // The static security headers and those that depend on the answer, on every answer,
+        // error pages included.
+        .layer(axum::middleware::map_response_with_state(
+            state.clone(),
+            security_headers,
         ))
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            errors::pages,
+            state.metrics.clone(),
+            layers::count,
         ))
         // Outside `pages`, so a panic anywhere inside becomes our page, counted and logged
         // like any answer.
         .layer(CatchPanicLayer::custom(layers::panic_page(state.clone())))
         .layer(axum::middleware::from_fn_with_state(
-            state.metrics.clone(),
-            layers::count,
-        ))
-        .layer(axum::middleware::map_response_with_state(
             state.clone(),
-            security_headers,
-        ));
-    for (name, value) in layers::STATIC_HEADERS {
-        r = r.layer(SetResponseHeaderLayer::overriding(
-            HeaderName::from_static(name),
-            HeaderValue::from_static(value),
-        ));
-    }
-    r
+            errors::pages,
+        ))
+        // Layers that refuse requests on their own (the body limit, the body and request
+        // deadlines) sit inside `errors::pages`, so their 413 / 408 reach people as the
+        // error page too.
+        .layer(axum::middleware::from_fn_with_state(
+            limits,
+            crate::server::deadlines,
+        ))
+        .layer(axum::extract::DefaultBodyLimit::max(max_body));
+    r.layer(stack)
 }
 
 /// The layers around the whole request: access log, request id, redacted headers, and the
 /// client's address.
 fn with_request_layers(r: Router<AppState>, state: &AppState) -> Router<AppState> {
-    r.layer(
-        TraceLayer::new_for_http()
-            .make_span_with(layers::access_span)
-            .on_request(())
-            .on_response(layers::access_logged),
-    )
-    // Cookies carry sessions and flow secrets: whatever logs headers shows them redacted.
-    .layer(SetSensitiveResponseHeadersLayer::new([header::SET_COOKIE]))
-    .layer(PropagateRequestIdLayer::new(layers::REQUEST_ID))
-    .layer(SetSensitiveRequestHeadersLayer::new([
-        header::COOKIE,
-        header::AUTHORIZATION,
-    ]))
-    // Outside the access log, so its span has the id; a balancer's own id is kept.
-    .layer(SetRequestIdLayer::new(layers::REQUEST_ID, MakeRequestUuid))
-    // Outermost, so every layer and handler inside sees the real client.
-    .layer(axum::middleware::from_fn_with_state(
-        state.proxies.clone(),
-        client::middleware,
-    ))
+    let stack = ServiceBuilder::new()
+        // Outermost, so every layer and handler inside sees the real client.
+        .layer(axum::middleware::from_fn_with_state(
+            state.proxies.clone(),
+            client::middleware,
+        ))
+        // Outside the access log, so its span has the id; a balancer's own id is kept.
+        .layer(SetRequestIdLayer::new(layers::REQUEST_ID, MakeRequestUuid))
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::COOKIE,
+            header::AUTHORIZATION,
+        ]))
+        .layer(PropagateRequestIdLayer::new(layers::REQUEST_ID))
+        // Cookies carry sessions and flow secrets: whatever logs headers shows them redacted.
+        .layer(SetSensitiveResponseHeadersLayer::new([header::SET_COOKIE]))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(layers::access_span)
+                .on_request(())
+                .on_response(layers::access_logged),
+        );
+    r.layer(stack)
 }
 
 /// The router of `server.metrics_listen`: `/metrics` alone.
@@ -272,6 +276,12 @@ const HSTS: &str = "max-age=31536000";
 /// and nothing sign-in related is cached.
 async fn security_headers(State(ctx): State<AppState>, mut res: Response) -> Response {
     let h = res.headers_mut();
+    for (name, value) in layers::STATIC_HEADERS {
+        h.insert(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        );
+    }
     if !h.contains_key(header::CONTENT_SECURITY_POLICY)
         && let Ok(v) = HeaderValue::from_str(&csp("'self'"))
     {
@@ -395,6 +405,7 @@ impl AppContext {
             // Pages in another language say so with `Deps::in_lang`.
             lang: crate::i18n::Lang::default(),
             catalogue: &self.catalogue,
+            later: crate::store::Later::default(),
         }
     }
 
