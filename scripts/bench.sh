@@ -19,7 +19,7 @@
 #
 # Tunables: BENCH_N (measured logins per run, 2000), BENCH_C (concurrency, 16), BENCH_RUNS (3),
 # BENCH_USERS (directory users, 10000), BENCH_PUSH_N (10000), BENCH_SIGN_ITERS (2000),
-# BENCH_PROFILE (release|debug), BENCH_PROFILE_N (logins of the profiled run, min(N, 500)),
+# BENCH_PROFILE (release|debug), BENCH_PROFILE_N (logins of the profiled run, min(N, 1000)),
 # BENCH_FARM_N (logins per farm run, N), BENCH_KEEP=1 keeps $BENCH_DIR (logs, raw RESULT lines,
 # the profile's perf.data: `perf report -i FILE --no-children`), BENCH_PARTS (which parts run,
 # default "logins profile sign farm push"; the table needs them all).
@@ -35,7 +35,7 @@ RUNS="${BENCH_RUNS:-3}"
 PUSH_N="${BENCH_PUSH_N:-10000}"
 SIGN_ITERS="${BENCH_SIGN_ITERS:-2000}"
 PROFILE="${BENCH_PROFILE:-release}"
-PROFILE_N="${BENCH_PROFILE_N:-$(( N < 500 ? N : 500 ))}"
+PROFILE_N="${BENCH_PROFILE_N:-$(( N < 1000 ? N : 1000 ))}"
 FARM_N="${BENCH_FARM_N:-$N}"
 PARTS=" ${BENCH_PARTS:-logins profile sign farm push} "
 part() { [[ "$PARTS" == *" $1 "* ]]; }
@@ -216,7 +216,7 @@ if part profile; then
   redis-cli -p "$REDIS_PORT" MONITOR > "$BENCH_DIR/monitor.txt" &
   monitor_pid=$!; EXTRA_PIDS+=("$monitor_pid")
   # DWARF call graphs: Rust and C code alike unwind through .eh_frame, no rebuild needed.
-  perf record -F 999 --call-graph dwarf,32768 -o "$BENCH_DIR/perf.data" -p "$TESSERA_PID" \
+  perf record -F 1999 --call-graph dwarf,32768 -o "$BENCH_DIR/perf.data" -p "$TESSERA_PID" \
     > "$BENCH_DIR/perf-record.log" 2>&1 &
   perf_pid=$!; EXTRA_PIDS+=("$perf_pid")
   sleep 0.5  # perf attaches to the threads

@@ -537,6 +537,29 @@ impl Directory for MeasuredDirectory {
             directory_failed
         )
     }
+    async fn find(&self, login: &str) -> Result<Option<crate::directory::Found>, AuthError> {
+        measured!(
+            self,
+            directory_call,
+            DirectoryOp::CanonicalName,
+            self.inner.find(login),
+            directory_failed
+        )
+    }
+    async fn authenticate_found(
+        &self,
+        login: &str,
+        password: &str,
+        found: Option<&crate::directory::Found>,
+    ) -> Result<UserInfo, AuthError> {
+        measured!(
+            self,
+            directory_call,
+            DirectoryOp::Authenticate,
+            self.inner.authenticate_found(login, password, found),
+            directory_failed
+        )
+    }
     async fn search(&self, text: &str, limit: usize) -> Result<Vec<UserInfo>, AuthError> {
         measured!(
             self,

@@ -523,3 +523,45 @@ async fn no_such_user_is_logged_with_the_filter_that_found_nobody() {
     assert!(text.contains("dc=corp,dc=example"), "and the base: {text}");
     assert!(!text.contains(&password_of("alice")), "{text}");
 }
+
+/// A sign-in looks its user up once: `find` (which counts the attempt under the user's
+/// canonical name) keeps the entry, and the password is checked against that entry. Shown by
+/// changing the entry in between: the sign-in reports what `find` read, a fresh
+/// `authenticate` what the directory holds now.
+#[tokio::test]
+async fn a_sign_in_searches_for_its_user_once() {
+    let slapd = Slapd::start();
+    slapd.add_user("erin", "Erin-pass-1", "mail: erin@old.example");
+    let dir = directory(slapd.settings());
+    let found = dir
+        .find("CORP\\erin")
+        .await
+        .expect("find")
+        .expect("erin exists");
+    assert_eq!(found.name, "erin");
+    slapd.replace_attr(&person_dn("erin"), "mail", "erin@new.example");
+    let user = dir
+        .authenticate_found("CORP\\erin", "Erin-pass-1", Some(&found))
+        .await
+        .expect("erin signs in");
+    assert_eq!(
+        user.mail.as_deref(),
+        Some("erin@old.example"),
+        "no second search"
+    );
+    let fresh = dir
+        .authenticate("erin", "Erin-pass-1")
+        .await
+        .expect("erin again");
+    assert_eq!(fresh.mail.as_deref(), Some("erin@new.example"));
+    // The entry does not stand in for the password: a wrong one is still refused.
+    assert!(matches!(
+        dir.authenticate_found("erin", "wrong", Some(&found)).await,
+        Err(AuthError::InvalidCredentials)
+    ));
+    // Nor for an empty one (RFC 4513 §5.1.2), refused before any bind.
+    assert!(matches!(
+        dir.authenticate_found("erin", "", Some(&found)).await,
+        Err(AuthError::EmptyPassword)
+    ));
+}

@@ -78,6 +78,22 @@ impl AuthError {
     }
 }
 
+/// Who `Directory::find` found: the name every spelling of the login is known by, and the
+/// directory's own record of the user when it read one, for `authenticate_found` to check
+/// the password against without looking the user up again.
+pub struct Found {
+    pub name: String,
+    /// An LDAP entry, say; only the directory that made it knows its type.
+    pub(crate) record: Option<Box<dyn std::any::Any + Send + Sync>>,
+}
+
+impl Found {
+    /// A name with nothing kept: `authenticate_found` then does all of `authenticate`.
+    pub fn name_only(name: String) -> Self {
+        Found { name, record: None }
+    }
+}
+
 #[async_trait]
 pub trait Directory: Send + Sync + 'static {
     /// Checks the password of `login` (`user`, `user@upn.suffix` or `DOMAIN\user`) and
@@ -91,6 +107,23 @@ pub trait Directory: Send + Sync + 'static {
     /// up without their password answers the typed short name.
     async fn canonical_name(&self, login: &str) -> Result<Option<String>, AuthError> {
         Ok(self.lookup(login).await?.map(|u| u.username))
+    }
+    /// `canonical_name`, keeping what the directory read to answer it for
+    /// `authenticate_found`: a sign-in looks its user up once, not once to count its
+    /// attempt and again to check its password.
+    async fn find(&self, login: &str) -> Result<Option<Found>, AuthError> {
+        Ok(self.canonical_name(login).await?.map(Found::name_only))
+    }
+    /// `authenticate` for a login that `find` answered with `found` moments before, in the
+    /// same request. Directories that keep nothing from `find` ignore `found`.
+    async fn authenticate_found(
+        &self,
+        login: &str,
+        password: &str,
+        found: Option<&Found>,
+    ) -> Result<UserInfo, AuthError> {
+        let _ = found;
+        self.authenticate(login, password).await
     }
     /// Users whose login name, UPN or mail starts with `text`, or whose display name contains
     /// it (the admin console's user search); at most `limit`.

@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use super::{Deps, StepError};
 use crate::directory::AuthError;
+use crate::directory::Found;
 use crate::mfa::settings::MfaSettings;
 use crate::store::{Deferred, Later, Store, StoreError};
 
@@ -57,6 +58,8 @@ pub struct Gate {
     /// `None` for a trusted proxy's own address, which has no budget.
     ip_key: Option<String>,
     user_key: String,
+    /// Whom the directory found for the login, for the password check to reuse.
+    found: Option<Found>,
 }
 
 /// Why an attempt does not reach the directory.
@@ -126,13 +129,13 @@ pub async fn admit(
     {
         return Ok(Err(Refusal::Address));
     }
-    let canonical = match deps.directory.canonical_name(login).await {
-        Ok(c) => c,
+    let found = match deps.directory.find(login).await {
+        Ok(f) => f,
         Err(AuthError::Unavailable(detail)) => return Err(StepError::DirectoryUnavailable(detail)),
         // A login the directory refuses to parse names nobody.
         Err(_) => None,
     };
-    let person = person(canonical, login);
+    let person = person(found.as_ref().map(|f| f.name.clone()), login);
     let budget = if !proxy && deps.store.get(&familiar_key(&person, ip)).await?.is_some() {
         Budget::Familiar
     } else {
@@ -143,7 +146,11 @@ pub async fn admit(
     if deps.store.incr(&user_key, 1, window).await? > i64::from(budget.limit(mfa)) {
         return Ok(Err(Refusal::Person(budget)));
     }
-    Ok(Ok(Gate { ip_key, user_key }))
+    Ok(Ok(Gate {
+        ip_key,
+        user_key,
+        found,
+    }))
 }
 
 async fn read_count(store: &dyn Store, key: &str) -> Result<i64, StoreError> {
@@ -155,6 +162,11 @@ async fn read_count(store: &dyn Store, key: &str) -> Result<i64, StoreError> {
 }
 
 impl Gate {
+    /// Whom the directory found when the attempt was admitted (`Directory::find`).
+    pub fn found(&self) -> Option<&Found> {
+        self.found.as_ref()
+    }
+
     /// The password was right: the person's count of this budget starts again, when the
     /// step is saved (until then the attempt stays counted, which errs on the safe side).
     pub fn passed(self, later: &Later) {

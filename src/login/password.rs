@@ -35,7 +35,10 @@ pub(super) async fn on_password(
             return Ok(refused(failures, login, refusal.reason(), TOO_MANY));
         }
     };
-    let result = deps.directory.authenticate(&login, &password).await;
+    let result = deps
+        .directory
+        .authenticate_found(&login, &password, gate.found())
+        .await;
     drop(password);
     match result {
         Ok(user) => {

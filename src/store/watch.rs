@@ -22,6 +22,11 @@ struct Snapshot<T> {
 pub struct Watched<T> {
     what: &'static str,
     snapshot: RwLock<Snapshot<T>>,
+    /// One re-read at a time: requests that find the value due while another re-reads it
+    /// wait for that one instead of each reading (and, after a change, each deriving) it
+    /// again. At a node's start under load that was a herd: every request in flight listed
+    /// the relying parties' keys in full (BENCHMARKS.md).
+    refreshing: tokio::sync::Mutex<()>,
 }
 
 impl<T> Watched<T> {
@@ -34,6 +39,7 @@ impl<T> Watched<T> {
                 checked: Some(Instant::now()),
                 value: Arc::new(initial),
             }),
+            refreshing: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -63,11 +69,13 @@ impl<T> Watched<T> {
         F: FnOnce(Option<Vec<u8>>) -> Fut,
         Fut: Future<Output = Result<T, String>>,
     {
-        {
-            let snap = self.snapshot.read().unwrap_or_else(|p| p.into_inner());
-            if snap.checked.is_some_and(|c| c.elapsed() < REFRESH) {
-                return snap.value.clone();
-            }
+        if let Some(fresh) = self.fresh() {
+            return fresh;
+        }
+        let _turn = self.refreshing.lock().await;
+        // Whoever held the turn before may have just re-read it.
+        if let Some(fresh) = self.fresh() {
+            return fresh;
         }
         let raw = match store.get(key).await {
             Ok(raw) => raw,
@@ -93,6 +101,14 @@ impl<T> Watched<T> {
         }
     }
 
+    /// The value, when it was checked less than `REFRESH` ago.
+    fn fresh(&self) -> Option<Arc<T>> {
+        let snap = self.snapshot.read().unwrap_or_else(|p| p.into_inner());
+        snap.checked
+            .is_some_and(|c| c.elapsed() < REFRESH)
+            .then(|| snap.value.clone())
+    }
+
     fn touch(&self, new: Option<(Option<Vec<u8>>, Arc<T>)>) -> Arc<T> {
         let mut snap = self.snapshot.write().unwrap_or_else(|p| p.into_inner());
         snap.checked = Some(Instant::now());
@@ -101,5 +117,56 @@ impl<T> Watched<T> {
             snap.value = value;
         }
         snap.value.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::store::embedded::EmbeddedStore;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn requests_that_find_the_value_due_together_derive_it_once() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let clock = Arc::new(crate::clock::SystemClock);
+        let store =
+            Arc::new(EmbeddedStore::open(&dir.path().join("s.redb"), clock).expect("store"));
+        store.put("version", b"2", None).await.expect("put");
+        let watched = Arc::new(Watched::new("test value", 1u32));
+        watched.invalidate();
+        let derived = Arc::new(AtomicUsize::new(0));
+        let start = Arc::new(tokio::sync::Barrier::new(20));
+        let tasks: Vec<_> = (0..20)
+            .map(|_| {
+                let (store, watched) = (store.clone(), watched.clone());
+                let (derived, start) = (derived.clone(), start.clone());
+                tokio::spawn(async move {
+                    start.wait().await;
+                    let value = watched
+                        .get(store.as_ref(), "version", |raw| async move {
+                            derived.fetch_add(1, Ordering::SeqCst);
+                            // A slow derivation (a metadata folder, a keyspace scan).
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            Ok(raw.map_or(0, |r| u32::from(r[0] - b'0')))
+                        })
+                        .await;
+                    *value
+                })
+            })
+            .collect();
+        for task in tasks {
+            assert_eq!(
+                task.await.expect("task"),
+                2,
+                "every request sees the new value"
+            );
+        }
+        assert_eq!(
+            derived.load(Ordering::SeqCst),
+            1,
+            "derived once, not once per request"
+        );
     }
 }

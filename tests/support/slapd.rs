@@ -204,6 +204,13 @@ impl Slapd {
         self.ldap_tool("ldapadd", &[], &ldif);
     }
 
+    /// Replaces one attribute of `dn` as the rootdn (`ldapmodify`).
+    #[allow(dead_code)] // not every test binary that includes support/ changes entries
+    pub fn replace_attr(&self, dn: &str, attr: &str, value: &str) {
+        let ldif = format!("dn: {dn}\nchangetype: modify\nreplace: {attr}\n{attr}: {value}\n");
+        self.ldap_tool("ldapmodify", &[], &ldif);
+    }
+
     /// Values of one attribute (operational ones included) read as the rootdn, for asserting
     /// server-side effects such as ppolicy's pwdFailureTime.
     pub fn read_attr(&self, dn: &str, attr: &str) -> Vec<String> {

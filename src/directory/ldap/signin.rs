@@ -182,6 +182,17 @@ impl LdapDirectory {
             tracing::info!(%login, %filter, base = %self.settings.base_dn, "LDAP sign-in refused: no such user");
             return Err(AuthError::InvalidCredentials);
         };
+        self.bind_entry(entry, user, password).await
+    }
+
+    /// The checks and the user bind of search-then-bind, for the entry the search found
+    /// (here, or in `find` earlier in the same sign-in).
+    pub(super) async fn bind_entry(
+        &self,
+        entry: SearchEntry,
+        user: &str,
+        password: &str,
+    ) -> Result<UserInfo, AuthError> {
         let attrs = lower_attrs(&entry);
         let state = AccountState::of(&attrs);
         // Checked before binding so that a disabled account never costs a bind attempt (and
