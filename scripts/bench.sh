@@ -233,7 +233,9 @@ if part profile; then
   # MONITOR slow the profiled run down); without them, by the profiled run's own.
   cpu=$(python3 scripts/bench/table.py --tessera-cpu "$RESULTS" 2>/dev/null \
     || sed -n 's/^RESULT .* idp_cpu_ms_per_login=\([0-9.]*\) .*/\1/p' "$BENCH_DIR/profile-run.txt")
-  perf script -i "$BENCH_DIR/perf.data" 2> "$BENCH_DIR/perf-script.log" \
+  # --no-inline: resolving inlined frames runs addr2line over the debug info, minutes for a
+  # debug build; the steps are decided by the functions perf sees anyway.
+  perf script --no-inline -i "$BENCH_DIR/perf.data" 2> "$BENCH_DIR/perf-script.log" \
     | python3 scripts/bench/cpuprofile.py --cpu-ms-per-login "$cpu" | tee "$BENCH_DIR/profile.txt" || failed=1
   grep '^RESULT' "$BENCH_DIR/profile.txt" >> "$RESULTS" || failed=1
 fi
