@@ -974,6 +974,30 @@ mod tests {
             decode(&inc, Binding::Redirect).err(),
             Some(RequestError::InflateBomb)
         );
+        // The limit itself: exactly MAX_INFLATED bytes inflate (and then fail as XML), one
+        // more is a bomb; a stream cut short is refused as deflate.
+        let deflated = |n: usize| {
+            let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+            e.write_all(&vec![b' '; n]).expect("write");
+            e.finish().expect("finish")
+        };
+        let inc = |bytes: &[u8]| Incoming {
+            saml_request: base64::engine::general_purpose::STANDARD.encode(bytes),
+            ..Default::default()
+        };
+        assert!(matches!(
+            decode(&inc(&deflated(MAX_INFLATED)), Binding::Redirect),
+            Err(RequestError::Xml(_))
+        ));
+        assert_eq!(
+            decode(&inc(&deflated(MAX_INFLATED + 1)), Binding::Redirect).err(),
+            Some(RequestError::InflateBomb)
+        );
+        let whole = deflated(4000);
+        assert!(matches!(
+            decode(&inc(&whole[..whole.len() / 2]), Binding::Redirect),
+            Err(RequestError::BadDeflate(_))
+        ));
         // One message per query: a request and a response together are neither.
         for q in [
             "SAMLRequest=a&SAMLResponse=b",
