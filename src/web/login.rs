@@ -140,42 +140,41 @@ impl LoginForm {
     }
 }
 
-/// Takes the audit events of a flow's last steps, for the caller to save with the flow, and
-/// counts them in the metrics: the one place both happen, so the sign-in log and `/metrics`
-/// cannot disagree.
-async fn take_steps(ctx: &AppContext, flow: &mut Flow) -> Vec<(i64, String)> {
-    let transitions = std::mem::take(&mut flow.transitions);
-    let rp = crate::metrics::rp_label(&*ctx.registry().await, &flow.request);
-    for t in &transitions {
-        ctx.metrics.transition(t, &rp);
-    }
-    std::mem::take(&mut flow.audit_events)
-}
-
 /// What a step leaves to save besides the flow: its audit events and the writes it deferred.
-#[derive(Default)]
 struct StepWrites {
     events: Vec<(i64, String)>,
     deferred: Vec<Deferred>,
 }
 
+/// Takes the audit events of a flow's last steps, for the caller to save with the flow and
+/// the step's `deferred` writes, and counts them in the metrics: the one place both happen,
+/// so the sign-in log and `/metrics` cannot disagree.
+async fn take_steps(ctx: &AppContext, flow: &mut Flow, deferred: Vec<Deferred>) -> StepWrites {
+    let transitions = std::mem::take(&mut flow.transitions);
+    let rp = crate::metrics::rp_label(&*ctx.registry().await, &flow.request);
+    for t in &transitions {
+        ctx.metrics.transition(t, &rp);
+    }
+    StepWrites {
+        events: std::mem::take(&mut flow.audit_events),
+        deferred,
+    }
+}
+
 /// A step's writes in one batch (one store round trip): its audit events, the writes it
 /// deferred, then the flow's own write (if any); that write's answer (`true` for a put or
 /// for none).
-async fn save_with_events(
+async fn save_step(
     ctx: &AppContext,
     step: &StepWrites,
     flow_write: Option<Write<'_>>,
 ) -> Result<bool, StoreError> {
     let mut writes: Vec<Write<'_>> = crate::audit::appends(&step.events).collect();
     writes.extend(step.deferred.iter().map(Deferred::as_write));
-    let Some(flow_write) = flow_write else {
-        ctx.store.write_batch(&writes).await?;
-        return Ok(true);
-    };
-    writes.push(flow_write);
+    let flow_written = flow_write.is_some();
+    writes.extend(flow_write);
     let answers = ctx.store.write_batch(&writes).await?;
-    Ok(answers.last().copied().unwrap_or(false))
+    Ok(!flow_written || answers.last() == Some(&true))
 }
 
 fn flow_ttl(ctx: &AppContext) -> std::time::Duration {
@@ -192,13 +191,10 @@ fn flow_bytes(flow: &Flow) -> Result<Vec<u8>, StoreError> {
 /// Saves a new flow and sends the browser to its first page, with the cookie that binds the
 /// flow to this browser.
 pub async fn begin(ctx: &AppContext, mut flow: Flow, jar: CookieJar) -> Result<Response, WebError> {
-    let step = StepWrites {
-        events: take_steps(ctx, &mut flow).await,
-        deferred: Vec::new(),
-    };
+    let step = take_steps(ctx, &mut flow, Vec::new()).await;
     let (key, value) = (flow_key(&flow.id), flow_bytes(&flow)?);
     let ttl = Some(flow_ttl(ctx));
-    save_with_events(
+    save_step(
         ctx,
         &step,
         Some(Write::Put {
@@ -339,10 +335,7 @@ async fn advance(
             ));
         }
     };
-    let step = StepWrites {
-        events: take_steps(ctx, &mut flow).await,
-        deferred: deps.later.take(),
-    };
+    let step = take_steps(ctx, &mut flow, deps.later.take()).await;
     if matches!(flow.state, LoginState::Authenticated { .. }) {
         return finish(ctx, lang, flow, old, &step, jar).await;
     }
@@ -383,7 +376,7 @@ async fn save(
 ) -> Result<bool, StoreError> {
     let (key, new) = (flow_key(&flow.id), flow_bytes(flow)?);
     if new == old {
-        return save_with_events(ctx, step, None).await;
+        return save_step(ctx, step, None).await;
     }
     let cas = Write::CompareAndSet {
         key: &key,
@@ -391,7 +384,7 @@ async fn save(
         new: &new,
         ttl: Some(flow_ttl(ctx)),
     };
-    save_with_events(ctx, step, Some(cas)).await
+    save_step(ctx, step, Some(cas)).await
 }
 
 /// An authenticated flow ends here, once (the flow is consumed): an SSO session and the
@@ -419,7 +412,7 @@ async fn finish(
         new: b"{}",
         ttl: Some(std::time::Duration::from_secs(1)),
     };
-    if !save_with_events(ctx, step, Some(consume)).await? {
+    if !save_step(ctx, step, Some(consume)).await? {
         return Ok(again(&flow));
     }
     let new_session = || {
