@@ -516,6 +516,14 @@ async fn listen(
     }
 }
 
+/// `CAS_SCRIPT`'s ARGV[1] and ARGV[2] for an expected value (`None`: absence).
+fn cas_expectation(expected: Option<&[u8]>) -> (&'static str, &[u8]) {
+    match expected {
+        Some(bytes) => ("1", bytes),
+        None => ("0", &b""[..]),
+    }
+}
+
 /// Whether XADD refused an entry ID because the stream already holds a later one.
 fn stamp_behind(error: &str) -> bool {
     error.contains("equal or smaller")
@@ -609,10 +617,7 @@ impl Store for RedisStore {
         new: &[u8],
         ttl: Option<Duration>,
     ) -> Result<bool> {
-        let (mode, expected) = match expected {
-            Some(bytes) => ("1", bytes),
-            None => ("0", &b""[..]),
-        };
+        let (mode, expected) = cas_expectation(expected);
         let key = &self.full_key(key);
         let replaced: i64 = self
             .run(
@@ -740,13 +745,10 @@ impl Store for RedisStore {
         for w in writes {
             match *w {
                 Write::Put { key, value, ttl } => {
-                    pipe.cmd("SET").arg(self.full_key(key)).arg(value);
-                    if let Some(ttl) = ttl {
-                        pipe.arg("PX").arg(ttl_millis(ttl));
-                    }
+                    pipe.set_options(self.full_key(key), value, set_options(ttl));
                 }
                 Write::Delete { key } => {
-                    pipe.cmd("DEL").arg(self.full_key(key));
+                    pipe.del(self.full_key(key));
                 }
                 Write::Append {
                     log,
@@ -763,7 +765,7 @@ impl Store for RedisStore {
                     new,
                     ttl,
                 } => {
-                    let (mode, expected) = expected.map_or(("0", &b""[..]), |e| ("1", e));
+                    let (mode, expected) = cas_expectation(expected);
                     pipe.cmd("EVAL")
                         .arg(CAS_SCRIPT)
                         .arg(1)
