@@ -550,7 +550,7 @@ impl Directory for MeasuredDirectory {
         &self,
         login: &str,
         password: &str,
-        found: Option<&crate::directory::Found>,
+        found: Option<crate::directory::Found>,
     ) -> Result<UserInfo, AuthError> {
         measured!(
             self,

@@ -541,7 +541,7 @@ async fn a_sign_in_searches_for_its_user_once() {
     assert_eq!(found.name, "erin");
     slapd.replace_attr(&person_dn("erin"), "mail", "erin@new.example");
     let user = dir
-        .authenticate_found("CORP\\erin", "Erin-pass-1", Some(&found))
+        .authenticate_found("CORP\\erin", "Erin-pass-1", Some(found))
         .await
         .expect("erin signs in");
     assert_eq!(
@@ -554,14 +554,17 @@ async fn a_sign_in_searches_for_its_user_once() {
         .await
         .expect("erin again");
     assert_eq!(fresh.mail.as_deref(), Some("erin@new.example"));
+    let found_again = || async { dir.find("erin").await.expect("find").expect("erin") };
     // The entry does not stand in for the password: a wrong one is still refused.
     assert!(matches!(
-        dir.authenticate_found("erin", "wrong", Some(&found)).await,
+        dir.authenticate_found("erin", "wrong", Some(found_again().await))
+            .await,
         Err(AuthError::InvalidCredentials)
     ));
     // Nor for an empty one (RFC 4513 §5.1.2), refused before any bind.
     assert!(matches!(
-        dir.authenticate_found("erin", "", Some(&found)).await,
+        dir.authenticate_found("erin", "", Some(found_again().await))
+            .await,
         Err(AuthError::EmptyPassword)
     ));
 }

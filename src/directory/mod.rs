@@ -120,9 +120,9 @@ pub trait Directory: Send + Sync + 'static {
         &self,
         login: &str,
         password: &str,
-        found: Option<&Found>,
+        found: Option<Found>,
     ) -> Result<UserInfo, AuthError> {
-        let _ = found;
+        drop(found);
         self.authenticate(login, password).await
     }
     /// Users whose login name, UPN or mail starts with `text`, or whose display name contains

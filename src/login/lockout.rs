@@ -90,7 +90,7 @@ fn person_hash(person: &str) -> String {
 /// The person an attempt counts for: the directory's name for the user, lower-cased; for a
 /// name the directory does not know, the typed name marked as such (so it cannot collide
 /// with a real user's).
-fn person(canonical: Option<String>, typed: &str) -> String {
+fn person(canonical: Option<&str>, typed: &str) -> String {
     match canonical {
         Some(name) => name.to_lowercase(),
         None => format!("?{}", typed.to_lowercase()),
@@ -135,7 +135,7 @@ pub async fn admit(
         // A login the directory refuses to parse names nobody.
         Err(_) => None,
     };
-    let person = person(found.as_ref().map(|f| f.name.clone()), login);
+    let person = person(found.as_ref().map(|f| f.name.as_str()), login);
     let budget = if !proxy && deps.store.get(&familiar_key(&person, ip)).await?.is_some() {
         Budget::Familiar
     } else {
@@ -162,9 +162,10 @@ async fn read_count(store: &dyn Store, key: &str) -> Result<i64, StoreError> {
 }
 
 impl Gate {
-    /// Whom the directory found when the attempt was admitted (`Directory::find`).
-    pub fn found(&self) -> Option<&Found> {
-        self.found.as_ref()
+    /// Whom the directory found when the attempt was admitted (`Directory::find`), handed
+    /// over to the password check.
+    pub fn take_found(&mut self) -> Option<Found> {
+        self.found.take()
     }
 
     /// The password was right: the person's count of this budget starts again, when the
@@ -238,17 +239,14 @@ mod tests {
 
     #[test]
     fn spellings_resolved_by_the_directory_share_one_key_and_unknown_names_do_not_collide() {
-        let a = user_key(&person(Some("FJones".into()), "fjones"), Budget::Unfamiliar);
+        let a = user_key(&person(Some("FJones"), "fjones"), Budget::Unfamiliar);
         let b = user_key(
-            &person(Some("fjones".into()), "frank.jones@example.com"),
+            &person(Some("fjones"), "frank.jones@example.com"),
             Budget::Unfamiliar,
         );
         assert_eq!(a, b);
         let unknown = user_key(&person(None, "fjones"), Budget::Unfamiliar);
         assert_ne!(a, unknown);
-        assert_ne!(
-            a,
-            user_key(&person(Some("fjones".into()), "x"), Budget::Familiar)
-        );
+        assert_ne!(a, user_key(&person(Some("fjones"), "x"), Budget::Familiar));
     }
 }

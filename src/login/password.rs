@@ -28,7 +28,7 @@ pub(super) async fn on_password(
         deps.timing.pad_failure(started).await;
         return Ok(refused(failures, String::new(), "malformed input", GENERIC));
     }
-    let gate = match lockout::admit(deps, &login, &flow.client_ip).await? {
+    let mut gate = match lockout::admit(deps, &login, &flow.client_ip).await? {
         Ok(gate) => gate,
         Err(refusal) => {
             deps.timing.pad_failure(started).await;
@@ -37,7 +37,7 @@ pub(super) async fn on_password(
     };
     let result = deps
         .directory
-        .authenticate_found(&login, &password, gate.found())
+        .authenticate_found(&login, &password, gate.take_found())
         .await;
     drop(password);
     match result {

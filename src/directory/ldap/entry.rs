@@ -28,6 +28,15 @@ pub(super) fn lower_attrs(entry: &SearchEntry) -> BTreeMap<String, Vec<String>> 
 }
 
 impl LdapDirectory {
+    /// The user's name as the directory spells it (the username attribute), else as typed.
+    pub(super) fn username(&self, attrs: &BTreeMap<String, Vec<String>>, typed: &str) -> String {
+        attrs
+            .get(&self.settings.attributes.username.to_ascii_lowercase())
+            .and_then(|v| v.first())
+            .cloned()
+            .unwrap_or_else(|| typed.to_string())
+    }
+
     pub(super) fn user_info(
         &self,
         entry: SearchEntry,
@@ -46,7 +55,7 @@ impl LdapDirectory {
             .map(|dns| dns.iter().map(|dn| group_name(dn)).collect())
             .unwrap_or_default();
         UserInfo {
-            username: first(&names.username).unwrap_or_else(|| typed.to_string()),
+            username: self.username(&attrs, typed),
             upn: first(&names.upn),
             mail: first(&names.mail),
             display_name: first(&names.display_name),

@@ -31,6 +31,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ldap3::SearchEntry;
+
+/// What `find` keeps for `authenticate_found`: the user's entry and its `lower_attrs`.
+type Kept = (SearchEntry, std::collections::BTreeMap<String, Vec<String>>);
 use tokio::sync::Semaphore;
 
 pub use account::{ad_bind_subcode, ad_subcode_error};
@@ -238,10 +241,10 @@ impl Directory for LdapDirectory {
         }
         Ok(self.find_user(user, suffix).await?.map(|entry| {
             let attrs = lower_attrs(&entry);
-            let name = self.user_info(entry.clone(), attrs, user).username;
+            let kept: Kept = (entry, attrs);
             Found {
-                name,
-                record: Some(Box::new(entry)),
+                name: self.username(&kept.1, user),
+                record: Some(Box::new(kept)),
             }
         }))
     }
@@ -253,15 +256,16 @@ impl Directory for LdapDirectory {
         &self,
         login: &str,
         password: &str,
-        found: Option<&Found>,
+        found: Option<Found>,
     ) -> Result<UserInfo, AuthError> {
-        let entry = found
-            .and_then(|f| f.record.as_ref())
-            .and_then(|r| r.downcast_ref::<SearchEntry>());
-        match entry {
-            Some(entry) if self.settings.direct_bind.is_none() && !password.is_empty() => {
+        let kept = found
+            .and_then(|f| f.record)
+            .and_then(|r| r.downcast::<Kept>().ok());
+        match kept {
+            Some(kept) if self.settings.direct_bind.is_none() && !password.is_empty() => {
                 let (user, _) = self.parse_login(login)?;
-                self.bind_entry(entry.clone(), user, password).await
+                let (entry, attrs) = *kept;
+                self.bind_entry(entry, attrs, user, password).await
             }
             _ => self.authenticate(login, password).await,
         }

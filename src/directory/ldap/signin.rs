@@ -1,5 +1,7 @@
 //! The sign-in operations: user search, user bind, and the search-then-bind and direct-bind flows.
 
+use std::collections::BTreeMap;
+
 use ldap3::{Ldap, LdapResult, Scope, SearchEntry, SearchOptions};
 
 use super::LdapDirectory;
@@ -182,18 +184,19 @@ impl LdapDirectory {
             tracing::info!(%login, %filter, base = %self.settings.base_dn, "LDAP sign-in refused: no such user");
             return Err(AuthError::InvalidCredentials);
         };
-        self.bind_entry(entry, user, password).await
+        let attrs = lower_attrs(&entry);
+        self.bind_entry(entry, attrs, user, password).await
     }
 
     /// The checks and the user bind of search-then-bind, for the entry the search found
-    /// (here, or in `find` earlier in the same sign-in).
+    /// (here, or in `find` earlier in the same sign-in) with its `lower_attrs`.
     pub(super) async fn bind_entry(
         &self,
         entry: SearchEntry,
+        attrs: BTreeMap<String, Vec<String>>,
         user: &str,
         password: &str,
     ) -> Result<UserInfo, AuthError> {
-        let attrs = lower_attrs(&entry);
         let state = AccountState::of(&attrs);
         // Checked before binding so that a disabled account never costs a bind attempt (and
         // never adds to its bad-password count).
