@@ -155,6 +155,12 @@ start_node() {
 }
 start_tessera() { start_node "$1"; TESSERA_PID=$STARTED_PID; }
 
+# Redis commands per login since `redis_commands` answered $1, over $2 logins (the INFO
+# call that reads the count is itself one).
+redis_commands_per_login() {
+  awk -v a="$(redis_commands)" -v b="$1" -v n="$2" 'BEGIN { printf "%.1f", (a - b - 1) / n }'
+}
+
 # Store calls Tessera made (client side, one round trip each), from its /metrics.
 store_calls() {
   curl -fsS "http://127.0.0.1:${1:-$TESSERA_PORT}/metrics" \
@@ -178,7 +184,7 @@ tessera_login_run() {  # $1 = label; measured run against $TESSERA_PID
   # Per sign-in, warm-up included: Redis's own count of commands (the node's once-a-second
   # settings refreshes too, a few per run) and Tessera's count of store calls (round trips).
   local cmds calls
-  cmds=$(awk -v a="$(redis_commands)" -v b="$before" -v n="$(( N + warmup ))" 'BEGIN { printf "%.1f", (a - b - 1) / n }')
+  cmds=$(redis_commands_per_login "$before" $(( N + warmup )))
   calls=$(awk -v a="$(store_calls)" -v b="$calls_before" -v n="$(( N + warmup ))" 'BEGIN { printf "%.1f", (a - b) / n }')
   echo "store per sign-in: $cmds Redis commands in $calls round trips"
   grep '^RESULT' "$BENCH_DIR/tessera-$1.txt" \
@@ -286,7 +292,7 @@ CFG
     "$LOADGEN" --target tessera --base "http://127.0.0.1:$LB_PORT" --n "$FARM_N" --c "$C" \
       --user-count "$BENCH_USERS" --user-offset "$USER_OFFSET" \
       --idp-cert "$TDIR/idp.crt" --pid "$pids,$REDIS_PID,$lb_pid" | tee "$BENCH_DIR/farm-$nodes.txt" || failed=1
-    cmds=$(awk -v a="$(redis_commands)" -v b="$before" -v n="$(( FARM_N + warmup ))" 'BEGIN { printf "%.1f", (a - b - 1) / n }')
+    cmds=$(redis_commands_per_login "$before" $(( FARM_N + warmup )))
     grep '^RESULT' "$BENCH_DIR/farm-$nodes.txt" \
       | sed "s/^RESULT /RESULT bench=farm nodes=$nodes store_cmds_per_login=$cmds /" >> "$RESULTS" || failed=1
     stop_pid "$lb_pid"
